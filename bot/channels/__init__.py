@@ -1,0 +1,1 @@
+"""Channel adapters: turn platform traffic into Inbound, deliver the engine's replies."""

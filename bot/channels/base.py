@@ -1,0 +1,25 @@
+"""The Channel contract every adapter fulfils.
+
+A channel receives platform traffic, turns it into :class:`~bot.messages.Inbound`, runs
+``Engine.handle`` and delivers the replies; proactive messages (newsletters, operator replies)
+go out through :meth:`Channel.send`. The engine never knows which channel it serves.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot.messages import FanRef, Reply
+
+
+class Channel(Protocol):
+    name: str
+
+    async def start(self) -> None:
+        """Begin receiving (open sockets, start polling); return once running."""
+
+    async def stop(self) -> None:
+        """Stop receiving and finish deliveries in flight."""
+
+    async def send(self, fan: FanRef, replies: list[Reply]) -> None:
+        """Deliver messages the fan did not just ask for (newsletters, operator replies)."""

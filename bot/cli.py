@@ -1,0 +1,309 @@
+"""The ``brandbot`` command. Each command's docstring is its help text and ends with an example."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from bot.errors import BrandbotError, ConfigError
+
+DEFAULT_DB = "brandbot.db"
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _load_brand(persona: str):
+    from bot.brand import load_brand
+
+    try:
+        return load_brand(persona)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        _fail(f"persona {persona!r} is invalid ({len(exc.problems)} problem(s)); fix the lines above", 1)
+    except BrandbotError as exc:
+        _fail(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="brandbot")
+def main() -> None:
+    """brandbot: a brand's human voice in chat (Telegram, WeChat, terminal, web).
+
+    Start with `brandbot chat` to talk to the demo brand in the terminal.
+    """
+
+
+@main.command()
+@click.option("--persona", "-p", default="laowang-kitchen", show_default=True, help="Persona id or path.")
+@click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite relationship log.")
+@click.option("--fan", default="local-fan", show_default=True, help="Which fan you are.")
+@click.option("--lang", type=click.Choice(["zh", "en"]), help="Reply language (default: detected).")
+@click.option("--ref", help="A referral or campaign code carried by your first message.")
+def chat(persona: str, db: str, fan: str, lang: str | None, ref: str | None) -> None:
+    """Talk to a persona in the terminal.
+
+    Interactive in a terminal; with piped input it reads one fan message per line and prints
+    each reply on its own line. The same --fan continues the same conversation.
+
+    Example: printf '你好\\n你们几点开门\\n' | brandbot chat --db /tmp/t.db
+    """
+    from bot.channels.console import ConsoleChannel
+    from bot.engine import Engine
+    from bot.relations import Store
+
+    brand = _load_brand(persona)
+    store = Store(db)
+    try:
+        channel = ConsoleChannel(Engine(store, brand), persona=brand.id, fan=fan, language=lang, ref=ref)
+        channel.run(sys.stdin, interactive=sys.stdin.isatty())
+    finally:
+        store.close()
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+def check(paths: tuple[Path, ...]) -> None:
+    """Validate persona and dialog files (default: ./personas and ./dialogs).
+
+    Prints every problem as `path:line:col: field: what is wrong and how to fix it` and exits 1
+    if there is any.
+
+    Example: brandbot check personas/ dialogs/
+    """
+    from bot.brand import check_paths
+    from bot.persona.loader import search_dirs
+
+    targets = list(paths) or [d for kind in ("personas", "dialogs") for d in search_dirs(kind)[:1]]
+    problems, count = check_paths(targets)
+    for problem in problems:
+        click.echo(str(problem))
+    if problems:
+        click.echo(f"{len(problems)} problem(s) in {count} file(s)", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {count} file(s) checked")
+
+
+@main.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--verbose", "-v", is_flag=True, help="Print every turn.")
+def test_cmd(paths: tuple[Path, ...], verbose: bool) -> None:
+    """Run conversation tests (YAML scripts of fan turns with expectations).
+
+    Each conversation runs on a fresh temporary database with a fixed clock and seed. See
+    docs/conversation-tests.md for the format.
+
+    Example: brandbot test tests/conversations/
+    """
+    from bot.testing import collect, run_file
+
+    files = collect(list(paths) or [Path("tests/conversations")])
+    if not files:
+        _fail("no conversation test files found (*.yaml)")
+    failed = passed = 0
+    for file in files:
+        try:
+            results = run_file(file)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem))
+            failed += 1
+            continue
+        for result in results:
+            if result.ok:
+                passed += 1
+                click.echo(f"PASS {file}::{result.name}")
+            else:
+                failed += 1
+                click.echo(f"FAIL {file}::{result.name}")
+                for line in result.failures:
+                    click.echo(f"    {line}")
+            if verbose:
+                for line in result.transcript:
+                    click.echo(f"      {line}")
+    click.echo(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+@main.group()
+def nlu() -> None:
+    """Intent understanding tools."""
+
+
+@nlu.command("eval")
+@click.option("--persona", "-p", default="laowang-kitchen", show_default=True)
+@click.argument("data", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def nlu_eval(persona: str, data: Path, as_json: bool) -> None:
+    """Measure intent matching on labelled fan messages (JSON lines: text, intent or null).
+
+    Example: brandbot nlu eval --persona laowang-kitchen tests/data/nlu/laowang-heldout.jsonl
+    """
+    from bot.nlu.evaluate import evaluate
+
+    brand = _load_brand(persona)
+    rows = []
+    for number, line in enumerate(data.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            rows.append({"text": str(row["text"]), "intent": row.get("intent")})
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            _fail(f"{data}:{number}: expected {{\"text\": ..., \"intent\": NAME or null}} ({exc})")
+    report = evaluate(brand.understander, rows)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        click.echo(report.format_text())
+
+
+@main.group()
+def dialog() -> None:
+    """Dialog tools."""
+
+
+@dialog.command("draw")
+@click.argument("file", type=click.Path(exists=True, path_type=Path))
+def dialog_draw(file: Path) -> None:
+    """Print a dialog as a Mermaid state diagram.
+
+    Example: brandbot dialog draw dialogs/default.yaml > dialog.mmd
+    """
+    from bot.dialog.loader import load_dialog
+
+    try:
+        click.echo(load_dialog(file).to_mermaid(), nl=False)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--db", default=DEFAULT_DB, show_default=True)
+@click.option("--persona", "-p", help="Only this persona's fans.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+def fans(db: str, persona: str | None, as_json: bool) -> None:
+    """List fans: channel, name, stage, score, subscribed, last seen.
+
+    Example: brandbot fans --db brandbot.db
+    """
+    from bot.relations import Store
+
+    if not Path(db).exists():
+        _fail(f"no database at {db}; chat first or pass --db")
+    store = Store(db)
+    rows = store.fans(persona)
+    store.close()
+    columns = ["id", "persona", "channel", "external_id", "display_name", "stage", "score",
+               "subscribed", "handoff", "dialog_state", "last_seen"]
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps({c: row[c] for c in columns}, ensure_ascii=False))
+        return
+    table = [[_cell(row[c]) for c in columns] for row in rows]
+    _print_table(columns, table)
+    click.echo(f"{len(rows)} fan(s)")
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return "" if value is None else str(value)
+
+
+def _print_table(columns: list[str], rows: list[list[str]]) -> None:
+    import unicodedata
+
+    def width(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+    widths = [max([width(c)] + [width(r[i]) for r in rows]) for i, c in enumerate(columns)]
+    for line in [columns] + rows:
+        click.echo("  ".join(cell + " " * (w - width(cell)) for cell, w in zip(line, widths, strict=True)).rstrip())
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(["persona", "dialog"]))
+def schema(kind: str) -> None:
+    """Print the JSON Schema of persona or dialog files, for editors.
+
+    Save it and add `# yaml-language-server: $schema=../schemas/persona.schema.json` as the
+    first line of a persona file to get completion and errors while typing.
+
+    Example: brandbot schema persona > schemas/persona.schema.json
+    """
+    from bot.dialog.spec import DialogSpec
+    from bot.persona.model import Persona
+
+    model = Persona if kind == "persona" else DialogSpec
+    click.echo(json.dumps(model.model_json_schema(), ensure_ascii=False, indent=2))
+
+
+@main.group()
+def handoff() -> None:
+    """The operator desk: conversations a human holds."""
+
+
+@handoff.command("list")
+@click.option("--db", default=DEFAULT_DB, show_default=True)
+def handoff_list(db: str) -> None:
+    """List conversations waiting for or held by a human.
+
+    Example: brandbot handoff list
+    """
+    from bot.relations import Store
+
+    store = Store(db)
+    rows = [r for r in store.fans() if r["handoff"]]
+    store.close()
+    _print_table(["id", "persona", "channel", "fan", "last_seen"],
+                 [[str(r["id"]), r["persona"], r["channel"], r["display_name"] or r["external_id"],
+                   r["last_seen"]] for r in rows])
+    click.echo(f"{len(rows)} conversation(s) in handoff")
+
+
+@handoff.command("end")
+@click.argument("fan")
+@click.option("--db", default=DEFAULT_DB, show_default=True)
+def handoff_end(fan: str, db: str) -> None:
+    """Give a conversation back to the bot (FAN: id, external id or name).
+
+    Prints the in-voice message the fan gets.
+
+    Example: brandbot handoff end local-fan
+    """
+    from bot.engine import Engine
+    from bot.messages import FanRef, Inbound
+    from bot.relations import Store
+
+    store = Store(db)
+    try:
+        matches = [r for r in store.find_fans(fan) if r["handoff"]] or store.find_fans(fan)
+        if not matches:
+            _fail(f"no fan {fan!r} in {db}; see `brandbot fans`")
+        if len(matches) > 1:
+            _fail(f"{fan!r} matches {len(matches)} fans; use the numeric id from `brandbot handoff list`")
+        row = matches[0]
+        if not row["handoff"]:
+            _fail(f"fan {fan!r} is not in handoff")
+        brand = _load_brand(row["persona"])
+        engine = Engine(store, brand)
+        replies = engine.handle(
+            Inbound(FanRef(row["channel"], row["external_id"]), kind="event", event="handoff_end")
+        )
+        for reply in replies:
+            click.echo(reply.text)
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Load a dialog file and check it completely before transitions ever sees it.
+
+transitions checks states lazily and would resolve unknown callback strings by importing dotted
+paths. We check every state, trigger, condition and action against our registry (and, when a
+persona is given, every trigger against its intents and every reply key against its replies),
+and report each problem with file, line and the fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from bot.dialog.machine import Dialog
+from bot.dialog.registry import ACTIONS, BUILTIN_TRIGGERS, CONDITIONS, Entry
+from bot.dialog.spec import DialogSpec, parse_callback
+from bot.errors import ConfigError, Problem
+from bot.persona.model import LANGUAGES, STAGES, Persona
+from bot.yaml_source import Positions, load_yaml, problem_at, problems_from_validation
+
+
+def load_dialog_spec(path: str | Path, text: str | None = None) -> tuple[DialogSpec, Positions]:
+    data, positions = load_yaml(path, text)
+    try:
+        spec = DialogSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(problems_from_validation(exc, str(path), positions)) from None
+    problems = check_dialog(spec, positions, str(path))
+    if problems:
+        raise ConfigError(problems)
+    return spec, positions
+
+
+def load_dialog(path: str | Path, text: str | None = None) -> Dialog:
+    """Read, validate and build the shared machine for the dialog at ``path``."""
+    spec, _ = load_dialog_spec(path, text)
+    return Dialog(spec, source=str(path))
+
+
+def check_dialog(
+    spec: DialogSpec, positions: Positions, path: str, persona: Persona | None = None
+) -> list[Problem]:
+    """Every problem in ``spec``; with ``persona``, also triggers and reply keys against it."""
+    problems: list[Problem] = []
+    states = spec.state_names()
+    known = ", ".join(states)
+
+    def bad(where: tuple[Any, ...], message: str) -> None:
+        problems.append(problem_at(path, positions, where, message))
+
+    if spec.initial not in states:
+        bad(("initial",), f"unknown state {spec.initial!r}; declare it in states or use one of: {known}")
+    for i, state in enumerate(spec.state_specs()):
+        base = ("states", i) if not isinstance(spec.states[i], str) else ("states", i)
+        for hook in ("on_enter", "on_exit", "otherwise"):
+            for j, cb in enumerate(getattr(state, hook) or []):
+                _check_callback(cb, ACTIONS, "action", base + (hook, j), bad, persona)
+    intents = set(persona.intents) if persona else None
+    for i, t in enumerate(spec.transitions):
+        where = ("transitions", i)
+        if t.trigger not in BUILTIN_TRIGGERS and (intents is not None and t.trigger not in intents):
+            bad(where + ("trigger",), f"unknown trigger {t.trigger!r}: not an intent of persona "
+                f"{persona.id!r} nor a builtin trigger ({', '.join(BUILTIN_TRIGGERS)})")
+        for src_i, src in enumerate(t.sources):
+            if src != "*" and src not in states:
+                loc = where + ("source",) + ((src_i,) if isinstance(t.source, list) else ())
+                bad(loc, f"unknown state {src!r}; use one of: {known}, or '*' for any state")
+        if t.dest not in (None, "=") and t.dest not in states:
+            bad(where + ("dest",), f"unknown state {t.dest!r}; use one of: {known}, '=' or null")
+        for hook, registry, kind in (("conditions", CONDITIONS, "condition"),
+                                     ("unless", CONDITIONS, "condition"),
+                                     ("before", ACTIONS, "action"), ("after", ACTIONS, "action")):
+            for j, cb in enumerate(getattr(t, hook)):
+                _check_callback(cb, registry, kind, where + (hook, j), bad, persona)
+    for old, new in spec.state_migrations.items():
+        if new not in states:
+            bad(("state_migrations", old), f"migrates to unknown state {new!r}; use one of: {known}")
+    return problems
+
+
+def _check_callback(cb, registry: dict[str, Entry], kind: str, where, bad, persona) -> None:
+    try:
+        name, arg = parse_callback(cb)
+    except ValueError as exc:
+        bad(where, str(exc))
+        return
+    entry = registry.get(name)
+    if entry is None:
+        hint = "dotted import paths are not allowed; " if "." in name else ""
+        bad(where, f"unknown {kind} {name!r}; {hint}use one of: {', '.join(sorted(registry))}")
+        return
+    if entry.arg == "none":
+        if arg is not None:
+            bad(where, f"{kind} {name!r} takes no argument; write it as a bare name")
+        return
+    if arg is None:
+        bad(where, f"{kind} {name!r} needs an argument ({entry.arg}); write {{{name}: ...}}")
+    elif entry.arg == "stage" and arg not in STAGES:
+        bad(where, f"unknown stage {arg!r}; use one of: {', '.join(STAGES)}")
+    elif entry.arg == "int" and not isinstance(arg, int):
+        bad(where, f"{kind} {name!r} needs a whole number, got {arg!r}")
+    elif entry.arg == "language" and arg not in LANGUAGES:
+        bad(where, f"unknown language {arg!r}; use one of: {', '.join(LANGUAGES)}")
+    elif entry.arg in ("reply_key", "tag") and not isinstance(arg, str):
+        bad(where, f"{kind} {name!r} needs a name, got {arg!r}")
+    elif entry.arg == "reply_key" and persona is not None and arg not in persona.replies:
+        bad(where, f"reply key {arg!r} is not defined in persona {persona.id!r}; "
+            "add it under replies")

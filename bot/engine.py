@@ -1,0 +1,361 @@
+"""``Engine.handle(inbound) -> replies``: one whole turn, written in one transaction.
+
+The turn (docs/architecture.md):
+1. dedupe — a platform message id seen before is answered from the stored replies;
+2. the fan — created on first contact, with the referral or campaign code that brought them;
+3. understanding — intent, confidence, language, taboo, yes/no;
+4. the dialog — the fan's state and a trigger on the persona's shared transitions machine;
+5. the voice — reply keys rendered as on-voice text in the fan's language;
+6. the relationship — score, stage, subscription, handoff, tags;
+7. one transaction — the inbound row, the outbound rows, the fan and the events commit together.
+
+The engine does no network I/O: channels deliver the replies it returns. Unexpected errors
+are logged with context and the fan gets the persona's ``error`` reply, never exception text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import zlib
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.brand import Brand
+from bot.dialog.context import TurnContext, TurnModel
+from bot.dialog.machine import run_actions
+from bot.errors import UnknownPersonaError
+from bot.messages import Inbound, Reply
+from bot.relations.scoring import add_interactions, decayed, stage_for
+from bot.relations.store import Store, dumps, iso
+
+log = logging.getLogger("brandbot.engine")
+
+_CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+_LOCK_STRIPES = 256
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Engine:
+    """Runs turns for one or more brands against one relationship log.
+
+    ``brands`` maps persona id → :class:`Brand`; swap entries with :meth:`set_brand` to reload
+    a persona without stopping (turns in flight finish on the brand they started with).
+    ``clock`` and ``seed`` make conversation tests reproducible.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        brands: Brand | Mapping[str, Brand],
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        seed: int | None = None,
+    ):
+        self.store = store
+        self.brands: dict[str, Brand] = (
+            {brands.id: brands} if isinstance(brands, Brand) else dict(brands)
+        )
+        if not self.brands:
+            raise ValueError("an engine needs at least one brand")
+        self.clock = clock
+        self.rng = random.Random(seed)
+        # A fan's turns run one at a time and in order; different fans proceed concurrently.
+        self._fan_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+
+    # -- brands ------------------------------------------------------------------------------
+
+    def brand(self, persona: str | None = None) -> Brand:
+        if persona is None:
+            return next(iter(self.brands.values()))
+        try:
+            return self.brands[persona]
+        except KeyError:
+            raise UnknownPersonaError(
+                f"persona {persona!r} is not loaded; loaded: {', '.join(self.brands)}"
+            ) from None
+
+    def set_brand(self, brand: Brand) -> None:
+        self.brands[brand.id] = brand
+
+    # -- the turn ----------------------------------------------------------------------------
+
+    def handle(self, inbound: Inbound, persona: str | None = None) -> list[Reply]:
+        """Run one turn for ``inbound`` and return the replies to deliver."""
+        brand = self.brand(persona)
+        key = f"{brand.id}\0{inbound.fan.channel}\0{inbound.fan.external_id}"
+        lock = self._fan_locks[zlib.crc32(key.encode("utf-8", "surrogatepass")) % _LOCK_STRIPES]
+        with lock:
+            try:
+                return self._turn(brand, inbound)
+            except Exception:
+                log.exception(
+                    "turn failed: persona=%s channel=%s fan=%s msg_id=%s",
+                    brand.id,
+                    inbound.fan.channel,
+                    inbound.fan.external_id,
+                    inbound.platform_msg_id,
+                )
+                return self._record_failure(brand, inbound)
+
+    def _turn(self, brand: Brand, inbound: Inbound) -> list[Reply]:
+        store, persona = self.store, brand.persona
+        now = inbound.received_at or self.clock()
+        with store.transaction() as conn:
+            fan = store.find_fan(persona.id, inbound.fan.channel, inbound.fan.external_id)
+            if fan is not None and inbound.platform_msg_id is not None:
+                stored = store.replies_for(fan["id"], inbound.platform_msg_id)
+                if stored is not None:
+                    return [Reply(r["text"], r["reply_key"], r["language"]) for r in stored]
+            first_turn = fan is None
+            if fan is None:
+                fan = self._create_fan(conn, brand, inbound, now)
+            elif inbound.payload.get("ref"):
+                self._event(conn, fan["id"], "touch", {"code": inbound.payload["ref"]}, now)
+
+            state_before = brand.dialog.migrate(fan["dialog_state"])
+            understanding = None
+            if inbound.kind == "message":
+                understanding = brand.understander.understand(
+                    inbound.text,
+                    forced_language=inbound.language,
+                    fallback_language=fan["language"],
+                )
+                language = understanding.language
+            else:
+                language = inbound.language or fan["language"] or persona.default_language
+
+            ctx = TurnContext(
+                persona=persona,
+                fan=fan,
+                now=now,
+                language=language,
+                first_turn=first_turn,
+                misses=fan["misses"],
+                subscribed=bool(fan["subscribed"]),
+                in_handoff=bool(fan["handoff"]),
+                tags=set(json.loads(fan["tags"])),
+                offers_this_week=lambda: store.count_events(
+                    fan["id"], "offer", iso(now - timedelta(days=7))
+                ),
+            )
+            model = TurnModel(state_before, ctx)
+            if first_turn:
+                brand.dialog.fire("first_contact", model)
+            trigger = self._trigger(brand, inbound, understanding, model.state)
+            ctx.intent = trigger if trigger in persona.intents else None
+            ctx.understanding_intent = understanding.intent if understanding else None
+            if trigger == "not_understood":
+                ctx.misses += 1
+            elif understanding is not None:
+                ctx.misses = 0
+            if not brand.dialog.fire(trigger, model):
+                self._otherwise(brand, ctx, model.state, trigger)
+
+            replies = self._render(brand, ctx, fan)
+            self._apply(conn, brand, inbound, fan, ctx, model.state, now, understanding)
+            in_id = self._log_inbound(
+                conn, inbound, fan["id"], understanding, trigger, state_before, model.state, now,
+                language,
+            )
+            for reply in replies:
+                conn.execute(
+                    "INSERT INTO messages (fan_id, direction, text, intent, confidence, "
+                    "state_before, state_after, created_at, channel, language, reply_key, "
+                    "in_reply_to) VALUES (?, 'out', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (fan["id"], reply.text, ctx.intent, None, state_before, model.state, iso(now),
+                     inbound.fan.channel, reply.language, reply.key, in_id),
+                )
+            return replies
+
+    def _trigger(self, brand: Brand, inbound: Inbound, understanding, state: str) -> str:
+        """What to fire on the dialog: an event name, a yes/no, taboo, an intent or a miss."""
+        dialog, persona = brand.dialog, brand.persona
+        if inbound.kind == "event":
+            event = inbound.event or ""
+            if event == "click":
+                target = persona.menu_clicks.get(str(inbound.payload.get("key", "")))
+                return target or "not_understood"
+            return event
+        if understanding.taboo:
+            return "taboo"
+        if understanding.confirmation and dialog.handles(understanding.confirmation, state):
+            return understanding.confirmation
+        return understanding.intent or "not_understood"
+
+    @staticmethod
+    def _otherwise(brand: Brand, ctx: TurnContext, state: str, trigger: str) -> None:
+        """No transition handled the trigger: the state's ``otherwise``, else a sensible default."""
+        actions = brand.dialog.otherwise(state)
+        if actions is not None:
+            run_actions(actions, ctx)
+        elif ctx.intent:
+            ctx.reply_keys.append(ctx.intent_reply_key() or "fallback")
+        elif trigger == "not_understood":
+            ctx.reply_keys.append("fallback")
+        elif trigger == "taboo":
+            ctx.reply_keys.append(brand.persona.taboo.deflection)
+
+    def _render(self, brand: Brand, ctx: TurnContext, fan: dict[str, Any]) -> list[Reply]:
+        memory = json.loads(fan["voice_memory"])
+        replies = []
+        for key in ctx.reply_keys:
+            text, language = brand.voice.render(
+                key, ctx.language, fan_name=fan["display_name"], memory=memory, rng=self.rng
+            )
+            if text:
+                replies.append(Reply(text, key, language))
+        fan["voice_memory"] = dumps(memory)
+        return replies
+
+    # -- writing the turn ---------------------------------------------------------------------
+
+    def _create_fan(self, conn, brand: Brand, inbound: Inbound, now: datetime) -> dict[str, Any]:
+        stamp = iso(now)
+        code = self._new_referral_code()
+        cur = conn.execute(
+            "INSERT INTO fans (channel, external_id, persona, display_name, language, first_seen, "
+            "last_seen, dialog_state, referral_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (inbound.fan.channel, inbound.fan.external_id, brand.id, inbound.display_name,
+             inbound.language, stamp, stamp, brand.dialog.initial, code),
+        )
+        fan_id = cur.lastrowid
+        ref = inbound.payload.get("ref")
+        if ref:
+            self._record_referral(conn, brand, fan_id, str(ref), inbound.fan.channel, now)
+        return dict(conn.execute("SELECT * FROM fans WHERE id = ?", (fan_id,)).fetchone())
+
+    def _new_referral_code(self) -> str:
+        while True:
+            code = "".join(self.rng.choice(_CODE_ALPHABET) for _ in range(8))
+            if self.store.fan_by_referral_code(code) is None:
+                return code
+
+    def _record_referral(self, conn, brand: Brand, fan_id: int, code: str, channel: str,
+                         now: datetime) -> None:
+        """First touch: who (a fan's personal code) or what (a campaign code) brought the fan."""
+        referrer = self.store.fan_by_referral_code(code)
+        referrer_id = referrer["id"] if referrer and referrer["id"] != fan_id else None
+        conn.execute(
+            "INSERT INTO referrals (referrer_id, referred_id, code, channel, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (referrer_id, fan_id, code, channel, iso(now)),
+        )
+        conn.execute(
+            "UPDATE fans SET referred_by = ?, source_code = ? WHERE id = ?",
+            (referrer_id, code, fan_id),
+        )
+        self._event(conn, fan_id, "referral", {"code": code, "referrer_id": referrer_id}, now)
+        if referrer_id is not None:
+            self._bump(conn, brand, referrer, ["referral"], now)
+
+    def _bump(self, conn, brand: Brand, fan: dict[str, Any], kinds: list[str], now: datetime) -> None:
+        """Add interactions to another fan's score (a referrer) and log a stage change."""
+        rules = brand.persona.relationship
+        score = add_interactions(decayed(fan["score"], fan["score_at"], now, rules), kinds, rules)
+        stage = stage_for(score, rules)
+        conn.execute(
+            "UPDATE fans SET score = ?, score_at = ?, stage = ? WHERE id = ?",
+            (score, iso(now), stage, fan["id"]),
+        )
+        if stage != fan["stage"]:
+            self._event(conn, fan["id"], "stage_change",
+                        {"from": fan["stage"], "to": stage, "score": round(score, 2)}, now)
+
+    def _apply(self, conn, brand: Brand, inbound: Inbound, fan: dict[str, Any], ctx: TurnContext,
+               state: str, now: datetime, understanding) -> None:
+        persona = brand.persona
+        kinds = list(ctx.interactions)
+        if inbound.kind == "message" and understanding is not None:
+            kinds.append("message")
+            intent = persona.intents.get(ctx.intent or "")
+            if intent is not None and intent.kind == "question":
+                kinds.append("question")
+        rules = persona.relationship
+        score = add_interactions(decayed(fan["score"], fan["score_at"], now, rules), kinds, rules)
+        stage = stage_for(score, rules)
+        blocked = fan["blocked"]
+        if inbound.kind == "event" and inbound.event in ("unfollow", "follow"):
+            blocked = 1 if inbound.event == "unfollow" else 0
+            self._event(conn, fan["id"], inbound.event, dict(inbound.payload), now)
+        subscribed_at = fan["subscribed_at"]
+        if bool(fan["subscribed"]) != ctx.subscribed:
+            subscribed_at = iso(now)
+        conn.execute(
+            "UPDATE fans SET last_seen = ?, language = ?, dialog_state = ?, stage = ?, score = ?, "
+            "score_at = ?, subscribed = ?, subscribed_at = ?, blocked = ?, handoff = ?, "
+            "misses = ?, tags = ?, voice_memory = ?, display_name = coalesce(?, display_name) "
+            "WHERE id = ?",
+            (iso(now), ctx.language, state, stage, score, iso(now), int(ctx.subscribed),
+             subscribed_at, blocked, int(ctx.in_handoff), ctx.misses, dumps(sorted(ctx.tags)),
+             fan["voice_memory"], inbound.display_name, fan["id"]),
+        )
+        for kind, payload in ctx.events:
+            self._event(conn, fan["id"], kind, payload, now)
+        if stage != fan["stage"]:
+            self._event(conn, fan["id"], "stage_change",
+                        {"from": fan["stage"], "to": stage, "score": round(score, 2)}, now)
+
+    @staticmethod
+    def _event(conn, fan_id: int, kind: str, payload: dict[str, Any], now: datetime) -> None:
+        conn.execute(
+            "INSERT INTO events (fan_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
+            (fan_id, kind, dumps(payload), iso(now)),
+        )
+
+    @staticmethod
+    def _log_inbound(conn, inbound: Inbound, fan_id: int, understanding, trigger: str,
+                     state_before: str, state_after: str, now: datetime, language: str) -> int:
+        if inbound.kind == "event":
+            intent, confidence, text = trigger, None, inbound.text or f"[{inbound.event}]"
+        else:
+            intent = understanding.intent
+            confidence = round(understanding.confidence, 4)
+            text = inbound.text
+        cur = conn.execute(
+            "INSERT INTO messages (fan_id, direction, text, intent, confidence, state_before, "
+            "state_after, platform_msg_id, created_at, channel, language, kind) "
+            "VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (fan_id, text, intent, confidence, state_before, state_after, inbound.platform_msg_id,
+             iso(now), inbound.fan.channel, language, inbound.kind),
+        )
+        return cur.lastrowid
+
+    def _record_failure(self, brand: Brand, inbound: Inbound) -> list[Reply]:
+        """The turn failed: keep the fan's message anyway and answer with an in-voice apology."""
+        persona = brand.persona
+        language = inbound.language or persona.default_language
+        text, language = brand.voice.render(
+            "error", language, fan_name=inbound.display_name, memory={}, rng=self.rng
+        )
+        reply = Reply(text, "error", language)
+        try:
+            now = inbound.received_at or self.clock()
+            with self.store.transaction() as conn:
+                fan = self.store.find_fan(persona.id, inbound.fan.channel, inbound.fan.external_id)
+                if fan is None:
+                    fan = self._create_fan(conn, brand, inbound, now)
+                elif inbound.platform_msg_id is not None and self.store.replies_for(
+                    fan["id"], inbound.platform_msg_id
+                ) is not None:
+                    return [reply]
+                cur = conn.execute(
+                    "INSERT INTO messages (fan_id, direction, text, platform_msg_id, created_at, "
+                    "channel, kind) VALUES (?, 'in', ?, ?, ?, ?, ?)",
+                    (fan["id"], inbound.text, inbound.platform_msg_id, iso(now),
+                     inbound.fan.channel, inbound.kind),
+                )
+                conn.execute(
+                    "INSERT INTO messages (fan_id, direction, text, created_at, channel, language, "
+                    "reply_key, in_reply_to) VALUES (?, 'out', ?, ?, ?, ?, 'error', ?)",
+                    (fan["id"], reply.text, iso(now), inbound.fan.channel, language, cur.lastrowid),
+                )
+        except Exception:
+            log.exception("could not record the failed turn either (fan=%s)", inbound.fan.external_id)
+        return [reply]

@@ -1,0 +1,48 @@
+"""Small frozen value objects shared by every layer: what comes in, what goes out.
+
+Channels turn platform payloads into :class:`Inbound`; the engine answers with :class:`Reply`
+objects that the channel delivers. Neither knows anything about the other's transport.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, slots=True)
+class FanRef:
+    """A fan as a channel knows them: which channel and the platform's id for the person."""
+
+    channel: str
+    external_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One thing a fan did: a message (text) or an event (follow, unfollow, click, scan…).
+
+    ``platform_msg_id`` is the platform's id for the delivery (Telegram update id, WeChat MsgId);
+    a repeated id is answered from the log instead of running a second turn.
+    ``payload`` carries extras such as ``{"ref": "CODE"}`` for a referral or campaign code.
+    """
+
+    fan: FanRef
+    text: str = ""
+    kind: Literal["message", "event"] = "message"
+    event: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    platform_msg_id: str | None = None
+    display_name: str | None = None
+    language: str | None = None
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One message to send back, already in the persona's voice and the fan's language."""
+
+    text: str
+    key: str | None = None
+    language: str | None = None

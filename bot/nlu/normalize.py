@@ -1,0 +1,79 @@
+"""Text normalisation and language detection shared by every NLU component.
+
+Fans type the same request in many surface forms: Traditional or Simplified characters, fullwidth
+letters from a Chinese IME, emoji, stray punctuation, invisible characters pasted from other apps.
+Intent examples, keywords and taboo words are all compared *after* this normalisation, so one
+function decides what "the same text" means for the whole bot. It runs on every message, so it
+is written to be cheap (one regex pass, OpenCC only for non-ASCII text) and to never raise.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import opencc
+
+__all__ = ["detect_language", "normalize"]
+
+# Created once: building an OpenCC converter loads its dictionaries (milliseconds), converting a
+# short message afterwards takes about a microsecond.
+_T2S = opencc.OpenCC("t2s")
+
+# Characters deleted outright (not turned into a space) so that they cannot split a word: lone
+# surrogates (invalid UTF-16 halves that would make OpenCC's UTF-8 encoding fail), and format
+# characters such as zero-width spaces/joiners, bidi marks and the soft hyphen, which users paste
+# invisibly inside words.
+_DELETE = re.compile(
+    "[\ud800-\udfff\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
+    "\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufe00-\ufe0f\ufeff]"
+)
+# Apostrophes are removed rather than spaced so "what's" and "whats" become the same word.
+_APOSTROPHES = re.compile("['\u2019\u02bc]")
+# Everything that is not a letter, digit or combining mark is a separator: ASCII and CJK
+# punctuation, symbols, emoji, controls and any whitespace. ``_`` counts as \w, hence listed.
+_SEPARATORS = re.compile(r"[\W_]+")
+
+
+def normalize(text: str) -> str:
+    """Return the canonical form of ``text`` used for all matching.
+
+    NFKC (fullwidth → ASCII, compatibility ideographs → unified), casefold, Traditional →
+    Simplified Chinese, punctuation/emoji/symbols → one space, trimmed. Never raises for any
+    ``str``; non-strings are converted with ``str()`` so a stray ``None`` payload is harmless.
+    """
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    if text.isascii():
+        # Fast path for the common English message: no OpenCC, no Unicode tables.
+        text = text.lower()
+    else:
+        text = _DELETE.sub("", text)
+        text = unicodedata.normalize("NFKC", text).casefold()
+        if not text.isascii():
+            text = _T2S.convert(text)
+    text = _APOSTROPHES.sub("", text)
+    return _SEPARATORS.sub(" ", text).strip()
+
+
+# Han ideographs: CJK Unified (incl. Extension A), compatibility ideographs and the
+# supplementary-plane extensions. Kana and Hangul are deliberately not counted as Chinese.
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+# A run of Latin letters (ASCII, Latin-1/Extended-A/B, fullwidth) counts as one English word.
+_LATIN_WORD = re.compile("[A-Za-z\u00c0-\u024f\uff21-\uff3a\uff41-\uff5a]+")
+
+
+def detect_language(text: str) -> str | None:
+    """Guess ``'zh'`` or ``'en'`` for a fan message, or None when it has neither script.
+
+    Each Han character is weighed against each Latin *word*: a Chinese character carries about
+    as much meaning as an English word, so "我想买iPhone" is Chinese and "what does 火锅 mean"
+    is English. Ties go to Chinese because Chinese messages often embed one Latin brand name.
+    """
+    if not isinstance(text, str) or not text:
+        return None
+    han = len(_HAN.findall(text))
+    latin = len(_LATIN_WORD.findall(text))
+    if han == 0 and latin == 0:
+        return None
+    return "zh" if han >= latin else "en"

@@ -1,0 +1,59 @@
+"""Find and load persona files, reporting every problem with file, line and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from bot.errors import ConfigError, UnknownPersonaError
+from bot.persona.lint import lint_persona
+from bot.persona.model import Persona
+from bot.yaml_source import Positions, load_yaml, problems_from_validation
+
+# The repository's own folders: the demo personas and the default dialog ship here.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+DEFAULT_PERSONA = "laowang-kitchen"
+
+
+def search_dirs(kind: str) -> list[Path]:
+    """Where ``personas``/``dialogs`` are looked up: the working directory, then the defaults."""
+    dirs = [Path.cwd() / kind, PROJECT_ROOT / kind]
+    unique: list[Path] = []
+    for d in dirs:
+        if d.is_dir() and d.resolve() not in [u.resolve() for u in unique]:
+            unique.append(d)
+    return unique
+
+
+def resolve_file(ref: str, kind: str, near: Path | None = None) -> Path:
+    """A path, or an id looked up as ``<kind>/<id>.yaml`` (next to ``near`` first)."""
+    candidate = Path(ref)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        if candidate.is_file():
+            return candidate
+        raise UnknownPersonaError(f"{ref}: no such file")
+    dirs = ([near] if near and near.is_dir() else []) + search_dirs(kind)
+    for folder in dirs:
+        for suffix in (".yaml", ".yml"):
+            path = folder / f"{ref}{suffix}"
+            if path.is_file():
+                return path
+    known = sorted({p.stem for d in dirs for p in d.glob("*.y*ml")})
+    raise UnknownPersonaError(
+        f"no {kind[:-1]} {ref!r} in {', '.join(str(d) for d in dirs) or 'any folder'}; "
+        f"known: {', '.join(known) or 'none'}"
+    )
+
+
+def load_persona_file(path: str | Path, text: str | None = None) -> tuple[Persona, Positions]:
+    """Parse, validate and lint one persona file; raises ConfigError listing every problem."""
+    data, positions = load_yaml(path, text)
+    try:
+        persona = Persona.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(problems_from_validation(exc, str(path), positions)) from None
+    problems = lint_persona(persona, positions, str(path))
+    if problems:
+        raise ConfigError(problems)
+    return persona, positions

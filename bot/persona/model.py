@@ -1,0 +1,198 @@
+"""The persona model: what a brand's voice file may say, validated by pydantic.
+
+A persona is data, not code. Every field here has a default or is required for a reason, and
+unknown fields are rejected (``extra="forbid"``) so a typo such as ``catchphrase:`` instead of
+``catchphrases:`` is reported with its line instead of being silently ignored.
+
+Text that differs per language is a ``Localized`` mapping ``{zh: ..., en: ...}``. A plain string
+is accepted where one text serves every language (a phone number, a URL).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Language = Literal["zh", "en"]
+LANGUAGES: tuple[str, ...] = ("zh", "en")
+STAGES: tuple[str, ...] = ("stranger", "acquaintance", "friend", "loyal", "advocate")
+Stage = Literal["stranger", "acquaintance", "friend", "loyal", "advocate"]
+
+# One text, or one text per language.
+Localized = str | dict[Language, str]
+# Several texts per language (example phrases, reply variants, keywords).
+PerLanguage = dict[Language, list[str]]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Identity(_Strict):
+    """Who is talking: the persona's name, how it calls itself and how it addresses fans."""
+
+    name: Localized = Field(description="The persona's name, e.g. {zh: 老王, en: Lao Wang}.")
+    self_reference: Localized | None = Field(
+        None, description="How the persona refers to itself in replies ({me}); defaults to name."
+    )
+    fan_address: Localized = Field(
+        default_factory=lambda: {"zh": "朋友", "en": "friend"},
+        description="How the persona addresses a fan whose name it does not know ({fan}).",
+    )
+
+
+class Voice(_Strict):
+    """Tone and the words the persona uses, or never uses."""
+
+    tone: list[str] = Field(default_factory=list, description="Tone words, e.g. [warm, playful].")
+    catchphrases: PerLanguage = Field(
+        default_factory=dict, description="Signature phrases; templates may use {catchphrase}."
+    )
+    emoji: Literal["none", "light", "lots"] = Field(
+        "light", description="How many emoji the persona uses; 'none' strips them from replies."
+    )
+    sign_off: Localized | None = Field(None, description="Sign-off line; templates use {sign_off}.")
+    we_are: list[str] = Field(default_factory=list, description="What the brand voice is.")
+    we_are_not: list[str] = Field(default_factory=list, description="What it never sounds like.")
+    banned_words: list[str] = Field(
+        default_factory=list, description="Words no reply may contain (checked by brandbot check)."
+    )
+
+
+class Intent(_Strict):
+    """Something fans want, recognised from example phrases and keywords."""
+
+    examples: PerLanguage = Field(description="Example fan phrases per language.")
+    keywords: PerLanguage = Field(
+        default_factory=dict,
+        description="Words that strongly signal this intent (matched after normalisation).",
+    )
+    reply: str | None = Field(
+        None,
+        description="Reply key answered when the dialog has no transition for this intent "
+        "(defaults to a reply with the intent's own name, if there is one).",
+    )
+    kind: Literal["question", "social", "flow"] = Field(
+        "question",
+        description="question = a fact question (counts as a question interaction); "
+        "social = small talk; flow = drives the dialog (subscribe, complaint…).",
+    )
+
+
+class Taboo(_Strict):
+    """Subjects the persona will not discuss, and how it steps around them."""
+
+    subjects: dict[str, PerLanguage] = Field(
+        default_factory=dict, description="Subject name → keywords per language."
+    )
+    deflection: str = Field("taboo", description="Reply key used to deflect a taboo subject.")
+
+
+class Relationship(_Strict):
+    """How a fan's score grows and decays, and where each stage begins."""
+
+    points: dict[str, float] = Field(
+        default_factory=lambda: {
+            "message": 1.0,
+            "question": 1.0,
+            "subscribe": 5.0,
+            "referral": 10.0,
+            "complaint": -2.0,
+        },
+        description="What each interaction kind is worth: message, question, subscribe, "
+        "referral, complaint, offer_accepted…",
+    )
+    stages: dict[Stage, float] = Field(
+        default_factory=lambda: {"acquaintance": 3, "friend": 12, "loyal": 40, "advocate": 100},
+        description="Score at which each stage begins (stranger starts at 0).",
+    )
+    half_life_days: float = Field(
+        30.0, gt=0, description="Days after which an untouched score has decayed to half."
+    )
+
+    @field_validator("stages")
+    @classmethod
+    def _stages_ascend(cls, stages: dict[str, float]) -> dict[str, float]:
+        ordered = [s for s in STAGES if s in stages]
+        values = [stages[s] for s in ordered]
+        if values != sorted(values):
+            raise ValueError(
+                "stage thresholds must grow from acquaintance to advocate; "
+                f"got {dict(zip(ordered, values, strict=True))}"
+            )
+        return stages
+
+
+class Commercial(_Strict):
+    """When the persona may sell: relationship first, offers later and rarely."""
+
+    min_stage: Stage = Field(
+        "friend", description="A fan must be at this stage or above before offers are made."
+    )
+    max_offers_per_week: int = Field(1, ge=0, description="At most this many offers per fan a week.")
+
+
+class NluSettings(_Strict):
+    """Tuning for intent matching; the defaults were chosen on held-out data."""
+
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="Confidence below which the fallback answers."
+    )
+
+
+class Persona(_Strict):
+    """A brand's voice: identity, facts, intents, replies, relationship and commercial rules."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Stable id, e.g. laowang-kitchen.")
+    version: str | int = Field(1, description="Bump when you change the persona; shown in logs.")
+    brand: Localized = Field(description="Brand name.")
+    dialog: str = Field("default", description="Dialog id (file name in dialogs/ without .yaml).")
+    languages: list[Language] = Field(default_factory=lambda: ["zh", "en"], min_length=1)
+    default_language: Language = "zh"
+    identity: Identity
+    voice: Voice = Field(default_factory=Voice)
+    facts: dict[str, Localized] = Field(
+        default_factory=dict, description="Free keys: hours, address, parking, prices, menu…"
+    )
+    intents: dict[str, Intent] = Field(description="Intent name → examples and keywords.")
+    replies: dict[str, PerLanguage] = Field(
+        description="Reply key → variants per language. Templates may use {fact_key}, {fan}, "
+        "{me}, {brand}, {sign_off}, {catchphrase}."
+    )
+    taboo: Taboo = Field(default_factory=Taboo)
+    relationship: Relationship = Field(default_factory=Relationship)
+    commercial: Commercial = Field(default_factory=Commercial)
+    nlu: NluSettings = Field(default_factory=NluSettings)
+    menu_clicks: dict[str, str] = Field(
+        default_factory=dict,
+        description="Channel menu button key → intent name or reply key (WeChat CLICK events).",
+    )
+
+    @model_validator(mode="after")
+    def _default_language_is_spoken(self) -> Persona:
+        if self.default_language not in self.languages:
+            raise ValueError(
+                f"default_language {self.default_language!r} is not in languages "
+                f"{self.languages}; add it to languages or pick one of them"
+            )
+        return self
+
+    def reply_key_for(self, intent: str) -> str | None:
+        """The reply answered for ``intent`` when the dialog does not handle it."""
+        spec = self.intents.get(intent)
+        if spec is not None and spec.reply:
+            return spec.reply
+        return intent if intent in self.replies else None
+
+    def text(self, value: Localized | None, language: str) -> str:
+        """Pick the ``language`` text of a Localized value, falling back to the default."""
+        if value is None:
+            return ""
+        if isinstance(value, str):
+            return value
+        return value.get(language) or value.get(self.default_language) or next(iter(value.values()))
+
+
+# Reply keys the engine itself may need; a persona must define them (checked by lint).
+REQUIRED_REPLIES: tuple[str, ...] = ("welcome", "fallback", "clarify", "error")

@@ -1,0 +1,5 @@
+"""The relationship log (SQLite) and the rules that turn interactions into stages."""
+
+from bot.relations.store import Store
+
+__all__ = ["Store"]

@@ -1,0 +1,55 @@
+"""Shared fixtures: real personas, real dialogs, real SQLite files — nothing of ours is mocked."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.brand import load_brand
+from bot.engine import Engine
+from bot.relations import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "tests" / "data" / "personas" / "tiny.yaml"
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@pytest.fixture(scope="session")
+def tiny_brand():
+    return load_brand(str(TINY))
+
+
+@pytest.fixture(scope="session")
+def demo_brand():
+    return load_brand("laowang-kitchen")
+
+
+@pytest.fixture
+def fresh_db(tmp_path):
+    store = Store(tmp_path / "brandbot.db")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def tiny_engine(fresh_db, tiny_brand, clock):
+    return Engine(fresh_db, tiny_brand, clock=clock, seed=1)

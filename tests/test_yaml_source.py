@@ -1,0 +1,35 @@
+import pytest
+
+from bot.errors import ConfigError
+from bot.yaml_source import load_yaml
+
+
+def test_positions_point_at_keys_and_items():
+    data, positions = load_yaml("f.yaml", text="a: 1\nb:\n  - x\n  - {c: 2}\n")
+    assert data == {"a": 1, "b": ["x", {"c": 2}]}
+    assert positions[("b",)] == (2, 1)
+    assert positions[("b", 1, "c")] == (4, 6)
+
+
+def test_yes_and_no_keys_stay_words():
+    data, _ = load_yaml("f.yaml", text="yes: 1\nno: 2\n")
+    assert data == {"yes": 1, "no": 2}
+
+
+def test_duplicate_keys_are_reported_with_line():
+    with pytest.raises(ConfigError) as err:
+        load_yaml("f.yaml", text="a: 1\nb: 2\na: 3\n")
+    assert str(err.value.problems[0]).startswith("f.yaml:3:1: a: duplicate key")
+
+
+def test_syntax_error_has_line_and_column():
+    with pytest.raises(ConfigError) as err:
+        load_yaml("f.yaml", text="a: [1\nb: 2\n")
+    problem = err.value.problems[0]
+    assert (problem.path, problem.line) == ("f.yaml", 2)
+    assert "YAML syntax error" in problem.message
+
+
+def test_empty_file_is_an_error():
+    with pytest.raises(ConfigError, match="empty"):
+        load_yaml("f.yaml", text="\n# nothing\n")
