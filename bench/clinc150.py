@@ -117,7 +117,9 @@ def run_matcher(examples: dict[str, list[str]], splits: dict) -> dict:
         [g for _, g in test],
         threshold,
     )
-    result.update(mean_us=report.mean_us, build_s=build_s, confusions=report.to_dict()["confusions"])
+    result.update(
+        mean_us=report.mean_us, build_s=build_s, confusions=report.to_dict()["confusions"]
+    )
     return result
 
 
@@ -142,7 +144,10 @@ def run_baselines(examples: dict[str, list[str]], splits: dict) -> dict[str, dic
         return list(label_array[sims.argmax(1)]), sims.max(1)
 
     out = {}
-    for name, predict in (("linearsvc_char_tfidf", svc_predict), ("nearest_char_tfidf", nearest_predict)):
+    for name, predict in (
+        ("linearsvc_char_tfidf", svc_predict),
+        ("nearest_char_tfidf", nearest_predict),
+    ):
         best, conf = predict(splits["val"])
         threshold = choose_threshold(best, conf, [g for _, g in splits["val"]])
         best, conf = predict(splits["test"])
@@ -183,15 +188,21 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"per_intent": args.per_intent, "runs": runs, "mean": mean}, indent=2))
         return 0
     seeds = f"seed {args.seed}" if args.seeds == 1 else f"mean of seeds {args.seed}..{seed}"
-    print(f"CLINC150, {args.per_intent} train examples per intent, {seeds}; threshold chosen on "
-          f"val (max in-scope acc. s.t. oos recall ≥ {TARGET_RECALL})")
-    print(f"{'system':24} {'overall':>8} {'in-scope':>9} {'oos rec':>8} {'oos prec':>9} "
-          f"{'closed':>7} {'µs/msg':>7} {'build s':>8}")
+    print(
+        f"CLINC150, {args.per_intent} train examples per intent, {seeds}; threshold chosen on "
+        f"val (max in-scope acc. s.t. oos recall ≥ {TARGET_RECALL})"
+    )
+    print(
+        f"{'system':24} {'overall':>8} {'in-scope':>9} {'oos rec':>8} {'oos prec':>9} "
+        f"{'closed':>7} {'µs/msg':>7} {'build s':>8}"
+    )
     for s in systems:
         m = mean[s]
         extra = f"{m['mean_us']:7.1f} {m['build_s']:8.2f}" if "mean_us" in m else ""
-        print(f"{s:24} {m['accuracy']:8.1%} {m['in_scope_accuracy']:9.1%} {m['oos_recall']:8.1%} "
-              f"{m['oos_precision']:9.1%} {m['closed_accuracy']:7.1%} {extra}")
+        print(
+            f"{s:24} {m['accuracy']:8.1%} {m['in_scope_accuracy']:9.1%} {m['oos_recall']:8.1%} "
+            f"{m['oos_precision']:9.1%} {m['closed_accuracy']:7.1%} {extra}"
+        )
     thresholds = [r["brandbot"]["threshold"] for r in runs]
     print(f"brandbot thresholds chosen on val: {', '.join(f'{t:.3f}' for t in thresholds)}")
     print("brandbot most confused (last seed):")

@@ -39,7 +39,9 @@ def load_brand(ref: str | Path = DEFAULT_PERSONA) -> Brand:
     """Load the persona ``ref`` (path or id) and the dialog it names; ConfigError if invalid."""
     persona_path = resolve_file(str(ref), "personas")
     persona, _ = load_persona_file(persona_path)
-    dialog_path = resolve_file(persona.dialog, "dialogs", near=persona_path.parent.parent / "dialogs")
+    dialog_path = resolve_file(
+        persona.dialog, "dialogs", near=persona_path.parent.parent / "dialogs"
+    )
     spec, positions = load_dialog_spec(dialog_path)
     problems = check_dialog(spec, positions, str(dialog_path), persona)
     if problems:
@@ -83,7 +85,9 @@ def check_paths(paths: list[Path]) -> tuple[list[Problem], int]:
                     problems.extend(check_dialog(spec, positions, str(file), persona))
             else:
                 persona, _ = load_persona_file(file, text)
-                dialog_path = resolve_file(persona.dialog, "dialogs", near=file.parent.parent / "dialogs")
+                dialog_path = resolve_file(
+                    persona.dialog, "dialogs", near=file.parent.parent / "dialogs"
+                )
                 try:
                     spec, positions = load_dialog_spec(dialog_path)
                 except ConfigError:

@@ -26,7 +26,10 @@ def _load_brand(persona: str):
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
-        _fail(f"persona {persona!r} is invalid ({len(exc.problems)} problem(s)); fix the lines above", 1)
+        _fail(
+            f"persona {persona!r} is invalid ({len(exc.problems)} problem(s)); fix the lines above",
+            1,
+        )
     except BrandbotError as exc:
         _fail(str(exc))
 
@@ -41,7 +44,9 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--persona", "-p", default="laowang-kitchen", show_default=True, help="Persona id or path.")
+@click.option(
+    "--persona", "-p", default="laowang-kitchen", show_default=True, help="Persona id or path."
+)
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite relationship log.")
 @click.option("--fan", default="local-fan", show_default=True, help="Which fan you are.")
 @click.option("--lang", type=click.Choice(["zh", "en"]), help="Reply language (default: detected).")
@@ -61,7 +66,9 @@ def chat(persona: str, db: str, fan: str, lang: str | None, ref: str | None) -> 
     brand = _load_brand(persona)
     store = Store(db)
     try:
-        channel = ConsoleChannel(Engine(store, brand), persona=brand.id, fan=fan, language=lang, ref=ref)
+        channel = ConsoleChannel(
+            Engine(store, brand), persona=brand.id, fan=fan, language=lang, ref=ref
+        )
         channel.run(sys.stdin, interactive=sys.stdin.isatty())
     finally:
         store.close()
@@ -156,7 +163,7 @@ def nlu_eval(persona: str, data: Path, as_json: bool) -> None:
             row = json.loads(line)
             rows.append({"text": str(row["text"]), "intent": row.get("intent")})
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            _fail(f"{data}:{number}: expected {{\"text\": ..., \"intent\": NAME or null}} ({exc})")
+            _fail(f'{data}:{number}: expected {{"text": ..., "intent": NAME or null}} ({exc})')
     report = evaluate(brand.understander, rows)
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
@@ -202,8 +209,19 @@ def fans(db: str, persona: str | None, as_json: bool) -> None:
     store = Store(db)
     rows = store.fans(persona)
     store.close()
-    columns = ["id", "persona", "channel", "external_id", "display_name", "stage", "score",
-               "subscribed", "handoff", "dialog_state", "last_seen"]
+    columns = [
+        "id",
+        "persona",
+        "channel",
+        "external_id",
+        "display_name",
+        "stage",
+        "score",
+        "subscribed",
+        "handoff",
+        "dialog_state",
+        "last_seen",
+    ]
     if as_json:
         for row in rows:
             click.echo(json.dumps({c: row[c] for c in columns}, ensure_ascii=False))
@@ -227,7 +245,11 @@ def _print_table(columns: list[str], rows: list[list[str]]) -> None:
 
     widths = [max([width(c)] + [width(r[i]) for r in rows]) for i, c in enumerate(columns)]
     for line in [columns] + rows:
-        click.echo("  ".join(cell + " " * (w - width(cell)) for cell, w in zip(line, widths, strict=True)).rstrip())
+        click.echo(
+            "  ".join(
+                cell + " " * (w - width(cell)) for cell, w in zip(line, widths, strict=True)
+            ).rstrip()
+        )
 
 
 @main.command()
@@ -264,16 +286,27 @@ def handoff_list(db: str) -> None:
     store = Store(db)
     rows = [r for r in store.fans() if r["handoff"]]
     store.close()
-    _print_table(["id", "persona", "channel", "fan", "last_seen"],
-                 [[str(r["id"]), r["persona"], r["channel"], r["display_name"] or r["external_id"],
-                   r["last_seen"]] for r in rows])
+    _print_table(
+        ["id", "persona", "channel", "fan", "last_seen"],
+        [
+            [
+                str(r["id"]),
+                r["persona"],
+                r["channel"],
+                r["display_name"] or r["external_id"],
+                r["last_seen"],
+            ]
+            for r in rows
+        ],
+    )
     click.echo(f"{len(rows)} conversation(s) in handoff")
 
 
 @handoff.command("end")
 @click.argument("fan")
 @click.option("--db", default=DEFAULT_DB, show_default=True)
-def handoff_end(fan: str, db: str) -> None:
+@click.option("--persona", "-p", help="Persona id or path (default: the fan's persona id).")
+def handoff_end(fan: str, db: str, persona: str | None) -> None:
     """Give a conversation back to the bot (FAN: id, external id or name).
 
     Prints the in-voice message the fan gets.
@@ -290,11 +323,16 @@ def handoff_end(fan: str, db: str) -> None:
         if not matches:
             _fail(f"no fan {fan!r} in {db}; see `brandbot fans`")
         if len(matches) > 1:
-            _fail(f"{fan!r} matches {len(matches)} fans; use the numeric id from `brandbot handoff list`")
+            _fail(
+                f"{fan!r} matches {len(matches)} fans; "
+                "use the numeric id from `brandbot handoff list`"
+            )
         row = matches[0]
         if not row["handoff"]:
             _fail(f"fan {fan!r} is not in handoff")
-        brand = _load_brand(row["persona"])
+        brand = _load_brand(persona or row["persona"])
+        if brand.id != row["persona"]:
+            _fail(f"fan {fan!r} talks to persona {row['persona']!r}, not {brand.id!r}")
         engine = Engine(store, brand)
         replies = engine.handle(
             Inbound(FanRef(row["channel"], row["external_id"]), kind="event", event="handoff_end")

@@ -15,6 +15,7 @@ are logged with context and the fan gets the persona's ``error`` reply, never ex
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -28,7 +29,7 @@ from bot.brand import Brand
 from bot.dialog.context import TurnContext, TurnModel
 from bot.dialog.machine import run_actions
 from bot.errors import UnknownPersonaError
-from bot.messages import Inbound, Reply
+from bot.messages import FanRef, Inbound, Reply
 from bot.relations.scoring import add_interactions, decayed, stage_for
 from bot.relations.store import Store, dumps, iso
 
@@ -36,6 +37,26 @@ log = logging.getLogger("brandbot.engine")
 
 _CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 _LOCK_STRIPES = 256
+
+
+def _storable_text(text: str | None) -> str | None:
+    """Lone surrogates cannot be stored as UTF-8; replace them so odd input never fails a turn."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def _storable(inbound: Inbound) -> Inbound:
+    text, name = _storable_text(inbound.text), _storable_text(inbound.display_name)
+    external_id = _storable_text(inbound.fan.external_id)
+    if (text, name, external_id) == (inbound.text, inbound.display_name, inbound.fan.external_id):
+        return inbound
+    fan = FanRef(inbound.fan.channel, external_id)
+    return dataclasses.replace(inbound, text=text, display_name=name, fan=fan)
 
 
 def utc_now() -> datetime:
@@ -89,6 +110,7 @@ class Engine:
     def handle(self, inbound: Inbound, persona: str | None = None) -> list[Reply]:
         """Run one turn for ``inbound`` and return the replies to deliver."""
         brand = self.brand(persona)
+        inbound = _storable(inbound)
         key = f"{brand.id}\0{inbound.fan.channel}\0{inbound.fan.external_id}"
         lock = self._fan_locks[zlib.crc32(key.encode("utf-8", "surrogatepass")) % _LOCK_STRIPES]
         with lock:
@@ -161,7 +183,14 @@ class Engine:
             replies = self._render(brand, ctx, fan)
             self._apply(conn, brand, inbound, fan, ctx, model.state, now, understanding)
             in_id = self._log_inbound(
-                conn, inbound, fan["id"], understanding, trigger, state_before, model.state, now,
+                conn,
+                inbound,
+                fan["id"],
+                understanding,
+                trigger,
+                state_before,
+                model.state,
+                now,
                 language,
             )
             for reply in replies:
@@ -169,8 +198,19 @@ class Engine:
                     "INSERT INTO messages (fan_id, direction, text, intent, confidence, "
                     "state_before, state_after, created_at, channel, language, reply_key, "
                     "in_reply_to) VALUES (?, 'out', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (fan["id"], reply.text, ctx.intent, None, state_before, model.state, iso(now),
-                     inbound.fan.channel, reply.language, reply.key, in_id),
+                    (
+                        fan["id"],
+                        reply.text,
+                        ctx.intent,
+                        None,
+                        state_before,
+                        model.state,
+                        iso(now),
+                        inbound.fan.channel,
+                        reply.language,
+                        reply.key,
+                        in_id,
+                    ),
                 )
             return replies
 
@@ -222,8 +262,17 @@ class Engine:
         cur = conn.execute(
             "INSERT INTO fans (channel, external_id, persona, display_name, language, first_seen, "
             "last_seen, dialog_state, referral_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (inbound.fan.channel, inbound.fan.external_id, brand.id, inbound.display_name,
-             inbound.language, stamp, stamp, brand.dialog.initial, code),
+            (
+                inbound.fan.channel,
+                inbound.fan.external_id,
+                brand.id,
+                inbound.display_name,
+                inbound.language,
+                stamp,
+                stamp,
+                brand.dialog.initial,
+                code,
+            ),
         )
         fan_id = cur.lastrowid
         ref = inbound.payload.get("ref")
@@ -237,8 +286,9 @@ class Engine:
             if self.store.fan_by_referral_code(code) is None:
                 return code
 
-    def _record_referral(self, conn, brand: Brand, fan_id: int, code: str, channel: str,
-                         now: datetime) -> None:
+    def _record_referral(
+        self, conn, brand: Brand, fan_id: int, code: str, channel: str, now: datetime
+    ) -> None:
         """First touch: who (a fan's personal code) or what (a campaign code) brought the fan."""
         referrer = self.store.fan_by_referral_code(code)
         referrer_id = referrer["id"] if referrer and referrer["id"] != fan_id else None
@@ -255,7 +305,9 @@ class Engine:
         if referrer_id is not None:
             self._bump(conn, brand, referrer, ["referral"], now)
 
-    def _bump(self, conn, brand: Brand, fan: dict[str, Any], kinds: list[str], now: datetime) -> None:
+    def _bump(
+        self, conn, brand: Brand, fan: dict[str, Any], kinds: list[str], now: datetime
+    ) -> None:
         """Add interactions to another fan's score (a referrer) and log a stage change."""
         rules = brand.persona.relationship
         score = add_interactions(decayed(fan["score"], fan["score_at"], now, rules), kinds, rules)
@@ -265,11 +317,25 @@ class Engine:
             (score, iso(now), stage, fan["id"]),
         )
         if stage != fan["stage"]:
-            self._event(conn, fan["id"], "stage_change",
-                        {"from": fan["stage"], "to": stage, "score": round(score, 2)}, now)
+            self._event(
+                conn,
+                fan["id"],
+                "stage_change",
+                {"from": fan["stage"], "to": stage, "score": round(score, 2)},
+                now,
+            )
 
-    def _apply(self, conn, brand: Brand, inbound: Inbound, fan: dict[str, Any], ctx: TurnContext,
-               state: str, now: datetime, understanding) -> None:
+    def _apply(
+        self,
+        conn,
+        brand: Brand,
+        inbound: Inbound,
+        fan: dict[str, Any],
+        ctx: TurnContext,
+        state: str,
+        now: datetime,
+        understanding,
+    ) -> None:
         persona = brand.persona
         kinds = list(ctx.interactions)
         if inbound.kind == "message" and understanding is not None:
@@ -292,15 +358,34 @@ class Engine:
             "score_at = ?, subscribed = ?, subscribed_at = ?, blocked = ?, handoff = ?, "
             "misses = ?, tags = ?, voice_memory = ?, display_name = coalesce(?, display_name) "
             "WHERE id = ?",
-            (iso(now), ctx.language, state, stage, score, iso(now), int(ctx.subscribed),
-             subscribed_at, blocked, int(ctx.in_handoff), ctx.misses, dumps(sorted(ctx.tags)),
-             fan["voice_memory"], inbound.display_name, fan["id"]),
+            (
+                iso(now),
+                ctx.language,
+                state,
+                stage,
+                score,
+                iso(now),
+                int(ctx.subscribed),
+                subscribed_at,
+                blocked,
+                int(ctx.in_handoff),
+                ctx.misses,
+                dumps(sorted(ctx.tags)),
+                fan["voice_memory"],
+                inbound.display_name,
+                fan["id"],
+            ),
         )
         for kind, payload in ctx.events:
             self._event(conn, fan["id"], kind, payload, now)
         if stage != fan["stage"]:
-            self._event(conn, fan["id"], "stage_change",
-                        {"from": fan["stage"], "to": stage, "score": round(score, 2)}, now)
+            self._event(
+                conn,
+                fan["id"],
+                "stage_change",
+                {"from": fan["stage"], "to": stage, "score": round(score, 2)},
+                now,
+            )
 
     @staticmethod
     def _event(conn, fan_id: int, kind: str, payload: dict[str, Any], now: datetime) -> None:
@@ -310,8 +395,17 @@ class Engine:
         )
 
     @staticmethod
-    def _log_inbound(conn, inbound: Inbound, fan_id: int, understanding, trigger: str,
-                     state_before: str, state_after: str, now: datetime, language: str) -> int:
+    def _log_inbound(
+        conn,
+        inbound: Inbound,
+        fan_id: int,
+        understanding,
+        trigger: str,
+        state_before: str,
+        state_after: str,
+        now: datetime,
+        language: str,
+    ) -> int:
         if inbound.kind == "event":
             intent, confidence, text = trigger, None, inbound.text or f"[{inbound.event}]"
         else:
@@ -322,8 +416,19 @@ class Engine:
             "INSERT INTO messages (fan_id, direction, text, intent, confidence, state_before, "
             "state_after, platform_msg_id, created_at, channel, language, kind) "
             "VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (fan_id, text, intent, confidence, state_before, state_after, inbound.platform_msg_id,
-             iso(now), inbound.fan.channel, language, inbound.kind),
+            (
+                fan_id,
+                text,
+                intent,
+                confidence,
+                state_before,
+                state_after,
+                inbound.platform_msg_id,
+                iso(now),
+                inbound.fan.channel,
+                language,
+                inbound.kind,
+            ),
         )
         return cur.lastrowid
 
@@ -341,15 +446,22 @@ class Engine:
                 fan = self.store.find_fan(persona.id, inbound.fan.channel, inbound.fan.external_id)
                 if fan is None:
                     fan = self._create_fan(conn, brand, inbound, now)
-                elif inbound.platform_msg_id is not None and self.store.replies_for(
-                    fan["id"], inbound.platform_msg_id
-                ) is not None:
+                elif (
+                    inbound.platform_msg_id is not None
+                    and self.store.replies_for(fan["id"], inbound.platform_msg_id) is not None
+                ):
                     return [reply]
                 cur = conn.execute(
                     "INSERT INTO messages (fan_id, direction, text, platform_msg_id, created_at, "
                     "channel, kind) VALUES (?, 'in', ?, ?, ?, ?, ?)",
-                    (fan["id"], inbound.text, inbound.platform_msg_id, iso(now),
-                     inbound.fan.channel, inbound.kind),
+                    (
+                        fan["id"],
+                        inbound.text,
+                        inbound.platform_msg_id,
+                        iso(now),
+                        inbound.fan.channel,
+                        inbound.kind,
+                    ),
                 )
                 conn.execute(
                     "INSERT INTO messages (fan_id, direction, text, created_at, channel, language, "
@@ -357,5 +469,7 @@ class Engine:
                     (fan["id"], reply.text, iso(now), inbound.fan.channel, language, cur.lastrowid),
                 )
         except Exception:
-            log.exception("could not record the failed turn either (fan=%s)", inbound.fan.external_id)
+            log.exception(
+                "could not record the failed turn either (fan=%s)", inbound.fan.external_id
+            )
         return [reply]

@@ -196,8 +196,9 @@ def _check(expect: Expect, replies, fan: dict[str, Any], logged) -> list[str]:
         if expect.stage not in STAGES:
             failures.append(f"unknown stage {expect.stage!r}; use one of {', '.join(STAGES)}")
         elif fan["stage"] != expect.stage:
-            failures.append(f"stage should be {expect.stage!r}; got {fan['stage']!r} "
-                            f"(score {fan['score']:.1f})")
+            failures.append(
+                f"stage should be {expect.stage!r}; got {fan['stage']!r} (score {fan['score']:.1f})"
+            )
     if expect.subscribed is not None and bool(fan["subscribed"]) != expect.subscribed:
         failures.append(f"subscribed should be {expect.subscribed}; got {bool(fan['subscribed'])}")
     if expect.handoff is not None and bool(fan["handoff"]) != expect.handoff:

@@ -34,9 +34,13 @@ def load_yaml(path: str | Path, text: str | None = None) -> tuple[Any, Positions
         try:
             text = Path(path).read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
-            raise ConfigError([Problem(path, 1, 1, "", f"not UTF-8 text ({exc.reason}); save the file as UTF-8")]) from None
+            raise ConfigError(
+                [Problem(path, 1, 1, "", f"not UTF-8 text ({exc.reason}); save the file as UTF-8")]
+            ) from None
         except OSError as exc:
-            raise ConfigError([Problem(path, 1, 1, "", f"cannot read file: {exc.strerror}")]) from None
+            raise ConfigError(
+                [Problem(path, 1, 1, "", f"cannot read file: {exc.strerror}")]
+            ) from None
     loader = _UniqueKeyLoader(text)
     try:
         node = loader.get_single_node()
@@ -50,7 +54,9 @@ def load_yaml(path: str | Path, text: str | None = None) -> tuple[Any, Positions
     finally:
         loader.dispose()
     if node is None:
-        raise ConfigError([Problem(path, 1, 1, "", "the file is empty; see docs/ for a complete example")])
+        raise ConfigError(
+            [Problem(path, 1, 1, "", "the file is empty; see docs/ for a complete example")]
+        )
     positions: Positions = {}
     problems: list[Problem] = []
     data = _build(node, (), positions, problems, path)
@@ -59,25 +65,42 @@ def load_yaml(path: str | Path, text: str | None = None) -> tuple[Any, Positions
     return data, positions
 
 
-def _build(node: yaml.Node, where: FieldPath, positions: Positions, problems: list[Problem], path: str) -> Any:
+def _build(
+    node: yaml.Node, where: FieldPath, positions: Positions, problems: list[Problem], path: str
+) -> Any:
     positions[where] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            key = (
+                _scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            )
             if isinstance(key, bool) or key is None or not isinstance(key, str | int | float):
                 # YAML 1.1 reads keys like `yes`, `no`, `on` as booleans; operators mean words.
                 key = str(key_node.value)
             if key in result:
-                problems.append(Problem(path, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
-                                        _dotted(where + (key,)), f"duplicate key {key!r}; keep only one"))
+                problems.append(
+                    Problem(
+                        path,
+                        key_node.start_mark.line + 1,
+                        key_node.start_mark.column + 1,
+                        _dotted(where + (key,)),
+                        f"duplicate key {key!r}; keep only one",
+                    )
+                )
                 continue
             result[key] = _build(value_node, where + (key,), positions, problems, path)
             # Point errors about a key (unknown field, wrong type) at the key itself.
-            positions[where + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            positions[where + (key,)] = (
+                key_node.start_mark.line + 1,
+                key_node.start_mark.column + 1,
+            )
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, where + (i,), positions, problems, path) for i, item in enumerate(node.value)]
+        return [
+            _build(item, where + (i,), positions, problems, path)
+            for i, item in enumerate(node.value)
+        ]
     return _scalar(node)
 
 
@@ -110,7 +133,9 @@ def problem_at(path: str, positions: Positions, where: FieldPath, message: str) 
     return Problem(str(path), line, col, _dotted(where), message)
 
 
-def problems_from_validation(exc: ValidationError, path: str, positions: Positions) -> list[Problem]:
+def problems_from_validation(
+    exc: ValidationError, path: str, positions: Positions
+) -> list[Problem]:
     """Turn pydantic's errors into located problems phrased as fixes."""
     problems = []
     for err in exc.errors(include_url=False):

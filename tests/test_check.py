@@ -21,22 +21,29 @@ def test_shipped_personas_and_dialogs_are_valid():
 def test_persona_problems_are_located_and_phrased_as_fixes(tmp_path):
     text = TINY.read_text(encoding="utf-8")
     text = text.replace("营业时间：{hours}", "营业时间：{opening_hours}，最便宜")
-    text = text.replace("  greet: {zh: [你好呀, 又见面啦], en: [hi again, hello again]}",
-                        "  greet: {zh: [你好呀]}")
+    text = text.replace(
+        "  greet: {zh: [你好呀, 又见面啦], en: [hi again, hello again]}", "  greet: {zh: [你好呀]}"
+    )
     broken = tmp_path / "broken.yaml"
     broken.write_text(text, encoding="utf-8")
     result = run_check(broken)
     assert result.exit_code == 1
     lines = result.output.splitlines()
     hours_line = next(i for i, line in enumerate(text.splitlines(), 1) if "opening_hours" in line)
-    assert any(line.startswith(f"{broken}:{hours_line}:") and "banned word '最便宜'" in line
-               for line in lines)
-    assert any("replies.hours.zh[0]" in line and "no fact 'opening_hours'" in line for line in lines)
+    assert any(
+        line.startswith(f"{broken}:{hours_line}:") and "banned word '最便宜'" in line
+        for line in lines
+    )
+    assert any(
+        "replies.hours.zh[0]" in line and "no fact 'opening_hours'" in line for line in lines
+    )
     assert any("replies.greet" in line and "no en variant" in line for line in lines)
 
 
 def test_unknown_fields_and_wrong_types(tmp_path):
-    text = TINY.read_text(encoding="utf-8").replace("  emoji: none", "  emoji: few\n  catchphrase: [x]")
+    text = TINY.read_text(encoding="utf-8").replace(
+        "  emoji: none", "  emoji: few\n  catchphrase: [x]"
+    )
     text = text.replace("half_life_days: 30", "half_life_days: soon")
     broken = tmp_path / "broken.yaml"
     broken.write_text(text, encoding="utf-8")

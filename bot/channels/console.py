@@ -19,8 +19,15 @@ CHANNEL = "console"
 class ConsoleChannel:
     name = CHANNEL
 
-    def __init__(self, engine: Engine, *, persona: str, fan: str, language: str | None = None,
-                 ref: str | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        persona: str,
+        fan: str,
+        language: str | None = None,
+        ref: str | None = None,
+    ):
         self.engine = engine
         self.persona = persona
         self.fan = FanRef(CHANNEL, fan)
@@ -32,8 +39,13 @@ class ConsoleChannel:
         """One fan message in, the reply texts out."""
         payload = {"ref": self.ref} if self.ref else {}
         replies = self.engine.handle(
-            Inbound(self.fan, text=text, payload=payload, display_name=self.fan_name,
-                    language=self.language),
+            Inbound(
+                self.fan,
+                text=text,
+                payload=payload,
+                display_name=self.fan_name,
+                language=self.language,
+            ),
             persona=self.persona,
         )
         return [r.text for r in replies]
@@ -41,13 +53,21 @@ class ConsoleChannel:
     def run(self, stream: TextIO, *, interactive: bool) -> None:
         brand = self.engine.brand(self.persona)
         if interactive:
-            name = brand.persona.text(brand.persona.identity.name, self.language or brand.persona.default_language)
-            click.secho(f"Chatting with {name} ({brand.id}) as {self.fan_name}. Ctrl-D to leave.", dim=True)
+            name = brand.persona.text(
+                brand.persona.identity.name, self.language or brand.persona.default_language
+            )
+            click.secho(
+                f"Chatting with {name} ({brand.id}) as {self.fan_name}. Ctrl-D to leave.", dim=True
+            )
         while True:
             if interactive:
                 try:
-                    line = click.prompt(click.style("you", fg="cyan"), prompt_suffix="> ", default="",
-                                        show_default=False)
+                    line = click.prompt(
+                        click.style("you", fg="cyan"),
+                        prompt_suffix="> ",
+                        default="",
+                        show_default=False,
+                    )
                 except (EOFError, click.Abort):
                     click.echo()
                     return

@@ -51,7 +51,10 @@ def check_dialog(
         problems.append(problem_at(path, positions, where, message))
 
     if spec.initial not in states:
-        bad(("initial",), f"unknown state {spec.initial!r}; declare it in states or use one of: {known}")
+        bad(
+            ("initial",),
+            f"unknown state {spec.initial!r}; declare it in states or use one of: {known}",
+        )
     for i, state in enumerate(spec.state_specs()):
         base = ("states", i) if not isinstance(spec.states[i], str) else ("states", i)
         for hook in ("on_enter", "on_exit", "otherwise"):
@@ -61,22 +64,30 @@ def check_dialog(
     for i, t in enumerate(spec.transitions):
         where = ("transitions", i)
         if t.trigger not in BUILTIN_TRIGGERS and (intents is not None and t.trigger not in intents):
-            bad(where + ("trigger",), f"unknown trigger {t.trigger!r}: not an intent of persona "
-                f"{persona.id!r} nor a builtin trigger ({', '.join(BUILTIN_TRIGGERS)})")
+            bad(
+                where + ("trigger",),
+                f"unknown trigger {t.trigger!r}: not an intent of persona "
+                f"{persona.id!r} nor a builtin trigger ({', '.join(BUILTIN_TRIGGERS)})",
+            )
         for src_i, src in enumerate(t.sources):
             if src != "*" and src not in states:
                 loc = where + ("source",) + ((src_i,) if isinstance(t.source, list) else ())
                 bad(loc, f"unknown state {src!r}; use one of: {known}, or '*' for any state")
         if t.dest not in (None, "=") and t.dest not in states:
             bad(where + ("dest",), f"unknown state {t.dest!r}; use one of: {known}, '=' or null")
-        for hook, registry, kind in (("conditions", CONDITIONS, "condition"),
-                                     ("unless", CONDITIONS, "condition"),
-                                     ("before", ACTIONS, "action"), ("after", ACTIONS, "action")):
+        for hook, registry, kind in (
+            ("conditions", CONDITIONS, "condition"),
+            ("unless", CONDITIONS, "condition"),
+            ("before", ACTIONS, "action"),
+            ("after", ACTIONS, "action"),
+        ):
             for j, cb in enumerate(getattr(t, hook)):
                 _check_callback(cb, registry, kind, where + (hook, j), bad, persona)
     for old, new in spec.state_migrations.items():
         if new not in states:
-            bad(("state_migrations", old), f"migrates to unknown state {new!r}; use one of: {known}")
+            bad(
+                ("state_migrations", old), f"migrates to unknown state {new!r}; use one of: {known}"
+            )
     return problems
 
 
@@ -106,5 +117,7 @@ def _check_callback(cb, registry: dict[str, Entry], kind: str, where, bad, perso
     elif entry.arg in ("reply_key", "tag") and not isinstance(arg, str):
         bad(where, f"{kind} {name!r} needs a name, got {arg!r}")
     elif entry.arg == "reply_key" and persona is not None and arg not in persona.replies:
-        bad(where, f"reply key {arg!r} is not defined in persona {persona.id!r}; "
-            "add it under replies")
+        bad(
+            where,
+            f"reply key {arg!r} is not defined in persona {persona.id!r}; add it under replies",
+        )

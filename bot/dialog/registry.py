@@ -63,9 +63,7 @@ CONDITIONS: dict[str, Entry] = {
     "in_handoff": Entry(
         lambda ctx, _: bool(ctx.in_handoff), "none", "a human operator holds the conversation"
     ),
-    "first_turn": Entry(
-        lambda ctx, _: ctx.first_turn, "none", "this is the fan's very first turn"
-    ),
+    "first_turn": Entry(lambda ctx, _: ctx.first_turn, "none", "this is the fan's very first turn"),
     "misses_at_least": Entry(
         lambda ctx, n: ctx.misses >= int(n),
         "int",

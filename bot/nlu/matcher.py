@@ -20,6 +20,7 @@ Why this design (measured with ``bench/clinc150.py``; see the figures in its doc
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -34,8 +35,8 @@ __all__ = ["DEFAULT_THRESHOLD", "IntentMatcher", "Match", "features"]
 # Confidence below which ``Match.intent`` is None. Chosen on CLINC150 val (see bench/clinc150.py):
 # see the docstring of the bench for how; persona files may override it with nlu.threshold.
 DEFAULT_THRESHOLD = 0.35
-# Added to an intent's logit when one of its keywords occurs in the message: e^6 ≈ 400x odds,
-# enough to win over any example-based evidence unless another keyword intent also matches.
+# When one of an intent's keywords occurs in the message its logit is raised to at least the top
+# logit plus this: e^6 ≈ 400x odds, so it wins unless another keyword intent also matches.
 KEYWORD_BOOST = 6.0
 # A message whose top intent was found by keyword is at least this confident, so a keyword hit
 # is never answered by the fallback whatever the threshold.
@@ -43,6 +44,10 @@ KEYWORD_CONFIDENCE = 0.9
 # Inverse regularisation strength of the logistic regression (chosen on CLINC150 val; 10-100
 # perform within 0.3 points of each other, so the choice is not delicate).
 C = 30.0
+# Solver settings of the logistic regression fit (see _fit_softmax).
+JITTER = 1e-3
+MAX_ITER = 500
+GTOL = 1e-6
 # Only the first characters of a message are featurised: bounds the cost of a pasted essay
 # (10k characters would otherwise take milliseconds) while the intent is almost always stated
 # at the start.
@@ -117,7 +122,9 @@ def features(normalized: str) -> list[str]:
                     append(run[i : i + 3])
                 continue
             s = stem(run)
-            append("w:" + s)
+            word = "w:" + s
+            append(word)
+            append(word)  # counted twice: whole words deserve more weight than their n-grams
             words.append(s)
             padded = f" {run} "
             m = len(padded)
@@ -130,6 +137,76 @@ def features(normalized: str) -> list[str]:
         if a and b:
             append(f"b:{a} {b}")
     return out
+
+
+def _single_threaded_blas():
+    """Limit BLAS to one thread while fitting, if threadpoolctl is available.
+
+    The matrices are small (hundreds of rows): multi-threaded OpenBLAS gains nothing there and
+    its spinning threads slow the fit 10-50x when another process keeps a core busy, as a bot
+    server and its database do.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _fit_softmax(matrix, y: np.ndarray, n_classes: int, c: float) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression, L2-penalised, classes balanced, fitted with L-BFGS.
+
+    Same objective as scikit-learn's ``LogisticRegression(C=c, class_weight="balanced")``
+    (intercept unpenalised), solved in an orthonormal basis of the span of the training rows:
+    the optimal weights lie in that span (representer theorem), and with ``K = X Xᵀ = V Λ Vᵀ``
+    the rows of ``Λ^-½ Vᵀ X`` are orthonormal, so the problem becomes an identical-conditioned
+    one over ``examples x intents`` coefficients instead of ``n-grams x intents`` (10-50x fewer
+    for L-BFGS to carry). That, and not importing scikit-learn (about a second), keeps a
+    persona rebuild (hot reload) well under a second.
+    """
+    from scipy.optimize import minimize  # build-time only
+
+    n = matrix.shape[0]
+    # Gram matrix of the rows, each row extended by a private coordinate √JITTER so that it is
+    # positive definite even with duplicate examples; its Cholesky factor L gives the rows'
+    # coordinates in an orthonormal basis of their span (X = L Q, Q with orthonormal rows).
+    gram = (matrix @ matrix.T).toarray()
+    gram[np.diag_indices(n)] += JITTER
+    coords = np.linalg.cholesky(gram)
+    r = n
+    counts = np.bincount(y, minlength=n_classes)
+    sample_weight = (n / (n_classes * counts))[y] / n  # balanced, averaged over samples
+    onehot = np.zeros((n, n_classes))
+    onehot[np.arange(n), y] = 1.0
+    penalty = 1.0 / (c * n)
+    size = r * n_classes
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        b = theta[:size].reshape(r, n_classes)
+        z = coords @ b + theta[size:]
+        z -= z.max(axis=1, keepdims=True)
+        exp = np.exp(z)
+        total = exp.sum(axis=1, keepdims=True)
+        loss = -(sample_weight * ((z - np.log(total)) * onehot).sum(axis=1)).sum()
+        loss += 0.5 * penalty * float((b * b).sum())
+        residual = (exp / total - onehot) * sample_weight[:, None]
+        grad_b = coords.T @ residual + penalty * b
+        return loss, np.concatenate([grad_b.ravel(), residual.sum(axis=0)])
+
+    result = minimize(
+        objective,
+        np.zeros(size + n_classes),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": MAX_ITER, "gtol": GTOL},
+    )
+    b = result.x[:size].reshape(r, n_classes)
+    from scipy.linalg import solve_triangular
+
+    # W = Xᵀ L⁻ᵀ B (the private coordinates are dropped: they never occur in a message).
+    return np.asarray(matrix.T @ solve_triangular(coords, b, lower=True, trans="T")), result.x[
+        size:
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,21 +308,15 @@ class IntentMatcher:
             self._weights[:, trained[0]] = centroid
             self._single = True
             return
-        from sklearn.linear_model import LogisticRegression
-
-        model = LogisticRegression(C=C, max_iter=1000, class_weight="balanced")
-        model.fit(matrix, y)
-        classes = model.classes_
-        if len(classes) == 2:  # binary LR stores one weight row for the positive class
-            coef = np.vstack([-model.coef_[0] / 2, model.coef_[0] / 2])
-            intercept = np.array([-model.intercept_[0] / 2, model.intercept_[0] / 2])
-        else:
-            coef, intercept = model.coef_, model.intercept_
         # Intents with only keywords get no examples: a very low bias keeps them out of the
         # ranking unless a keyword fires.
         self._bias[:] = -10.0
-        self._weights[:, classes] = coef.T
-        self._bias[classes] = intercept
+        classes = np.asarray(trained)
+        remap = np.searchsorted(classes, y)
+        with _single_threaded_blas():
+            weights, bias = _fit_softmax(matrix, remap, len(classes), C)
+        self._weights[:, classes] = weights
+        self._bias[classes] = bias
 
     def _compile_keywords(
         self, keywords: Mapping[str, Sequence[str]]
@@ -301,8 +372,12 @@ class IntentMatcher:
             logits += (x / norm) @ self._weights[idx]
         if self._single:
             return np.clip(logits, 0.0, 1.0) if counts else np.zeros_like(logits)
-        for i in hits:
-            logits[i] += KEYWORD_BOOST
+        if hits:
+            # A keyword intent starts from at least the best example-based score, so keyword-only
+            # intents (no examples, very low bias) can win too.
+            top = logits.max()
+            for i in hits:
+                logits[i] = max(logits[i], top) + KEYWORD_BOOST
         logits -= logits.max()
         probs = np.exp(logits)
         probs /= probs.sum()

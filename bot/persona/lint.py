@@ -24,13 +24,19 @@ def lint_persona(persona: Persona, positions: Positions, path: str) -> list[Prob
     banned = [w for w in persona.voice.banned_words if w.strip()]
     for key in REQUIRED_REPLIES:
         if key not in persona.replies:
-            bad(("replies",), f"reply key {key!r} is missing; the engine needs it — add variants "
-                f"for {', '.join(persona.languages)}")
+            bad(
+                ("replies",),
+                f"reply key {key!r} is missing; the engine needs it — add variants "
+                f"for {', '.join(persona.languages)}",
+            )
     for key, per_language in persona.replies.items():
         for language in persona.languages:
             if not per_language.get(language):
-                bad(("replies", key), f"no {language} variant for reply {key!r}; add "
-                    f"`{language}: [...]` so {language}-speaking fans get an answer")
+                bad(
+                    ("replies", key),
+                    f"no {language} variant for reply {key!r}; add "
+                    f"`{language}: [...]` so {language}-speaking fans get an answer",
+                )
         for language, variants in per_language.items():
             for i, template in enumerate(variants):
                 where = ("replies", key, language, i)
@@ -42,22 +48,32 @@ def lint_persona(persona: Persona, positions: Positions, path: str) -> list[Prob
                 for name in names:
                     base = name.split(".")[0].split("[")[0]
                     if base not in known_fields:
-                        bad(where, f"template names {{{name}}} but there is no fact {base!r}; "
-                            f"add it under facts or use one of: {', '.join(sorted(known_fields))}")
+                        bad(
+                            where,
+                            f"template names {{{name}}} but there is no fact {base!r}; "
+                            f"add it under facts or use one of: {', '.join(sorted(known_fields))}",
+                        )
                 lowered = template.casefold()
                 for word in banned:
                     if word.casefold() in lowered:
                         bad(where, f"contains the banned word {word!r}; rephrase the reply")
     for name, intent in persona.intents.items():
         if intent.reply and intent.reply not in persona.replies:
-            bad(("intents", name, "reply"), f"reply key {intent.reply!r} is not defined; add it "
-                "under replies")
+            bad(
+                ("intents", name, "reply"),
+                f"reply key {intent.reply!r} is not defined; add it under replies",
+            )
         if not any(intent.examples.get(lang) for lang in persona.languages):
-            bad(("intents", name, "examples"), f"intent {name!r} has no examples in "
-                f"{', '.join(persona.languages)}; add at least a few per language")
+            bad(
+                ("intents", name, "examples"),
+                f"intent {name!r} has no examples in "
+                f"{', '.join(persona.languages)}; add at least a few per language",
+            )
     if persona.taboo.subjects and persona.taboo.deflection not in persona.replies:
-        bad(("taboo", "deflection"), f"reply key {persona.taboo.deflection!r} is not defined; add "
-            "it under replies")
+        bad(
+            ("taboo", "deflection"),
+            f"reply key {persona.taboo.deflection!r} is not defined; add it under replies",
+        )
     for button, target in persona.menu_clicks.items():
         if target not in persona.intents and target not in persona.replies:
             bad(("menu_clicks", button), f"{target!r} is neither an intent nor a reply key")

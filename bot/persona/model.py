@@ -130,7 +130,9 @@ class Commercial(_Strict):
     min_stage: Stage = Field(
         "friend", description="A fan must be at this stage or above before offers are made."
     )
-    max_offers_per_week: int = Field(1, ge=0, description="At most this many offers per fan a week.")
+    max_offers_per_week: int = Field(
+        1, ge=0, description="At most this many offers per fan a week."
+    )
 
 
 class NluSettings(_Strict):
@@ -144,7 +146,9 @@ class NluSettings(_Strict):
 class Persona(_Strict):
     """A brand's voice: identity, facts, intents, replies, relationship and commercial rules."""
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Stable id, e.g. laowang-kitchen.")
+    id: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Stable id, e.g. laowang-kitchen."
+    )
     version: str | int = Field(1, description="Bump when you change the persona; shown in logs.")
     brand: Localized = Field(description="Brand name.")
     dialog: str = Field("default", description="Dialog id (file name in dialogs/ without .yaml).")

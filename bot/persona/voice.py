@@ -49,8 +49,10 @@ class Voice:
         variants = self.persona.replies.get(key, {})
         if variants.get(language):
             return language
-        return self.persona.default_language if variants.get(self.persona.default_language) else next(
-            (lang for lang, texts in variants.items() if texts), language
+        return (
+            self.persona.default_language
+            if variants.get(self.persona.default_language)
+            else next((lang for lang, texts in variants.items() if texts), language)
         )
 
     def render(
@@ -73,7 +75,9 @@ class Voice:
         memory[key] = index
         return self.fill(variants[index], language, fan_name=fan_name, rng=rng), language
 
-    def fill(self, template: str, language: str, *, fan_name: str | None, rng: random.Random) -> str:
+    def fill(
+        self, template: str, language: str, *, fan_name: str | None, rng: random.Random
+    ) -> str:
         p = self.persona
         fields: dict[str, Any] = _Fields(
             {key: p.text(value, language) for key, value in p.facts.items()}

@@ -192,7 +192,11 @@ class Store:
         return dict(row) if row else None
 
     def fans(self, persona: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM fans" + (" WHERE persona = ?" if persona else "") + " ORDER BY last_seen DESC"
+        sql = (
+            "SELECT * FROM fans"
+            + (" WHERE persona = ?" if persona else "")
+            + " ORDER BY last_seen DESC"
+        )
         return [dict(r) for r in self.conn.execute(sql, (persona,) if persona else ())]
 
     def find_fans(self, query: str) -> list[dict[str, Any]]:

@@ -1,0 +1,133 @@
+"""The brandbot command as a user runs it: real subprocesses where stdin/TTY matter."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from bot.cli import main
+from tests.conftest import ROOT, TINY
+
+
+def brandbot(*args: str, stdin: str = "", cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        timeout=120,
+    )
+
+
+def test_piped_chat_prints_one_reply_per_line_and_continues_across_runs(tmp_path):
+    db = tmp_path / "t.db"
+    first = brandbot(
+        "chat", "--db", str(db), "--persona", str(TINY), stdin="几点开门\n有停车位吗\n"
+    )
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == [
+        "欢迎来到小店，local-fan！",
+        "营业时间：每天9点到21点",
+        "停车：门口有5个车位",
+    ]
+    second = brandbot("chat", "--db", str(db), "--persona", str(TINY), stdin="subscribe\nyes\n")
+    assert second.stdout.splitlines() == [
+        "Subscribe to our news? Reply yes or no",
+        "Subscribed. Reply unsubscribe any time",
+    ]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM fans").fetchone()[0] == 1
+        assert conn.execute("SELECT subscribed FROM fans").fetchone()[0] == 1
+
+
+def test_demo_persona_answers_the_readme_script(tmp_path):
+    out = brandbot("chat", "--db", str(tmp_path / "t.db"), stdin="你好\n你们几点开门\n有停车位吗\n")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) >= 3
+    assert not any("error" in line.lower() for line in lines)
+
+
+def test_lang_option_forces_the_reply_language(tmp_path):
+    out = brandbot(
+        "chat",
+        "--db",
+        str(tmp_path / "t.db"),
+        "--persona",
+        str(TINY),
+        "--lang",
+        "en",
+        stdin="几点开门\n",
+    )
+    assert out.stdout.splitlines()[-1] == "Hours: 9am to 9pm daily"
+
+
+def test_fans_lists_the_log(tmp_path):
+    db = tmp_path / "t.db"
+    brandbot("chat", "--db", str(db), "--persona", str(TINY), "--fan", "阿明", stdin="你好\n")
+    out = CliRunner().invoke(main, ["fans", "--db", str(db)])
+    assert out.exit_code == 0
+    assert "阿明" in out.output and "stranger" in out.output and "1 fan(s)" in out.output
+    rows = [
+        json.loads(line)
+        for line in CliRunner()
+        .invoke(main, ["fans", "--db", str(db), "--json"])
+        .output.splitlines()
+    ]
+    assert rows[0]["display_name"] == "阿明" and rows[0]["channel"] == "console"
+
+
+def test_handoff_end_from_the_command_line(tmp_path):
+    db = tmp_path / "t.db"
+    brandbot("chat", "--db", str(db), "--persona", str(TINY), stdin="我要投诉\n")
+    listed = CliRunner().invoke(main, ["handoff", "list", "--db", str(db)])
+    assert "local-fan" in listed.output and "1 conversation(s)" in listed.output
+    ended = brandbot("handoff", "end", "local-fan", "--db", str(db), "--persona", str(TINY))
+    assert ended.returncode == 0, ended.stderr
+    assert ended.stdout.strip() == "我回来啦，有问题随时问"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT handoff, dialog_state FROM fans").fetchone() == (0, "chatting")
+
+
+def test_schema_is_json_schema():
+    for kind in ("persona", "dialog"):
+        out = CliRunner().invoke(main, ["schema", kind])
+        schema = json.loads(out.output)
+        assert schema["type"] == "object" and "properties" in schema
+
+
+def test_dialog_draw_is_mermaid():
+    out = CliRunner().invoke(main, ["dialog", "draw", str(ROOT / "dialogs" / "default.yaml")])
+    assert out.output.startswith("stateDiagram-v2\n    [*] --> new\n")
+    assert "chatting --> handoff: complaint" in out.output
+
+
+def test_nlu_eval_json(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text(
+        '{"text": "几点开门", "intent": "hours"}\n{"text": "有停车位吗", "intent": "parking"}\n'
+        '{"text": "量子纠缠是什么", "intent": null}\n',
+        encoding="utf-8",
+    )
+    out = CliRunner().invoke(main, ["nlu", "eval", "--persona", str(TINY), str(data), "--json"])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    assert report["n"] == 3
+    assert report["in_scope_accuracy"] == 1.0
+    assert {"oos_recall", "oos_precision"} <= set(report)
+
+
+def test_every_command_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = []
+    for name, command in main.commands.items():
+        sub = getattr(command, "commands", None)
+        commands += [f"{name} {s}" for s in sub] if sub else [name]
+    missing = [c for c in commands if not re.search(rf"brandbot {c}\b", readme)]
+    assert not missing, f"undocumented commands: {missing}"
