@@ -131,3 +131,10 @@ def test_every_command_is_documented_in_the_readme():
         commands += [f"{name} {s}" for s in sub] if sub else [name]
     missing = [c for c in commands if not re.search(rf"brandbot {c}\b", readme)]
     assert not missing, f"undocumented commands: {missing}"
+
+
+def test_committed_editor_schemas_are_up_to_date():
+    for kind in ("persona", "dialog"):
+        printed = CliRunner().invoke(main, ["schema", kind]).output
+        committed = (ROOT / "schemas" / f"{kind}.schema.json").read_text(encoding="utf-8")
+        assert printed == committed, f"run: brandbot schema {kind} > schemas/{kind}.schema.json"

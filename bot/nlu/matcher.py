@@ -46,8 +46,8 @@ KEYWORD_CONFIDENCE = 0.9
 C = 30.0
 # Solver settings of the logistic regression fit (see _fit_softmax).
 JITTER = 1e-3
-MAX_ITER = 500
-GTOL = 1e-6
+MAX_ITER = 300
+GTOL = 1e-4
 # Only the first characters of a message are featurised: bounds the cost of a pasted essay
 # (10k characters would otherwise take milliseconds) while the intent is almost always stated
 # at the start.
@@ -146,6 +146,11 @@ def _single_threaded_blas():
     its spinning threads slow the fit 10-50x when another process keeps a core busy, as a bot
     server and its database do.
     """
+    # Load scipy's own OpenBLAS (used by the L-BFGS-B code) *before* the limit is taken:
+    # threadpoolctl only limits libraries already loaded when the context is entered.
+    import scipy.linalg  # noqa: F401
+    import scipy.optimize  # noqa: F401
+
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
