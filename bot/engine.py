@@ -168,7 +168,8 @@ class Engine:
                 ),
             )
             model = TurnModel(state_before, ctx)
-            if first_turn:
+            if first_turn or state_before == brand.dialog.initial:
+                # New fans, and fans whose old state vanished with no migration, start over.
                 brand.dialog.fire("first_contact", model)
             trigger = self._trigger(brand, inbound, understanding, model.state)
             ctx.intent = trigger if trigger in persona.intents else None

@@ -233,3 +233,30 @@ def test_concurrent_turns_of_many_fans_are_all_logged(tiny_engine, fresh_db):
     ]
     assert count == 80
     assert fresh_db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_one_shared_machine_serves_every_fan(tiny_engine, tiny_brand):
+    machine = tiny_brand.dialog.machine
+    for n in range(5):
+        say(tiny_engine, "我要订阅", fan=FanRef("test", f"f{n}"))
+    assert tiny_brand.dialog.machine is machine
+    assert machine.models == []  # no per-fan model is ever registered on the machine
+
+
+def test_removed_state_migrates_to_the_declared_state(fresh_db, tiny_brand, clock):
+    engine = Engine(fresh_db, tiny_brand, clock=clock)
+    say(engine, "hi")
+    fresh_db.conn.execute("UPDATE fans SET dialog_state = 'confirm_newsletter'")
+    # the default dialog declares `'*': chatting` for states that disappeared
+    assert say(engine, "几点开门") == ["营业时间：每天9点到21点"]
+    assert fan_row(fresh_db)["dialog_state"] == "chatting"
+
+
+def test_without_a_migration_a_fan_starts_over_from_the_initial_state(tiny_brand):
+    from bot.dialog.machine import Dialog
+
+    spec = tiny_brand.dialog.spec.model_copy(update={"state_migrations": {}})
+    dialog = Dialog(spec)
+    assert dialog.migrate("confirm_newsletter") == "new"
+    assert dialog.migrate("handoff") == "handoff"
+    assert tiny_brand.dialog.migrate("confirm_newsletter") == "chatting"

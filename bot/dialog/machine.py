@@ -87,7 +87,10 @@ class Dialog:
         """The state a fan stored in ``state`` is in now (``state_migrations`` or initial)."""
         if state and state in self._states:
             return state
-        target = self.spec.state_migrations.get(state or "")
+        if not state:
+            return self.spec.initial
+        migrations = self.spec.state_migrations
+        target = migrations.get(state, migrations.get("*"))
         return target if target in self._states else self.spec.initial
 
     def handles(self, trigger: str, state: str) -> bool:

@@ -61,7 +61,8 @@ class DialogSpec(_Strict):
     transitions: list[TransitionSpec] = Field(default_factory=list)
     state_migrations: dict[str, str] = Field(
         default_factory=dict,
-        description="Removed state → state its fans move to (default: the initial state).",
+        description="Removed state → state its fans move to; '*' for any removed state "
+        "(default: the initial state).",
     )
 
     @field_validator("states")
