@@ -46,7 +46,7 @@ def load_brand(ref: str | Path = DEFAULT_PERSONA) -> Brand:
     problems = check_dialog(spec, positions, str(dialog_path), persona)
     if problems:
         raise ConfigError(problems)
-    from bot.nlu import Understander  # imported here: matching pulls in numpy/scikit-learn
+    from bot.nlu import Understander  # imported here: matching pulls in numpy and scipy
 
     return Brand(
         persona=persona,
