@@ -310,13 +310,19 @@ class Engine:
         self, conn, brand: Brand, fan: dict[str, Any], kinds: list[str], now: datetime
     ) -> None:
         """Add interactions to another fan's score (a referrer) and log a stage change."""
-        rules = brand.persona.relationship
-        score = add_interactions(decayed(fan["score"], fan["score_at"], now, rules), kinds, rules)
-        stage = stage_for(score, rules)
+        score, stage = self._rescore(conn, brand, fan, kinds, now)
         conn.execute(
             "UPDATE fans SET score = ?, score_at = ?, stage = ? WHERE id = ?",
             (score, iso(now), stage, fan["id"]),
         )
+
+    def _rescore(
+        self, conn, brand: Brand, fan: dict[str, Any], kinds: list[str], now: datetime
+    ) -> tuple[float, str]:
+        """The fan's decayed score plus ``kinds``, its stage, and a logged stage change."""
+        rules = brand.persona.relationship
+        score = add_interactions(decayed(fan["score"], fan["score_at"], now, rules), kinds, rules)
+        stage = stage_for(score, rules)
         if stage != fan["stage"]:
             self._event(
                 conn,
@@ -325,6 +331,7 @@ class Engine:
                 {"from": fan["stage"], "to": stage, "score": round(score, 2)},
                 now,
             )
+        return score, stage
 
     def _apply(
         self,
@@ -344,9 +351,7 @@ class Engine:
             intent = persona.intents.get(ctx.intent or "")
             if intent is not None and intent.kind == "question":
                 kinds.append("question")
-        rules = persona.relationship
-        score = add_interactions(decayed(fan["score"], fan["score_at"], now, rules), kinds, rules)
-        stage = stage_for(score, rules)
+        score, stage = self._rescore(conn, brand, fan, kinds, now)
         blocked = fan["blocked"]
         if inbound.kind == "event" and inbound.event in ("unfollow", "follow"):
             blocked = 1 if inbound.event == "unfollow" else 0
@@ -379,14 +384,6 @@ class Engine:
         )
         for kind, payload in ctx.events:
             self._event(conn, fan["id"], kind, payload, now)
-        if stage != fan["stage"]:
-            self._event(
-                conn,
-                fan["id"],
-                "stage_change",
-                {"from": fan["stage"], "to": stage, "score": round(score, 2)},
-                now,
-            )
 
     @staticmethod
     def _event(conn, fan_id: int, kind: str, payload: dict[str, Any], now: datetime) -> None:

@@ -14,15 +14,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.brand import Brand, load_brand
 from bot.engine import Engine
-from bot.errors import ConfigError
 from bot.messages import FanRef, Inbound
 from bot.persona.model import STAGES
 from bot.relations.store import Store
-from bot.yaml_source import load_yaml, problems_from_validation
+from bot.yaml_source import load_model
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -103,11 +102,7 @@ def collect(paths: list[Path]) -> list[Path]:
 
 
 def load_file(path: Path) -> ConversationFile:
-    data, positions = load_yaml(path)
-    try:
-        return ConversationFile.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(problems_from_validation(exc, str(path), positions)) from None
+    return load_model(path, ConversationFile)[0]
 
 
 def run_file(path: Path) -> list[Result]:

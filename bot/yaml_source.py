@@ -9,13 +9,14 @@ to ``(line, column)``. Validation errors, which know only field paths, are then 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from bot.errors import ConfigError, Problem
 
+M = TypeVar("M", bound=BaseModel)
 FieldPath = tuple[str | int, ...]
 Positions = dict[FieldPath, tuple[int, int]]
 
@@ -63,6 +64,15 @@ def load_yaml(path: str | Path, text: str | None = None) -> tuple[Any, Positions
     if problems:
         raise ConfigError(problems)
     return data, positions
+
+
+def load_model(path: str | Path, model: type[M], text: str | None = None) -> tuple[M, Positions]:
+    """Load ``path`` and validate it as pydantic ``model``; ConfigError with located problems."""
+    data, positions = load_yaml(path, text)
+    try:
+        return model.model_validate(data), positions
+    except ValidationError as exc:
+        raise ConfigError(problems_from_validation(exc, str(path), positions)) from None
 
 
 def _build(

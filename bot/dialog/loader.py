@@ -11,22 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from bot.dialog.machine import Dialog
 from bot.dialog.registry import ACTIONS, BUILTIN_TRIGGERS, CONDITIONS, Entry
 from bot.dialog.spec import DialogSpec, parse_callback
 from bot.errors import ConfigError, Problem
 from bot.persona.model import LANGUAGES, STAGES, Persona
-from bot.yaml_source import Positions, load_yaml, problem_at, problems_from_validation
+from bot.yaml_source import Positions, load_model, problem_at
 
 
 def load_dialog_spec(path: str | Path, text: str | None = None) -> tuple[DialogSpec, Positions]:
-    data, positions = load_yaml(path, text)
-    try:
-        spec = DialogSpec.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(problems_from_validation(exc, str(path), positions)) from None
+    spec, positions = load_model(path, DialogSpec, text)
     problems = check_dialog(spec, positions, str(path))
     if problems:
         raise ConfigError(problems)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from bot.errors import ConfigError, UnknownPersonaError
 from bot.persona.lint import lint_persona
 from bot.persona.model import Persona
-from bot.yaml_source import Positions, load_yaml, problems_from_validation
+from bot.yaml_source import Positions, load_model
 
 # The repository's own folders: the demo personas and the default dialog ship here.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -48,11 +46,7 @@ def resolve_file(ref: str, kind: str, near: Path | None = None) -> Path:
 
 def load_persona_file(path: str | Path, text: str | None = None) -> tuple[Persona, Positions]:
     """Parse, validate and lint one persona file; raises ConfigError listing every problem."""
-    data, positions = load_yaml(path, text)
-    try:
-        persona = Persona.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(problems_from_validation(exc, str(path), positions)) from None
+    persona, positions = load_model(path, Persona, text)
     problems = lint_persona(persona, positions, str(path))
     if problems:
         raise ConfigError(problems)
