@@ -242,6 +242,8 @@ class Engine:
             ctx.reply_keys.append("fallback")
         elif trigger == "taboo":
             ctx.reply_keys.append(brand.persona.taboo.deflection)
+        elif trigger in brand.persona.replies:  # a menu click naming a reply key
+            ctx.reply_keys.append(trigger)
 
     def _render(self, brand: Brand, ctx: TurnContext, fan: dict[str, Any]) -> list[Reply]:
         memory = json.loads(fan["voice_memory"])

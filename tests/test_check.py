@@ -92,3 +92,15 @@ def test_dialog_trigger_must_be_an_intent_of_its_personas(tmp_path):
     out = run_check(tmp_path / "dialogs").output
     assert "dialogs/mini.yaml:6:" in out and "unknown trigger 'hoursss'" in out
     assert "'hours'" not in out.split("unknown trigger")[0]
+
+
+def test_banned_words_in_facts_and_missing_stage_thresholds(tmp_path):
+    text = TINY.read_text(encoding="utf-8")
+    text = text.replace("parking: {zh: 门口有5个车位", "parking: {zh: 全城最便宜的停车场")
+    text = text.replace("stages: {acquaintance: 3, friend: 8, loyal: 30, advocate: 100}",
+                        "stages: {acquaintance: 3, friend: 8}")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(text, encoding="utf-8")
+    out = run_check(broken).output
+    assert "facts.parking.zh: contains the banned word '最便宜'" in out
+    assert "relationship.stages: no threshold for loyal, advocate" in out

@@ -260,3 +260,12 @@ def test_without_a_migration_a_fan_starts_over_from_the_initial_state(tiny_brand
     assert dialog.migrate("confirm_newsletter") == "new"
     assert dialog.migrate("handoff") == "handoff"
     assert tiny_brand.dialog.migrate("confirm_newsletter") == "chatting"
+
+
+def test_menu_click_may_name_a_reply_key(fresh_db, tiny_brand, clock):
+    persona = tiny_brand.persona.model_copy(update={"menu_clicks": {"MENU_WIFI": "media_received"}})
+    brand = type(tiny_brand)(**{**tiny_brand.__dict__, "persona": persona})
+    engine = Engine(fresh_db, brand, clock=clock)
+    say(engine, "hi")
+    replies = engine.handle(Inbound(FAN, kind="event", event="click", payload={"key": "MENU_WIFI"}))
+    assert [r.key for r in replies] == ["media_received"]

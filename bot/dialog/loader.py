@@ -110,6 +110,16 @@ def _check_callback(cb, registry: dict[str, Entry], kind: str, where, bad, perso
         bad(where, f"unknown language {arg!r}; use one of: {', '.join(LANGUAGES)}")
     elif entry.arg in ("reply_key", "tag") and not isinstance(arg, str):
         bad(where, f"{kind} {name!r} needs a name, got {arg!r}")
+    elif (
+        entry.arg == "interaction"
+        and persona is not None
+        and (arg not in persona.relationship.points)
+    ):
+        bad(
+            where,
+            f"interaction kind {arg!r} has no points in persona {persona.id!r}; add it "
+            "under relationship.points (or it counts for nothing)",
+        )
     elif entry.arg == "reply_key" and persona is not None and arg not in persona.replies:
         bad(
             where,

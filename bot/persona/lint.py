@@ -9,7 +9,7 @@ naming nothing.
 from __future__ import annotations
 
 from bot.errors import Problem
-from bot.persona.model import REQUIRED_REPLIES, Persona
+from bot.persona.model import REQUIRED_REPLIES, STAGES, Persona
 from bot.persona.voice import BUILTIN_FIELDS, template_fields
 from bot.yaml_source import Positions, problem_at
 
@@ -57,6 +57,20 @@ def lint_persona(persona: Persona, positions: Positions, path: str) -> list[Prob
                 for word in banned:
                     if word.casefold() in lowered:
                         bad(where, f"contains the banned word {word!r}; rephrase the reply")
+    for where, text in _voiced_texts(persona):
+        for word in banned:
+            if word.casefold() in text.casefold():
+                bad(
+                    where,
+                    f"contains the banned word {word!r}; it would appear in replies — rephrase it",
+                )
+    missing = [s for s in STAGES[1:] if s not in persona.relationship.stages]
+    if missing:
+        bad(
+            ("relationship", "stages"),
+            f"no threshold for {', '.join(missing)}; give every stage "
+            f"a score ({', '.join(STAGES[1:])}) or fans can never reach it",
+        )
     for name, intent in persona.intents.items():
         if intent.reply and intent.reply not in persona.replies:
             bad(
@@ -78,3 +92,19 @@ def lint_persona(persona: Persona, positions: Positions, path: str) -> list[Prob
         if target not in persona.intents and target not in persona.replies:
             bad(("menu_clicks", button), f"{target!r} is neither an intent nor a reply key")
     return problems
+
+
+def _voiced_texts(persona: Persona):
+    """Texts besides reply templates that end up in replies: facts, catchphrases, sign-off."""
+    for key, value in persona.facts.items():
+        texts = {None: value} if isinstance(value, str) else value
+        for language, text in texts.items():
+            yield ("facts", key) + ((language,) if language else ()), text
+    for language, phrases in persona.voice.catchphrases.items():
+        for i, text in enumerate(phrases):
+            yield ("voice", "catchphrases", language, i), text
+    sign_off = persona.voice.sign_off
+    for language, text in (
+        {None: sign_off} if isinstance(sign_off, str) else sign_off or {}
+    ).items():
+        yield ("voice", "sign_off") + ((language,) if language else ()), text
