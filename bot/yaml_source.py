@@ -8,6 +8,7 @@ to ``(line, column)``. Validation errors, which know only field paths, are then 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +23,20 @@ Positions = dict[FieldPath, tuple[int, int]]
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys (PyYAML silently keeps the last one)."""
+    """SafeLoader with YAML 1.2 booleans: only true/false are booleans.
+
+    YAML 1.1 reads yes/no/on/off/y/n as booleans, so a fan line `say: yes` or a reply variant
+    `[no]` would silently become True/False. Operators mean the words.
+    """
+
+
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def load_yaml(path: str | Path, text: str | None = None) -> tuple[Any, Positions]:

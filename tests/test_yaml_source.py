@@ -11,9 +11,9 @@ def test_positions_point_at_keys_and_items():
     assert positions[("b", 1, "c")] == (4, 6)
 
 
-def test_yes_and_no_keys_stay_words():
-    data, _ = load_yaml("f.yaml", text="yes: 1\nno: 2\n")
-    assert data == {"yes": 1, "no": 2}
+def test_yes_and_no_stay_words_true_and_false_are_booleans():
+    data, _ = load_yaml("f.yaml", text="yes: 1\nno: 2\nsay: [yes, no, on, off, Y]\nok: true\n")
+    assert data == {"yes": 1, "no": 2, "say": ["yes", "no", "on", "off", "Y"], "ok": True}
 
 
 def test_duplicate_keys_are_reported_with_line():
