@@ -207,6 +207,36 @@ class Store:
         ).fetchall()
         return [dict(r) for r in rows]
 
+    def mark_blocked(
+        self, persona: str, channel: str, external_id: str, blocked: bool, reason: str, now: str
+    ) -> bool:
+        """Record that a platform refused delivery (Telegram 403) or the fan came back.
+
+        Returns False when the fan is unknown. Blocking also ends the subscription: a fan who
+        blocked the bot cannot receive newsletters, and consent must be given again.
+        """
+        with self.transaction() as conn:
+            fan = self.find_fan(persona, channel, external_id)
+            if fan is None:
+                return False
+            if bool(fan["blocked"]) == blocked:
+                return True
+            conn.execute(
+                "UPDATE fans SET blocked = ?, subscribed = CASE WHEN ? THEN 0 ELSE subscribed END "
+                "WHERE id = ?",
+                (int(blocked), int(blocked), fan["id"]),
+            )
+            conn.execute(
+                "INSERT INTO events (fan_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
+                (fan["id"], "block" if blocked else "unblock", dumps({"reason": reason}), now),
+            )
+            if blocked and fan["subscribed"]:
+                conn.execute(
+                    "INSERT INTO events (fan_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
+                    (fan["id"], "unsubscribe", dumps({"source": reason}), now),
+                )
+            return True
+
 
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
