@@ -52,10 +52,10 @@ class ConsoleChannel:
 
     def run(self, stream: TextIO, *, interactive: bool) -> None:
         brand = self.engine.brand(self.persona)
+        name = brand.persona.text(
+            brand.persona.identity.name, self.language or brand.persona.default_language
+        )
         if interactive:
-            name = brand.persona.text(
-                brand.persona.identity.name, self.language or brand.persona.default_language
-            )
             click.secho(
                 f"Chatting with {name} ({brand.id}) as {self.fan_name}. Ctrl-D to leave.", dim=True
             )
@@ -80,6 +80,6 @@ class ConsoleChannel:
                 continue
             for text in self.say(line):
                 if interactive:
-                    click.echo(click.style(f"{brand.id}> ", fg="green") + text)
+                    click.echo(click.style(f"{name}> ", fg="green") + text)
                 else:
                     click.echo(" ".join(text.splitlines()))
