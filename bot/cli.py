@@ -75,6 +75,47 @@ def chat(persona: str, db: str, fan: str, lang: str | None, ref: str | None) -> 
 
 
 @main.command()
+@click.option("--config", "-c", "config", help="Settings file (default: $BRANDBOT_CONFIG, "
+              "else ./brandbot.yaml if present).")
+@click.option("--host", help="Listen address (default 127.0.0.1).")
+@click.option("--port", type=int, help="Listen port (default 8080; 0 picks a free one).")
+@click.option("--db", help="SQLite relationship log (default brandbot.db).")
+@click.option("--persona", "-p", "personas", multiple=True,
+              help="Persona id or path to serve on every channel (repeatable).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), 
+              help="Log lines as text or JSON.")
+@click.option("--reload/--no-reload", default=None, help="Watch personas/ and dialogs/.")
+def serve(config, host, port, db, personas, log_format, reload) -> None:
+    """Run the daemon: web chat, health, metrics, hot reload of personas and dialogs.
+
+    With no settings it serves the demo persona on http://127.0.0.1:8080/ with brandbot.db.
+    Settings: brandbot.yaml + BRANDBOT_* environment (docs/configuration.md); these flags win.
+    SIGHUP reloads personas; SIGTERM or Ctrl-C stops cleanly. Exit 2: invalid settings.
+
+    Example: brandbot serve --port 8080 --persona laowang-kitchen
+    """
+    from bot.config import SettingsError, load_settings
+    from bot.daemon import serve as run_daemon
+
+    try:
+        settings = load_settings(
+            config,
+            host=host,
+            port=port,
+            db=db,
+            personas=list(personas) or None,
+            log_format=log_format,
+            reload=reload,
+        )
+    except SettingsError as exc:
+        for line in exc.lines:
+            click.echo(f"error: {line}", err=True)
+        click.echo("brandbot serve: invalid settings; see docs/configuration.md", err=True)
+        sys.exit(2)
+    sys.exit(run_daemon(settings))
+
+
+@main.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 def check(paths: tuple[Path, ...]) -> None:
     """Validate persona and dialog files (default: ./personas and ./dialogs).

@@ -1,0 +1,571 @@
+"""``brandbot serve``: one long-lived process hosting the channels, the web server and reloads.
+
+Lifecycle (one asyncio loop; Telegram and WeChat adapters join the same loop later)::
+
+    load settings ─ open the log (SQLite) ─ load personas ─ bind the socket ─ start channels
+        ─ serve HTTP (uvicorn.Server, run by us, not uvicorn.run) ─ watch personas/ dialogs/
+    SIGHUP          reload every persona now
+    SIGTERM/SIGINT  stop accepting, finish requests and turns in flight, close the database, exit 0
+
+HTTP: ``/`` and ``POST /api/chat`` (web channel, bot/channels/web.py), ``/healthz``, ``/metrics``.
+
+Reloads validate a persona and its dialog completely (``load_brand``) in a worker thread, then
+swap the brand in with ``Engine.set_brand``: turns in flight finish on the brand they started
+with. An invalid edit is logged as ``path:line:col: field: problem`` and the previous version
+stays live; ``/healthz`` shows the failed reload until a later one succeeds. Fans whose dialog
+state disappeared are moved by the engine on their next turn (``state_migrations``, else the
+initial state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.config import Settings
+
+log = logging.getLogger("brandbot.daemon")
+reload_log = logging.getLogger("brandbot.reload")
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+
+# What to set to enable each channel that is off (printed at start).
+_ENABLE_HINTS = {
+    "web": "set web.enabled: true (BRANDBOT_WEB__ENABLED=true)",
+    "telegram": "set BRANDBOT_TELEGRAM__TOKEN (from @BotFather) in the environment",
+    "wechat": "set BRANDBOT_WECHAT__APP_ID, BRANDBOT_WECHAT__APP_SECRET and "
+    "BRANDBOT_WECHAT__TOKEN (and BRANDBOT_WECHAT__AES_KEY for safe mode)",
+}
+
+
+class StartupError(Exception):
+    """The daemon cannot start; ``code`` is the exit status (2: configuration)."""
+
+    def __init__(self, lines: list[str], code: int = EXIT_CONFIG):
+        self.lines, self.code = lines, code
+        super().__init__("\n".join(lines))
+
+
+# -- logging ---------------------------------------------------------------------------------
+
+
+class _MaskingFormatter(logging.Formatter):
+    """Formats as text or JSON lines and replaces every secret value by ``***``."""
+
+    def __init__(self, fmt: str, secrets: list[str]):
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self.json = fmt == "json"
+        self.secrets = sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self.json:
+            entry = {
+                "ts": datetime.fromtimestamp(record.created, UTC).isoformat(
+                    timespec="milliseconds"
+                ),
+                "level": record.levelname,
+                "logger": record.name,
+                "msg": record.getMessage(),
+            }
+            if record.exc_info:
+                entry["exc"] = self.formatException(record.exc_info)
+            text = json.dumps(entry, ensure_ascii=False)
+        else:
+            text = super().format(record)
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def configure_logging(settings: Settings, stream=None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(_MaskingFormatter(settings.log_format, settings.secrets()))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(settings.log_level)
+    # HTTP client libraries log URLs, and Telegram's carry the bot token (docs/channels.md §2.9).
+    # transitions logs every callback at INFO: thousands of lines a second under load.
+    for noisy in ("httpx", "httpcore", "urllib3", "watchfiles", "transitions"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.error").setLevel(
+        logging.WARNING if settings.log_level == "INFO" else settings.log_level
+    )
+
+
+# -- state shown by /healthz -----------------------------------------------------------------
+
+
+@dataclass
+class PersonaState:
+    ref: str  # what the settings named (id or path): reloads resolve it the same way
+    channels: list[str]
+    loaded_at: str = ""
+    reload_error: list[str] = field(default_factory=list)
+    failed_at: str | None = None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class _Server:
+    """Built lazily: uvicorn is imported only by ``serve``."""
+
+    @staticmethod
+    def make(config):
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            # We own the signals (SIGHUP reloads; SIGTERM must also stop the watcher and close
+            # the database), so uvicorn must not install or re-raise its own.
+            @contextlib.contextmanager
+            def capture_signals(self):
+                yield
+
+        return Server(config)
+
+
+class Daemon:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.started_at = time.monotonic()
+        self.ready_after: float | None = None
+        self.stopping = False
+        self.personas: dict[str, PersonaState] = {}
+        self.channels: dict[str, Any] = {}
+        self.server = None
+        self.store = None
+        self.engine = None
+        self.executor: ThreadPoolExecutor | None = None
+        self._reload_lock: asyncio.Lock | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._watch_stop: asyncio.Event | None = None
+        self.url = ""
+
+    # -- startup ---------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the log and load the personas (synchronous; raises StartupError)."""
+        from bot.brand import load_brand
+        from bot.errors import BrandbotError, ConfigError
+        from bot.metrics import Metrics, ObservedEngine
+        from bot.relations import Store
+
+        s = self.settings
+        brands = {}
+        for index, entry in enumerate(s.personas):
+            try:
+                brand = load_brand(entry.persona)
+            except ConfigError as exc:
+                raise StartupError(
+                    [*map(str, exc.problems),
+                     f"persona {entry.persona!r} is invalid ({len(exc.problems)} problem(s)); "
+                     "fix the lines above (brandbot check shows them too)"],
+                    EXIT_FAILURE,
+                ) from None
+            except BrandbotError as exc:
+                raise StartupError(
+                    [f"personas[{index}].persona: {exc}; fix the id or path in the settings"]
+                ) from None
+            if brand.id in brands:
+                raise StartupError(
+                    [f"personas[{index}].persona: persona {brand.id!r} is listed twice; "
+                     "list each persona once with all its channels"]
+                )
+            brands[brand.id] = brand
+            self.personas[brand.id] = PersonaState(entry.persona, list(entry.channels), _now())
+        try:
+            self.store = Store(s.db, synchronous=s.db_synchronous)
+        except Exception as exc:  # noqa: BLE001 - sqlite3 and OS errors alike
+            raise StartupError(
+                [f"db: cannot open the database {s.db!r}: {exc}; set --db or db: to a writable "
+                 "file path"]
+            ) from None
+        self.metrics = Metrics()
+        self.engine = ObservedEngine(self.store, brands)
+        for brand in brands.values():
+            self.metrics.set_persona(brand.id, brand.persona.version)
+        # Personas, matrices and modules live as long as the process: keep them out of the cyclic
+        # GC's scans, which otherwise show up as 10-30 ms pauses in p99 under load.
+        gc.collect()
+        gc.freeze()
+        if s.engine_threads:
+            self.executor = ThreadPoolExecutor(s.engine_threads, thread_name_prefix="turn")
+
+    def _bind(self) -> socket.socket:
+        s = self.settings
+        family = socket.AF_INET6 if ":" in s.host else socket.AF_INET
+        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say they are
+        # TCP, and without it Nagle + delayed ACKs add ~40 ms to every keep-alive response.
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((s.host, s.port))
+        except OSError as exc:
+            sock.close()
+            raise StartupError(
+                [f"port: cannot listen on {s.host}:{s.port}: {exc.strerror}; choose another "
+                 "--port (or port: / BRANDBOT_PORT) or stop what uses it"]
+            ) from None
+        sock.set_inheritable(False)
+        return sock
+
+    def _build_app(self):
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse, Response
+        from starlette.routing import Route
+
+        from bot.channels.web import WebChannel
+
+        routes = [
+            Route("/healthz", self.healthz, methods=["GET", "HEAD"]),
+            Route("/metrics", self.metrics_endpoint, methods=["GET"]),
+        ]
+        web_personas = [p for p, st in self.personas.items() if "web" in st.channels]
+        if self.settings.web.enabled and web_personas:
+            web = WebChannel(
+                self.run_turn,
+                web_personas,
+                self.persona_info,
+                max_body_bytes=self.settings.web.max_body_bytes,
+                max_text_chars=self.settings.web.max_text_chars,
+                cookie_secure=self.settings.web.cookie_secure,
+                on_rejected=lambda status: self.metrics.errors.labels(f"http_{status}").inc(),
+            )
+            self.channels["web"] = web
+            routes.extend(web.routes())
+
+        async def internal_error(request: Request, exc: Exception) -> Response:
+            log.error("internal error on %s %s", request.method, request.url.path,
+                      exc_info=exc)
+            self.metrics.errors.labels("internal").inc()
+            return JSONResponse({"error": "internal error"}, status_code=500)
+
+        return Starlette(routes=routes, exception_handlers={Exception: internal_error})
+
+    # -- turns -------------------------------------------------------------------------------
+
+    async def run_turn(self, inbound, persona: str):
+        """Run one engine turn; on the loop (engine_threads: 0) or in the turn threads."""
+        start = time.perf_counter()
+        if self.executor is None:
+            # ~0.3 ms of CPU under the GIL: a thread hop costs more than it saves (bench/README.md).
+            replies, outcome = self.engine.handle_observed(inbound, persona)
+        else:
+            loop = asyncio.get_running_loop()
+            replies, outcome = await loop.run_in_executor(
+                self.executor, self.engine.handle_observed, inbound, persona
+            )
+        self.metrics.observe_turn(
+            inbound.fan.channel, persona, time.perf_counter() - start, replies, outcome
+        )
+        return replies
+
+    def persona_info(self, persona: str) -> dict[str, Any]:
+        p = self.engine.brand(persona).persona
+        return {
+            "id": p.id,
+            "version": p.version,
+            "name": dict(p.identity.name) if isinstance(p.identity.name, dict)
+            else {p.default_language: str(p.identity.name)},
+            "languages": list(p.languages),
+            "default_language": p.default_language,
+        }
+
+    # -- health and metrics ------------------------------------------------------------------
+
+    def _db_check(self) -> str | None:
+        try:
+            with self.store.lock:
+                self.store.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return None
+        except Exception as exc:  # noqa: BLE001 - closed, locked, corrupt, gone
+            return f"{type(exc).__name__}: {exc}"
+
+    async def healthz(self, request):
+        from starlette.responses import JSONResponse
+
+        try:
+            error = await asyncio.wait_for(asyncio.to_thread(self._db_check), timeout=2.0)
+        except TimeoutError:
+            error = "the database did not answer within 2 s"
+        failed = {pid: st for pid, st in self.personas.items() if st.reload_error}
+        body = {
+            "status": "stopping" if self.stopping else
+            ("unavailable" if error else ("degraded" if failed else "ok")),
+            "uptime_s": round(time.monotonic() - self.started_at, 3),
+            "personas": [
+                {
+                    "id": pid,
+                    "version": self.engine.brand(pid).persona.version,
+                    "channels": [c for c in st.channels if c in self.channels],
+                    "loaded_at": st.loaded_at,
+                    "file": self.engine.brand(pid).persona_path,
+                }
+                for pid, st in self.personas.items()
+            ],
+            "database": {"ok": error is None, "path": self.settings.db}
+            | ({"error": error} if error else {}),
+            "reload": {
+                "enabled": self.settings.reload,
+                "ok": not failed,
+                "failed": [
+                    {"persona": pid, "at": st.failed_at, "problems": st.reload_error}
+                    for pid, st in failed.items()
+                ],
+            },
+            "channels": sorted(self.channels),
+        }
+        status = 503 if (error or self.stopping) else 200
+        return JSONResponse(body, status_code=status)
+
+    async def metrics_endpoint(self, request):
+        from starlette.responses import Response
+
+        return Response(self.metrics.render(), media_type=self.metrics.content_type)
+
+    # -- reload ------------------------------------------------------------------------------
+
+    def watch_dirs(self) -> list[Path]:
+        dirs: list[Path] = []
+        for pid in self.personas:
+            brand = self.engine.brand(pid)
+            for file in (brand.persona_path, brand.dialog_path):
+                folder = Path(file).resolve().parent
+                if folder not in dirs:
+                    dirs.append(folder)
+        return dirs
+
+    async def reload(self, reason: str, changed: set[Path] | None = None) -> None:
+        """Reload the personas whose files changed (all when ``changed`` is None)."""
+        from bot.brand import load_brand
+        from bot.errors import BrandbotError, ConfigError
+
+        assert self._reload_lock is not None
+        async with self._reload_lock:
+            for pid, state in self.personas.items():
+                current = self.engine.brand(pid)
+                files = {Path(current.persona_path).resolve(), Path(current.dialog_path).resolve()}
+                if changed is not None and not (files & changed) and not state.reload_error:
+                    continue
+                try:
+                    brand = await asyncio.to_thread(load_brand, state.ref)
+                    if brand.id != pid:
+                        raise BrandbotError(
+                            f"{brand.persona_path}: id: the persona id changed from {pid!r} to "
+                            f"{brand.id!r}; fans are keyed by it: change it back, or restart "
+                            "to serve it as a new persona"
+                        )
+                except ConfigError as exc:
+                    self._reload_failed(pid, state, [str(p) for p in exc.problems], reason)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - unreadable file, vanished dialog...
+                    self._reload_failed(pid, state, [str(exc)], reason)
+                    continue
+                previous = current.persona.version
+                self.engine.set_brand(brand)
+                state.loaded_at, state.reload_error, state.failed_at = _now(), [], None
+                self.metrics.reloads.labels(pid).inc()
+                self.metrics.set_persona(pid, brand.persona.version, previous)
+                reload_log.info(
+                    "reloaded persona %s version %s (%s)", pid, brand.persona.version, reason
+                )
+
+    def _reload_failed(self, pid: str, state: PersonaState, problems: list[str],
+                       reason: str) -> None:
+        state.reload_error, state.failed_at = problems, _now()
+        self.metrics.reload_failures.labels(pid).inc()
+        for problem in problems:
+            reload_log.error("%s", problem)
+        reload_log.error(
+            "reload of persona %s refused (%s, %d problem(s)); version %s stays live",
+            pid, reason, len(problems), self.engine.brand(pid).persona.version,
+        )
+
+    async def _watch(self) -> None:
+        import watchfiles
+
+        dirs = self.watch_dirs()
+
+        def yaml_only(change, path: str) -> bool:
+            return path.endswith((".yaml", ".yml"))
+
+        force_polling = os.environ.get("WATCHFILES_FORCE_POLLING") in ("1", "true")
+        while not self._watch_stop.is_set():
+            try:
+                async for changes in watchfiles.awatch(
+                    *dirs,
+                    watch_filter=yaml_only,
+                    debounce=self.settings.reload_debounce_ms,
+                    step=min(50, self.settings.reload_debounce_ms),
+                    stop_event=self._watch_stop,
+                    force_polling=force_polling,
+                    poll_delay_ms=300,
+                    recursive=False,
+                ):
+                    changed = {Path(p).resolve() for _, p in changes}
+                    names = ", ".join(sorted(p.name for p in changed))
+                    await self.reload(f"changed: {names}", changed)
+            except Exception as exc:  # noqa: BLE001 - inotify limits and the like
+                if force_polling:
+                    reload_log.error("file watching failed: %s; reload with SIGHUP", exc)
+                    return
+                reload_log.warning("file watching failed (%s); polling instead", exc)
+                force_polling = True
+
+    # -- run ---------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        import uvicorn
+
+        loop = asyncio.get_running_loop()
+        self._reload_lock = asyncio.Lock()
+        self._stop_event = asyncio.Event()
+        self._watch_stop = asyncio.Event()
+        sock = self._bind()
+        app = self._build_app()
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+            proxy_headers=True,
+            forwarded_allow_ips="127.0.0.1",
+            timeout_graceful_shutdown=self.settings.shutdown_timeout,
+            timeout_keep_alive=5,
+        )
+        self.server = _Server.make(config)
+        for sig, handler in (
+            (signal.SIGTERM, self.request_stop),
+            (signal.SIGINT, self.request_stop),
+            (signal.SIGHUP, self.request_reload),
+        ):
+            loop.add_signal_handler(sig, handler, sig)
+
+        serving = asyncio.create_task(self.server.serve(sockets=[sock]))
+        while not self.server.started and not serving.done():
+            await asyncio.sleep(0.005)
+        if serving.done():  # failed to start; its exception says why
+            await serving
+            return EXIT_FAILURE
+        for channel in self.channels.values():
+            await channel.start()
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{port}/"
+        watcher = asyncio.create_task(self._watch()) if self.settings.reload else None
+        self.ready_after = time.monotonic() - self.started_at
+        self._banner()
+        try:
+            await serving
+        finally:
+            # uvicorn has stopped accepting and finished the requests in flight.
+            for channel in self.channels.values():
+                await channel.stop()
+            self._watch_stop.set()
+            if watcher is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(watcher, timeout=2)
+            if self.executor is not None:
+                await asyncio.to_thread(self.executor.shutdown, wait=True)
+            self.close()
+        log.info("stopped cleanly")
+        return EXIT_OK
+
+    def close(self) -> None:
+        if self.store is not None:
+            # The lock waits for a turn still writing; the checkpoint folds the WAL back.
+            with contextlib.suppress(Exception), self.store.lock:
+                self.store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self.store.close()
+            self.store = None
+
+    def request_stop(self, sig: int) -> None:
+        name = signal.Signals(sig).name
+        if self.stopping:
+            log.warning("%s again: not waiting for requests in flight any more", name)
+            self.server.force_exit = True
+            return
+        log.info("%s: stopping (finishing requests in flight)", name)
+        self.stopping = True
+        self.server.should_exit = True
+
+    def request_reload(self, sig: int) -> None:
+        reload_log.info("SIGHUP: reloading every persona")
+        asyncio.get_running_loop().create_task(self.reload("SIGHUP"))
+
+    def _banner(self) -> None:
+        s = self.settings
+        from bot import __version__
+
+        lines = [f"brandbot {__version__} serving on {self.url}"]
+        for pid, st in self.personas.items():
+            brand = self.engine.brand(pid)
+            on = [c for c in st.channels if s.channel_enabled(c)] or ["no enabled channel"]
+            lines.append(
+                f"  persona {pid} v{brand.persona.version} ({brand.persona_path}; dialog "
+                f"{brand.dialog_path}) on {', '.join(on)}"
+            )
+        lines.append(f"  database {Path(s.db).resolve()} (WAL, synchronous={s.db_synchronous})")
+        for name in ("web", "telegram", "wechat"):
+            if name in self.channels:
+                lines.append(f"  channel {name}: on, chat page {self.url}, API POST "
+                             f"{self.url}api/chat")
+            elif s.channel_enabled(name):
+                lines.append(f"  channel {name}: configured, but this version has no {name} "
+                             "adapter yet; not started")
+            else:
+                lines.append(f"  channel {name}: off; to enable, {_ENABLE_HINTS[name]}")
+        if s.reload:
+            dirs = ", ".join(str(d) for d in self.watch_dirs())
+            lines.append(f"  reload: watching {dirs} (SIGHUP forces a reload)")
+        else:
+            lines.append("  reload: off (SIGHUP still reloads)")
+        lines.append(f"  health {self.url}healthz, metrics {self.url}metrics")
+        lines.append(f"ready in {self.ready_after:.2f} s")
+        for line in lines:
+            log.info("%s", line)
+
+
+def _loop_factory():
+    """uvloop when installed (uvicorn[standard] brings it): a faster loop, same semantics."""
+    if os.environ.get("BRANDBOT_ASYNCIO_LOOP", "auto") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def serve(settings: Settings, echo: Callable[[str], None] | None = None) -> int:
+    """Run the daemon until SIGTERM/SIGINT; returns the exit status."""
+    configure_logging(settings)
+    daemon = Daemon(settings)
+    try:
+        daemon.open()
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(daemon.run())
+    except StartupError as exc:
+        for line in exc.lines:
+            log.error("%s", line)
+        daemon.close()
+        return exc.code

@@ -1,0 +1,379 @@
+"""`brandbot serve` end to end: the real process, real HTTP, real SQLite, real signals.
+
+Each test starts the daemon as a subprocess on a free port (``--port 0``; the port is read from
+its banner) in a temporary folder holding copies of the personas and dialogs, so edits there
+exercise hot reload without touching the repository.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "tests" / "data" / "personas" / "tiny.yaml"
+
+
+class ServeProcess:
+    """One `brandbot serve` subprocess; its stderr is collected line by line."""
+
+    def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None):
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("BRANDBOT_")}
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--port", "0", *args],
+            cwd=cwd,
+            env={**clean, "PYTHONUNBUFFERED": "1", **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.port = 0
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_ready(self, timeout: float = 20) -> ServeProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", self.output)
+            if match and "ready in" in self.output:
+                self.port = int(match.group(1))
+                return self
+            if self.proc.poll() is not None:
+                time.sleep(0.2)
+                pytest.fail(f"daemon exited {self.proc.returncode}:\n{self.output}")
+            time.sleep(0.02)
+        pytest.fail(f"daemon not ready in {timeout} s:\n{self.output}")
+
+    def wait_for_log(self, pattern: str, timeout: float = 5) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if re.search(pattern, line):
+                    return line
+            time.sleep(0.02)
+        pytest.fail(f"no log line matching {pattern!r} in:\n{self.output}")
+
+    def request(self, method: str, path: str, body=None, headers=None, timeout: float = 10):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            data = body if isinstance(body, bytes | None) else json.dumps(body).encode()
+            conn.request(method, path, body=data, headers=headers or {})
+            response = conn.getresponse()
+            raw = response.read()
+            return response.status, raw, dict(response.getheaders())
+        finally:
+            conn.close()
+
+    def chat(self, text: str, fan: str = "fan-1", **extra) -> dict:
+        status, raw, _ = self.request("POST", "/api/chat", {"text": text, "fan": fan, **extra})
+        assert status == 200, raw
+        return json.loads(raw)
+
+    def health(self) -> tuple[int, dict]:
+        status, raw, _ = self.request("GET", "/healthz")
+        return status, json.loads(raw)
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 15) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A folder like a deployment: personas/ (the tiny test persona), dialogs/, no database."""
+    (tmp_path / "personas").mkdir()
+    shutil.copy(TINY, tmp_path / "personas" / "tiny.yaml")
+    shutil.copytree(ROOT / "dialogs", tmp_path / "dialogs")
+    return tmp_path
+
+
+@pytest.fixture
+def serve(workdir: Path):
+    started: list[ServeProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> ServeProcess:
+        daemon = ServeProcess(workdir, *args, env=env)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.kill()
+
+
+def tiny_args(workdir: Path, *extra: str) -> list[str]:
+    return ["--persona", str(workdir / "personas" / "tiny.yaml"),
+            "--db", str(workdir / "brandbot.db"), *extra]
+
+
+def texts(answer: dict) -> str:
+    return " ".join(r["text"] for r in answer["replies"])
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    # Write to a temporary file and rename, as editors do: the watcher must see it either way.
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text.replace(old, new), encoding="utf-8")
+    tmp.replace(path)
+
+
+def poll(predicate, timeout: float, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+# -- start-up ---------------------------------------------------------------------------------
+
+
+def test_no_configuration_serves_the_demo_persona_and_says_what_it_started(serve, workdir):
+    daemon = serve().wait_ready()
+    out = daemon.output
+    assert "persona laowang-kitchen" in out
+    assert f"database {workdir / 'brandbot.db'}" in out
+    assert "channel web: on" in out
+    assert "channel telegram: off; to enable, set BRANDBOT_TELEGRAM__TOKEN" in out
+    assert "channel wechat: off; to enable, set BRANDBOT_WECHAT__APP_ID" in out
+    answer = daemon.chat("你们几点开门")
+    assert answer["persona"] == "laowang-kitchen" and answer["replies"]
+    status, page, headers = daemon.request("GET", "/")
+    assert status == 200 and b"/static/chat.js" in page
+    assert "default-src 'self'" in headers["content-security-policy"]
+    assert (workdir / "brandbot.db").exists()
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+
+
+def test_invalid_settings_exit_2_naming_the_key(serve, workdir):
+    (workdir / "brandbot.yaml").write_text("host: 127.0.0.1\nprot: 80\n", encoding="utf-8")
+    daemon = serve()
+    assert daemon.wait() == 2
+    time.sleep(0.1)
+    assert "brandbot.yaml:2:1: prot: unknown key 'prot'" in daemon.output
+    assert "port" in daemon.output  # the known keys are listed as the fix
+
+    (workdir / "brandbot.yaml").write_text("reload: true\n", encoding="utf-8")
+    daemon = serve(env={"BRANDBOT_LOG_FORMAT": "xml"})
+    assert daemon.wait() == 2
+    time.sleep(0.1)
+    assert "BRANDBOT_LOG_FORMAT: log_format: must be 'text' or 'json'" in daemon.output
+
+
+def test_secrets_never_reach_the_logs_health_or_metrics(serve, workdir):
+    secret = "123456:AAF-sekrit-token-value"
+    daemon = serve(
+        *tiny_args(workdir, "--log-format", "json"),
+        env={"BRANDBOT_TELEGRAM__TOKEN": secret, "BRANDBOT_WECHAT__APP_SECRET": "wx-sekrit"},
+    ).wait_ready()
+    daemon.chat(f"my token is {secret}")  # a fan pasting it: logged turns must not show it
+    _, health, _ = daemon.request("GET", "/healthz")
+    _, metrics, _ = daemon.request("GET", "/metrics")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    time.sleep(0.1)
+    for blob in (daemon.output, health.decode(), metrics.decode()):
+        assert secret not in blob and "wx-sekrit" not in blob
+    assert "channel telegram: configured" in daemon.output
+    for line in daemon.lines:  # --log-format json: every line is one JSON object
+        assert json.loads(line)["level"]
+
+
+# -- hot reload ----------------------------------------------------------------------------
+
+
+def test_edit_reloads_within_a_second_and_a_broken_edit_keeps_the_old_persona(serve, workdir):
+    persona = workdir / "personas" / "tiny.yaml"
+    daemon = serve(*tiny_args(workdir)).wait_ready()
+    assert "9点到21点" in texts(daemon.chat("几点开门"))
+
+    edit(persona, "每天9点到21点", "每天8点到22点")
+    edited = time.monotonic()
+    assert poll(lambda: "8点到22点" in texts(daemon.chat("几点开门")), timeout=3)
+    assert time.monotonic() - edited < 1.5, "the edit took more than about a second"
+    daemon.wait_for_log(r"reloaded persona tiny")
+
+    edit(persona, "default_language: zh", "default_language: xx")
+    line = daemon.wait_for_log(r"tiny\.yaml:7:\d+: default_language", timeout=3)
+    assert str(persona) in line
+    daemon.wait_for_log(r"reload of persona tiny refused")
+    assert "8点到22点" in texts(daemon.chat("几点开门"))  # the previous version stays live
+    status, health = daemon.health()
+    assert status == 200 and health["status"] == "degraded"
+    assert health["reload"]["ok"] is False
+    assert "default_language" in health["reload"]["failed"][0]["problems"][0]
+    _, metrics, _ = daemon.request("GET", "/metrics")
+    assert b'brandbot_reload_failures_total{persona="tiny"}' in metrics
+
+    edit(persona, "default_language: xx", "default_language: zh")  # fixed: healthy again
+    assert poll(lambda: daemon.health()[1]["reload"]["ok"], timeout=3)
+    assert daemon.health()[1]["status"] == "ok"
+
+
+def test_sighup_forces_a_reload_and_sigterm_exits_0_with_every_turn_logged(serve, workdir):
+    persona = workdir / "personas" / "tiny.yaml"
+    daemon = serve(*tiny_args(workdir, "--no-reload")).wait_ready()
+    assert "9点到21点" in texts(daemon.chat("几点开门"))
+    edit(persona, "每天9点到21点", "每天7点到23点")
+    time.sleep(0.5)
+    assert "9点到21点" in texts(daemon.chat("几点开门"))  # no watcher: still the old text
+    daemon.signal(signal.SIGHUP)
+    assert poll(lambda: "7点到23点" in texts(daemon.chat("几点开门")), timeout=3)
+
+    # SIGTERM in the middle of a burst: every answered request is in the log, exit 0.
+    answered, stop = burst(daemon, threads=8, prefix="term")
+    time.sleep(0.3)
+    daemon.signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    assert daemon.wait(timeout=12) == 0
+    assert time.monotonic() - t0 < 10
+    stop.set()
+    assert answered, "no request was answered before SIGTERM"
+    db = sqlite3.connect(workdir / "brandbot.db")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    logged = count_logged(db, [m for m, _ in answered])
+    assert all(logged[m] == 1 for m, _ in answered)
+    assert "stopped cleanly" in daemon.output
+
+
+def burst(daemon: ServeProcess, threads: int, prefix: str):
+    """Concurrent keep-alive clients, each message with its own msg_id; returns the 200s."""
+    answered: list[tuple[str, str]] = []
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=5)
+        i = 0
+        while not stop.is_set():
+            i += 1
+            msg_id, fan = f"{prefix}-{n}-{i}", f"{prefix}-fan-{n}"
+            body = json.dumps({"text": "几点开门", "fan": fan, "msg_id": msg_id})
+            try:
+                conn.request("POST", "/api/chat", body=body,
+                             headers={"Content-Type": "application/json"})
+                response = conn.getresponse()
+                response.read()
+            except OSError:
+                return  # the daemon went away
+            if response.status == 200:
+                with lock:
+                    answered.append((msg_id, fan))
+
+    for n in range(threads):
+        threading.Thread(target=client, args=(n,), daemon=True).start()
+    return answered, stop
+
+
+def count_logged(db: sqlite3.Connection, msg_ids: list[str]) -> dict[str, int]:
+    rows = db.execute(
+        "SELECT platform_msg_id, count(*) FROM messages WHERE direction = 'in' "
+        "AND platform_msg_id IS NOT NULL GROUP BY platform_msg_id"
+    ).fetchall()
+    counts = dict(rows)
+    return {m: counts.get(m, 0) for m in msg_ids}
+
+
+def test_sigkill_under_load_loses_no_answered_turn_and_conversations_continue(serve, workdir):
+    daemon = serve(*tiny_args(workdir)).wait_ready()
+    # A fan in the middle of a flow: the subscribe question waits for a yes/no.
+    daemon.chat("你好", fan="kept")
+    daemon.chat("我要订阅", fan="kept")
+    db = sqlite3.connect(workdir / "brandbot.db")
+    state = db.execute(
+        "SELECT dialog_state FROM fans WHERE external_id = 'kept'"
+    ).fetchone()[0]
+    db.close()
+
+    answered, stop = burst(daemon, threads=16, prefix="kill")
+    poll(lambda: len(answered) > 100, timeout=10)
+    daemon.proc.send_signal(signal.SIGKILL)
+    daemon.proc.wait(timeout=10)
+    stop.set()
+    time.sleep(0.3)
+
+    restarted = serve(*tiny_args(workdir)).wait_ready()
+    db = sqlite3.connect(workdir / "brandbot.db")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    done = list(answered)
+    logged = count_logged(db, [m for m, _ in done])
+    assert len(done) > 100
+    assert all(logged[m] == 1 for m, _ in done), "an answered request is missing or doubled"
+    # A retried message (same msg_id) is answered from the log, not run again.
+    msg_id, fan = done[0]
+    restarted.chat("几点开门", fan=fan, msg_id=msg_id)
+    assert count_logged(db, [msg_id])[msg_id] == 1
+    # The fan's conversation continues from the state it had before the kill.
+    restarted.chat("好的", fan="kept")
+    row = db.execute(
+        "SELECT state_before FROM messages m JOIN fans f ON f.id = m.fan_id "
+        "WHERE f.external_id = 'kept' AND direction = 'in' ORDER BY m.id DESC LIMIT 1"
+    ).fetchone()
+    assert row[0] == state
+    db.close()
+
+
+# -- health and metrics ----------------------------------------------------------------------
+
+
+def test_health_and_metrics(serve, workdir):
+    daemon = serve(*tiny_args(workdir)).wait_ready()
+    daemon.chat("几点开门")
+    daemon.chat("asdkjh qwpoeiru")  # not understood: a fallback
+    status, health = daemon.health()
+    assert status == 200
+    assert health["status"] == "ok" and health["database"]["ok"] is True
+    assert health["personas"][0]["id"] == "tiny" and health["personas"][0]["version"] == 1
+    assert health["uptime_s"] > 0
+    status, raw, headers = daemon.request("GET", "/metrics")
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    metrics = raw.decode()
+    for expected in (
+        'brandbot_messages_in_total{channel="web",persona="tiny"} 2.0',
+        'brandbot_messages_out_total{channel="web",persona="tiny"}',
+        'brandbot_intents_total{intent="hours",persona="tiny"} 1.0',
+        'brandbot_fallbacks_total{persona="tiny"} 1.0',
+        "brandbot_handoffs_total",
+        'brandbot_turn_seconds_bucket{channel="web",le="0.01"}',
+        "brandbot_reloads_total",
+        "brandbot_reload_failures_total",
+        "brandbot_errors_total",
+        'brandbot_persona_info{persona="tiny",version="1"} 1.0',
+    ):
+        assert expected in metrics, expected
