@@ -352,3 +352,38 @@ def test_evaluate_empty_and_understander(persona: Persona) -> None:
     assert report.in_scope_accuracy == 1.0
     with pytest.raises(TypeError):
         evaluate(object(), [])  # type: ignore[arg-type]
+
+
+def test_static_vectors_wordpiece_and_similarity():
+    from bot.nlu import vectors
+
+    sv = vectors.load()
+    pieces = sv.wordpieces("unbookable")
+    assert pieces and all(isinstance(p, int) for p in pieces)
+    assert sv.wordpieces("x" * 200) == []
+    assert sv.embed_words([]) is None
+    a = sv.embed_words(["book", "a", "table"])
+    b = sv.embed_words(["reserve", "a", "table"])
+    c = sv.embed_words(["my", "card", "was", "stolen"])
+    assert abs(float(a @ a) - 1.0) < 1e-5
+    assert float(a @ b) > float(a @ c)
+
+
+def test_english_words_share_keeps_chinese_out():
+    from bot.nlu.matcher import english_words
+
+    assert english_words(normalize("我想买iPhone")) == (["iphone"], 0.25)
+    assert english_words(normalize("你好")) == ([], 0.0)
+    assert english_words(normalize("book a table")) == (["book", "a", "table"], 1.0)
+
+
+def test_static_vectors_generalise_to_unseen_synonyms():
+    m = IntentMatcher(
+        {
+            "reserve": ["book a table", "i want a reservation", "table for two tonight"],
+            "hours": ["when do you open", "what time do you close", "opening hours"],
+            "menu": ["what dishes do you have", "show me the menu", "any vegetarian food"],
+        },
+        threshold=0.0,
+    )
+    assert m.match("could I reserve a spot for dinner").best == "reserve"
