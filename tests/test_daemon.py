@@ -320,6 +320,7 @@ def test_sigkill_under_load_loses_no_answered_turn_and_conversations_continue(se
         "SELECT dialog_state FROM fans WHERE external_id = 'kept'"
     ).fetchone()[0]
     db.close()
+    assert state == "confirm_subscribe"
 
     answered, stop = burst(daemon, threads=16, prefix="kill")
     poll(lambda: len(answered) > 100, timeout=10)

@@ -222,7 +222,7 @@ class WebChannel:
             text=text,
             payload={"ref": ref} if ref else {},
             platform_msg_id=_opt_str(data, "msg_id"),
-            display_name=_opt_str(data, "name"),
+            display_name=_opt_str(data, "name", repair=True),
             language=lang,
         )
         return inbound, persona, new_cookie
@@ -232,7 +232,8 @@ class WebChannel:
         return JSONResponse({"error": message}, status_code=status)
 
 
-def _opt_str(data: dict[str, Any], key: str) -> str | None:
+def _opt_str(data: dict[str, Any], key: str, *, repair: bool = False) -> str | None:
+    """An optional short string field; ids must be valid text, a display name is repaired."""
     value = data.get(key)
     if value is None or value == "":
         return None
@@ -245,6 +246,8 @@ def _opt_str(data: dict[str, Any], key: str) -> str | None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
+        if repair:
+            return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
         raise BadRequest(400, f'"{key}" is not valid Unicode text') from None
     return value
 
