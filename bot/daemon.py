@@ -163,8 +163,9 @@ class Daemon:
     def open(self) -> None:
         """Open the log and load the personas (synchronous; raises StartupError)."""
         from bot.brand import load_brand
+        from bot.engine import Engine
         from bot.errors import BrandbotError, ConfigError
-        from bot.metrics import Metrics, ObservedEngine
+        from bot.metrics import Metrics
         from bot.relations import Store
 
         s = self.settings
@@ -198,7 +199,7 @@ class Daemon:
                  "file path"]
             ) from None
         self.metrics = Metrics()
-        self.engine = ObservedEngine(self.store, brands)
+        self.engine = Engine(self.store, brands)
         for brand in brands.values():
             self.metrics.set_persona(brand.id, brand.persona.version)
         # Personas, matrices and modules live as long as the process: keep them out of the cyclic
@@ -267,16 +268,14 @@ class Daemon:
         start = time.perf_counter()
         if self.executor is None:
             # ~0.3 ms of CPU under the GIL: a thread hop costs more than it saves (bench/README.md).
-            replies, outcome = self.engine.handle_observed(inbound, persona)
+            turn = self.engine.handle_turn(inbound, persona)
         else:
             loop = asyncio.get_running_loop()
-            replies, outcome = await loop.run_in_executor(
-                self.executor, self.engine.handle_observed, inbound, persona
+            turn = await loop.run_in_executor(
+                self.executor, self.engine.handle_turn, inbound, persona
             )
-        self.metrics.observe_turn(
-            inbound.fan.channel, persona, time.perf_counter() - start, replies, outcome
-        )
-        return replies
+        self.metrics.observe_turn(inbound.fan.channel, persona, time.perf_counter() - start, turn)
+        return turn.replies
 
     def persona_info(self, persona: str) -> dict[str, Any]:
         p = self.engine.brand(persona).persona

@@ -22,6 +22,7 @@ import random
 import threading
 import zlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,6 +58,27 @@ def _storable(inbound: Inbound) -> Inbound:
         return inbound
     fan = FanRef(inbound.fan.channel, external_id)
     return dataclasses.replace(inbound, text=text, display_name=name, fan=fan)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOutcome:
+    """What a turn decided beyond its replies: the intent, a miss, a new handoff, a failure."""
+
+    intent: str | None
+    fallback: bool = False
+    handoff: bool = False
+    failed: bool = False
+
+
+FAILED = TurnOutcome(intent=None, failed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """The replies to deliver, and the outcome (None when answered from the log: a retry)."""
+
+    replies: list[Reply]
+    outcome: TurnOutcome | None = None
 
 
 def utc_now() -> datetime:
@@ -109,6 +131,10 @@ class Engine:
 
     def handle(self, inbound: Inbound, persona: str | None = None) -> list[Reply]:
         """Run one turn for ``inbound`` and return the replies to deliver."""
+        return self.handle_turn(inbound, persona).replies
+
+    def handle_turn(self, inbound: Inbound, persona: str | None = None) -> Turn:
+        """Like :meth:`handle`, with what the turn decided (for metrics and channels)."""
         brand = self.brand(persona)
         inbound = _storable(inbound)
         key = f"{brand.id}\0{inbound.fan.channel}\0{inbound.fan.external_id}"
@@ -126,7 +152,7 @@ class Engine:
                 )
                 return self._record_failure(brand, inbound)
 
-    def _turn(self, brand: Brand, inbound: Inbound) -> list[Reply]:
+    def _turn(self, brand: Brand, inbound: Inbound) -> Turn:
         store, persona = self.store, brand.persona
         now = inbound.received_at or self.clock()
         with store.transaction() as conn:
@@ -134,7 +160,7 @@ class Engine:
             if fan is not None and inbound.platform_msg_id is not None:
                 stored = store.replies_for(fan["id"], inbound.platform_msg_id)
                 if stored is not None:
-                    return [Reply(r["text"], r["reply_key"], r["language"]) for r in stored]
+                    return Turn([Reply(r["text"], r["reply_key"], r["language"]) for r in stored])
             first_turn = fan is None
             if fan is None:
                 fan = self._create_fan(conn, brand, inbound, now)
@@ -213,7 +239,12 @@ class Engine:
                         in_id,
                     ),
                 )
-            return replies
+            outcome = TurnOutcome(
+                intent=ctx.intent,
+                fallback="fallback" in ctx.reply_keys or "offer_human" in ctx.reply_keys,
+                handoff=ctx.in_handoff and not fan["handoff"],
+            )
+            return Turn(replies, outcome)
 
     def _trigger(self, brand: Brand, inbound: Inbound, understanding, state: str) -> str:
         """What to fire on the dialog: an event name, a yes/no, taboo, an intent or a miss."""
@@ -432,7 +463,7 @@ class Engine:
         )
         return cur.lastrowid
 
-    def _record_failure(self, brand: Brand, inbound: Inbound) -> list[Reply]:
+    def _record_failure(self, brand: Brand, inbound: Inbound) -> Turn:
         """The turn failed: keep the fan's message anyway and answer with an in-voice apology."""
         persona = brand.persona
         language = inbound.language or persona.default_language
@@ -450,7 +481,7 @@ class Engine:
                     inbound.platform_msg_id is not None
                     and self.store.replies_for(fan["id"], inbound.platform_msg_id) is not None
                 ):
-                    return [reply]
+                    return Turn([reply], FAILED)
                 cur = conn.execute(
                     "INSERT INTO messages (fan_id, direction, text, platform_msg_id, created_at, "
                     "channel, kind) VALUES (?, 'in', ?, ?, ?, ?, ?)",
@@ -472,4 +503,4 @@ class Engine:
             log.exception(
                 "could not record the failed turn either (fan=%s)", inbound.fan.external_id
             )
-        return [reply]
+        return Turn([reply], FAILED)

@@ -7,9 +7,8 @@ daemons in one process. Names and labels are listed in docs/configuration.md#met
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -21,11 +20,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from bot.engine import Engine
-
-if TYPE_CHECKING:
-    from bot.brand import Brand
-    from bot.dialog.context import TurnContext
+from bot.engine import Turn
 
 # A turn takes ~0.3 ms; the buckets resolve that and still show a slow disk (FULL sync, ~4 ms).
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -97,9 +92,8 @@ class Metrics:
                 self.persona_info.remove(persona, str(previous))
         self.persona_info.labels(persona, str(version)).set(1)
 
-    def observe_turn(
-        self, channel: str, persona: str, seconds: float, replies: list, outcome: TurnOutcome | None
-    ) -> None:
+    def observe_turn(self, channel: str, persona: str, seconds: float, turn: Turn) -> None:
+        replies, outcome = turn.replies, turn.outcome
         self.messages_in.labels(channel, persona).inc()
         if replies:
             self.messages_out.labels(channel, persona).inc(len(replies))
@@ -112,48 +106,8 @@ class Metrics:
             self.fallbacks.labels(persona).inc()
         if outcome.handoff:
             self.handoffs.labels(persona).inc()
-        if any(getattr(r, "key", None) == "error" for r in replies):
+        if outcome.failed:
             self.errors.labels("turn").inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-class TurnOutcome:
-    """What a turn decided, beyond its replies: intent, fallback, handoff."""
-
-    __slots__ = ("intent", "fallback", "handoff")
-
-    def __init__(self, intent: str | None, fallback: bool, handoff: bool):
-        self.intent, self.fallback, self.handoff = intent, fallback, handoff
-
-
-class ObservedEngine(Engine):
-    """The engine, telling the daemon what each turn decided (for /metrics).
-
-    The engine has no public observer hook yet; this reads the turn's context at the one point
-    where it is complete (``Engine._apply``) and leaves it in a thread-local for
-    :meth:`take_outcome`, called on the same thread right after ``handle``. tests/test_daemon.py
-    checks the intent counters, so a change in the engine's internals shows up there.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._outcome = threading.local()
-
-    def _apply(
-        self, conn, brand: Brand, inbound, fan, ctx: TurnContext, state, now, understanding
-    ) -> None:
-        super()._apply(conn, brand, inbound, fan, ctx, state, now, understanding)
-        self._outcome.value = TurnOutcome(
-            intent=ctx.intent or (understanding.intent if understanding else None),
-            fallback="fallback" in ctx.reply_keys,
-            handoff=bool(ctx.in_handoff) and not fan["handoff"],
-        )
-
-    def handle_observed(self, inbound, persona: str | None = None):
-        """``handle`` plus the turn's :class:`TurnOutcome` (None when answered from the log)."""
-        self._outcome.value = None
-        replies = self.handle(inbound, persona)
-        outcome, self._outcome.value = self._outcome.value, None
-        return replies, outcome
