@@ -1,0 +1,682 @@
+"""The Telegram channel: a persona's bot, by long polling or by webhook, in the daemon's loop.
+
+One :class:`TelegramChannel` serves one persona through one bot token. It holds a
+python-telegram-bot ``Application`` (composition, not inheritance) and drives its lifecycle by
+hand — ``initialize → updater.start_polling → start`` and back — never ``run_polling``, which
+would install signal handlers and close the daemon's event loop (../shared/docs/channels.md
+§2.5). ``allowed_updates`` is always passed explicitly: Telegram keeps the last setting otherwise.
+
+Modes:
+
+* **polling** (no ``webhook_url``): PTB's updater long-polls ``getUpdates``. Starting it deletes
+  any webhook set on the same token (PTB always does): never point a development poller at the
+  production token.
+* **webhook** (``webhook_url`` and ``webhook_secret``): ``start`` calls ``setWebhook``; the daemon
+  mounts :meth:`route` (``POST /telegram/webhook``) in its web server. A request without the
+  right ``X-Telegram-Bot-Api-Secret-Token`` header gets 403 (constant-time comparison); a good one
+  is queued and answered 200 at once.
+
+What each update does (anything not listed is ignored, logged at DEBUG, and never raises):
+
+==========================================  ======================================================
+``/start`` (private chat)                    ``follow`` event: a new fan gets the welcome, a known
+                                             one a greeting; ``/start CODE`` (a deep link
+                                             ``t.me/<bot>?start=CODE``) carries ``ref=CODE``: the
+                                             engine records the referral or campaign on first
+                                             contact and logs a ``touch`` later
+other commands (``/hours``)                  the words without the slash (``hours``), as text
+text                                         a message turn
+voice, audio, video note                     ``voice`` event (an in-voice "please type")
+photo, sticker, animation, video, document,  ``media`` event (an in-voice acknowledgement);
+location, venue, contact, dice, poll, ...    a caption is not read
+callback query (inline button)               answered (stops the spinner), then a ``click`` event
+                                             with ``key`` = the button's data (``menu_clicks``)
+``my_chat_member`` → kicked / left           ``unfollow``: fan blocked and unsubscribed; no reply
+``my_chat_member`` → member / admin          ``follow`` (unblocked); no reply — the client sends
+                                             ``/start`` after "Restart", which greets
+edited messages, channel posts, service      ignored: an edit was answered already; a channel is
+messages (joins, pins), other update types   the brand's own broadcast; the rest is not for a
+                                             persona. Only message, callback_query and
+                                             my_chat_member are requested.
+==========================================  ======================================================
+
+In groups the bot answers only a message that mentions it (``@botname``, a text mention, or a
+``/command@botname``) or replies to one of its messages; the group is one fan (its chat id), and
+the reply quotes the message that addressed the bot.
+
+Delivery guarantee: PTB confirms updates to Telegram when it fetches them (polling), and a
+webhook is confirmed by our immediate 200, so an update being handled when the process dies is
+lost (at-most-once per crash). Repeated deliveries of one ``update_id`` never run a second turn:
+the channel remembers recent ids, and the engine answers a known ``platform_msg_id`` from the
+log (after a restart its stored replies are sent again: at-least-once for replies).
+Outbound pacing, splitting, 429, 403 and retries: :mod:`bot.channels.telegram_sender`.
+
+The bot token appears in every Bot API URL, which httpx logs at INFO; the channel installs a
+filter on the httpx, httpcore and telegram loggers that replaces it (and the webhook secret)
+with ``***`` in messages and tracebacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import json
+import logging
+import re
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from telegram import Message, MessageEntity, Update
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.ext import Application, ContextTypes, ExtBot, TypeHandler
+from telegram.request import BaseRequest, HTTPXRequest
+
+from bot.channels.telegram_sender import Sender
+from bot.messages import FanRef, Inbound, Reply
+from bot.relations.store import iso
+
+DEFAULT_NONE = BaseRequest.DEFAULT_NONE  # PTB's "not given" marker for timeouts
+
+CHANNEL = "telegram"
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# The update types we ask Telegram for (explicitly, every time: the setting is sticky).
+ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
+DEFAULT_API_URL = "https://api.telegram.org/bot"
+
+_PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # deep-link payload alphabet (Bot API)
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # setWebhook secret_token alphabet
+_VOICE = ("voice", "audio", "video_note")
+_MEDIA = (
+    "photo", "sticker", "animation", "video", "document", "location", "venue", "contact",
+    "dice", "poll", "game", "story", "paid_media", "invoice", "checklist", "giveaway",
+)
+_GONE = {ChatMemberStatus.BANNED, ChatMemberStatus.LEFT}
+_PRESENT = {ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER,
+            ChatMemberStatus.RESTRICTED}
+_SEEN_IDS = 50_000  # update ids remembered for dedupe (Telegram re-delivers within 24 h)
+_MAX_WEBHOOK_BODY = 1_048_576
+
+log = logging.getLogger("brandbot.telegram")
+
+RunTurn = Callable[[Inbound, str], Awaitable[list[Reply]]]
+
+
+class TelegramConfigError(ValueError):
+    """The channel's settings cannot work; the message says what to change."""
+
+
+# -- reading updates --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """What an update means for the engine, and what to do with the replies."""
+
+    chat_id: int
+    inbound: Inbound
+    deliver: bool = True  # send the turn's replies
+    reply_to: int | None = None  # quote this message (groups)
+    language_code: str | None = None
+
+
+def read_update(update: Update, *, bot_id: int, bot_username: str) -> Incoming | str:
+    """Turn an update into an :class:`Incoming`, or say (a short reason) why it is ignored."""
+    uid = str(update.update_id)
+    if update.my_chat_member is not None:
+        change = update.my_chat_member
+        new, old = change.new_chat_member.status, change.old_chat_member.status
+        fan = FanRef(CHANNEL, str(change.chat.id))
+        if new in _GONE:
+            event = "unfollow"
+        elif new in _PRESENT and old in _GONE:
+            event = "follow"
+        else:
+            return "my_chat_member without a block or unblock"
+        name = change.chat.title or change.from_user.full_name
+        return Incoming(change.chat.id, Inbound(fan, kind="event", event=event,
+                                                platform_msg_id=uid, display_name=name),
+                        deliver=False)
+    if update.callback_query is not None:
+        query = update.callback_query
+        if not query.data:
+            return "callback query without data (a game)"
+        message = query.message
+        chat_id = message.chat.id if message is not None else query.from_user.id
+        return Incoming(
+            chat_id,
+            Inbound(FanRef(CHANNEL, str(chat_id)), kind="event", event="click",
+                    payload={"key": query.data[:64]}, platform_msg_id=uid,
+                    display_name=query.from_user.full_name),
+            language_code=query.from_user.language_code,
+        )
+    if update.message is None:
+        for kind in ("edited_message", "channel_post", "edited_channel_post"):
+            if getattr(update, kind, None) is not None:
+                return kind
+        return "update type not handled"
+    return _read_message(update.message, uid, bot_id, bot_username)
+
+
+def _read_message(message: Message, uid: str, bot_id: int, bot_username: str) -> Incoming | str:
+    chat = message.chat
+    group = chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+    if chat.type == ChatType.CHANNEL:
+        return "channel message"
+    if message.from_user is not None and message.from_user.is_bot:
+        return "message from a bot"
+    text = message.text
+    if group and not _addressed(message, bot_id, bot_username):
+        return "group message not addressed to the bot"
+    user = message.from_user
+    name = chat.title if group else (user.full_name if user else None)
+    lang = user.language_code if user else None
+    fan = FanRef(CHANNEL, str(chat.id))
+    reply_to = message.message_id if group else None
+
+    def event(name_: str, payload: dict[str, Any] | None = None) -> Incoming:
+        inbound = Inbound(fan, kind="event", event=name_, payload=payload or {},
+                          platform_msg_id=uid, display_name=name)
+        return Incoming(chat.id, inbound, reply_to=reply_to, language_code=lang)
+
+    if text is not None:
+        command, args = _command(message, bot_username)
+        if command is False:
+            return "command for another bot"
+        if command == "start":
+            code = args.strip()
+            if code and not _PAYLOAD.match(code):
+                log.info("telegram: ignoring a malformed /start payload from chat %s", chat.id)
+                code = ""
+            inbound = Inbound(fan, text=text[:200], kind="event", event="follow",
+                              payload={"ref": code} if code else {}, platform_msg_id=uid,
+                              display_name=name)
+            return Incoming(chat.id, inbound, reply_to=reply_to, language_code=lang)
+        if command:
+            text = f"{command} {args.strip()}".strip()
+        elif group:
+            text = _strip_mentions(text, bot_username)
+        if not text.strip():
+            return "empty text"
+        return Incoming(chat.id, Inbound(fan, text=text, platform_msg_id=uid,
+                                         display_name=name), reply_to=reply_to)
+    for kind in _VOICE:
+        if getattr(message, kind, None):
+            return event("voice", {"type": kind})
+    for kind in _MEDIA:
+        if getattr(message, kind, None):
+            return event("media", {"type": kind})
+    return "service message"
+
+
+def _command(message: Message, bot_username: str) -> tuple[str | bool | None, str]:
+    """``("start", " CODE")`` for ``/start CODE``; False: for another bot; None: no command."""
+    text = message.text or ""
+    entity = next(
+        (e for e in message.entities if e.type == MessageEntity.BOT_COMMAND and e.offset == 0),
+        None,
+    )
+    if entity is None:
+        return None, text
+    word = message.parse_entity(entity)[1:]
+    command, _, target = word.partition("@")
+    if target and target.lower() != bot_username.lower():
+        return False, ""
+    return command.lower(), message.text[len(message.parse_entity(entity)):]
+
+
+def _addressed(message: Message, bot_id: int, bot_username: str) -> bool:
+    """A group message counts only if it mentions the bot or replies to it."""
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.id == bot_id:
+        return True
+    mention = "@" + bot_username.lower()
+    for entity, value in message.parse_entities().items():
+        if entity.type == MessageEntity.MENTION and value.lower() == mention:
+            return True
+        if entity.type == MessageEntity.TEXT_MENTION and entity.user and entity.user.id == bot_id:
+            return True
+        if entity.type == MessageEntity.BOT_COMMAND and value.lower().endswith(mention):
+            return True
+    for entity, value in message.parse_caption_entities().items():
+        if entity.type == MessageEntity.MENTION and value.lower() == mention:
+            return True
+    return False
+
+
+def _strip_mentions(text: str, bot_username: str) -> str:
+    return re.sub(rf"@{re.escape(bot_username)}\b", " ", text, flags=re.IGNORECASE).strip()
+
+
+# -- fetching updates -------------------------------------------------------------------------
+
+
+class _TolerantBot(ExtBot):
+    """``get_updates`` that skips an update PTB cannot parse instead of stalling on it.
+
+    PTB 22.8 parses a whole ``getUpdates`` batch at once; one update it cannot read (a Bot API
+    field newer than the library, say) raises, the Updater logs it without advancing the offset,
+    and fetches the same batch again — forever. Here each update is parsed alone, and one that
+    fails is logged and replaced by an empty ``Update`` with its id, so the offset moves on and
+    the handler ignores it. Mirrors ``telegram.Bot.get_updates`` otherwise.
+    """
+
+    async def get_updates(
+        self,
+        offset: int | None = None,
+        limit: int | None = None,
+        timeout: Any = None,
+        allowed_updates: Any = None,
+        *,
+        read_timeout: Any = DEFAULT_NONE,
+        write_timeout: Any = DEFAULT_NONE,
+        connect_timeout: Any = DEFAULT_NONE,
+        pool_timeout: Any = DEFAULT_NONE,
+        api_kwargs: dict[str, Any] | None = None,
+    ) -> tuple[Update, ...]:
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else (timeout or 0)
+        base = self._request[0].read_timeout if read_timeout is DEFAULT_NONE else read_timeout
+        data = {"timeout": timeout, "offset": offset, "limit": limit,
+                "allowed_updates": allowed_updates}
+        result = await self._post(
+            "getUpdates", data, read_timeout=(base or 0) + seconds,
+            write_timeout=write_timeout, connect_timeout=connect_timeout,
+            pool_timeout=pool_timeout, api_kwargs=api_kwargs,
+        )
+        updates = []
+        for raw in result or ():
+            try:
+                update = Update.de_json(raw, self)
+            except Exception as exc:  # noqa: BLE001 - whatever the parser trips on
+                kinds = [k for k in raw if k != "update_id"]
+                log.error("telegram: update %s (%s) could not be read (%s: %s); skipped",
+                          raw.get("update_id"), ", ".join(kinds), type(exc).__name__, exc)
+                update = Update(raw["update_id"])
+            self.insert_callback_data(update)
+            updates.append(update)
+        return tuple(updates)
+
+
+# -- secrets in logs --------------------------------------------------------------------------
+
+
+class _Redact(logging.Filter):
+    """Replaces secrets in a record's message and traceback by ``***`` (docs/channels.md §2.9)."""
+
+    def __init__(self, secrets: Iterable[str]):
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def _clean(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken format string is not ours to fix
+            return True
+        if any(s in message for s in self.secrets):
+            record.msg, record.args = self._clean(message), None
+        if record.exc_info and not record.exc_text:
+            text = logging.Formatter().formatException(record.exc_info)
+            if any(s in text for s in self.secrets):
+                record.exc_text = self._clean(text)
+        return True
+
+
+_REDACTED_LOGGERS = ("httpx", "httpcore", "telegram", "brandbot.telegram")
+
+
+def _loggers() -> list[logging.Logger]:
+    names = [n for n in logging.root.manager.loggerDict
+             if n.split(".")[0] in {"httpx", "httpcore", "telegram"}]
+    return [logging.getLogger(n) for n in {*names, *_REDACTED_LOGGERS}]
+
+
+# -- the channel ------------------------------------------------------------------------------
+
+
+class TelegramChannel:
+    """Serves one persona on one Telegram bot (see the module doc).
+
+    ``engine`` is a :class:`bot.engine.Engine` (its ``store`` records blocks); turns run with
+    ``run_turn`` if given (the daemon's, which counts metrics and picks the thread), else in a
+    worker thread. ``base_url`` is what PTB's ``base_url`` takes (the token is appended):
+    ``https://api.telegram.org/bot`` by default, a self-hosted Bot API server or a local fake
+    otherwise. Pacing: ``per_chat_rate``/``overall_rate`` messages per second (``None`` = off,
+    for benchmarks against a fake only).
+    """
+
+    name = CHANNEL
+
+    def __init__(
+        self,
+        engine: Any,
+        persona_id: str,
+        token: str,
+        base_url: str | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        *,
+        run_turn: RunTurn | None = None,
+        webhook_path: str = WEBHOOK_PATH,
+        poll_timeout: float = 10.0,
+        per_chat_rate: float | None = 1.0,
+        per_chat_burst: int = 3,
+        overall_rate: float | None = 30.0,
+        send_attempts: int = 5,
+        send_backoff: float = 0.5,
+        stop_timeout: float = 5.0,
+    ):
+        if not token or ":" not in token:
+            raise TelegramConfigError(
+                "telegram token is missing or malformed (expected digits:letters from "
+                "@BotFather); set BRANDBOT_TELEGRAM_TOKEN or remove the telegram channel"
+            )
+        if webhook_url and not webhook_secret:
+            raise TelegramConfigError(
+                "telegram.webhook_url is set without telegram.webhook_secret: anyone could post "
+                "fake updates; set a secret of 1-256 characters A-Z a-z 0-9 _ -"
+            )
+        if webhook_secret and not _SECRET.match(webhook_secret):
+            raise TelegramConfigError(
+                "telegram.webhook_secret must be 1-256 characters from A-Z a-z 0-9 _ - "
+                "(Telegram's rule for secret_token)"
+            )
+        engine.brand(persona_id)  # raises UnknownPersonaError naming the loaded ones
+        self.engine = engine
+        self.persona_id = persona_id
+        self.base_url = (base_url or DEFAULT_API_URL).rstrip("/")
+        self.webhook_url = webhook_url
+        self.webhook_path = webhook_path
+        self.poll_timeout = poll_timeout
+        self.stop_timeout = stop_timeout
+        self.stats: Counter[str] = Counter()
+        self._token = token
+        self._secret = webhook_secret
+        self._run_turn = run_turn or self._turn_in_thread
+        self._sender_args = dict(per_chat_rate=per_chat_rate, per_chat_burst=per_chat_burst,
+                                 overall_rate=overall_rate, max_attempts=send_attempts,
+                                 backoff=send_backoff)
+        self._seen: OrderedDict[int, None] = OrderedDict()
+        self._redact = _Redact([token, webhook_secret or ""])
+        self._redacted: list[logging.Logger] = []
+        self._tasks: set[asyncio.Task] = set()
+        self.app: Application | None = None
+        self.sender: Sender | None = None
+        self.running = False
+        self.bot_id = 0
+        self.bot_username = ""
+
+    def __repr__(self) -> str:  # never the token
+        mode = "webhook" if self.webhook_url else "polling"
+        return f"TelegramChannel(persona={self.persona_id!r}, {mode}, bot=@{self.bot_username})"
+
+    @property
+    def mode(self) -> str:
+        return "webhook" if self.webhook_url else "polling"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _build(self) -> Application:
+        base = self.base_url
+        file_base = base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base
+        bot = _TolerantBot(
+            self._token,
+            base_url=base,
+            base_file_url=file_base,
+            request=HTTPXRequest(connection_pool_size=256),  # PTB's builder defaults
+            get_updates_request=HTTPXRequest(connection_pool_size=1),
+        )
+        # One update at a time keeps a fan's turns in order; replies go out concurrently.
+        builder = Application.builder().bot(bot).concurrent_updates(False)
+        if self.webhook_url:
+            builder = builder.updater(None)
+        app = builder.build()
+        app.add_handler(TypeHandler(Update, self._on_update))
+        app.add_error_handler(self._on_error)
+        return app
+
+    async def start(self) -> None:
+        """Connect (getMe), then poll or set the webhook; returns once updates are flowing."""
+        if self.running:
+            return
+        self._install_redaction()
+        app = self._build()
+        for attempt in range(3):
+            try:
+                await app.initialize()
+                break
+            except InvalidToken:
+                raise TelegramConfigError(
+                    "Telegram refused the bot token (401/404); copy it again from @BotFather "
+                    "into BRANDBOT_TELEGRAM_TOKEN"
+                ) from None
+            except NetworkError as exc:
+                if attempt == 2:
+                    raise TelegramConfigError(
+                        f"cannot reach the Bot API at {self.base_url} ({exc.message}); check "
+                        "the network or BRANDBOT_TELEGRAM_API_URL"
+                    ) from None
+                log.warning("telegram: getMe failed (%s); retrying", exc.message)
+                await asyncio.sleep(0.5 * 2**attempt)
+        self.app = app
+        self.bot_id, self.bot_username = app.bot.id, app.bot.username
+        self.sender = Sender(app.bot, on_forbidden=self._forbidden, **self._sender_args)
+        # Fans refused by an earlier run (403) stay skipped until they write again.
+        self.sender.blocked.update(await asyncio.to_thread(self._blocked_chats))
+        if self.webhook_url:
+            await app.bot.set_webhook(
+                self.webhook_url, secret_token=self._secret, allowed_updates=ALLOWED_UPDATES
+            )
+        else:
+            await app.updater.start_polling(
+                timeout=self.poll_timeout,
+                allowed_updates=ALLOWED_UPDATES,
+                drop_pending_updates=False,
+                error_callback=self._polling_error,
+            )
+        await app.start()
+        self.running = True
+        log.info("telegram: @%s serving persona %s by %s", self.bot_username, self.persona_id,
+                 self.mode)
+
+    async def stop(self) -> None:
+        """Stop receiving, finish the updates already fetched, deliver what is queued, close."""
+        if not self.running or self.app is None:
+            return
+        self.running = False
+        app = self.app
+        try:
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()  # one last getUpdates confirms what was fetched
+            if app.running:
+                await app.stop()  # drains the update queue: those turns run and queue replies
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.sender is not None:
+                await self.sender.close(self.stop_timeout)
+        finally:
+            await app.shutdown()
+            self._remove_redaction()
+            log.info("telegram: @%s stopped", self.bot_username)
+
+    async def send(self, fan: FanRef, replies: list[Reply]) -> None:
+        """Queue proactive messages (newsletters, operator replies) for a fan not blocked."""
+        if fan.channel != CHANNEL:
+            raise ValueError(f"{fan} is not a telegram fan")
+        if self.sender is None:
+            raise RuntimeError("the telegram channel is not started; await start() first")
+        row = await asyncio.to_thread(
+            self.engine.store.find_fan, self.persona_id, CHANNEL, fan.external_id
+        )
+        if row is not None and row["blocked"]:
+            self.stats["skipped_blocked"] += 1
+            log.info("telegram: fan %s blocked the bot; not sending", fan.external_id)
+            return
+        self.sender.enqueue(int(fan.external_id), [r.text for r in replies])
+
+    async def idle(self) -> None:
+        """Wait until every queued reply was sent (tests and benchmarks)."""
+        if self.sender is not None:
+            await self.sender.join()
+
+    # -- webhook -------------------------------------------------------------------------------
+
+    def route(self) -> Route:
+        """``POST /telegram/webhook`` for the daemon's Starlette app (webhook mode)."""
+        return Route(self.webhook_path, self.webhook, methods=["POST"])
+
+    def routes(self) -> list[Route]:
+        return [self.route()] if self.webhook_url else []
+
+    async def webhook(self, request: Request) -> Response:
+        given = request.headers.get(SECRET_HEADER, "")
+        expected = self._secret or ""
+        # compare_digest takes the same time wherever the first difference is.
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            self.stats["webhook_forbidden"] += 1
+            return Response(status_code=403)
+        if not self.running or self.app is None:
+            return Response(status_code=503)  # Telegram retries later
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > _MAX_WEBHOOK_BODY:
+                return Response(status_code=413)
+        try:
+            data = json.loads(body)
+            if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+                raise ValueError("not an update")
+        except ValueError:
+            self.stats["webhook_bad_request"] += 1
+            return Response(status_code=400)
+        try:
+            update = Update.de_json(data, self.app.bot)
+        except Exception:  # noqa: BLE001 - a 4xx would make Telegram retry it forever
+            log.exception("telegram: could not parse update %s; skipped", data["update_id"])
+            self.stats["unparseable"] += 1
+            return Response(status_code=200)
+        await self.app.update_queue.put(update)
+        return Response(status_code=200)
+
+    # -- handling ------------------------------------------------------------------------------
+
+    async def _on_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not isinstance(update, Update):
+            return
+        try:
+            await self._handle(update)
+        except Exception:
+            self.stats["errors"] += 1
+            log.exception("telegram: update %s failed", update.update_id)
+
+    async def _handle(self, update: Update) -> None:
+        self.stats["updates"] += 1
+        if update.update_id in self._seen:
+            self.stats["duplicates"] += 1
+            log.debug("telegram: update %s seen already; skipped", update.update_id)
+            return
+        self._seen[update.update_id] = None
+        if len(self._seen) > _SEEN_IDS:
+            self._seen.popitem(last=False)
+        if update.callback_query is not None:
+            self._background(self._answer_callback(update.callback_query.id))
+        incoming = read_update(update, bot_id=self.bot_id, bot_username=self.bot_username)
+        if isinstance(incoming, str):
+            self.stats["ignored"] += 1
+            log.debug("telegram: update %s ignored: %s", update.update_id, incoming)
+            return
+        inbound = incoming.inbound
+        language = self._language(incoming.language_code) if inbound.kind == "event" else None
+        if language:
+            inbound = dataclasses.replace(inbound, language=language)
+        assert self.sender is not None
+        if inbound.event != "unfollow" and self.sender.unblock(incoming.chat_id):
+            await asyncio.to_thread(self._mark_blocked, incoming.chat_id, False,
+                                    "telegram_message")
+        replies = await self._run_turn(inbound, self.persona_id)
+        self.stats["turns"] += 1
+        if inbound.event == "unfollow":
+            self.sender.block(incoming.chat_id)
+            return
+        if incoming.deliver and replies:
+            self.sender.enqueue(incoming.chat_id, [r.text for r in replies],
+                                reply_to=incoming.reply_to)
+
+    def _language(self, code: str | None) -> str | None:
+        if not code:
+            return None
+        languages = self.engine.brand(self.persona_id).persona.languages
+        prefix = code.split("-")[0].lower()
+        return prefix if prefix in languages else None
+
+    async def _turn_in_thread(self, inbound: Inbound, persona: str) -> list[Reply]:
+        return await asyncio.to_thread(self.engine.handle, inbound, persona)
+
+    async def _answer_callback(self, query_id: str) -> None:
+        try:
+            await self.app.bot.answer_callback_query(query_id)
+        except TelegramError as exc:  # too old (>15 s) and the like: nothing to do
+            log.debug("telegram: answerCallbackQuery failed: %s", exc.message)
+
+    def _background(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _mark_blocked(self, chat_id: int, blocked: bool, reason: str) -> None:
+        now = iso(datetime.now(UTC))
+        self.engine.store.mark_blocked(self.persona_id, CHANNEL, str(chat_id), blocked, reason,
+                                       now)
+
+    def _blocked_chats(self) -> list[int]:
+        return [
+            int(fan["external_id"])
+            for fan in self.engine.store.fans(self.persona_id)
+            if fan["channel"] == CHANNEL
+            and fan["blocked"]
+            and fan["external_id"].lstrip("-").isdigit()
+        ]
+
+    async def _forbidden(self, chat_id: int, description: str) -> None:
+        self.stats["blocked"] += 1
+        await asyncio.to_thread(self._mark_blocked, chat_id, True, "telegram_403")
+
+    def _polling_error(self, exc: TelegramError) -> None:
+        # A plain function: PTB refuses a coroutine here (docs/channels.md §2.4).
+        self.stats["polling_errors"] += 1
+        hint = ""
+        if "Conflict" in type(exc).__name__:
+            hint = ("; another process polls this token or a webhook is set (polling deletes "
+                    "it only at start)")
+        log.warning("telegram: polling failed (%s: %s)%s; retrying", type(exc).__name__,
+                    exc.message, hint)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        self.stats["errors"] += 1
+        log.error("telegram: error while handling an update: %r", context.error,
+                  exc_info=context.error)
+
+    # -- log redaction -------------------------------------------------------------------------
+
+    def _install_redaction(self) -> None:
+        for logger in _loggers():
+            if self._redact not in logger.filters:
+                logger.addFilter(self._redact)
+                self._redacted.append(logger)
+
+    def _remove_redaction(self) -> None:
+        for logger in self._redacted:
+            logger.removeFilter(self._redact)
+        self._redacted.clear()
