@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +12,10 @@ import pytest
 from bot.brand import load_brand
 from bot.engine import Engine
 from bot.relations import Store
+
+# Fitted matchers are cached on disk (bot/nlu/fitcache.py); tests use a cache of their own so
+# they neither read a developer's cache nor leave files in it. Subprocesses inherit it.
+os.environ["BRANDBOT_CACHE_DIR"] = tempfile.mkdtemp(prefix="brandbot-test-cache-")
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "data" / "personas" / "tiny.yaml"

@@ -387,3 +387,21 @@ def test_static_vectors_generalise_to_unseen_synonyms():
         threshold=0.0,
     )
     assert m.match("could I reserve a spot for dinner").best == "reserve"
+
+
+def test_fitted_matchers_are_cached_by_content(tmp_path, monkeypatch):
+    from bot.nlu import IntentMatcher
+
+    monkeypatch.setenv("BRANDBOT_CACHE_DIR", str(tmp_path))
+    examples = {"hours": ["几点开门", "when do you open"], "parking": ["有停车位吗", "parking?"]}
+    first = IntentMatcher(examples)
+    files = sorted(tmp_path.glob("matcher-*.npz"))
+    assert len(files) == 1
+    second = IntentMatcher(examples)
+    assert sorted(tmp_path.glob("matcher-*.npz")) == files  # loaded, not refitted
+    for text in ["今天几点开门", "where do I park", "火星"]:
+        assert first.match(text) == second.match(text)
+    IntentMatcher({**examples, "hours": ["几点开门", "opening hours"]})
+    assert len(list(tmp_path.glob("matcher-*.npz"))) == 2  # an edit never reuses a stale fit
+    files[0].write_bytes(b"not a zip")
+    assert IntentMatcher(examples).match("几点开门").intent == "hours"  # corrupt cache: refit

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bot.nlu import fitcache
 from bot.nlu import vectors as static_vectors
 from bot.nlu.normalize import normalize
 
@@ -302,7 +303,60 @@ class IntentMatcher:
 
     # -- building ---------------------------------------------------------------------------
 
+    # Bump when the features or the fit change, so cached fits from older code are not used.
+    _FIT_VERSION = 1
+
     def _fit(self, texts: list[str], labels: list[int]) -> None:
+        """Fit (or load the cached fit of) TF-IDF and the classifier."""
+        digest = fitcache.key(
+            self._FIT_VERSION,
+            C,
+            EMBED_WEIGHT,
+            JITTER,
+            MAX_ITER,
+            GTOL,
+            self.intents,
+            texts,
+            labels,
+            self._vectors.dims if self._vectors is not None else 0,
+        )
+        cached = fitcache.load(digest)
+        if cached is not None:
+            try:
+                self._restore(cached)
+                return
+            except (KeyError, ValueError):
+                pass
+        self._fit_now(texts, labels)
+        fitcache.save(digest, self._fitted_arrays())
+
+    def _fitted_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {
+            "idf": self._idf,
+            "unknown_idf2": np.asarray(self._unknown_idf2),
+            "vocab": np.asarray(list(self._vocab), dtype=str),
+            "bias": self._bias,
+            "weights": self._weights,
+            "single": np.asarray(self._single),
+        }
+        if self._dense_weights is not None:
+            arrays["dense_weights"] = self._dense_weights
+        return arrays
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        vocab = [str(gram) for gram in arrays["vocab"]]
+        weights = arrays["weights"]
+        if weights.shape != (len(vocab), len(self.intents)):
+            raise ValueError("cached fit does not match the intents")
+        self._idf = arrays["idf"]
+        self._unknown_idf2 = float(arrays["unknown_idf2"])
+        self._vocab = {gram: i for i, gram in enumerate(vocab)}
+        self._bias = arrays["bias"]
+        self._weights = weights
+        self._single = bool(arrays["single"])
+        self._dense_weights = arrays.get("dense_weights")
+
+    def _fit_now(self, texts: list[str], labels: list[int]) -> None:
         """Fit TF-IDF and the classifier; leave dense arrays ready for fast inference."""
         n_intents = len(self.intents)
         vocab: dict[str, int] = {}
