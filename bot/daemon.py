@@ -166,10 +166,13 @@ class Daemon:
         from bot.engine import Engine
         from bot.errors import BrandbotError, ConfigError
         from bot.metrics import Metrics
+        from bot.nlu.prefit import prefit
         from bot.relations import Store
 
         s = self.settings
         brands = {}
+        # Fit the matchers in a child process so this long-lived one never holds scipy (~80 MB).
+        prefit([entry.persona for entry in s.personas])
         for index, entry in enumerate(s.personas):
             try:
                 brand = load_brand(entry.persona)
@@ -356,6 +359,7 @@ class Daemon:
         """Reload the personas whose files changed (all when ``changed`` is None)."""
         from bot.brand import load_brand
         from bot.errors import BrandbotError, ConfigError
+        from bot.nlu.prefit import prefit
 
         assert self._reload_lock is not None
         async with self._reload_lock:
@@ -365,6 +369,7 @@ class Daemon:
                 if changed is not None and not (files & changed) and not state.reload_error:
                     continue
                 try:
+                    await asyncio.to_thread(prefit, [state.ref])
                     brand = await asyncio.to_thread(load_brand, state.ref)
                     if brand.id != pid:
                         raise BrandbotError(

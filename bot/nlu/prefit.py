@@ -1,0 +1,45 @@
+"""Fit personas' matchers in a separate process, filling the fit cache.
+
+The daemon is long-lived: importing scipy and fitting in its own process would keep ~80 MB of
+peak memory for its whole life. ``prefit(refs)`` runs ``python -m bot.nlu.prefit REF...`` first;
+the daemon then loads the fitted arrays from the cache (bot/nlu/fitcache.py) without scipy.
+Any failure here is harmless: the daemon's own load then fits in-process (and reports
+persona errors with their lines).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+from bot.nlu import fitcache
+
+log = logging.getLogger("brandbot.nlu")
+
+
+def prefit(refs: list[str], timeout: float = 60.0) -> None:
+    if fitcache.cache_dir() is None or not refs:
+        return
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "bot.nlu.prefit", *refs],
+            check=False, timeout=timeout, capture_output=True,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.debug("prefit failed (%s); fitting in process", exc)
+
+
+def main(refs: list[str]) -> int:
+    from bot.brand import load_brand
+
+    for ref in refs:
+        try:
+            load_brand(ref)
+        except Exception:  # noqa: BLE001 - reported by the daemon's own load
+            continue
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
