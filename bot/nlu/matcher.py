@@ -300,6 +300,9 @@ class IntentMatcher:
                     labels.append(self._index[name])
         self._fit(texts, labels)
         self._keywords = self._compile_keywords(keywords)
+        self._keywords_by_first: dict[str, list[tuple[str, int, re.Pattern[str] | None]]] = {}
+        for entry in self._keywords:
+            self._keywords_by_first.setdefault(entry[0][0], []).append(entry)
 
     # -- building ---------------------------------------------------------------------------
 
@@ -460,10 +463,14 @@ class IntentMatcher:
         return {self.intents[i] for i in self._keyword_indices(normalized)}
 
     def _keyword_indices(self, normalized: str) -> set[int]:
+        # Only keywords whose first character occurs in the message can match: a short message
+        # touches a handful of buckets instead of every keyword of the persona.
         hits: set[int] = set()
-        for word, index, pattern in self._keywords:
-            if word in normalized and (pattern is None or pattern.search(normalized)):
-                hits.add(index)
+        by_first = self._keywords_by_first
+        for ch in set(normalized) & by_first.keys():
+            for word, index, pattern in by_first[ch]:
+                if word in normalized and (pattern is None or pattern.search(normalized)):
+                    hits.add(index)
         return hits
 
     def scores(self, normalized: str) -> np.ndarray:
