@@ -1,0 +1,645 @@
+"""The WeChat Official Account (公众号) channel: pushes in; passive replies, customer service out.
+
+One :class:`WeChatChannel` serves one persona through one account. The daemon mounts
+:meth:`WeChatChannel.routes` (``GET`` and ``POST`` on ``settings.path``, default ``/wechat``) and
+calls ``start``/``stop``. Protocol facts and sources: ../shared/docs/channels.md §1; operator
+guide: docs/channels/wechat.md.
+
+A push, step by step:
+
+1. ``signature`` over token/timestamp/nonce, in constant time, with a freshness window
+   (``max_clock_skew``, 300 s): else **403**, nothing read. A body over ``max_body_bytes``:
+   **413**. (GET: the same check, then ``echostr`` is echoed — plaintext in every mode.)
+2. ``encrypt_type=aes``: ``msg_signature`` checked and ``Encrypt`` decrypted with the current
+   EncodingAESKey, then the previous one (rotation); the reply is encrypted with the key that
+   worked. Another AppID or a bad ``msg_signature``: **403**; a ciphertext no key opens: **400**.
+   A plaintext push while the channel is in ``safe`` mode: **403**.
+3. The XML is parsed with defusedxml (no DTD, no entities: **400**), as are invalid UTF-8, a root
+   other than ``<xml>``, a missing ``FromUserName``/``MsgType``/``CreateTime`` (**400**). A JSON
+   push (the console's data format set to JSON) gets **400** and a log line saying to set XML.
+4. What it means (:func:`read_push`; anything else is answered with an empty body, no turn):
+
+   =========================================  ================================================
+   ``text``                                   a message turn (dedupe key ``MsgId``)
+   ``voice`` with ``Recognition``             the recognised text, as a message turn
+   ``voice`` without it                       ``voice`` event: an in-voice "I can't listen yet"
+   ``image``/``video``/``shortvideo``/        ``media`` event (``{"type": ...}``, never the
+   ``location``/``link``/``file``/unknown     coordinates or URLs): an in-voice acknowledgement
+   event ``subscribe``                        ``follow`` (welcome); ``EventKey=qrscene_X`` adds
+                                              ``ref=X``: referral/campaign on first contact
+   event ``SCAN`` (already following)         ``follow`` with ``ref`` = the scene: logged as a
+                                              ``touch`` (or the referral if new to us), greeted
+   event ``unsubscribe``                      ``unfollow`` (blocked, unsubscribed), then the
+                                              fan's personal data is forgotten (privacy.py)
+   event ``CLICK``, ``scancode_waitmsg``      ``click`` with ``key`` = ``EventKey``
+                                              (``menu_clicks`` in the persona)
+   ``VIEW``, ``LOCATION`` (auto-reported),    no turn, empty body (a link opened, a position we
+   job-finish and unknown events              do not keep, reports for the operator)
+   =========================================  ================================================
+
+   Events are deduplicated by ``FromUserName:CreateTime:Event``.
+5. The 5-second rule: the turn runs; if its replies are ready within ``reply_budget`` (4 s,
+   counted from the request's arrival) they are the passive reply, joined into one message and
+   split to :data:`~bot.channels.wechat_reply.MAX_TEXT_BYTES` (the first piece passively, the rest
+   through customer service). Otherwise the answer is an empty body (WeChat then does not retry)
+   and the replies go out through ``message/custom/send`` when the account is ``verified``,
+   within the fan's quota (bot/channels/wechat_api.py); else they are logged as not delivered.
+6. Retries: WeChat re-sends a push it got no answer to. A re-sent id never runs a second turn:
+   while the turn runs, retries wait for the same turn; afterwards the engine answers the id from
+   the log (identical replies). A push whose replies went to customer service gets an empty body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bot.channels.wechat_api import (
+    DEFAULT_API_URL,
+    QRCode,
+    Quota,
+    SendResult,
+    TokenOwner,
+    create_qrcode,
+    redact_logs,
+    send_texts,
+)
+from bot.channels.wechat_crypto import PushCrypto, PushRejected, check_signature, parse_xml
+from bot.channels.wechat_reply import JOIN, split_text, text_reply
+from bot.messages import FanRef, Inbound, Reply
+
+CHANNEL = "wechat"
+DEFAULT_PATH = "/wechat"
+Encryption = Literal["plain", "compatible", "safe"]
+
+_TOKEN = re.compile(r"^[A-Za-z0-9]{3,32}$")
+_OPENID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_MEDIA = ("image", "video", "shortvideo", "location", "link", "file")
+_IGNORED_EVENTS = {
+    "view": "a menu link was opened",
+    "view_miniprogram": "a menu mini-program was opened",
+    "location": "an automatic location report (not kept)",
+    "templatesendjobfinish": "a template message delivery report",
+    "masssendjobfinish": "a mass-send report",
+    "scancode_push": "a menu scan handled by the client",
+    "pic_sysphoto": "a menu photo (the image message follows)",
+    "pic_photo_or_album": "a menu photo (the image message follows)",
+    "pic_weixin": "a menu photo (the image message follows)",
+    "location_select": "a menu location (the location message follows)",
+}
+_RECENT = 20_000  # push ids remembered as handed to customer service / forgotten
+_JSON_HINT_EVERY = 60.0
+
+log = logging.getLogger("brandbot.wechat")
+
+RunTurn = Callable[[Inbound, str], Awaitable[list[Reply]]]
+
+
+class WeChatConfigError(ValueError):
+    """The channel's settings cannot work; the message says what to change."""
+
+
+# -- settings -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WeChatChannelSettings:
+    """One account's settings. Secrets are kept out of ``repr``.
+
+    ``encryption`` defaults to ``safe`` when ``aes_key`` is set, else ``plain``. ``compatible``
+    accepts both plaintext and encrypted pushes (the console's 兼容模式, for migrating).
+    """
+
+    token: str = field(repr=False)
+    app_id: str
+    app_secret: str | None = field(default=None, repr=False)
+    aes_key: str | None = field(default=None, repr=False)
+    previous_aes_key: str | None = field(default=None, repr=False)
+    encryption: Encryption | None = None
+    verified: bool = False
+    path: str = DEFAULT_PATH
+    api_url: str = DEFAULT_API_URL
+    reply_budget: float = 4.0
+    max_body_bytes: int = 65_536
+    max_clock_skew: float = 300.0
+    keep_aggregates: bool = True
+
+    def __post_init__(self) -> None:
+        if not _TOKEN.match(self.token or ""):
+            raise WeChatConfigError(
+                "wechat token: 3-32 letters or digits, the same as the console's Token "
+                "(基本配置 → 服务器配置); set BRANDBOT_WECHAT_TOKEN"
+            )
+        if not self.app_id:
+            raise WeChatConfigError("wechat app_id: set BRANDBOT_WECHAT_APPID (开发者ID AppID)")
+        mode = self.encryption or ("safe" if self.aes_key else "plain")
+        object.__setattr__(self, "encryption", mode)
+        if mode not in ("plain", "compatible", "safe"):
+            raise WeChatConfigError(
+                f"wechat encryption: {mode!r} is not a mode; use plain, compatible or safe"
+            )
+        if mode != "plain" and not self.aes_key:
+            raise WeChatConfigError(
+                f"wechat encryption {mode}: set BRANDBOT_WECHAT_AES_KEY (EncodingAESKey)"
+            )
+        if self.previous_aes_key and not self.aes_key:
+            raise WeChatConfigError("wechat previous_aes_key needs aes_key (the current key)")
+        if not self.path.startswith("/"):
+            raise WeChatConfigError(f"wechat path: must start with '/' (got {self.path!r})")
+        if not 0 < self.reply_budget < 5:
+            raise WeChatConfigError(
+                "wechat reply_budget: seconds, above 0 and below 5 (WeChat waits 5 s)"
+            )
+        if not 1024 <= self.max_body_bytes <= 1_048_576:
+            raise WeChatConfigError("wechat max_body_bytes: 1024 to 1048576")
+        if self.verified and not self.app_secret:
+            raise WeChatConfigError(
+                "wechat verified: customer-service sends need the AppSecret; set "
+                "BRANDBOT_WECHAT_SECRET"
+            )
+        if not self.api_url.startswith(("http://", "https://")):
+            raise WeChatConfigError("wechat api_url: an http(s) URL, e.g. " + DEFAULT_API_URL)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None,
+                 **overrides: Any) -> WeChatChannelSettings | None:
+        """Settings from ``BRANDBOT_WECHAT_*``; None when the token or AppID is not set.
+
+        ``TOKEN``, ``APPID``, ``SECRET``, ``AES_KEY`` (safe mode when set), ``PREVIOUS_AES_KEY``,
+        ``ENCRYPTION``, ``VERIFIED`` (1/true/yes), ``PATH``, ``API_URL``, ``REPLY_BUDGET``,
+        ``MAX_BODY_BYTES``, ``KEEP_AGGREGATES``.
+        """
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get("BRANDBOT_WECHAT_" + name)
+            return value.strip() if value and value.strip() else None
+
+        token, app_id = get("TOKEN"), get("APPID")
+        if not token or not app_id:
+            return None
+        values: dict[str, Any] = {
+            "token": token, "app_id": app_id, "app_secret": get("SECRET"),
+            "aes_key": get("AES_KEY"), "previous_aes_key": get("PREVIOUS_AES_KEY"),
+        }
+        for name, key, kind in (
+            ("ENCRYPTION", "encryption", str), ("VERIFIED", "verified", bool),
+            ("PATH", "path", str), ("API_URL", "api_url", str),
+            ("REPLY_BUDGET", "reply_budget", float), ("MAX_BODY_BYTES", "max_body_bytes", int),
+            ("KEEP_AGGREGATES", "keep_aggregates", bool),
+        ):
+            raw = get(name)
+            if raw is None:
+                continue
+            try:
+                values[key] = (raw.lower() in ("1", "true", "yes", "on")) if kind is bool \
+                    else kind(raw)
+            except ValueError:
+                raise WeChatConfigError(
+                    f"BRANDBOT_WECHAT_{name}: not a {kind.__name__} ({raw!r})"
+                ) from None
+        values.update(overrides)
+        return cls(**values)
+
+    def secrets(self) -> list[str]:
+        """Values the daemon's log filter must mask."""
+        return [s for s in (self.token, self.app_secret, self.aes_key, self.previous_aes_key)
+                if s]
+
+
+# -- reading pushes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """What a push means for the engine, and how to answer it."""
+
+    inbound: Inbound
+    openid: str
+    account: str  # ToUserName: our gh_ id, the reply's FromUserName
+    window: Literal["message", "event"] | None  # which customer-service window it opens
+    answer: bool = True  # False: no reply wanted (unfollow)
+
+    @property
+    def key(self) -> str:
+        return f"{self.openid}\0{self.inbound.platform_msg_id}"
+
+
+def read_push(fields: Mapping[str, Any]) -> Incoming | str:
+    """Turn a push's fields into an :class:`Incoming`, or say (briefly) why there is no turn.
+
+    Raises :class:`PushRejected` (400) when a required field is missing or malformed.
+    """
+    openid, account = fields.get("FromUserName"), fields.get("ToUserName")
+    msg_type, created = fields.get("MsgType"), fields.get("CreateTime")
+    missing = [n for n, v in (("FromUserName", openid), ("ToUserName", account),
+                              ("MsgType", msg_type), ("CreateTime", created)) if not v]
+    if missing:
+        raise PushRejected(400, f"push without {', '.join(missing)}")
+    if not isinstance(openid, str) or not _OPENID.match(openid):
+        raise PushRejected(400, "FromUserName is not an OpenID")
+    if not isinstance(created, str) or not created.isdigit() or len(created) > 12:
+        raise PushRejected(400, "CreateTime is not a Unix time")
+    if not isinstance(msg_type, str) or not isinstance(account, str):
+        raise PushRejected(400, "MsgType and ToUserName must be text")
+    fan = FanRef(CHANNEL, openid)
+    msg_type = msg_type.lower()
+
+    if msg_type == "event":
+        event = str(fields.get("Event") or "").lower()
+        key = fields.get("EventKey")
+        key = key if isinstance(key, str) else ""
+        uid = f"{openid}:{created}:{fields.get('Event') or ''}"
+
+        def turn(name: str, payload: dict[str, Any] | None = None, *,
+                 window: Literal["message", "event"] | None = "event",
+                 answer: bool = True) -> Incoming:
+            inbound = Inbound(fan, kind="event", event=name, payload=payload or {},
+                              platform_msg_id=uid)
+            return Incoming(inbound, openid, account, window, answer)
+
+        if event == "subscribe":
+            scene = key[len("qrscene_"):] if key.startswith("qrscene_") else ""
+            return turn("follow", {"ref": scene[:64], "via": "qrcode"} if scene else None)
+        if event == "scan":
+            return turn("follow", {"ref": key[:64], "via": "scan"} if key else None)
+        if event == "unsubscribe":
+            return turn("unfollow", window=None, answer=False)
+        if event in ("click", "scancode_waitmsg"):
+            return turn("click", {"key": key[:128]})
+        return _IGNORED_EVENTS.get(event, f"event {event[:40]!r} not handled")
+
+    msg_id = fields.get("MsgId") or fields.get("MsgID")
+    uid = str(msg_id) if msg_id else f"{openid}:{created}:{msg_type}"
+    if msg_type == "text":
+        text = fields.get("Content")
+        if not isinstance(text, str) or not text.strip():
+            return "empty text"
+        return Incoming(Inbound(fan, text=text, platform_msg_id=uid), openid, account, "message")
+    if msg_type == "voice":
+        said = fields.get("Recognition")
+        if isinstance(said, str) and said.strip():
+            return Incoming(Inbound(fan, text=said.strip(), platform_msg_id=uid,
+                                    payload={"via": "voice"}), openid, account, "message")
+        inbound = Inbound(fan, kind="event", event="voice", platform_msg_id=uid,
+                          payload={"type": "voice"})
+        return Incoming(inbound, openid, account, "message")
+    # Images, locations, links, video, files and types newer than this code: acknowledged in
+    # voice. Only the type is kept: coordinates and URLs are personal data we do not need.
+    kind = msg_type if msg_type in _MEDIA else "other"
+    inbound = Inbound(fan, kind="event", event="media", platform_msg_id=uid,
+                      payload={"type": kind})
+    return Incoming(inbound, openid, account, "message")
+
+
+# -- the channel ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    task: asyncio.Task
+    handed_off: bool = False
+
+
+class WeChatChannel:
+    """Serves one persona on one Official Account. See the module docstring for the rules."""
+
+    name = CHANNEL
+
+    def __init__(
+        self,
+        turns: Any,
+        persona: str,
+        settings: WeChatChannelSettings,
+        *,
+        store: Any = None,
+        clock: Callable[[], float] = time.time,
+        on_rejected: Callable[[int], None] | None = None,
+    ):
+        """``turns``: an :class:`~bot.engine.Engine` (turns run in a worker thread) or the
+        daemon's ``run_turn(inbound, persona) -> replies`` coroutine function. ``store`` (the
+        engine's by default) is where an unfollowing fan's data is forgotten."""
+        if hasattr(turns, "handle_turn"):
+            engine = turns
+            store = store if store is not None else engine.store
+
+            async def run_turn(inbound: Inbound, pid: str) -> list[Reply]:
+                turn = await asyncio.to_thread(engine.handle_turn, inbound, pid)
+                return turn.replies
+
+            self.run_turn: RunTurn = run_turn
+        elif callable(turns):
+            self.run_turn = turns
+        else:
+            raise TypeError("turns must be an Engine or an async run_turn(inbound, persona)")
+        self.persona = persona
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.on_rejected = on_rejected or (lambda status: None)
+        redact_logs(*settings.secrets())
+        self.crypto = (
+            PushCrypto(settings.token, settings.app_id, settings.aes_key,
+                       settings.previous_aes_key)
+            if settings.aes_key else None
+        )
+        self.owner = (
+            TokenOwner(settings.app_id, settings.app_secret, settings.api_url)
+            if settings.app_secret else None
+        )
+        self.quota = Quota(clock)
+        self._pending: dict[str, _Pending] = {}
+        self._recent: OrderedDict[str, str] = OrderedDict()
+        self._tasks: set[asyncio.Task] = set()
+        self._json_hint_at = -_JSON_HINT_EVERY
+        self.running = False
+
+    def __repr__(self) -> str:
+        return f"WeChatChannel(persona={self.persona!r}, settings={self.settings!r})"
+
+    # -- the Channel protocol ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Nothing to open: WeChat pushes to our routes. The access_token is fetched lazily."""
+        self.running = True
+        s = self.settings
+        log.info(
+            "wechat: persona %s on %s (AppID %s, %s mode%s, %s account, reply budget %.1f s)",
+            self.persona, s.path, s.app_id, s.encryption,
+            ", previous key kept" if s.previous_aes_key else "",
+            "verified" if s.verified else "unverified: passive replies only", s.reply_budget,
+        )
+
+    async def stop(self, timeout: float = 8.0) -> None:
+        """Finish turns and customer-service deliveries in flight (up to ``timeout``)."""
+        self.running = False
+        tasks = [*self._tasks, *(p.task for p in self._pending.values())]
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("wechat: %d delivery(ies) cancelled at stop", len(pending))
+
+    async def send(self, fan: FanRef, replies: list[Reply]) -> SendResult:
+        """Send through the customer-service API, within the fan's quota (verified accounts)."""
+        texts = [p for r in replies for p in split_text(r.text)]
+        if not texts:
+            return SendResult(0, 0)
+        if not self.settings.verified or self.owner is None:
+            why = "the account is not verified (customer-service messages need verification)"
+            log.warning("wechat: %d message(s) to %s not sent: %s", len(texts),
+                        fan.external_id, why)
+            return SendResult(0, len(texts), why)
+        return await asyncio.to_thread(send_texts, self.owner, self.quota, fan.external_id, texts)
+
+    def qrcode(self, scene: str, permanent: bool = False) -> QRCode:
+        """Create a parametric QR code for a referral/campaign code (blocking; for the CLI)."""
+        return qrcode(self.settings, scene, permanent)
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        path = self.settings.path
+        return [
+            Route(path, self.verify, methods=["GET"]),
+            Route(path, self.push, methods=["POST"]),
+        ]
+
+    async def verify(self, request: Request) -> Response:
+        """The console's server check: echo ``echostr`` when the signature is right."""
+        q = request.query_params
+        try:
+            self._check(q)
+            echo = q.get("echostr")
+            if not echo or len(echo) > 512:
+                raise PushRejected(400, "missing or overlong echostr")
+        except PushRejected as exc:
+            return self._reject(exc, "verification")
+        log.info("wechat: server verification answered (persona %s)", self.persona)
+        return Response(echo, media_type="text/plain")
+
+    async def push(self, request: Request) -> Response:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        q = request.query_params
+        try:
+            self._check(q)
+            body = await self._read_body(request)
+            fields, key_index, encrypted = self._open(body, q)
+            incoming = read_push(fields)
+        except PushRejected as exc:
+            return self._reject(exc, "push")
+        if isinstance(incoming, str):
+            log.debug("wechat: no turn for a push: %s", incoming)
+            return _empty()
+        return await self._answer(incoming, q, key_index, encrypted, started)
+
+    def _check(self, q) -> None:
+        check_signature(
+            self.settings.token, q.get("signature"), q.get("timestamp"), q.get("nonce"),
+            now=self.clock(), max_skew=self.settings.max_clock_skew,
+        )
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise PushRejected(400, "invalid Content-Length")
+            if int(declared) > limit:
+                raise PushRejected(413, f"body over {limit} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PushRejected(413, f"body over {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _open(self, body: bytes, q) -> tuple[dict[str, Any], int, bool]:
+        """The push's fields, the key index that decrypted it, and whether it was encrypted."""
+        if body.lstrip()[:1] in (b"{", b"["):
+            now = time.monotonic()
+            if now - self._json_hint_at >= _JSON_HINT_EVERY:
+                self._json_hint_at = now
+                log.error(
+                    "wechat: received a JSON push; brandbot reads XML only. In the console "
+                    "(设置与开发 → 基本配置 → 服务器配置, or 消息推送), set 数据格式 (data "
+                    "format) to XML"
+                )
+            raise PushRejected(400, "JSON push (set the console's data format to XML)")
+        encrypted = (q.get("encrypt_type") or "raw").lower() == "aes"
+        mode = self.settings.encryption
+        if not encrypted:
+            if mode == "safe":
+                raise PushRejected(403, "plaintext push refused: the channel is in safe mode")
+            return parse_xml(body), 0, False
+        if self.crypto is None:
+            log.error("wechat: an encrypted push arrived but no EncodingAESKey is configured; "
+                      "set BRANDBOT_WECHAT_AES_KEY (or the console back to plaintext mode)")
+            raise PushRejected(403, "encrypted push without a configured EncodingAESKey")
+        outer = parse_xml(body)
+        encrypt = outer.get("Encrypt")
+        xml, key_index = self.crypto.decrypt(
+            encrypt if isinstance(encrypt, str) else None, q.get("msg_signature"),
+            q.get("timestamp") or "", q.get("nonce") or "",
+        )
+        if key_index:
+            log.info("wechat: push decrypted with the previous EncodingAESKey (rotation); "
+                     "remove it once WeChat uses the new one")
+        return parse_xml(xml), key_index, True
+
+    def _reject(self, exc: PushRejected, what: str) -> Response:
+        log.warning("wechat: %s refused (%d): %s", what, exc.status, exc.reason)
+        self.on_rejected(exc.status)
+        text = {400: "bad request", 403: "forbidden", 413: "too large"}.get(exc.status, "error")
+        return Response(text, status_code=exc.status, media_type="text/plain")
+
+    # -- turns and replies ---------------------------------------------------------------------
+
+    async def _answer(self, incoming: Incoming, q, key_index: int, encrypted: bool,
+                      started: float) -> Response:
+        key = incoming.key
+        state = self._recent.get(key)
+        if state in ("customer-service", "forgotten"):
+            return _empty()  # the replies went (or go) out another way; or the fan is gone
+        pending = self._pending.get(key)
+        if pending is None:
+            if incoming.window is not None and state is None:
+                self.quota.opened_by(incoming.openid, incoming.window)
+            task = asyncio.create_task(self._turn(incoming))
+            pending = self._pending[key] = _Pending(task)
+            task.add_done_callback(lambda _t, k=key: self._pending.pop(k, None))
+        remaining = self.settings.reply_budget - (asyncio.get_running_loop().time() - started)
+        try:
+            replies = await asyncio.wait_for(asyncio.shield(pending.task), max(remaining, 0.0))
+        except TimeoutError:
+            if not pending.handed_off:
+                pending.handed_off = True
+                self._remember(key, "customer-service")
+                self._spawn(self._deliver_late(incoming, pending.task))
+            return _empty()
+        except Exception:  # noqa: BLE001 - the runner failed (the engine itself never raises)
+            log.exception("wechat: turn failed for %s", incoming.openid)
+            return _empty()
+        if pending.handed_off or not incoming.answer or not replies:
+            return _empty()
+        pieces = split_text(JOIN.join(r.text for r in replies))
+        if not pieces:
+            return _empty()
+        if len(pieces) > 1 and state != "split":
+            # Only the first piece fits a passive reply; a retry re-answers it, never the rest.
+            self._remember(key, "split")
+            self._spawn(self._deliver(incoming.openid, pieces[1:], "the rest of a long reply"))
+        xml = text_reply(incoming.openid, incoming.account, pieces[0], int(self.clock()))
+        if encrypted:
+            assert self.crypto is not None
+            xml = self.crypto.encrypt_reply(
+                xml, q.get("nonce") or "", str(int(self.clock())), key_index
+            )
+        return Response(xml, media_type="application/xml")
+
+    async def _turn(self, incoming: Incoming) -> list[Reply]:
+        replies = await self.run_turn(incoming.inbound, self.persona)
+        if incoming.inbound.event == "unfollow":
+            self.quota.close(incoming.openid)
+            self._remember(incoming.key, "forgotten")
+            await self._forget(incoming.openid)
+            return []
+        return replies
+
+    async def _forget(self, openid: str) -> None:
+        """WeChat's rule: delete what we hold about a fan who unfollows (privacy.py)."""
+        if self.store is None:
+            log.error("wechat: fan %s unfollowed but the channel has no store to forget them "
+                      "in; pass store= to WeChatChannel", openid)
+            return
+        from bot.relations.privacy import forget_fan
+
+        def forget() -> bool:
+            fan = self.store.find_fan(self.persona, CHANNEL, openid)
+            if fan is None:
+                return False
+            forget_fan(self.store, fan["id"], keep_aggregates=self.settings.keep_aggregates)
+            return True
+
+        try:
+            if await asyncio.to_thread(forget):
+                log.info("wechat: a fan unfollowed; their personal data was %s",
+                         "anonymised" if self.settings.keep_aggregates else "deleted")
+        except Exception:  # noqa: BLE001 - logged; the unfollow itself is recorded
+            log.exception("wechat: could not forget an unfollowing fan")
+
+    async def _deliver_late(self, incoming: Incoming, task: asyncio.Task) -> None:
+        """A turn missed the passive-reply budget: send its replies through customer service."""
+        try:
+            replies = await task
+        except Exception:  # noqa: BLE001
+            log.exception("wechat: late turn failed for %s", incoming.openid)
+            return
+        if not incoming.answer or not replies:
+            return
+        pieces = split_text(JOIN.join(r.text for r in replies))
+        await self._deliver(incoming.openid, pieces, "a reply after the passive-reply budget")
+
+    async def _deliver(self, openid: str, pieces: list[str], what: str) -> None:
+        if not self.settings.verified or self.owner is None:
+            log.warning(
+                "wechat: %s for %s not delivered (%d message(s)): the account is not verified, "
+                "so only passive replies within 5 s are possible", what, openid, len(pieces),
+            )
+            return
+        result = await asyncio.to_thread(send_texts, self.owner, self.quota, openid, pieces)
+        if result.sent:
+            log.debug("wechat: %s sent to %s (%d message(s))", what, openid, result.sent)
+
+    def _remember(self, key: str, state: str) -> None:
+        self._recent[key] = state
+        self._recent.move_to_end(key)
+        while len(self._recent) > _RECENT:
+            self._recent.popitem(last=False)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _empty() -> Response:
+    """WeChat's "no reply": an empty 200 body (not an XML reply with empty content)."""
+    return Response(b"", media_type="text/plain")
+
+
+def qrcode(settings: WeChatChannelSettings, scene: str, permanent: bool = False) -> QRCode:
+    """``brandbot wechat qrcode``: a parametric QR code whose scans carry ``scene``.
+
+    Returns a :class:`~bot.channels.wechat_api.QRCode`; raises ``WeChatAPIError`` (48001 means
+    the account is not a verified service account) or :class:`WeChatConfigError`.
+    """
+    if not settings.app_secret:
+        raise WeChatConfigError("QR codes need the AppSecret: set BRANDBOT_WECHAT_SECRET")
+    if not settings.verified:
+        raise WeChatConfigError(
+            "parametric QR codes need a verified service account (认证服务号); if this account "
+            "is one, set BRANDBOT_WECHAT_VERIFIED=true (wechat.verified: true)"
+        )
+    owner = TokenOwner(settings.app_id, settings.app_secret, settings.api_url)
+    return create_qrcode(owner, scene, permanent)
+
+
+__all__ = [
+    "CHANNEL", "Incoming", "WeChatChannel", "WeChatChannelSettings", "WeChatConfigError",
+    "qrcode", "read_push",
+]

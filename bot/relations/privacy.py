@@ -1,0 +1,148 @@
+"""A fan's personal data: export it, or forget it.
+
+WeChat requires a developer to delete what it holds about a user who unfollows (the event
+documentation for ``unsubscribe``, ../shared/docs/channels.md §1.5); ``brandbot fan export`` and
+``brandbot fan forget`` use the same two functions for requests from any channel.
+
+What :func:`forget_fan` does (docs/channels/wechat.md, "Unfollow and personal data"):
+
+===================  =========================================  ==============================
+                     ``keep_aggregates=True`` (default)         ``keep_aggregates=False``
+===================  =========================================  ==============================
+fan row              kept, anonymised: ``external_id`` becomes  deleted
+                     ``forgotten-<id>``; display name,
+                     language, tags, voice memory, dialog
+                     state, referral code cleared; unsubscribed
+                     and blocked
+messages             kept without content: ``text`` emptied,    deleted
+                     ``platform_msg_id`` cleared (direction,
+                     intent, time, channel stay countable)
+events               kept; payload reduced to non-personal      deleted
+                     keys (codes, stages, sources)
+referrals            kept (campaign and referrer counts)        deleted; fans this fan
+                                                                referred keep their row
+                                                                without the link
+deliveries           kept (newsletter delivery counts)          deleted
+===================  =========================================  ==============================
+
+Either way nothing left can be joined back to the person: the platform id, their words, their
+name and their profile are gone. Operators who want no aggregates at all set
+``keep_aggregates=False`` (channel setting ``wechat.keep_aggregates``). One transaction: a
+crash forgets everything or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.relations.store import Store, dumps
+
+# Event payload keys that never hold personal data (codes, stage names, sources, intents).
+_SAFE_PAYLOAD_KEYS = frozenset(
+    {"code", "ref", "referrer_id", "from", "to", "score", "source", "intent", "via", "reason"}
+)
+
+
+class UnknownFan(LookupError):
+    """No fan has this id."""
+
+
+def export_fan(store: Store, fan_id: int) -> dict[str, Any]:
+    """Everything the log holds about one fan, as JSON-ready data (a subject-access request)."""
+    with store.lock:
+        conn = store.conn
+        fan = conn.execute("SELECT * FROM fans WHERE id = ?", (fan_id,)).fetchone()
+        if fan is None:
+            raise UnknownFan(f"no fan with id {fan_id}")
+
+        def rows(sql: str, *args: Any) -> list[dict[str, Any]]:
+            return [dict(r) for r in conn.execute(sql, args)]
+
+        events = rows("SELECT kind, payload, created_at FROM events WHERE fan_id = ? ORDER BY id",
+                      fan_id)
+        for event in events:
+            event["payload"] = json.loads(event["payload"] or "{}")
+        fan_data = dict(fan)
+        for key in ("tags", "voice_memory"):
+            fan_data[key] = json.loads(fan_data[key] or "null")
+        return {
+            "fan": fan_data,
+            "messages": rows(
+                "SELECT id, direction, text, kind, intent, language, reply_key, platform_msg_id, "
+                "in_reply_to, channel, created_at FROM messages WHERE fan_id = ? ORDER BY id",
+                fan_id,
+            ),
+            "events": events,
+            "referred_by": rows(
+                "SELECT code, referrer_id, channel, created_at FROM referrals "
+                "WHERE referred_id = ?", fan_id,
+            ),
+            "referred": rows(
+                "SELECT referred_id, code, channel, created_at FROM referrals "
+                "WHERE referrer_id = ? ORDER BY id", fan_id,
+            ),
+            "deliveries": rows(
+                "SELECT d.broadcast_id, d.status, d.sent_at, b.text FROM deliveries d "
+                "JOIN broadcasts b ON b.id = d.broadcast_id WHERE d.fan_id = ? ORDER BY d.id",
+                fan_id,
+            ),
+        }
+
+
+def forget_fan(store: Store, fan_id: int, keep_aggregates: bool = True) -> dict[str, int]:
+    """Delete or anonymise one fan's personal data (see the module docstring).
+
+    Returns how many rows were changed per table. Raises :class:`UnknownFan` for an unknown id.
+    Forgetting an already anonymised fan is harmless.
+    """
+    with store.transaction() as conn:
+        if conn.execute("SELECT 1 FROM fans WHERE id = ?", (fan_id,)).fetchone() is None:
+            raise UnknownFan(f"no fan with id {fan_id}")
+        if keep_aggregates:
+            return _anonymise(conn, fan_id)
+        return _delete(conn, fan_id)
+
+
+def _anonymise(conn, fan_id: int) -> dict[str, int]:
+    changed = {}
+    changed["messages"] = conn.execute(
+        "UPDATE messages SET text = '', platform_msg_id = NULL WHERE fan_id = ?", (fan_id,)
+    ).rowcount
+    events = conn.execute("SELECT id, payload FROM events WHERE fan_id = ?", (fan_id,)).fetchall()
+    for row in events:
+        payload = json.loads(row["payload"] or "{}")
+        kept = {k: v for k, v in payload.items() if k in _SAFE_PAYLOAD_KEYS}
+        if kept != payload:
+            conn.execute("UPDATE events SET payload = ? WHERE id = ?", (dumps(kept), row["id"]))
+    changed["events"] = len(events)
+    changed["fans"] = conn.execute(
+        "UPDATE fans SET external_id = 'forgotten-' || id, display_name = NULL, language = NULL, "
+        "tags = '[]', voice_memory = '{}', dialog_state = NULL, referral_code = NULL, "
+        "subscribed = 0, blocked = 1, handoff = 0, misses = 0 WHERE id = ?",
+        (fan_id,),
+    ).rowcount
+    return changed
+
+
+def _delete(conn, fan_id: int) -> dict[str, int]:
+    changed = {}
+    # Links from other fans to this one go; their own rows stay.
+    conn.execute("UPDATE fans SET referred_by = NULL WHERE referred_by = ?", (fan_id,))
+    conn.execute("UPDATE referrals SET referrer_id = NULL WHERE referrer_id = ?", (fan_id,))
+    changed["referrals"] = conn.execute(
+        "DELETE FROM referrals WHERE referred_id = ?", (fan_id,)
+    ).rowcount
+    changed["deliveries"] = conn.execute(
+        "DELETE FROM deliveries WHERE fan_id = ?", (fan_id,)
+    ).rowcount
+    changed["events"] = conn.execute("DELETE FROM events WHERE fan_id = ?", (fan_id,)).rowcount
+    # Replies first: they point at the fan's inbound rows (in_reply_to).
+    changed["messages"] = conn.execute(
+        "DELETE FROM messages WHERE fan_id = ? AND in_reply_to IS NOT NULL", (fan_id,)
+    ).rowcount
+    changed["messages"] += conn.execute(
+        "DELETE FROM messages WHERE fan_id = ?", (fan_id,)
+    ).rowcount
+    changed["fans"] = conn.execute("DELETE FROM fans WHERE id = ?", (fan_id,)).rowcount
+    return changed
