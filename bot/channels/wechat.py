@@ -75,7 +75,13 @@ from bot.channels.wechat_api import (
     redact_logs,
     send_texts,
 )
-from bot.channels.wechat_crypto import PushCrypto, PushRejected, check_signature, parse_xml
+from bot.channels.wechat_crypto import (
+    PushCrypto,
+    PushRejected,
+    check_aes_key,
+    check_signature,
+    parse_xml,
+)
 from bot.channels.wechat_reply import JOIN, split_text, text_reply
 from bot.messages import FanRef, Inbound, Reply
 
@@ -153,6 +159,12 @@ class WeChatChannelSettings:
             raise WeChatConfigError(
                 f"wechat encryption {mode}: set BRANDBOT_WECHAT_AES_KEY (EncodingAESKey)"
             )
+        for name in ("aes_key", "previous_aes_key"):
+            if getattr(self, name):
+                try:
+                    check_aes_key(getattr(self, name), f"wechat {name}")
+                except ValueError as exc:
+                    raise WeChatConfigError(f"{exc}; set BRANDBOT_WECHAT_{name.upper()}") from None
         if self.previous_aes_key and not self.aes_key:
             raise WeChatConfigError("wechat previous_aes_key needs aes_key (the current key)")
         if not self.path.startswith("/"):

@@ -184,6 +184,7 @@ class FakeWeChat:
             return self._record(endpoint, request, body, code)
         if endpoint == "qrcode/create":
             scene = body["action_info"]["scene"]
+            scene = scene.get("scene_str", scene.get("scene_id"))
             ticket = f"gQH47joAAAAAAAAAASxodHRwOi8vd2VpeGluLnFxLmNvbS9xLz{next(self._serial)}=="
             extra = {"ticket": ticket, "url": f"http://weixin.qq.com/q/fake-{scene}"}
             if "expire_seconds" in body:
