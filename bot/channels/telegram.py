@@ -350,8 +350,9 @@ class TelegramChannel:
     """Serves one persona on one Telegram bot (see the module doc).
 
     ``engine`` is a :class:`bot.engine.Engine` (its ``store`` records blocks); turns run with
-    ``run_turn`` if given (the daemon's, which counts metrics and picks the thread), else in a
-    worker thread. ``base_url`` is what PTB's ``base_url`` takes (the token is appended):
+    ``run_turn`` if given (the daemon's, which counts metrics and picks the thread), else on the
+    event loop (``turns_in_thread=True``: in a worker thread). ``base_url`` is what PTB's
+    ``base_url`` takes (the token is appended):
     ``https://api.telegram.org/bot`` by default, a self-hosted Bot API server or a local fake
     otherwise. Pacing: ``per_chat_rate``/``overall_rate`` messages per second (``None`` = off,
     for benchmarks against a fake only).
@@ -369,6 +370,7 @@ class TelegramChannel:
         webhook_secret: str | None = None,
         *,
         run_turn: RunTurn | None = None,
+        turns_in_thread: bool = False,
         webhook_path: str = WEBHOOK_PATH,
         poll_timeout: float = 10.0,
         per_chat_rate: float | None = 1.0,
@@ -376,6 +378,7 @@ class TelegramChannel:
         overall_rate: float | None = 30.0,
         send_attempts: int = 5,
         send_backoff: float = 0.5,
+        send_concurrency: int = 8,
         stop_timeout: float = 5.0,
     ):
         if not token or ":" not in token:
@@ -404,10 +407,12 @@ class TelegramChannel:
         self.stats: Counter[str] = Counter()
         self._token = token
         self._secret = webhook_secret
-        self._run_turn = run_turn or self._turn_in_thread
+        self._run_turn = run_turn or (
+            self._turn_in_thread if turns_in_thread else self._turn_on_loop
+        )
         self._sender_args = dict(per_chat_rate=per_chat_rate, per_chat_burst=per_chat_burst,
                                  overall_rate=overall_rate, max_attempts=send_attempts,
-                                 backoff=send_backoff)
+                                 backoff=send_backoff, max_in_flight=send_concurrency)
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._redact = _Redact([token, webhook_secret or ""])
         self._redacted: list[logging.Logger] = []
@@ -620,6 +625,11 @@ class TelegramChannel:
         languages = self.engine.brand(self.persona_id).persona.languages
         prefix = code.split("-")[0].lower()
         return prefix if prefix in languages else None
+
+    async def _turn_on_loop(self, inbound: Inbound, persona: str) -> list[Reply]:
+        # ~0.25 ms of CPU: a thread hop costs more, and a CPU-bound thread makes the loop wait
+        # for the GIL (bench/README.md "telegram").
+        return self.engine.handle(inbound, persona)
 
     async def _turn_in_thread(self, inbound: Inbound, persona: str) -> list[Reply]:
         return await asyncio.to_thread(self.engine.handle, inbound, persona)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 import warnings
@@ -134,6 +135,51 @@ class _Bucket:
         return self.tokens + (time.monotonic() - self.stamp) * self.rate >= self.burst
 
 
+class _Gate:
+    """Limits requests in flight to what Little's law says the send rate needs.
+
+    ``limit = 2 × rate × latency`` (at least 2, at most ``most``), with latency a moving average of
+    recent sends: far from Telegram (200 ms) 30 messages/s need ~8 in flight; next to it, or to a
+    local server, 2 — and more would only cost CPU in httpx's connection pool (bench/README.md).
+    """
+
+    def __init__(self, rate: float, most: int):
+        self.rate, self.most = rate, max(1, most)
+        self.latency = 0.05
+        self.busy = 0
+        self._waiters: deque[asyncio.Future] = deque()
+
+    @property
+    def limit(self) -> int:
+        return max(min(2, self.most), min(self.most, math.ceil(2 * self.rate * self.latency)))
+
+    async def __aenter__(self) -> float:
+        while self.busy >= self.limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                self._wake()
+                raise
+        self.busy += 1
+        return time.monotonic()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.busy -= 1
+        self._wake()
+
+    def observe(self, started: float) -> None:
+        self.latency = 0.8 * self.latency + 0.2 * (time.monotonic() - started)
+
+    def _wake(self) -> None:
+        while self._waiters and self.busy < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+
 @dataclass
 class _Out:
     text: str
@@ -167,6 +213,7 @@ class Sender:
         overall_rate: float | None = 30.0,
         max_attempts: int = 5,
         backoff: float = 0.5,
+        max_in_flight: int = 8,
         on_forbidden: OnForbidden | None = None,
     ):
         self.bot = bot
@@ -174,6 +221,9 @@ class Sender:
         self.overall = _Bucket(overall_rate, overall_rate) if overall_rate else None
         self.max_attempts, self.backoff = max_attempts, backoff
         self.on_forbidden = on_forbidden
+        # Requests in flight over all chats: sized from the measured latency (see _Gate);
+        # without an overall limit it is sized for 100 messages/s.
+        self._gate = _Gate(overall_rate or 100.0, max_in_flight)
         self.blocked: set[int] = set()
         self.stats: Counter[str] = Counter()
         self._chats: dict[int, _Chat] = {}
@@ -287,13 +337,15 @@ class Sender:
         while True:
             await self._pace(chat)
             try:
-                await self.bot.send_message(
-                    chat_id,
-                    out.text,
-                    reply_parameters=ReplyParameters(out.reply_to,
-                                                     allow_sending_without_reply=True)
-                    if out.reply_to else None,
-                )
+                async with self._gate as started:
+                    await self.bot.send_message(
+                        chat_id,
+                        out.text,
+                        reply_parameters=ReplyParameters(out.reply_to,
+                                                         allow_sending_without_reply=True)
+                        if out.reply_to else None,
+                    )
+                    self._gate.observe(started)
                 self.stats["sent"] += 1
                 return chat_id
             except RetryAfter as exc:
