@@ -72,8 +72,16 @@ class WebSettings(_Section):
 
 
 class TelegramSettings(_Section):
-    token: SecretStr | None = None
-    webhook_secret: SecretStr | None = None
+    token: SecretStr | None = Field(None, description="Bot token from @BotFather.")
+    api_url: str | None = Field(
+        None, description="Bot API base URL (python-telegram-bot's base_url); default Telegram's."
+    )
+    webhook_url: str | None = Field(
+        None, description="Public HTTPS URL of /telegram/webhook; without it the bot long-polls."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="X-Telegram-Bot-Api-Secret-Token; required with webhook_url."
+    )
 
     @property
     def enabled(self) -> bool:
@@ -154,7 +162,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _YamlSource(settings_cls))
+        aliases, yaml_file = _EnvAliasSource(settings_cls), _YamlSource(settings_cls)
+        return (init_settings, env_settings, aliases, yaml_file)
 
     def secrets(self) -> list[str]:
         """The secret values, for the log filter that masks them."""
@@ -177,6 +186,34 @@ class Settings(BaseSettings):
 
 # The YAML file being loaded; a context variable would be overkill for one CLI call.
 _yaml_state: dict[str, Any] = {"data": {}, "path": None, "positions": {}}
+
+
+# The short environment names the channel docs promise, besides the nested BRANDBOT_X__Y form.
+_ENV_ALIASES = {
+    "BRANDBOT_TELEGRAM_TOKEN": ("telegram", "token"),
+    "BRANDBOT_TELEGRAM_API_URL": ("telegram", "api_url"),
+    "BRANDBOT_TELEGRAM_WEBHOOK_URL": ("telegram", "webhook_url"),
+    "BRANDBOT_TELEGRAM_WEBHOOK_SECRET": ("telegram", "webhook_secret"),
+    "BRANDBOT_WECHAT_TOKEN": ("wechat", "token"),
+    "BRANDBOT_WECHAT_APPID": ("wechat", "app_id"),
+    "BRANDBOT_WECHAT_SECRET": ("wechat", "app_secret"),
+    "BRANDBOT_WECHAT_AES_KEY": ("wechat", "aes_key"),
+    "BRANDBOT_WECHAT_API_URL": ("wechat", "api_url"),
+}
+
+
+class _EnvAliasSource(PydanticBaseSettingsSource):
+    """``BRANDBOT_TELEGRAM_TOKEN`` and friends (docs/channels/*.md): one variable per secret."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - __call__ is used
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, (section, key) in _ENV_ALIASES.items():
+            if os.environ.get(name):
+                values.setdefault(section, {})[key] = os.environ[name]
+        return values
 
 
 class _YamlSource(PydanticBaseSettingsSource):

@@ -46,7 +46,8 @@ EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 # What to set to enable each channel that is off (printed at start).
 _ENABLE_HINTS = {
     "web": "set web.enabled: true (BRANDBOT_WEB__ENABLED=true)",
-    "telegram": "set BRANDBOT_TELEGRAM__TOKEN (from @BotFather) in the environment",
+    "telegram": "set BRANDBOT_TELEGRAM_TOKEN (from @BotFather) in the environment "
+    "(docs/channels/telegram.md)",
     "wechat": "set BRANDBOT_WECHAT__APP_ID, BRANDBOT_WECHAT__APP_SECRET and "
     "BRANDBOT_WECHAT__TOKEN (and BRANDBOT_WECHAT__AES_KEY for safe mode)",
 }
@@ -255,6 +256,7 @@ class Daemon:
             )
             self.channels["web"] = web
             routes.extend(web.routes())
+        routes.extend(self._telegram_routes())
 
         async def internal_error(request: Request, exc: Exception) -> Response:
             log.error("internal error on %s %s", request.method, request.url.path,
@@ -263,6 +265,31 @@ class Daemon:
             return JSONResponse({"error": "internal error"}, status_code=500)
 
         return Starlette(routes=routes, exception_handlers={Exception: internal_error})
+
+    def _telegram_routes(self) -> list:
+        """Hold the Telegram channel when a token is set; its webhook route if it has one."""
+        t = self.settings.telegram
+        personas = [p for p, st in self.personas.items() if "telegram" in st.channels]
+        if not (t.enabled and personas):
+            return []
+        from bot.channels.telegram import TelegramChannel, TelegramConfigError
+
+        if len(personas) > 1:
+            log.warning("telegram: one bot token serves one persona; using %s", personas[0])
+        try:
+            channel = TelegramChannel(
+                self.engine,
+                personas[0],
+                t.token.get_secret_value(),
+                base_url=t.api_url,
+                webhook_url=t.webhook_url,
+                webhook_secret=t.webhook_secret.get_secret_value() if t.webhook_secret else None,
+                run_turn=self.run_turn,
+            )
+        except TelegramConfigError as exc:
+            raise StartupError([f"telegram: {exc}"]) from None
+        self.channels["telegram"] = channel
+        return channel.routes()
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -470,8 +497,19 @@ class Daemon:
         if serving.done():  # failed to start; its exception says why
             await serving
             return EXIT_FAILURE
-        for channel in self.channels.values():
-            await channel.start()
+        for name, channel in self.channels.items():
+            try:
+                await channel.start()
+            except ValueError as exc:  # a refused token, an unreachable platform API
+                log.error("%s: %s", name, exc)
+                self.server.should_exit = True
+                with contextlib.suppress(Exception):
+                    await serving
+                for started in self.channels.values():
+                    with contextlib.suppress(Exception):
+                        await started.stop()
+                self.close()
+                return EXIT_CONFIG
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{port}/"
@@ -530,9 +568,12 @@ class Daemon:
             )
         lines.append(f"  database {Path(s.db).resolve()} (WAL, synchronous={s.db_synchronous})")
         for name in ("web", "telegram", "wechat"):
-            if name in self.channels:
+            if name == "web" and name in self.channels:
                 lines.append(f"  channel {name}: on, chat page {self.url}, API POST "
                              f"{self.url}api/chat")
+            elif name == "telegram" and name in self.channels:
+                tg = self.channels[name]
+                lines.append(f"  channel telegram: on, @{tg.bot_username} by {tg.mode}")
             elif s.channel_enabled(name):
                 lines.append(f"  channel {name}: configured, but this version has no {name} "
                              "adapter yet; not started")
