@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -59,3 +62,19 @@ def clock():
 @pytest.fixture
 def tiny_engine(fresh_db, tiny_brand, clock):
     return Engine(fresh_db, tiny_brand, clock=clock, seed=1)
+
+
+@pytest.fixture
+def fake_telegram():
+    """The fake Bot API (tests/fakes/telegram_api.py) as a process; yields its base URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.telegram_api", "--port", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )
+    line = proc.stdout.readline()
+    port = int(re.match(r"port (\d+)", line).group(1))
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+

@@ -169,7 +169,7 @@ def test_no_configuration_serves_the_demo_persona_and_says_what_it_started(serve
     assert "persona laowang-kitchen" in out
     assert f"database {workdir / 'brandbot.db'}" in out
     assert "channel web: on" in out
-    assert "channel telegram: off; to enable, set BRANDBOT_TELEGRAM__TOKEN" in out
+    assert "channel telegram: off; to enable, set BRANDBOT_TELEGRAM_TOKEN" in out
     assert "channel wechat: off; to enable, set BRANDBOT_WECHAT__APP_ID" in out
     answer = daemon.chat("你们几点开门")
     assert answer["persona"] == "laowang-kitchen" and answer["replies"]
@@ -196,11 +196,13 @@ def test_invalid_settings_exit_2_naming_the_key(serve, workdir):
     assert "BRANDBOT_LOG_FORMAT: log_format: must be 'text' or 'json'" in daemon.output
 
 
-def test_secrets_never_reach_the_logs_health_or_metrics(serve, workdir):
-    secret = "123456:AAF-sekrit-token-value"
+def test_secrets_never_reach_the_logs_health_or_metrics(serve, workdir, fake_telegram):
+    from tests.fakes.telegram_api import TOKEN as secret
+
     daemon = serve(
         *tiny_args(workdir, "--log-format", "json"),
-        env={"BRANDBOT_TELEGRAM__TOKEN": secret, "BRANDBOT_WECHAT__APP_SECRET": "wx-sekrit"},
+        env={"BRANDBOT_TELEGRAM__TOKEN": secret, "BRANDBOT_WECHAT__APP_SECRET": "wx-sekrit",
+             "BRANDBOT_TELEGRAM_API_URL": fake_telegram + "/bot"},
     ).wait_ready()
     daemon.chat(f"my token is {secret}")  # a fan pasting it: logged turns must not show it
     _, health, _ = daemon.request("GET", "/healthz")
@@ -210,7 +212,7 @@ def test_secrets_never_reach_the_logs_health_or_metrics(serve, workdir):
     time.sleep(0.1)
     for blob in (daemon.output, health.decode(), metrics.decode()):
         assert secret not in blob and "wx-sekrit" not in blob
-    assert "channel telegram: configured" in daemon.output
+    assert "channel telegram: on" in daemon.output
     for line in daemon.lines:  # --log-format json: every line is one JSON object
         assert json.loads(line)["level"]
 

@@ -7,10 +7,7 @@ in another process, reached through BRANDBOT_TELEGRAM_API_URL.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
-import subprocess
-import sys
 import time
 import urllib.request
 
@@ -18,19 +15,6 @@ import pytest
 
 from tests.fakes.telegram_api import TOKEN
 from tests.test_daemon import ROOT, serve, tiny_args, workdir  # noqa: F401 - fixtures
-
-
-@pytest.fixture
-def fake_telegram():
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.telegram_api", "--port", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )
-    line = proc.stdout.readline()
-    port = int(re.match(r"port (\d+)", line).group(1))
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def control(base: str, path: str, body=None):
