@@ -384,5 +384,15 @@ def handoff_end(fan: str, db: str, persona: str | None) -> None:
         store.close()
 
 
+def _register_more() -> None:
+    # Relationship marketing (issue 6) lives in bot/commands/; registered last so its commands
+    # can reuse the helpers above.
+    from bot.commands import register
+
+    register(main, handoff)
+
+
+_register_more()
+
 if __name__ == "__main__":
     main()

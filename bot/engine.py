@@ -31,6 +31,7 @@ from bot.dialog.context import TurnContext, TurnModel
 from bot.dialog.machine import run_actions
 from bot.errors import UnknownPersonaError
 from bot.messages import FanRef, Inbound, Reply
+from bot.relations import kols
 from bot.relations.scoring import add_interactions, decayed, stage_for
 from bot.relations.store import Store, dumps, iso
 
@@ -389,6 +390,9 @@ class Engine:
         if inbound.kind == "event" and inbound.event in ("unfollow", "follow"):
             blocked = 1 if inbound.event == "unfollow" else 0
             self._event(conn, fan["id"], inbound.event, dict(inbound.payload), now)
+        kol = kols.tag_speaker(conn, persona.relationship, fan["id"], score, now, ctx.tags)
+        if kol is not None:
+            ctx.add_event(*kol)
         subscribed_at = fan["subscribed_at"]
         if bool(fan["subscribed"]) != ctx.subscribed:
             subscribed_at = iso(now)
@@ -417,6 +421,8 @@ class Engine:
         )
         for kind, payload in ctx.events:
             self._event(conn, fan["id"], kind, payload, now)
+        # The speaker's score is part of the influence of whoever brought them in.
+        kols.retag_referrers(conn, persona.relationship, fan["referred_by"], now)
 
     @staticmethod
     def _event(conn, fan_id: int, kind: str, payload: dict[str, Any], now: datetime) -> None:

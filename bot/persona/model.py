@@ -110,6 +110,12 @@ class Relationship(_Strict):
     half_life_days: float = Field(
         30.0, gt=0, description="Days after which an untouched score has decayed to half."
     )
+    kol_threshold: float | None = Field(
+        50.0,
+        gt=0,
+        description="Influence (docs/relationships.md, KOLs) at which a fan gets the `kol` tag "
+        "automatically; the tag goes again below 80% of it. null switches automatic tagging off.",
+    )
 
     @field_validator("stages")
     @classmethod
@@ -132,6 +138,17 @@ class Commercial(_Strict):
     )
     max_offers_per_week: int = Field(
         1, ge=0, description="At most this many offers per fan a week."
+    )
+
+
+class Desk(_Strict):
+    """The operator desk: how long a human may leave a handed-off conversation unanswered."""
+
+    handoff_timeout_minutes: float | None = Field(
+        240.0,
+        gt=0,
+        description="A handoff with no operator reply (and no fan message) for this long goes "
+        "back to the bot, which says its `handoff_end` reply; null = never.",
     )
 
 
@@ -168,6 +185,7 @@ class Persona(_Strict):
     relationship: Relationship = Field(default_factory=Relationship)
     commercial: Commercial = Field(default_factory=Commercial)
     nlu: NluSettings = Field(default_factory=NluSettings)
+    desk: Desk = Field(default_factory=Desk)
     menu_clicks: dict[str, str] = Field(
         default_factory=dict,
         description="Channel menu button key → intent name or reply key (WeChat CLICK events).",

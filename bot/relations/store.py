@@ -115,6 +115,29 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_relationship_marketing(db: sqlite_utils.Database) -> None:
+    """Campaign codes, KOL lookups, resumable broadcasts and the operator desk (issue 6)."""
+    db.executescript(
+        """
+        CREATE TABLE campaigns (
+            id INTEGER PRIMARY KEY,
+            persona TEXT NOT NULL,
+            name TEXT NOT NULL,
+            code TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX fans_referred_by ON fans(referred_by) WHERE referred_by IS NOT NULL;
+        CREATE INDEX fans_persona_handoff ON fans(persona, handoff) WHERE handoff = 1;
+        CREATE INDEX referrals_code ON referrals(code);
+        CREATE INDEX deliveries_status ON deliveries(broadcast_id, status);
+        ALTER TABLE broadcasts ADD COLUMN status TEXT NOT NULL DEFAULT 'done';
+        ALTER TABLE broadcasts ADD COLUMN finished_at TEXT;
+        ALTER TABLE deliveries ADD COLUMN channel TEXT;
+        """
+    )
+
+
 def iso(moment: datetime) -> str:
     """UTC ISO-8601, the one timestamp format in the log."""
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -1,0 +1,58 @@
+"""Helpers the relationship-marketing commands share: opening the log, finding one fan."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.relations import Store
+
+DB_HELP = "SQLite relationship log."
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def open_store(db: str) -> Store:
+    if not Path(db).exists():
+        fail(f"no database at {db}; run `brandbot serve` or `brandbot chat` first, or pass --db")
+    return Store(db)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def one_fan(store: Store, ref: str, *, prefer_handoff: bool = False) -> dict[str, Any]:
+    """The fan an operator means (numeric id, external id or display name), or exit 1."""
+    matches = store.find_fans(ref)
+    if prefer_handoff:
+        matches = [r for r in matches if r["handoff"]] or matches
+    if not matches:
+        fail(f"no fan {ref!r} in {store.path}; see `brandbot fans`")
+    if len(matches) > 1:
+        ids = ", ".join(str(r["id"]) for r in matches[:10])
+        fail(f"{ref!r} matches {len(matches)} fans (ids {ids}); use the numeric id")
+    return matches[0]
+
+
+def load_persona(ref: str):
+    """The persona model only (no intent matcher): for commands that need its rules or voice."""
+    from bot.errors import BrandbotError, ConfigError
+    from bot.persona.loader import load_persona_file, resolve_file
+
+    try:
+        persona, _ = load_persona_file(resolve_file(ref, "personas"))
+        return persona
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        fail(f"persona {ref!r} is invalid; fix the lines above")
+    except BrandbotError as exc:
+        fail(str(exc))
