@@ -154,3 +154,56 @@ def kols(top, persona, db, as_json) -> None:
     threshold = rules.relationship.kol_threshold
     click.echo(f"{len(rows)} fan(s) who brought others in; kol tag at influence "
                f"{threshold if threshold is not None else 'off'}")
+
+
+# -- privacy -------------------------------------------------------------------------------------
+
+
+@fan.command("export")
+@click.argument("fan_ref", metavar="FAN")
+@click.option("--db", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+def fan_export(fan_ref, db) -> None:
+    """Print everything stored about a fan as JSON (a subject-access request).
+
+    FAN: numeric id, external (platform) id or display name. See docs/privacy.md.
+
+    Example: brandbot fan export 42 > fan-42.json
+    """
+    from bot.relations.privacy import export_fan
+
+    store = open_store(db)
+    try:
+        row = one_fan(store, fan_ref)
+        data = export_fan(store, row["id"])
+    finally:
+        store.close()
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@fan.command("forget")
+@click.argument("fan_ref", metavar="FAN")
+@click.option("--db", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@click.option("--no-aggregates", is_flag=True,
+              help="Delete the fan's rows too, instead of keeping them anonymised for counts.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def fan_forget(fan_ref, db, no_aggregates, yes) -> None:
+    """Delete a fan's personal data and messages (aggregate counters may stay).
+
+    By default the fan's rows stay, anonymised, so counts (fans per stage, messages per day,
+    campaign results) keep adding up; --no-aggregates deletes them. See docs/privacy.md.
+
+    Example: brandbot fan forget 42 --yes
+    """
+    from bot.relations.privacy import forget_fan
+
+    store = open_store(db)
+    try:
+        row = one_fan(store, fan_ref)
+        who = f"fan {row['id']} ({row['channel']}, {row['display_name'] or row['external_id']})"
+        if not yes and not click.confirm(f"forget {who}? This cannot be undone"):
+            fail("nothing forgotten")
+        changed = forget_fan(store, row["id"], keep_aggregates=not no_aggregates)
+    finally:
+        store.close()
+    summary = ", ".join(f"{table}: {n}" for table, n in sorted(changed.items()))
+    click.echo(f"forgot {who}: {'deleted' if no_aggregates else 'anonymised'} ({summary})")
