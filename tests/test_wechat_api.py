@@ -271,3 +271,18 @@ def test_settings_from_the_environment():
         with pytest.raises(ValueError, match=match):
             WeChatChannelSettings.from_env({**env, **bad})
     assert "0123456789abcdef" not in repr(s) and AES_KEY not in repr(s)
+
+
+def test_settings_from_the_daemons_wechat_section_and_environment():
+    from bot.config import WeChatSettings
+
+    section = WeChatSettings(app_id=APP_ID, app_secret=APP_SECRET, token=TOKEN, aes_key=AES_KEY)
+    s = WeChatChannelSettings.from_section(section, environ={})
+    assert (s.app_id, s.app_secret, s.token, s.aes_key) == (APP_ID, APP_SECRET, TOKEN, AES_KEY)
+    assert s.encryption == "safe" and not s.verified
+    s = WeChatChannelSettings.from_section(section, environ={
+        "BRANDBOT_WECHAT_VERIFIED": "true", "BRANDBOT_WECHAT_PATH": "/wx/brand"})
+    assert s.verified and s.path == "/wx/brand" and s.aes_key == AES_KEY
+    assert WeChatChannelSettings.from_section(WeChatSettings(), environ={}) is None
+    assert WeChatChannelSettings.from_section(None, environ={
+        "BRANDBOT_WECHAT_TOKEN": TOKEN, "BRANDBOT_WECHAT_APPID": APP_ID}).encryption == "plain"

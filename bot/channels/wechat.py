@@ -189,45 +189,61 @@ class WeChatChannelSettings:
         """Settings from ``BRANDBOT_WECHAT_*``; None when the token or AppID is not set.
 
         ``TOKEN``, ``APPID``, ``SECRET``, ``AES_KEY`` (safe mode when set), ``PREVIOUS_AES_KEY``,
-        ``ENCRYPTION``, ``VERIFIED`` (1/true/yes), ``PATH``, ``API_URL``, ``REPLY_BUDGET``,
+        ``ENCRYPTION``, ``VERIFIED`` (1/true/yes/on), ``PATH``, ``API_URL``, ``REPLY_BUDGET``,
         ``MAX_BODY_BYTES``, ``KEEP_AGGREGATES``.
         """
-        env = os.environ if environ is None else environ
+        return cls._build({**_env_values(environ), **overrides})
 
-        def get(name: str) -> str | None:
-            value = env.get("BRANDBOT_WECHAT_" + name)
-            return value.strip() if value and value.strip() else None
+    @classmethod
+    def from_section(cls, section: Any, environ: Mapping[str, str] | None = None,
+                     **overrides: Any) -> WeChatChannelSettings | None:
+        """Settings from the daemon's ``wechat:`` settings section (any object with these field
+        names; ``SecretStr`` values are unwrapped), overridden by the ``BRANDBOT_WECHAT_*``
+        variables of :meth:`from_env`. None when neither gives a token and an AppID."""
+        values: dict[str, Any] = {}
+        for name in cls.__dataclass_fields__:
+            value = getattr(section, name, None) if section is not None else None
+            if hasattr(value, "get_secret_value"):
+                value = value.get_secret_value()
+            if value is not None and value != "":
+                values[name] = value
+        return cls._build({**values, **_env_values(environ), **overrides})
 
-        token, app_id = get("TOKEN"), get("APPID")
-        if not token or not app_id:
+    @classmethod
+    def _build(cls, values: dict[str, Any]) -> WeChatChannelSettings | None:
+        if not values.get("token") or not values.get("app_id"):
             return None
-        values: dict[str, Any] = {
-            "token": token, "app_id": app_id, "app_secret": get("SECRET"),
-            "aes_key": get("AES_KEY"), "previous_aes_key": get("PREVIOUS_AES_KEY"),
-        }
-        for name, key, kind in (
-            ("ENCRYPTION", "encryption", str), ("VERIFIED", "verified", bool),
-            ("PATH", "path", str), ("API_URL", "api_url", str),
-            ("REPLY_BUDGET", "reply_budget", float), ("MAX_BODY_BYTES", "max_body_bytes", int),
-            ("KEEP_AGGREGATES", "keep_aggregates", bool),
-        ):
-            raw = get(name)
-            if raw is None:
-                continue
-            try:
-                values[key] = (raw.lower() in ("1", "true", "yes", "on")) if kind is bool \
-                    else kind(raw)
-            except ValueError:
-                raise WeChatConfigError(
-                    f"BRANDBOT_WECHAT_{name}: not a {kind.__name__} ({raw!r})"
-                ) from None
-        values.update(overrides)
         return cls(**values)
 
     def secrets(self) -> list[str]:
         """Values the daemon's log filter must mask."""
         return [s for s in (self.token, self.app_secret, self.aes_key, self.previous_aes_key)
                 if s]
+
+
+_ENV = (  # BRANDBOT_WECHAT_<NAME>, field, type
+    ("TOKEN", "token", str), ("APPID", "app_id", str), ("SECRET", "app_secret", str),
+    ("AES_KEY", "aes_key", str), ("PREVIOUS_AES_KEY", "previous_aes_key", str),
+    ("ENCRYPTION", "encryption", str), ("VERIFIED", "verified", bool), ("PATH", "path", str),
+    ("API_URL", "api_url", str), ("REPLY_BUDGET", "reply_budget", float),
+    ("MAX_BODY_BYTES", "max_body_bytes", int), ("KEEP_AGGREGATES", "keep_aggregates", bool),
+)
+
+
+def _env_values(environ: Mapping[str, str] | None) -> dict[str, Any]:
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, key, kind in _ENV:
+        raw = (env.get("BRANDBOT_WECHAT_" + name) or "").strip()
+        if not raw:
+            continue
+        try:
+            values[key] = raw.lower() in ("1", "true", "yes", "on") if kind is bool else kind(raw)
+        except ValueError:
+            raise WeChatConfigError(
+                f"BRANDBOT_WECHAT_{name}: not a {kind.__name__} ({raw!r})"
+            ) from None
+    return values
 
 
 # -- reading pushes -------------------------------------------------------------------------------
