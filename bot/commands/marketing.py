@@ -25,6 +25,11 @@ def register(main: click.Group, handoff: click.Group) -> None:
     main.add_command(campaign)
     main.add_command(fan)
     main.add_command(kols)
+    main.add_command(broadcast)
+    main.add_command(report)
+    handoff.add_command(handoff_reply)
+    handoff.add_command(handoff_show)
+    handoff.add_command(handoff_expire)
 
 
 # -- campaigns and links -------------------------------------------------------------------------
@@ -207,3 +212,371 @@ def fan_forget(fan_ref, db, no_aggregates, yes) -> None:
         store.close()
     summary = ", ".join(f"{table}: {n}" for table, n in sorted(changed.items()))
     click.echo(f"forgot {who}: {'deleted' if no_aggregates else 'anonymised'} ({summary})")
+
+
+# -- newsletters ---------------------------------------------------------------------------------
+
+
+def _settings(config: str | None, db: str | None):
+    from bot.config import SettingsError, load_settings
+
+    try:
+        return load_settings(config, db=db)
+    except SettingsError as exc:
+        for line in exc.lines:
+            click.echo(f"error: {line}", err=True)
+        fail("invalid settings; see docs/configuration.md", 2)
+
+
+def _print_plan(p, *, dry_run: bool) -> None:
+    channels = ", ".join(f"{c} {n}" for c, n in sorted(p.by_channel.items()))
+    verb = "would receive" if dry_run else "will receive"
+    click.echo(f"audience {p.audience.text!r}: {p.total} fan(s); {p.recipients} {verb} it"
+               + (f" ({channels})" if channels else ""))
+    if p.reasons:
+        click.echo(f"not sent to {p.skipped}:")
+        _table(["reason", "fans"], [[r, str(n)] for r, n in p.reasons.most_common()])
+
+
+def _send(store, broadcast_id, persona, outlets, batch) -> None:
+    import asyncio
+
+    from bot.engine import utc_now
+    from bot.relations.broadcast import deliver
+
+    def show(progress) -> None:
+        total = max(progress.total, 1)
+        filled = int(30 * progress.done / total)
+        parts = " ".join(f"{k} {v}" for k, v in sorted(progress.counts.items()))
+        click.echo(f"\r[{'#' * filled}{'.' * (30 - filled)}] {progress.done}/{progress.total} "
+                   f"{parts}", nl=False, err=True)
+
+    final = asyncio.run(deliver(store, broadcast_id, persona, outlets, clock=utc_now,
+                                batch=batch, on_progress=show))
+    click.echo("", err=True)
+    click.echo(f"broadcast {broadcast_id}: " + ", ".join(
+        f"{status} {n}" for status, n in sorted(final.items())))
+
+
+@click.group(invoke_without_command=True)
+@click.option("--persona", "-p", help="Persona id or path (required to send).")
+@click.option("--text", "-t", help="The newsletter text.")
+@click.option("--file", "-f", "file", type=click.Path(exists=True, dir_okay=False),
+              help="Read the newsletter text from this UTF-8 file.")
+@click.option("--audience", "-a", default="all", show_default=True,
+              help="all, subscribers, stage>=friend, tag:kol, lang:zh, channel:telegram; "
+                   "and / or / not / ( ).")
+@click.option("--dry-run", is_flag=True, help="Only count who would receive it and why not.")
+@click.option("--db", help="SQLite relationship log (default: the daemon's settings).")
+@click.option("--config", "-c", help="Settings file, as for `brandbot serve`.")
+@click.option("--rate", type=float, default=30.0, show_default=True,
+              help="Telegram messages per second overall; 0 = unlimited (local fakes only).")
+@click.option("--batch", type=int, default=0, help="Deliveries per committed batch "
+              "(default: one second's worth, at least 20).")
+@click.pass_context
+def broadcast(ctx, persona, text, file, audience, dry_run, db, config, rate, batch) -> None:
+    """Send a newsletter to a persona's subscribers, once each, with the unsubscribe hint.
+
+    Channels come from the daemon's settings (brandbot.yaml, BRANDBOT_*): Telegram through its
+    Bot API at ~30 messages/s; WeChat as customer-service messages within the 48-hour window.
+    Web chat fans cannot be pushed to. Every fan in the audience gets one delivery row
+    (sent / failed / skipped and why); after a crash `brandbot broadcast resume ID` continues
+    without sending anyone a second copy. See docs/relationships.md ("Newsletters").
+
+    Example: brandbot broadcast -p laowang-kitchen -t "新菜上线" -a "stage>=friend" --dry-run
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from bot.relations.audience import AudienceError, parse
+    from bot.relations.broadcast import (
+        BroadcastError,
+        channel_reasons,
+        create,
+        outlets_from_settings,
+    )
+    from bot.relations.broadcast import plan as make_plan
+
+    if not persona:
+        fail("say which persona sends it: --persona P")
+    if (text is None) == (file is None):
+        fail("give the newsletter as --text T or --file F (one of them)")
+    if file is not None:
+        from pathlib import Path
+
+        text = Path(file).read_text(encoding="utf-8")
+    try:
+        parse(audience)
+    except AudienceError as exc:
+        fail(str(exc))
+    model = load_persona(persona)
+    settings = _settings(config, db)
+    store = open_store(settings.db)
+    try:
+        outlets, missing = outlets_from_settings(settings, store, model.id, rate=rate or None)
+        able = channel_reasons(outlets, missing)
+        if dry_run:
+            _print_plan(make_plan(store, model.id, audience, now(), able), dry_run=True)
+            return
+        try:
+            broadcast_id, p = create(store, model, text, audience, now(), able)
+        except BroadcastError as exc:
+            fail(str(exc))
+        click.echo(f"broadcast {broadcast_id} recorded")
+        _print_plan(p, dry_run=False)
+        _send(store, broadcast_id, model, outlets, batch or max(20, int(rate or 500)))
+    finally:
+        store.close()
+
+
+@broadcast.command("resume")
+@click.argument("broadcast_id", type=int)
+@click.option("--db", help="SQLite relationship log (default: the daemon's settings).")
+@click.option("--config", "-c", help="Settings file, as for `brandbot serve`.")
+@click.option("--rate", type=float, default=30.0, show_default=True,
+              help="Telegram messages per second overall; 0 = unlimited (local fakes only).")
+@click.option("--persona", "-p", help="Persona id or path (default: the broadcast's).")
+def broadcast_resume(broadcast_id, db, config, rate, persona) -> None:
+    """Continue a broadcast that stopped (crash, Ctrl-C) without sending anyone a second copy.
+
+    Deliveries that were in flight when it stopped become `unknown` and are not resent.
+
+    Example: brandbot broadcast resume 7
+    """
+    from bot.relations.broadcast import BroadcastError, broadcast_row, outlets_from_settings
+
+    settings = _settings(config, db)
+    store = open_store(settings.db)
+    try:
+        try:
+            row = broadcast_row(store, broadcast_id)
+        except BroadcastError as exc:
+            fail(str(exc))
+        model = load_persona(persona or row["persona"])
+        outlets, _ = outlets_from_settings(settings, store, model.id, rate=rate or None)
+        _send(store, broadcast_id, model, outlets, max(20, int(rate or 500)))
+    finally:
+        store.close()
+
+
+@broadcast.command("list")
+@click.option("--db", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+def broadcast_list(db) -> None:
+    """List broadcasts with their delivery counts.
+
+    Example: brandbot broadcast list
+    """
+    store = open_store(db)
+    rows = store.conn.execute(
+        "SELECT b.id, b.persona, b.audience, b.status, b.created_at, "
+        "sum(d.status = 'sent'), sum(d.status = 'failed'), sum(d.status = 'skipped'), "
+        "sum(d.status IN ('queued', 'sending')), sum(d.status = 'unknown'), substr(b.text, 1, 30) "
+        "FROM broadcasts b LEFT JOIN deliveries d ON d.broadcast_id = b.id "
+        "GROUP BY b.id ORDER BY b.id"
+    ).fetchall()
+    store.close()
+    _table(["id", "persona", "audience", "status", "created", "sent", "failed", "skipped",
+            "left", "unknown", "text"],
+           [[str(v if v is not None else 0) if i >= 5 and i < 10 else str(v or "")
+             for i, v in enumerate(r)] for r in rows])
+
+
+@broadcast.command("show")
+@click.argument("broadcast_id", type=int)
+@click.option("--db", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+def broadcast_show(broadcast_id, db) -> None:
+    """Show one broadcast: deliveries per status and why the others were not sent.
+
+    Example: brandbot broadcast show 7
+    """
+    from bot.relations.broadcast import BroadcastError, broadcast_row
+
+    store = open_store(db)
+    try:
+        try:
+            row = broadcast_row(store, broadcast_id)
+        except BroadcastError as exc:
+            fail(str(exc))
+        rows = store.conn.execute(
+            "SELECT status, coalesce(error, ''), count(*) FROM deliveries WHERE broadcast_id = ? "
+            "GROUP BY status, error ORDER BY count(*) DESC", (broadcast_id,)
+        ).fetchall()
+    finally:
+        store.close()
+    click.echo(f"broadcast {broadcast_id} ({row['persona']}, {row['status']}), audience "
+               f"{row['audience']!r}, created {row['created_at']}")
+    click.echo(row["text"])
+    _table(["status", "why", "fans"], [[r[0], r[1], str(r[2])] for r in rows])
+
+
+# -- the operator desk ---------------------------------------------------------------------------
+
+
+def _push(settings, store, persona_id: str, row, texts: list[str]) -> tuple[str, str | None]:
+    """Deliver ``texts`` to one fan through their channel, as the CLI can (Telegram, WeChat)."""
+    import asyncio
+
+    from bot.relations.broadcast import CANNOT_PUSH, Item, outlets_from_settings
+
+    outlets, missing = outlets_from_settings(settings, store, persona_id, rate=30.0)
+    outlet = outlets.get(row["channel"])
+    if outlet is None:
+        why = CANNOT_PUSH.get(row["channel"]) or missing.get(row["channel"]) or (
+            f"no {row['channel']} sender")
+        return "failed", why
+
+    async def send() -> tuple[str, str | None]:
+        await outlet.start()
+        try:
+            status = "sent", None
+            for n, text in enumerate(texts):
+                result = await outlet.deliver([Item(n, row["id"], row["external_id"], text)])
+                status = result[n]
+                if status[0] != "sent":
+                    break
+            return status
+        finally:
+            await outlet.close()
+
+    return asyncio.run(send())
+
+
+@click.option("--config", "-c", help="Settings file, as for `brandbot serve`.")
+@click.option("--db", help="SQLite relationship log (default: the daemon's settings).")
+@click.argument("text")
+@click.argument("fan_ref", metavar="FAN")
+@click.command("reply")
+def handoff_reply(fan_ref, text, db, config) -> None:
+    """Answer a fan in handoff as a human, through the fan's channel (FAN: id, platform id, name).
+
+    The message is logged as an outbound message by the operator (reply_key `operator`) once
+    the platform accepted it. Telegram and WeChat fans can be reached; web chat fans cannot be
+    pushed to from the command line.
+
+    Example: brandbot handoff reply 42 "您好，我是店长，已经为您安排退款。"
+    """
+    from bot.relations.desk import log_operator_reply
+
+    settings = _settings(config, db)
+    store = open_store(settings.db)
+    try:
+        row = one_fan(store, fan_ref, prefer_handoff=True)
+        if not row["handoff"]:
+            fail(f"fan {fan_ref!r} is not in handoff (the bot answers them); see "
+                 "`brandbot handoff list`")
+        status, why = _push(settings, store, row["persona"], row, [text])
+        if status != "sent":
+            fail(f"not delivered to fan {row['id']} on {row['channel']}: {why}")
+        log_operator_reply(store, row, text, now())
+    finally:
+        store.close()
+    click.echo(f"sent to fan {row['id']} on {row['channel']}")
+
+
+@click.option("--limit", "-n", default=50, show_default=True, help="How many messages.")
+@click.option("--db", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@click.argument("fan_ref", metavar="FAN")
+@click.command("show")
+def handoff_show(fan_ref, db, limit) -> None:
+    """Show a fan's conversation: who said what and when (fan, bot, operator).
+
+    Example: brandbot handoff show 42
+    """
+    from bot.relations.desk import handoff_started, transcript
+
+    store = open_store(db)
+    try:
+        row = one_fan(store, fan_ref, prefer_handoff=True)
+        lines = transcript(store, row["id"], limit)
+        since = handoff_started(store, row["id"]) if row["handoff"] else None
+    finally:
+        store.close()
+    state = f"in handoff since {since}" if row["handoff"] else "with the bot"
+    click.echo(f"fan {row['id']} · {row['display_name'] or row['external_id']} · "
+               f"{row['channel']} · {row['stage']} · {state}")
+    for line in lines:
+        stamp = line["at"][:16].replace("T", " ")
+        note = f"  [{line['intent']}]" if line["who"] == "fan" and line["intent"] else ""
+        click.echo(f"{stamp}  {line['who']:>8}: {line['text']}{note}")
+
+
+@click.option("--config", "-c", help="Settings file, as for `brandbot serve`.")
+@click.option("--db", help="SQLite relationship log (default: the daemon's settings).")
+@click.option("--persona", "-p", "personas", multiple=True,
+              help="Persona id or path (repeatable; default: the settings' personas).")
+@click.command("expire")
+def handoff_expire(config, db, personas) -> None:
+    """Give abandoned handoffs back to the bot (persona desk.handoff_timeout_minutes).
+
+    Each fan gets the persona's in-voice `handoff_end` reply through their channel where the
+    command can reach it. For cron while the daemon does not run it itself.
+
+    Example: brandbot handoff expire
+    """
+    from bot.brand import load_brand
+    from bot.engine import Engine
+    from bot.relations.desk import expire_handoffs
+
+    settings = _settings(config, db)
+    refs = list(personas) or [p.persona for p in settings.personas]
+    store = open_store(settings.db)
+    try:
+        brands = {}
+        for ref in refs:
+            brand = load_brand(ref)
+            brands[brand.id] = brand
+        expired = expire_handoffs(Engine(store, brands), now())
+        for item in expired:
+            row = store.conn.execute("SELECT * FROM fans WHERE id = ?", (item.fan_id,)).fetchone()
+            status, why = _push(settings, store, item.persona, dict(row),
+                                [r.text for r in item.replies])
+            click.echo(f"fan {item.fan_id} ({item.fan.channel}) back with the bot; "
+                       + ("told so" if status == "sent" else f"not told: {why}"))
+    finally:
+        store.close()
+    click.echo(f"{len(expired)} abandoned handoff(s) returned to the bot")
+
+
+# -- reports -------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--since", help="First day (YYYY-MM-DD; default: 30 days ago).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False),
+              help="Also write one self-contained HTML page with charts here.")
+@click.option("--persona", "-p", help="Only this persona's fans (id or path; adds top KOLs).")
+@click.option("--db", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def report(since, html_file, persona, db, as_json) -> None:
+    """Funnel, new fans and their sources, subscribers, messages, intents, misses, handoffs, KOLs.
+
+    Terminal tables by default; --html writes one file (inline SVG charts, no server, no
+    network) that opens in any browser.
+
+    Example: brandbot report --since 2026-01-01 --html report.html
+    """
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from bot.relations.reports import build, to_html, to_text
+
+    start = None
+    if since:
+        try:
+            start = datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            fail(f"--since {since!r}: write the date as YYYY-MM-DD")
+    model = load_persona(persona) if persona else None
+    store = open_store(db)
+    try:
+        data = build(store, now(), start, model.id if model else None,
+                     model.relationship if model else None)
+    finally:
+        store.close()
+    if html_file:
+        Path(html_file).write_text(to_html(data), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        click.echo(to_text(data), nl=False)
+    if html_file:
+        click.echo(f"wrote {html_file}", err=True)

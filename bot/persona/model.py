@@ -147,8 +147,9 @@ class Desk(_Strict):
     handoff_timeout_minutes: float | None = Field(
         240.0,
         gt=0,
-        description="A handoff with no operator reply (and no fan message) for this long goes "
-        "back to the bot, which says its `handoff_end` reply; null = never.",
+        description="A handoff with no operator reply for this long (since it began or since "
+        "the last operator reply) goes back to the bot, which says its `handoff_end` reply; "
+        "null = never.",
     )
 
 

@@ -1,0 +1,136 @@
+"""The operator desk: transcripts, operator replies, and handoffs nobody picked up.
+
+A conversation is in handoff when the dialog started one (complaint, "human", two misses); the
+bot then only acknowledges. Operators read the transcript (:func:`transcript`), answer through
+the fan's channel (:func:`log_operator_reply` records it as an outbound message with
+``reply_key = 'operator'``), and hand back (``brandbot handoff end``).
+
+A handoff with no operator reply for the persona's ``desk.handoff_timeout_minutes`` (counted
+from the handoff or the last operator reply, whichever is later) is *abandoned*:
+:func:`expire_handoffs` gives it back to the bot through the engine's ``handoff_end`` trigger,
+so the fan gets the persona's in-voice ``handoff_end`` reply and the dialog leaves its handoff
+state, and logs a ``handoff_timeout`` event. The caller delivers the replies (the daemon through
+its channels; ``brandbot handoff expire`` through the channels its settings allow).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.messages import FanRef, Inbound, Reply
+from bot.relations.store import Store, dumps, iso
+
+OPERATOR_KEY = "operator"
+
+
+def transcript(store: Store, fan_id: int, limit: int = 50) -> list[dict[str, Any]]:
+    """The fan's last ``limit`` messages, oldest first, each with who wrote it."""
+    with store.lock:
+        rows = store.conn.execute(
+            "SELECT direction, text, reply_key, intent, created_at, kind FROM messages "
+            "WHERE fan_id = ? ORDER BY id DESC LIMIT ?",
+            (fan_id, limit),
+        ).fetchall()
+    out = []
+    for r in reversed(rows):
+        who = "fan" if r[0] == "in" else ("operator" if r[2] == OPERATOR_KEY else "bot")
+        out.append({"who": who, "text": r[1], "intent": r[3], "at": r[4], "kind": r[5]})
+    return out
+
+
+def handoff_started(store: Store, fan_id: int) -> str | None:
+    with store.lock:
+        row = store.conn.execute(
+            "SELECT max(created_at) FROM events WHERE fan_id = ? AND kind = 'handoff'",
+            (fan_id,),
+        ).fetchone()
+    return row[0]
+
+
+def log_operator_reply(store: Store, fan: dict[str, Any], text: str, now: datetime,
+                       operator: str | None = None) -> int:
+    """Record a delivered operator message as the fan's outbound message (and an event)."""
+    with store.transaction() as conn:
+        cur = conn.execute(
+            "INSERT INTO messages (fan_id, direction, text, created_at, channel, language, "
+            "reply_key, state_before, state_after) VALUES (?, 'out', ?, ?, ?, ?, ?, ?, ?)",
+            (fan["id"], text, iso(now), fan["channel"], fan["language"], OPERATOR_KEY,
+             fan["dialog_state"], fan["dialog_state"]),
+        )
+        conn.execute(
+            "INSERT INTO events (fan_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
+            (fan["id"], "operator_reply", dumps({"via": operator or "cli"}), iso(now)),
+        )
+        return cur.lastrowid
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    fan: FanRef
+    persona: str
+    fan_id: int
+    replies: list[Reply]
+
+
+def abandoned(store: Store, persona: str, timeout_minutes: float, now: datetime
+              ) -> list[dict[str, Any]]:
+    """Fans of ``persona`` in handoff with no operator activity for ``timeout_minutes``."""
+    cutoff = iso(now - timedelta(minutes=timeout_minutes))
+    with store.lock:
+        rows = store.conn.execute(
+            "SELECT * FROM (SELECT f.*, max("
+            "  coalesce((SELECT max(created_at) FROM events e WHERE e.fan_id = f.id "
+            "            AND e.kind = 'handoff'), f.last_seen),"
+            "  coalesce((SELECT max(created_at) FROM messages m WHERE m.fan_id = f.id "
+            "            AND m.direction = 'out' AND m.reply_key = ?), '')) AS active_at "
+            " FROM fans f WHERE f.persona = ? AND f.handoff = 1) WHERE active_at < ?",
+            (OPERATOR_KEY, persona, cutoff),
+        ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def expire_handoffs(engine: Any, now: datetime) -> list[Expired]:
+    """Give every abandoned handoff back to the bot; returns the replies to deliver.
+
+    For the daemon to call periodically (say once a minute) and deliver each
+    ``Expired.replies`` through the channel named by ``Expired.fan.channel``.
+    """
+    out: list[Expired] = []
+    for persona_id, brand in list(engine.brands.items()):
+        minutes = brand.persona.desk.handoff_timeout_minutes
+        if minutes is None:
+            continue
+        for fan in abandoned(engine.store, persona_id, minutes, now):
+            ref = FanRef(fan["channel"], fan["external_id"])
+            replies = engine.handle(
+                Inbound(ref, kind="event", event="handoff_end", received_at=now), persona_id
+            )
+            with engine.store.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO events (fan_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
+                    (fan["id"], "handoff_timeout",
+                     dumps({"minutes": minutes, "from": fan["active_at"]}), iso(now)),
+                )
+            out.append(Expired(ref, persona_id, fan["id"], replies))
+    return out
+
+
+def time_to_first_reply(store: Store, since: str | None = None) -> list[float]:
+    """Minutes from each handoff to the first operator reply after it (answered handoffs only)."""
+    with store.lock:
+        rows = store.conn.execute(
+            "SELECT e.created_at, (SELECT min(m.created_at) FROM messages m WHERE "
+            "m.fan_id = e.fan_id AND m.reply_key = ? AND m.direction = 'out' AND "
+            "m.created_at >= e.created_at) FROM events e WHERE e.kind = 'handoff' "
+            "AND e.created_at >= ?",
+            (OPERATOR_KEY, since or ""),
+        ).fetchall()
+    out = []
+    for start, first in rows:
+        if first:
+            a = datetime.fromisoformat(start.replace("Z", "+00:00"))
+            b = datetime.fromisoformat(first.replace("Z", "+00:00"))
+            out.append((b - a).total_seconds() / 60)
+    return out

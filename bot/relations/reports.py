@@ -1,0 +1,294 @@
+"""``brandbot report``: what the relationship log says, as terminal tables or one HTML file.
+
+:func:`build` reads the log into plain data (JSON-ready); :func:`to_text` prints it;
+:func:`to_html` writes one self-contained page — inline CSS, SVG charts drawn here, a few lines
+of inline JavaScript for tooltips — that opens from disk with no server and no network.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from datetime import datetime, timedelta
+from statistics import median
+from typing import Any
+
+from bot.persona.model import STAGES, Relationship
+from bot.relations.desk import time_to_first_reply
+from bot.relations.kols import rank
+from bot.relations.store import Store, iso
+
+
+def build(store: Store, now: datetime, since: datetime | None = None,
+          persona: str | None = None, rules: Relationship | None = None) -> dict[str, Any]:
+    """Everything the report shows, for fans of ``persona`` (all when None) since ``since``."""
+    since = since or now - timedelta(days=30)
+    start = iso(since)
+    pf = " AND f.persona = ?" if persona else ""
+    pp: tuple = (persona,) if persona else ()
+    conn = store.conn
+
+    def q(sql: str, *args: Any) -> list[tuple]:
+        with store.lock:
+            return [tuple(r) for r in conn.execute(sql, args)]
+
+    funnel = dict(q(f"SELECT stage, count(*) FROM fans f WHERE 1{pf} GROUP BY stage", *pp))
+    new_per_day = q(f"SELECT substr(first_seen, 1, 10) d, count(*) FROM fans f "
+                    f"WHERE first_seen >= ?{pf} GROUP BY d ORDER BY d", start, *pp)
+    campaigns = dict(q("SELECT code, name FROM campaigns"))
+    sources: Counter[str] = Counter()
+    for referred_by, code, n in q(
+        f"SELECT referred_by IS NOT NULL, source_code, count(*) FROM fans f "
+        f"WHERE first_seen >= ?{pf} GROUP BY 1, 2", start, *pp
+    ):
+        if referred_by:
+            sources["referred by a fan"] += n
+        elif code:
+            sources[f"campaign: {campaigns.get(code, code)}"] += n
+        else:
+            sources["direct (no code)"] += n
+    subscribers = q(f"SELECT count(*) FROM fans f WHERE subscribed = 1{pf}", *pp)[0][0]
+    consent = dict(q(
+        f"SELECT e.kind, count(*) FROM events e JOIN fans f ON f.id = e.fan_id "
+        f"WHERE e.kind IN ('subscribe', 'unsubscribe') AND e.created_at >= ?{pf} GROUP BY 1",
+        start, *pp))
+    per_day: dict[str, dict[str, int]] = {}
+    for day, direction, n in q(
+        f"SELECT substr(m.created_at, 1, 10) d, m.direction, count(*) FROM messages m "
+        f"JOIN fans f ON f.id = m.fan_id WHERE m.created_at >= ?{pf} GROUP BY 1, 2 ORDER BY 1",
+        start, *pp
+    ):
+        per_day.setdefault(day, {"in": 0, "out": 0})[direction] = n
+    intents = q(
+        f"SELECT m.intent, count(*) FROM messages m JOIN fans f ON f.id = m.fan_id "
+        f"WHERE m.direction = 'in' AND m.kind = 'message' AND m.intent IS NOT NULL "
+        f"AND m.created_at >= ?{pf} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10", start, *pp)
+    missed = q(
+        f"SELECT lower(trim(m.text)) t, count(*) FROM messages m JOIN fans f ON f.id = m.fan_id "
+        f"WHERE m.direction = 'in' AND m.kind = 'message' AND m.intent IS NULL "
+        f"AND m.text != '' AND m.created_at >= ?{pf} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+        start, *pp)
+    handoffs = q(
+        f"SELECT count(*), sum(e.kind = 'handoff_timeout') FROM events e "
+        f"JOIN fans f ON f.id = e.fan_id WHERE e.kind IN ('handoff', 'handoff_timeout') "
+        f"AND e.created_at >= ?{pf}", start, *pp)[0]
+    started = q(f"SELECT count(*) FROM events e JOIN fans f ON f.id = e.fan_id "
+                f"WHERE e.kind = 'handoff' AND e.created_at >= ?{pf}", start, *pp)[0][0]
+    open_now = q(f"SELECT count(*) FROM fans f WHERE handoff = 1{pf}", *pp)[0][0]
+    waits = time_to_first_reply(store, start)
+    kols = []
+    if persona and rules is not None:
+        kols = [{"fan_id": k.fan_id, "name": k.name, "channel": k.channel, "direct": k.direct,
+                 "second": k.second, "influence": round(k.influence, 1), "kol": k.tagged}
+                for k in rank(store, persona, rules, now)[:10]]
+    return {
+        "persona": persona,
+        "since": start[:10],
+        "generated": iso(now)[:19].replace("T", " ") + " UTC",
+        "funnel": [[s, funnel.get(s, 0)] for s in STAGES],
+        "fans": sum(funnel.values()),
+        "new_fans_per_day": [list(r) for r in new_per_day],
+        "new_fans_by_source": sources.most_common(),
+        "subscribers": subscribers,
+        "subscribed": consent.get("subscribe", 0),
+        "unsubscribed": consent.get("unsubscribe", 0),
+        "messages_per_day": [[d, v["in"], v["out"]] for d, v in sorted(per_day.items())],
+        "top_intents": [list(r) for r in intents],
+        "not_understood": [list(r) for r in missed],
+        "handoffs": {
+            "started": started,
+            "timed_out": (handoffs[1] or 0),
+            "open_now": open_now,
+            "answered": len(waits),
+            "median_minutes_to_first_reply": round(median(waits), 1) if waits else None,
+        },
+        "top_kols": kols,
+    }
+
+
+# -- terminal -------------------------------------------------------------------------------------
+
+
+def to_text(report: dict[str, Any]) -> str:
+    from bot.cli import _cell  # the same cell formatting as `brandbot fans`
+
+    out: list[str] = []
+
+    def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+        out.append(f"\n{title}")
+        if not rows:
+            out.append("  (none)")
+            return
+        cells = [[_cell(v) for v in r] for r in rows]
+        widths = [max([_w(c)] + [_w(r[i]) for r in cells]) for i, c in enumerate(columns)]
+        for line in [columns] + cells:
+            out.append("  " + "  ".join(c + " " * (w - _w(c)) for c, w in zip(line, widths,
+                                                                             strict=True)).rstrip())
+
+    who = f"persona {report['persona']}" if report["persona"] else "all personas"
+    out.append(f"brandbot report — {who}, since {report['since']} "
+               f"(generated {report['generated']})")
+    out.append(f"fans {report['fans']} · subscribers {report['subscribers']} "
+               f"(+{report['subscribed']} / -{report['unsubscribed']} since)")
+    table("Fans per stage (funnel)", ["stage", "fans"], report["funnel"])
+    table("New fans per day", ["day", "new fans"], report["new_fans_per_day"])
+    table("New fans by source", ["source", "fans"], report["new_fans_by_source"])
+    table("Messages per day", ["day", "in", "out"], report["messages_per_day"])
+    table("Top intents", ["intent", "messages"], report["top_intents"])
+    table("Not understood (add these to the persona)", ["message", "times"],
+          report["not_understood"])
+    h = report["handoffs"]
+    table("Handoffs", ["started", "answered", "timed out", "open now", "median min to reply"],
+          [[h["started"], h["answered"], h["timed_out"], h["open_now"],
+            h["median_minutes_to_first_reply"]]])
+    if report["persona"]:
+        table("Top KOLs", ["id", "fan", "channel", "direct", "2nd level", "influence", "tag"],
+              [[k["fan_id"], k["name"], k["channel"], k["direct"], k["second"], k["influence"],
+                "kol" if k["kol"] else ""] for k in report["top_kols"]])
+    return "\n".join(out) + "\n"
+
+
+def _w(text: str) -> int:
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+# -- HTML -----------------------------------------------------------------------------------------
+
+_CSS = """
+body{font:14px/1.5 system-ui,-apple-system,"PingFang SC","Microsoft YaHei",sans-serif;margin:0;
+background:#faf7f2;color:#2b2b2b}
+header{background:#2f4858;color:#fff;padding:18px 28px}header h1{margin:0;font-size:20px}
+header p{margin:4px 0 0;opacity:.8}main{display:grid;grid-template-columns:repeat(auto-fill,
+minmax(440px,1fr));gap:18px;padding:20px 28px}section{background:#fff;border-radius:10px;
+padding:14px 18px;box-shadow:0 1px 3px rgba(0,0,0,.08)}h2{font-size:15px;margin:0 0 10px}
+.kpis{display:flex;gap:14px;flex-wrap:wrap;padding:18px 28px 0}.kpi{background:#fff;
+border-radius:10px;padding:10px 16px;box-shadow:0 1px 3px rgba(0,0,0,.08)}.kpi b{display:block;
+font-size:22px}table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:3px 6px;
+border-bottom:1px solid #eee}td.n{text-align:right}svg .bar{fill:#e07a5f}svg .bar2{fill:#3d5a80}
+svg .bar:hover,svg .bar2:hover{opacity:.75}svg text{font-size:11px;fill:#555}
+#tip{position:fixed;pointer-events:none;background:#2b2b2b;color:#fff;padding:3px 8px;
+border-radius:4px;font-size:12px;display:none}.empty{color:#999}
+"""
+
+_JS = """
+(function(){var tip=document.getElementById('tip');
+document.querySelectorAll('[data-tip]').forEach(function(el){
+el.addEventListener('mousemove',function(e){tip.textContent=el.getAttribute('data-tip');
+tip.style.display='block';tip.style.left=(e.clientX+12)+'px';tip.style.top=(e.clientY+12)+'px';});
+el.addEventListener('mouseleave',function(){tip.style.display='none';});});
+document.body.setAttribute('data-ready','1');})();
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _hbars(rows: list[list[Any]], *, label_width: int = 150) -> str:
+    """Horizontal bars: one per (label, value) row."""
+    if not rows:
+        return '<p class="empty">nothing yet</p>'
+    top = max(r[1] for r in rows) or 1
+    width, step = 420, 22
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {step * len(rows) + 4}" '
+             f'width="100%" role="img">']
+    for i, (label, value) in enumerate(r[:2] for r in rows):
+        y = i * step + 2
+        w = max(1.0, (width - label_width - 50) * value / top)
+        short = str(label) if len(str(label)) <= 22 else str(label)[:21] + "…"
+        parts.append(
+            f'<text x="{label_width - 6}" y="{y + 14}" text-anchor="end">{_e(short)}</text>'
+            f'<rect class="bar" x="{label_width}" y="{y}" width="{w:.1f}" height="{step - 6}" '
+            f'data-tip="{_e(label)}: {value}"><title>{_e(label)}: {value}</title></rect>'
+            f'<text x="{label_width + w + 4:.1f}" y="{y + 14}">{value}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _columns(rows: list[list[Any]], series: int = 1) -> str:
+    """Vertical bars per day (one or two series side by side)."""
+    if not rows:
+        return '<p class="empty">nothing yet</p>'
+    width, height, pad = 440, 170, 24
+    top = max(max(r[1:1 + series]) for r in rows) or 1
+    slot = (width - pad) / len(rows)
+    bar = max(1.0, slot / series - 2)
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height + 20}" width="100%" role="img">',
+             f'<text x="0" y="10">{top}</text>']
+    for i, row in enumerate(rows):
+        for s in range(series):
+            value = row[1 + s]
+            h = (height - 14) * value / top
+            x = pad + i * slot + s * (bar + 1)
+            tip = f"{row[0]}: {value}" + ((" in", " out")[s] if series > 1 else "")
+            parts.append(
+                f'<rect class="{"bar" if s == 0 else "bar2"}" x="{x:.1f}" y="{height - h:.1f}" '
+                f'width="{bar:.1f}" height="{h:.1f}" data-tip="{_e(tip)}">'
+                f'<title>{_e(tip)}</title></rect>'
+            )
+    parts.append(f'<text x="{pad}" y="{height + 14}">{_e(rows[0][0])}</text>')
+    if len(rows) > 1:
+        parts.append(f'<text x="{width}" y="{height + 14}" text-anchor="end">'
+                     f'{_e(rows[-1][0])}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _table(columns: list[str], rows: list[list[Any]]) -> str:
+    if not rows:
+        return '<p class="empty">nothing yet</p>'
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(
+            f'<td class="n">{_e(v)}</td>' if isinstance(v, int | float) else f"<td>{_e(v)}</td>"
+            for v in r) + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def to_html(report: dict[str, Any]) -> str:
+    h = report["handoffs"]
+    who = f"persona {report['persona']}" if report["persona"] else "all personas"
+    kpis = [("fans", report["fans"]), ("subscribers", report["subscribers"]),
+            ("new since " + report["since"], sum(r[1] for r in report["new_fans_per_day"])),
+            ("handoffs", h["started"]),
+            ("median min to human reply", h["median_minutes_to_first_reply"] or "—")]
+    sections = [
+        ("funnel", "Fans per stage (funnel)", _hbars(report["funnel"], label_width=110)),
+        ("new-fans", "New fans per day", _columns(report["new_fans_per_day"])),
+        ("sources", "New fans by source", _hbars(report["new_fans_by_source"])),
+        ("messages", "Messages per day (in / out)",
+         _columns(report["messages_per_day"], series=2)),
+        ("intents", "Top intents", _hbars(report["top_intents"])),
+        ("missed", "Not understood — add these to the persona",
+         _table(["message", "times"], report["not_understood"])),
+        ("handoffs", "Handoffs",
+         _table(["started", "answered", "timed out", "open now", "median min to reply"],
+                [[h["started"], h["answered"], h["timed_out"], h["open_now"],
+                  h["median_minutes_to_first_reply"] or "—"]])),
+        ("kols", "Top KOLs",
+         _table(["fan", "channel", "direct", "2nd level", "influence", "tag"],
+                [[k["name"], k["channel"], k["direct"], k["second"], k["influence"],
+                  "kol" if k["kol"] else ""] for k in report["top_kols"]])),
+    ]
+    body = "".join(f'<section id="{sid}"><h2>{_e(title)}</h2>{content}</section>'
+                   for sid, title, content in sections)
+    kpi_html = "".join(f'<div class="kpi"><b>{_e(v)}</b>{_e(k)}</div>' for k, v in kpis)
+    # The data rides along for anyone who wants it; "<" escaped so fan text cannot end the tag.
+    data = json.dumps(report, ensure_ascii=False).replace("<", "\\u003c")
+    return (
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>brandbot report — {_e(who)}</title>"
+        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+        f"<style>{_CSS}</style></head><body>"
+        f"<header><h1>brandbot report — {_e(who)}</h1><p>since {_e(report['since'])} · "
+        f"generated {_e(report['generated'])}</p></header>"
+        f'<div class="kpis">{kpi_html}</div><main>{body}</main><div id="tip"></div>'
+        f'<script type="application/json" id="data">{data}</script>'
+        f"<script>{_JS}</script></body></html>\n"
+    )
