@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -305,3 +306,32 @@ def test_a_killed_broadcast_resumes_without_a_second_copy(fresh_db, tmp_path):
     assert "sent" in show.output
     listing = CliRunner().invoke(main, ["broadcast", "list", "--db", fresh_db.path])
     assert listing.exit_code == 0 and "done" in listing.output
+
+
+def test_wechat_fans_get_customer_service_messages_within_the_window(fresh_db, demo):
+    from bot.relations.broadcast import WeChatOutlet
+    from tests.fakes.wechat_api import APP_ID, APP_SECRET, FakeWeChat
+
+    add_fans(fresh_db, 3, channel="wechat", start=1)
+    ids = {r[1]: r[0] for r in fresh_db.conn.execute("SELECT id, external_id FROM fans")}
+    with fresh_db.transaction() as conn:
+        for ext in ("1", "2", "3"):
+            conn.execute("INSERT INTO messages (fan_id, direction, text, created_at, kind) "
+                         "VALUES (?, 'in', 'hi', ?, 'message')",
+                         (ids[ext], iso(NOW - timedelta(hours=1 if ext != "3" else 50))))
+    with FakeWeChat() as server:
+        server.fail("message/custom/send", 45047)  # the first send: quota already used
+        outlet = WeChatOutlet(APP_ID, APP_SECRET, server.api_url)
+        broadcast_id, p = create(fresh_db, demo, "周末有新菜", "all", NOW,
+                                 channel_reasons({"wechat": outlet}))
+        assert p.recipients == 2 and p.reasons == {R_WINDOW: 1}
+        final = asyncio.run(deliver(fresh_db, broadcast_id, demo, {"wechat": outlet},
+                                    clock=lambda: NOW))
+        bodies = [c.body for c in server.sent()]
+    assert final == {"sent": 1, "failed": 1, "skipped": 1}
+    assert [b["touser"] for b in bodies] == ["2"]  # the refused one is not in sent()
+    assert json.dumps(bodies, ensure_ascii=False).count("周末有新菜") == 1
+    assert "退订" in bodies[0]["text"]["content"]
+    error = fresh_db.conn.execute(
+        "SELECT error FROM deliveries WHERE status = 'failed'").fetchone()[0]
+    assert "45047" in error

@@ -27,6 +27,7 @@ def register(main: click.Group, handoff: click.Group) -> None:
     main.add_command(kols)
     main.add_command(broadcast)
     main.add_command(report)
+    main.add_command(calendar)
     handoff.add_command(handoff_reply)
     handoff.add_command(handoff_show)
     handoff.add_command(handoff_expire)
@@ -580,3 +581,82 @@ def report(since, html_file, persona, db, as_json) -> None:
         click.echo(to_text(data), nl=False)
     if html_file:
         click.echo(f"wrote {html_file}", err=True)
+
+
+# -- the topic calendar --------------------------------------------------------------------------
+
+
+@click.group()
+def calendar() -> None:
+    """The persona's topic calendar: newsletters sent on their date."""
+
+
+@calendar.command("list")
+@click.option("--persona", "-p", default=DEFAULT_PERSONA, show_default=True,
+              help="Persona id or path.")
+@click.option("--db", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+def calendar_list(persona, db) -> None:
+    """List the persona's topics: when, audience, and sent / due / upcoming / missed.
+
+    Example: brandbot calendar list -p laowang-kitchen
+    """
+    from pathlib import Path
+
+    from bot.relations import Store
+    from bot.relations.calendar import GRACE, sent_topics
+
+    model = load_persona(persona)
+    sent = {}
+    if Path(db).exists():
+        store = Store(db)
+        sent = sent_topics(store, model.id)
+        store.close()
+    moment = now()
+    rows = []
+    for t in model.calendar:
+        if t.id in sent:
+            state = f"sent (broadcast {sent[t.id]})"
+        elif moment < t.at():
+            state = "upcoming"
+        elif moment < t.at() + GRACE:
+            state = "due"
+        else:
+            state = "missed"
+        rows.append([t.id, t.at().strftime("%Y-%m-%d %H:%M UTC"), t.audience, state,
+                     model.text(t.text, model.default_language)[:30]])
+    _table(["topic", "when", "audience", "state", "text"], rows)
+    click.echo(f"{len(rows)} topic(s)")
+
+
+@calendar.command("send")
+@click.option("--persona", "-p", "personas", multiple=True,
+              help="Persona id or path (repeatable; default: the settings' personas).")
+@click.option("--db", help="SQLite relationship log (default: the daemon's settings).")
+@click.option("--config", "-c", help="Settings file, as for `brandbot serve`.")
+def calendar_send(personas, db, config) -> None:
+    """Send the topics that are due (once each), for cron while the daemon does not.
+
+    Example: brandbot calendar send
+    """
+    import asyncio
+
+    from bot.engine import utc_now
+    from bot.relations.broadcast import counts, outlets_from_settings
+    from bot.relations.calendar import send_due_topics
+
+    settings = _settings(config, db)
+    store = open_store(settings.db)
+    try:
+        for ref in list(personas) or [p.persona for p in settings.personas]:
+            model = load_persona(ref)
+            outlets, missing = outlets_from_settings(settings, store, model.id)
+            ids = asyncio.run(send_due_topics(store, model, outlets, now(), missing=missing,
+                                              clock=utc_now))
+            for broadcast_id in ids:
+                final = counts(store, broadcast_id)
+                click.echo(f"{model.id}: broadcast {broadcast_id}: " + ", ".join(
+                    f"{k} {v}" for k, v in sorted(final.items())))
+            if not ids:
+                click.echo(f"{model.id}: nothing due")
+    finally:
+        store.close()

@@ -10,6 +10,7 @@ is accepted where one text serves every language (a phone number, a URL).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -153,6 +154,32 @@ class Desk(_Strict):
     )
 
 
+class Topic(_Strict):
+    """A newsletter the daemon sends by itself on a date (the topic calendar)."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Stable id, e.g. mid-autumn.")
+    date: dt.date = Field(description="Day to send it (YYYY-MM-DD).")
+    time: str = Field("10:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                      description="Time of day to send it, UTC (HH:MM).")
+    text: Localized = Field(description="The newsletter, one text per language.")
+    audience: str = Field("all", description="Audience expression (docs/relationships.md).")
+
+    @field_validator("audience")
+    @classmethod
+    def _audience_reads(cls, value: str) -> str:
+        from bot.relations.audience import AudienceError, parse
+
+        try:
+            parse(value)
+        except AudienceError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    def at(self) -> dt.datetime:
+        hour, minute = map(int, self.time.split(":"))
+        return dt.datetime.combine(self.date, dt.time(hour, minute), tzinfo=dt.UTC)
+
+
 class NluSettings(_Strict):
     """Tuning for intent matching; the defaults were chosen on held-out data."""
 
@@ -187,10 +214,23 @@ class Persona(_Strict):
     commercial: Commercial = Field(default_factory=Commercial)
     nlu: NluSettings = Field(default_factory=NluSettings)
     desk: Desk = Field(default_factory=Desk)
+    calendar: list[Topic] = Field(
+        default_factory=list,
+        description="Topics sent as newsletters on their date (`brandbot calendar`).",
+    )
     menu_clicks: dict[str, str] = Field(
         default_factory=dict,
         description="Channel menu button key → intent name or reply key (WeChat CLICK events).",
     )
+
+    @field_validator("calendar")
+    @classmethod
+    def _topic_ids_unique(cls, topics: list[Topic]) -> list[Topic]:
+        ids = [t.id for t in topics]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"calendar topic ids must be unique; repeated: {repeated}")
+        return topics
 
     @model_validator(mode="after")
     def _default_language_is_spoken(self) -> Persona:

@@ -26,6 +26,7 @@ the fan's language.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -38,7 +39,7 @@ from typing import Any, Protocol
 from bot.persona.model import Persona
 from bot.persona.voice import Voice
 from bot.relations.audience import Audience, parse
-from bot.relations.store import Store, iso
+from bot.relations.store import Store, dumps, iso
 
 log = logging.getLogger("brandbot.broadcast")
 
@@ -177,8 +178,13 @@ def plan(store: Store, persona: str, audience: str | Audience | None, now: datet
 
 
 def create(store: Store, persona: Persona, text: str, audience: str | None, now: datetime,
-           able: dict[str, str | None]) -> tuple[int, Plan]:
-    """Record the broadcast and one delivery row per fan in the audience; returns (id, plan)."""
+           able: dict[str, str | None], *, texts: dict[str, str] | None = None,
+           topic: str | None = None) -> tuple[int, Plan]:
+    """Record the broadcast and one delivery row per fan in the audience; returns (id, plan).
+
+    ``texts`` gives the newsletter per language (a fan gets theirs, else ``text``); ``topic``
+    marks a calendar topic, recorded once per persona (sqlite3.IntegrityError the second time).
+    """
     if not text.strip():
         raise BroadcastError("the newsletter text is empty")
     if not persona.replies.get(FOOTER_KEY):
@@ -190,9 +196,9 @@ def create(store: Store, persona: Persona, text: str, audience: str | None, now:
     result = Plan(persona.id, aud)
     with store.transaction() as conn:
         cur = conn.execute(
-            "INSERT INTO broadcasts (persona, text, audience, created_at, status) "
-            "VALUES (?, ?, ?, ?, 'sending')",
-            (persona.id, text, aud.text, iso(now)),
+            "INSERT INTO broadcasts (persona, text, audience, created_at, status, topic, texts) "
+            "VALUES (?, ?, ?, ?, 'sending', ?, ?)",
+            (persona.id, text, aud.text, iso(now), topic, dumps(texts) if texts else None),
         )
         broadcast_id = cur.lastrowid
         batch: list[tuple] = []
@@ -275,6 +281,7 @@ async def deliver(
         log.warning("broadcast %s: %d delivery(ies) were in flight at a crash; not resent",
                     broadcast_id, lost)
     voice, rng = Voice(persona), random.Random(broadcast_id)
+    texts = {"": row["text"], **json.loads(row.get("texts") or "{}")}
     footers: dict[str, str] = {}
     queued = counts(store, broadcast_id)["queued"]
     progress = Progress(queued)
@@ -285,7 +292,7 @@ async def deliver(
         while stop_after is None or sent_so_far < stop_after:
             size = batch if stop_after is None else min(batch, stop_after - sent_so_far)
             items, skipped = _claim(store, broadcast_id, size, clock(), persona, voice, rng,
-                                    footers, row["text"], outlets)
+                                    footers, texts, outlets)
             if not items and not skipped:
                 break
             progress.counts["skipped"] += skipped
@@ -317,7 +324,7 @@ async def deliver(
     return final
 
 
-def _claim(store, broadcast_id, size, now, persona, voice, rng, footers, text, outlets):
+def _claim(store, broadcast_id, size, now, persona, voice, rng, footers, texts, outlets):
     """Take the next queued rows: re-check each fan, mark the rest ``sending``, commit."""
     items: dict[str, list[Item]] = {}
     skipped = 0
@@ -342,6 +349,7 @@ def _claim(store, broadcast_id, size, now, persona, voice, rng, footers, text, o
             if footer is None:
                 footer, _ = voice.render(FOOTER_KEY, language, fan_name=None, memory={}, rng=rng)
                 footers[language] = footer
+            text = texts.get(language) or texts[""]
             items.setdefault(r[2], []).append(Item(r[0], r[1], r[3], f"{text}\n\n{footer}"))
             sending.append((r[0],))
         conn.executemany(

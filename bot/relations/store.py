@@ -138,6 +138,19 @@ def m002_relationship_marketing(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m003_topic_calendar(db: sqlite_utils.Database) -> None:
+    """Broadcasts sent from a persona's topic calendar: once per topic, text per language."""
+    db.executescript(
+        """
+        ALTER TABLE broadcasts ADD COLUMN topic TEXT;
+        ALTER TABLE broadcasts ADD COLUMN texts TEXT;
+        CREATE UNIQUE INDEX broadcasts_topic ON broadcasts(persona, topic)
+            WHERE topic IS NOT NULL;
+        """
+    )
+
+
 def iso(moment: datetime) -> str:
     """UTC ISO-8601, the one timestamp format in the log."""
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -1,0 +1,59 @@
+"""The topic calendar: newsletters a persona declares in advance, sent on their date.
+
+A persona lists topics (``calendar:`` — id, date, time UTC, text per language, audience). A topic
+is *due* from its time until a day later (a daemon that was down longer does not send stale
+greetings); it is sent once per persona — ``broadcasts.topic`` is unique — and logged like a
+manual broadcast (one delivery row per fan, the unsubscribe footer, resumable).
+
+The daemon calls :func:`send_due_topics` periodically (say every minute); ``brandbot calendar
+send`` does the same from cron.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.persona.model import Persona, Topic
+from bot.relations.broadcast import Outlet, channel_reasons, create, deliver
+from bot.relations.store import Store
+
+GRACE = timedelta(days=1)
+
+
+def sent_topics(store: Store, persona: str) -> dict[str, int]:
+    """Topic id → broadcast id, for the topics of ``persona`` already recorded."""
+    with store.lock:
+        rows = store.conn.execute(
+            "SELECT topic, id FROM broadcasts WHERE persona = ? AND topic IS NOT NULL",
+            (persona,),
+        ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def due_topics(store: Store, persona: Persona, now: datetime) -> list[Topic]:
+    """Topics whose time has come (within a day) and that were not sent yet."""
+    done = sent_topics(store, persona.id)
+    return [t for t in persona.calendar
+            if t.id not in done and t.at() <= now < t.at() + GRACE]
+
+
+async def send_due_topics(store: Store, persona: Persona, outlets: dict[str, Outlet],
+                          now: datetime, *, missing: dict[str, str] | None = None,
+                          clock: Any = None) -> list[int]:
+    """Record and deliver every due topic; returns the broadcast ids (also resumed ones)."""
+    ids = []
+    for topic in due_topics(store, persona, now):
+        texts = ({persona.default_language: topic.text} if isinstance(topic.text, str)
+                 else dict(topic.text))
+        default = persona.text(topic.text, persona.default_language)
+        try:
+            broadcast_id, _ = create(store, persona, default, topic.audience, now,
+                                     channel_reasons(outlets, missing), texts=texts,
+                                     topic=topic.id)
+        except sqlite3.IntegrityError:  # another process recorded it first
+            continue
+        await deliver(store, broadcast_id, persona, outlets, clock=clock or (lambda: now))
+        ids.append(broadcast_id)
+    return ids
