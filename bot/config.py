@@ -89,10 +89,20 @@ class TelegramSettings(_Section):
 
 
 class WeChatSettings(_Section):
-    app_id: str | None = None
-    app_secret: SecretStr | None = None
-    token: SecretStr | None = None
-    aes_key: SecretStr | None = None
+    """One WeChat Official Account; see docs/channels/wechat.md for the console side."""
+
+    app_id: str | None = Field(None, description="开发者ID AppID.")
+    app_secret: SecretStr | None = Field(None, description="AppSecret (API calls).")
+    token: SecretStr | None = Field(None, description="服务器配置 Token (signatures).")
+    aes_key: SecretStr | None = Field(None, description="EncodingAESKey; safe mode when set.")
+    previous_aes_key: SecretStr | None = Field(None, description="The key before a rotation.")
+    encryption: Literal["plain", "compatible", "safe"] | None = None
+    verified: bool = Field(False, description="Verified account: customer-service sends allowed.")
+    path: str = "/wechat"
+    api_url: str = "https://api.weixin.qq.com/cgi-bin/"
+    reply_budget: float = Field(4.0, gt=0, lt=5, description="Seconds for a passive reply.")
+    max_body_bytes: int = Field(65_536, ge=1024, le=1_048_576)
+    keep_aggregates: bool = Field(True, description="On unfollow keep anonymised counts.")
 
     @property
     def enabled(self) -> bool:
@@ -173,6 +183,7 @@ class Settings(BaseSettings):
             self.wechat.app_secret,
             self.wechat.token,
             self.wechat.aes_key,
+            self.wechat.previous_aes_key,
         ]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 
@@ -199,6 +210,13 @@ _ENV_ALIASES = {
     "BRANDBOT_WECHAT_SECRET": ("wechat", "app_secret"),
     "BRANDBOT_WECHAT_AES_KEY": ("wechat", "aes_key"),
     "BRANDBOT_WECHAT_API_URL": ("wechat", "api_url"),
+    "BRANDBOT_WECHAT_PREVIOUS_AES_KEY": ("wechat", "previous_aes_key"),
+    "BRANDBOT_WECHAT_ENCRYPTION": ("wechat", "encryption"),
+    "BRANDBOT_WECHAT_VERIFIED": ("wechat", "verified"),
+    "BRANDBOT_WECHAT_PATH": ("wechat", "path"),
+    "BRANDBOT_WECHAT_REPLY_BUDGET": ("wechat", "reply_budget"),
+    "BRANDBOT_WECHAT_MAX_BODY_BYTES": ("wechat", "max_body_bytes"),
+    "BRANDBOT_WECHAT_KEEP_AGGREGATES": ("wechat", "keep_aggregates"),
 }
 
 
@@ -276,7 +294,7 @@ def load_settings(config: str | None = None, **overrides: Any) -> Settings:
         _yaml_state.update(data={}, path=None, positions={})
 
 
-_SECRET_KEYS = {"token", "webhook_secret", "app_secret", "aes_key"}
+_SECRET_KEYS = {"token", "webhook_secret", "app_secret", "aes_key", "previous_aes_key"}
 _FLAGS = {"host": "--host", "port": "--port", "db": "--db", "personas": "--persona"}
 
 

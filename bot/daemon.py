@@ -48,8 +48,8 @@ _ENABLE_HINTS = {
     "web": "set web.enabled: true (BRANDBOT_WEB__ENABLED=true)",
     "telegram": "set BRANDBOT_TELEGRAM_TOKEN (from @BotFather) in the environment "
     "(docs/channels/telegram.md)",
-    "wechat": "set BRANDBOT_WECHAT__APP_ID, BRANDBOT_WECHAT__APP_SECRET and "
-    "BRANDBOT_WECHAT__TOKEN (and BRANDBOT_WECHAT__AES_KEY for safe mode)",
+    "wechat": "set BRANDBOT_WECHAT_TOKEN and BRANDBOT_WECHAT_APPID (+ BRANDBOT_WECHAT_SECRET, "
+    "BRANDBOT_WECHAT_AES_KEY for safe mode; docs/channels/wechat.md)",
 }
 
 
@@ -257,6 +257,7 @@ class Daemon:
             self.channels["web"] = web
             routes.extend(web.routes())
         routes.extend(self._telegram_routes())
+        routes.extend(self._wechat_routes())
 
         async def internal_error(request: Request, exc: Exception) -> Response:
             log.error("internal error on %s %s", request.method, request.url.path,
@@ -290,6 +291,65 @@ class Daemon:
             raise StartupError([f"telegram: {exc}"]) from None
         self.channels["telegram"] = channel
         return channel.routes()
+
+    def _wechat_routes(self) -> list:
+        """Hold the WeChat channel when a token and AppID are set; its GET/POST routes."""
+        w = self.settings.wechat
+        personas = [p for p, st in self.personas.items() if "wechat" in st.channels]
+        if not (w.enabled and personas):
+            return []
+        from bot.channels.wechat import WeChatChannel, WeChatChannelSettings, WeChatConfigError
+
+        if len(personas) > 1:
+            log.warning("wechat: one account serves one persona; using %s", personas[0])
+        try:
+            # The settings already merged file and environment: don't read the environment again.
+            settings = WeChatChannelSettings.from_section(w, environ={})
+            channel = WeChatChannel(
+                self.run_turn,
+                personas[0],
+                settings,
+                store=self.store,
+                on_rejected=lambda status: self.metrics.errors.labels(f"http_{status}").inc(),
+            )
+        except WeChatConfigError as exc:
+            raise StartupError([f"wechat: {exc}"]) from None
+        self.channels["wechat"] = channel
+        return channel.routes()
+
+    # -- relationship housekeeping (issue 6) ------------------------------------------------
+
+    RELATIONS_TICK_SECONDS = 60.0
+
+    async def _relations_tick(self) -> None:
+        """Once a minute: hand abandoned handoffs back to the bot, send due calendar topics."""
+        while True:
+            await asyncio.sleep(self.RELATIONS_TICK_SECONDS)
+            try:
+                await self._relations_once()
+            except Exception:  # noqa: BLE001 - housekeeping must never stop the daemon
+                log.exception("relationship housekeeping failed; retrying in a minute")
+
+    async def _relations_once(self) -> None:
+        from bot.engine import utc_now
+        from bot.relations.broadcast import outlets_from_settings
+        from bot.relations.calendar import due_topics, send_due_topics
+        from bot.relations.desk import expire_handoffs
+
+        now = utc_now()
+        for item in await asyncio.to_thread(expire_handoffs, self.engine, now):
+            channel = self.channels.get(item.fan.channel)
+            if channel is None:
+                continue
+            if item.fan.channel == "web":
+                await channel.send(item.fan, item.replies, persona=item.persona)
+            else:
+                await channel.send(item.fan, item.replies)
+        for brand in list(self.engine.brands.values()):
+            if not due_topics(self.store, brand.persona, now):
+                continue
+            outlets, missing = outlets_from_settings(self.settings, self.store, brand.id)
+            await send_due_topics(self.store, brand.persona, outlets, now, missing=missing)
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -514,6 +574,7 @@ class Daemon:
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{port}/"
         watcher = asyncio.create_task(self._watch()) if self.settings.reload else None
+        ticker = asyncio.create_task(self._relations_tick())
         self.ready_after = time.monotonic() - self.started_at
         self._banner()
         try:
@@ -523,6 +584,9 @@ class Daemon:
             for channel in self.channels.values():
                 await channel.stop()
             self._watch_stop.set()
+            ticker.cancel()
+            with contextlib.suppress(BaseException):
+                await ticker
             if watcher is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(watcher, timeout=2)
@@ -571,6 +635,12 @@ class Daemon:
             if name == "web" and name in self.channels:
                 lines.append(f"  channel {name}: on, chat page {self.url}, API POST "
                              f"{self.url}api/chat")
+            elif name == "wechat" and name in self.channels:
+                wx = self.channels[name].settings
+                lines.append(
+                    f"  channel wechat: on, {self.url.rstrip('/')}{wx.path} ({wx.encryption} mode, "
+                    f"{'verified' if wx.verified else 'unverified'} account)"
+                )
             elif name == "telegram" and name in self.channels:
                 tg = self.channels[name]
                 lines.append(f"  channel telegram: on, @{tg.bot_username} by {tg.mode}")
