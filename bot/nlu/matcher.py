@@ -36,7 +36,7 @@ import numpy as np
 
 from bot.nlu import fitcache
 from bot.nlu import vectors as static_vectors
-from bot.nlu.normalize import normalize
+from bot.nlu.normalize import Phrase, normalize
 
 __all__ = ["DEFAULT_THRESHOLD", "IntentMatcher", "Match", "features"]
 
@@ -300,9 +300,9 @@ class IntentMatcher:
                     labels.append(self._index[name])
         self._fit(texts, labels)
         self._keywords = self._compile_keywords(keywords)
-        self._keywords_by_first: dict[str, list[tuple[str, int, re.Pattern[str] | None]]] = {}
+        self._keywords_by_first: dict[str, list[tuple[Phrase, int]]] = {}
         for entry in self._keywords:
-            self._keywords_by_first.setdefault(entry[0][0], []).append(entry)
+            self._keywords_by_first.setdefault(entry[0].text[0], []).append(entry)
 
     # -- building ---------------------------------------------------------------------------
 
@@ -438,23 +438,12 @@ class IntentMatcher:
         self._weights[:, classes] = weights
         self._bias[classes] = bias
 
-    def _compile_keywords(
-        self, keywords: Mapping[str, Sequence[str]]
-    ) -> list[tuple[str, int, re.Pattern[str] | None]]:
+    def _compile_keywords(self, keywords: Mapping[str, Sequence[str]]) -> list[tuple[Phrase, int]]:
         """Normalise keywords; English-edged ones need word boundaries ("art" ≠ "start")."""
-        compiled = []
-        for name, words in keywords.items():
-            for word in words:
-                norm = normalize(word)
-                if not norm:
-                    continue
-                pattern = None
-                if norm[0].isascii() or norm[-1].isascii():
-                    left = r"(?<![a-z0-9])" if norm[0].isascii() else ""
-                    right = r"(?![a-z0-9])" if norm[-1].isascii() else ""
-                    pattern = re.compile(left + re.escape(norm) + right)
-                compiled.append((norm, self._index[name], pattern))
-        return compiled
+        phrases = [
+            (Phrase(word), self._index[name]) for name, words in keywords.items() for word in words
+        ]
+        return [(phrase, index) for phrase, index in phrases if phrase.text]
 
     # -- matching ---------------------------------------------------------------------------
 
@@ -468,8 +457,8 @@ class IntentMatcher:
         hits: set[int] = set()
         by_first = self._keywords_by_first
         for ch in set(normalized) & by_first.keys():
-            for word, index, pattern in by_first[ch]:
-                if word in normalized and (pattern is None or pattern.search(normalized)):
+            for phrase, index in by_first[ch]:
+                if phrase.found_in(normalized):
                     hits.add(index)
         return hits
 

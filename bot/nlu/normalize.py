@@ -77,3 +77,29 @@ def detect_language(text: str) -> str | None:
     if han == 0 and latin == 0:
         return None
     return "zh" if han >= latin else "en"
+
+
+class Phrase:
+    """A keyword or taboo word, normalised once, that finds itself in normalised messages.
+
+    Words that start or end with a Latin letter or digit only match as whole words ("art" is not
+    in "start"); Chinese ones match anywhere, since Chinese is written without spaces.
+    """
+
+    __slots__ = ("text", "_pattern")
+
+    def __init__(self, word: str):
+        self.text = normalize(word)
+        text = self.text
+        self._pattern = None
+        if text and (text[0].isascii() or text[-1].isascii()):
+            left = r"(?<![a-z0-9])" if text[0].isascii() else ""
+            right = r"(?![a-z0-9])" if text[-1].isascii() else ""
+            self._pattern = re.compile(left + re.escape(text) + right)
+
+    def found_in(self, normalized: str) -> bool:
+        return (
+            bool(self.text)
+            and self.text in normalized
+            and (self._pattern is None or self._pattern.search(normalized) is not None)
+        )

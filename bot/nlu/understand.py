@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.nlu.matcher import IntentMatcher
-from bot.nlu.normalize import detect_language, normalize
+from bot.nlu.normalize import Phrase, detect_language, normalize
 from bot.persona.model import Persona
 
 __all__ = ["Understander", "Understanding", "confirmation"]
@@ -104,27 +104,20 @@ class Understander:
         self._taboo = self._compile_taboo(persona)
 
     @staticmethod
-    def _compile_taboo(persona: Persona) -> list[tuple[str, str, re.Pattern[str] | None]]:
+    def _compile_taboo(persona: Persona) -> list[tuple[Phrase, str]]:
         """Normalised taboo words; English-edged ones only match whole words."""
-        compiled = []
-        for subject, per_language in persona.taboo.subjects.items():
-            for words in per_language.values():
-                for word in words:
-                    norm = normalize(word)
-                    if not norm:
-                        continue
-                    pattern = None
-                    if norm[0].isascii() or norm[-1].isascii():
-                        left = r"(?<![a-z0-9])" if norm[0].isascii() else ""
-                        right = r"(?![a-z0-9])" if norm[-1].isascii() else ""
-                        pattern = re.compile(left + re.escape(norm) + right)
-                    compiled.append((norm, subject, pattern))
-        return compiled
+        phrases = [
+            (Phrase(word), subject)
+            for subject, per_language in persona.taboo.subjects.items()
+            for words in per_language.values()
+            for word in words
+        ]
+        return [(phrase, subject) for phrase, subject in phrases if phrase.text]
 
     def taboo(self, normalized: str) -> str | None:
         """The first taboo subject one of whose keywords occurs in a normalised message."""
-        for word, subject, pattern in self._taboo:
-            if word in normalized and (pattern is None or pattern.search(normalized)):
+        for phrase, subject in self._taboo:
+            if phrase.found_in(normalized):
                 return subject
         return None
 
