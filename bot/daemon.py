@@ -7,7 +7,8 @@ Lifecycle (one asyncio loop; Telegram and WeChat adapters join the same loop lat
     SIGHUP          reload every persona now
     SIGTERM/SIGINT  stop accepting, finish requests and turns in flight, close the database, exit 0
 
-HTTP: ``/`` and ``POST /api/chat`` (web channel, bot/channels/web.py), ``/healthz``, ``/metrics``.
+HTTP: ``/``, ``POST /api/chat`` and ``GET /api/chat/pending`` (web channel, bot/channels/web.py),
+``/healthz``, ``/metrics``.
 
 Reloads validate a persona and its dialog completely (``load_brand``) in a worker thread, then
 swap the brand in with ``Engine.set_brand``: turns in flight finish on the brand they started
@@ -249,6 +250,7 @@ class Daemon:
                 self.run_turn,
                 web_personas,
                 self.persona_info,
+                store=self.store,
                 max_body_bytes=self.settings.web.max_body_bytes,
                 max_text_chars=self.settings.web.max_text_chars,
                 cookie_secure=self.settings.web.cookie_secure,

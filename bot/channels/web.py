@@ -7,18 +7,25 @@ Without ``fan`` the fan id comes from the ``brandbot_fan`` cookie, else a new on
 set in that cookie. ``msg_id`` makes a retried request idempotent (the engine answers a repeated
 id from the log). Errors are JSON ``{"error": ...}`` with 400, 404 or 413.
 
+A page cannot be pushed to: what is sent to a web fan unasked (:meth:`WebChannel.send`, and
+``brandbot handoff reply`` from another process) waits in the log's ``outbox`` table
+(:mod:`bot.relations.outbox`) and comes before the replies of the fan's next message, or with
+``GET /api/chat/pending?fan=ID&persona=ID`` (the cookie when ``fan`` is absent), which the page
+polls every few seconds: ``{"fan": ID, "persona": ID, "replies": [...]}``, each message once.
+
 The page (``static/``) is plain HTML + vanilla JS: no build step. It is the same channel as the
 others: same engine, same log, channel name ``web``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import secrets
-from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -27,12 +34,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.messages import FanRef, Inbound, Reply
+from bot.relations import outbox
 
 CHANNEL = "web"
 COOKIE = "brandbot_fan"
 _FAN_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,64}$")
 _SHORT = 128  # msg_id, ref, name
-_OUTBOX_LIMIT = 20
 
 log = logging.getLogger("brandbot.web")
 
@@ -61,7 +68,10 @@ def _static(name: str) -> bytes:
 
 
 class WebChannel:
-    """Serves the chat page and ``POST /api/chat``; ``send`` queues for the fan's next visit."""
+    """Serves the chat page and ``POST /api/chat``; ``send`` queues in the log's outbox.
+
+    ``store`` is the relationship log (:class:`bot.relations.Store`) holding the outbox.
+    """
 
     name = CHANNEL
 
@@ -71,6 +81,7 @@ class WebChannel:
         personas: list[str],
         persona_info: Callable[[str], dict[str, Any]],
         *,
+        store: Any,
         max_body_bytes: int = 16_384,
         max_text_chars: int = 2_000,
         cookie_secure: bool = False,
@@ -85,9 +96,7 @@ class WebChannel:
         self.max_text_chars = max_text_chars
         self.cookie_secure = cookie_secure
         self.on_rejected = on_rejected or (lambda status: None)
-        self._outbox: dict[tuple[str, str], deque[Reply]] = defaultdict(
-            lambda: deque(maxlen=_OUTBOX_LIMIT)
-        )
+        self.store = store
         self._files = {
             "chat.html": (_static("chat.html"), "text/html; charset=utf-8"),
             "chat.js": (_static("chat.js"), "text/javascript; charset=utf-8"),
@@ -104,9 +113,24 @@ class WebChannel:
         # Requests in flight are finished by the web server's graceful shutdown.
         self.running = False
 
-    async def send(self, fan: FanRef, replies: list[Reply], persona: str | None = None) -> None:
-        """A web page cannot be pushed to: keep the messages for the fan's next reply."""
-        self._outbox[(persona or self.personas[0], fan.external_id)].extend(replies)
+    async def send(self, fan: FanRef, replies: list[Reply], persona: str | None = None) -> int:
+        """A web page cannot be pushed to: queue the messages in the outbox for its next request.
+
+        Returns how many were queued: 0 for a fan the log does not know (nothing to attach
+        them to; a web fan exists from their first message).
+        """
+        return await asyncio.to_thread(self._enqueue, fan, replies, persona or self.personas[0])
+
+    def _enqueue(self, fan: FanRef, replies: list[Reply], persona: str) -> int:
+        row = self.store.find_fan(persona, CHANNEL, fan.external_id)
+        if row is None:
+            log.warning("web: no fan %r for persona %s; %d message(s) not queued",
+                        fan.external_id, persona, len(replies))
+            return 0
+        return outbox.enqueue(self.store, row["id"], replies, datetime.now(UTC))
+
+    async def _take(self, persona: str, fan: str) -> list[Reply]:
+        return await asyncio.to_thread(outbox.take, self.store, persona, fan, datetime.now(UTC))
 
     # -- HTTP --------------------------------------------------------------------------------
 
@@ -116,6 +140,7 @@ class WebChannel:
             Route("/static/{name}", self.static, methods=["GET", "HEAD"]),
             Route("/api/persona", self.persona, methods=["GET"]),
             Route("/api/chat", self.chat, methods=["POST"]),
+            Route("/api/chat/pending", self.pending, methods=["GET"]),
         ]
 
     async def page(self, request: Request) -> Response:
@@ -146,18 +171,8 @@ class WebChannel:
             self.on_rejected(exc.status)
             return self._error(exc.status, exc.message)
         replies = await self.run_turn(inbound, persona)
-        pending = self._outbox.pop((persona, inbound.fan.external_id), None)
-        if pending:
-            replies = [*pending, *replies]
-        response = JSONResponse(
-            {
-                "fan": inbound.fan.external_id,
-                "persona": persona,
-                "replies": [
-                    {"text": r.text, "key": r.key, "language": r.language} for r in replies
-                ],
-            }
-        )
+        pending = await self._take(persona, inbound.fan.external_id)
+        response = JSONResponse(_body(inbound.fan.external_id, persona, [*pending, *replies]))
         if new_cookie:
             response.set_cookie(
                 COOKIE,
@@ -168,6 +183,26 @@ class WebChannel:
                 secure=self.cookie_secure,
             )
         return response
+
+    async def pending(self, request: Request) -> Response:
+        """``GET /api/chat/pending?fan=ID&persona=ID``: waiting messages, each handed out once."""
+        try:
+            persona = _opt_str(request.query_params, "persona") or self.personas[0]
+            if persona not in self.personas:
+                served = ", ".join(self.personas)
+                raise BadRequest(404, f"unknown persona; this chat serves: {served}")
+            fan = _opt_str(request.query_params, "fan")
+            if fan is None:
+                cookie = request.cookies.get(COOKIE)
+                fan = cookie if cookie and _FAN_ID.match(cookie) else None
+            elif not _FAN_ID.match(fan):
+                raise BadRequest(400, '"fan" must be 1-64 characters of A-Z a-z 0-9 . _ : @ -')
+        except BadRequest as exc:
+            self.on_rejected(exc.status)
+            return self._error(exc.status, exc.message)
+        if fan is None:  # no conversation yet: nothing can wait for this page
+            return JSONResponse(_body(None, persona, []))
+        return JSONResponse(_body(fan, persona, await self._take(persona, fan)))
 
     # -- parsing -----------------------------------------------------------------------------
 
@@ -232,7 +267,15 @@ class WebChannel:
         return JSONResponse({"error": message}, status_code=status)
 
 
-def _opt_str(data: dict[str, Any], key: str, *, repair: bool = False) -> str | None:
+def _body(fan: str | None, persona: str, replies: list[Reply]) -> dict[str, Any]:
+    return {
+        "fan": fan,
+        "persona": persona,
+        "replies": [{"text": r.text, "key": r.key, "language": r.language} for r in replies],
+    }
+
+
+def _opt_str(data: Any, key: str, *, repair: bool = False) -> str | None:
     """An optional short string field; ids must be valid text, a display name is repaired."""
     value = data.get(key)
     if value is None or value == "":

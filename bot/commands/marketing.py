@@ -412,12 +412,21 @@ def broadcast_show(broadcast_id, db) -> None:
 # -- the operator desk ---------------------------------------------------------------------------
 
 
-def _push(settings, store, persona_id: str, row, texts: list[str]) -> tuple[str, str | None]:
-    """Deliver ``texts`` to one fan through their channel, as the CLI can (Telegram, WeChat)."""
+def _push(settings, store, persona_id: str, row, replies) -> tuple[str, str | None]:
+    """Deliver ``texts`` to one fan through their channel, as the CLI can.
+
+    Telegram and WeChat by their APIs; web chat fans through the log's outbox, which the
+    daemon hands to the fan's page (its next message, or its poll a few seconds later).
+    """
     import asyncio
 
+    from bot.relations import outbox
     from bot.relations.broadcast import CANNOT_PUSH, Item, outlets_from_settings
 
+    if row["channel"] == outbox.CHANNEL:
+        outbox.enqueue(store, row["id"], replies, now())
+        return "queued", None
+    texts = [r.text for r in replies]
     outlets, missing = outlets_from_settings(settings, store, persona_id, rate=30.0)
     outlet = outlets.get(row["channel"])
     if outlet is None:
@@ -450,12 +459,13 @@ def handoff_reply(fan_ref, text, db, config) -> None:
     """Answer a fan in handoff as a human, through the fan's channel (FAN: id, platform id, name).
 
     The message is logged as an outbound message by the operator (reply_key `operator`) once
-    the platform accepted it. Telegram and WeChat fans can be reached; web chat fans cannot be
-    pushed to from the command line.
+    the platform accepted it. Telegram and WeChat fans get it at once; for a web chat fan it
+    waits in the outbox until their page fetches it (within seconds while it is open).
 
     Example: brandbot handoff reply 42 "您好，我是店长，已经为您安排退款。"
     """
-    from bot.relations.desk import log_operator_reply
+    from bot.messages import Reply
+    from bot.relations.desk import OPERATOR_KEY, log_operator_reply
 
     settings = _settings(config, db)
     store = open_store(settings.db)
@@ -464,13 +474,17 @@ def handoff_reply(fan_ref, text, db, config) -> None:
         if not row["handoff"]:
             fail(f"fan {fan_ref!r} is not in handoff (the bot answers them); see "
                  "`brandbot handoff list`")
-        status, why = _push(settings, store, row["persona"], row, [text])
-        if status != "sent":
+        status, why = _push(settings, store, row["persona"], row, [Reply(text, OPERATOR_KEY)])
+        if status not in ("sent", "queued"):
             fail(f"not delivered to fan {row['id']} on {row['channel']}: {why}")
         log_operator_reply(store, row, text, now())
     finally:
         store.close()
-    click.echo(f"sent to fan {row['id']} on {row['channel']}")
+    if status == "queued":
+        click.echo(f"queued for fan {row['id']} on web: their chat page shows it on its next "
+                   "request (it polls every few seconds while open)")
+    else:
+        click.echo(f"sent to fan {row['id']} on {row['channel']}")
 
 
 @click.option("--limit", "-n", default=50, show_default=True, help="How many messages.")
@@ -528,10 +542,10 @@ def handoff_expire(config, db, personas) -> None:
         expired = expire_handoffs(Engine(store, brands), now())
         for item in expired:
             row = store.conn.execute("SELECT * FROM fans WHERE id = ?", (item.fan_id,)).fetchone()
-            status, why = _push(settings, store, item.persona, dict(row),
-                                [r.text for r in item.replies])
+            status, why = _push(settings, store, item.persona, dict(row), item.replies)
+            told = {"sent": "told so", "queued": "told on their chat page's next request"}
             click.echo(f"fan {item.fan_id} ({item.fan.channel}) back with the bot; "
-                       + ("told so" if status == "sent" else f"not told: {why}"))
+                       + told.get(status, f"not told: {why}"))
     finally:
         store.close()
     click.echo(f"{len(expired)} abandoned handoff(s) returned to the bot")

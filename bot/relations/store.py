@@ -151,6 +151,32 @@ def m003_topic_calendar(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m004_web_outbox(db: sqlite_utils.Database) -> None:
+    """Messages waiting for a web chat fan's page to fetch them (operator replies, timeouts).
+
+    Durable so that another process (``brandbot handoff reply``) can queue for a web fan. A
+    forgotten fan's waiting messages go with them (the triggers: anonymised or deleted).
+    """
+    db.executescript(
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            fan_id INTEGER NOT NULL REFERENCES fans(id) ON DELETE CASCADE,
+            text TEXT NOT NULL,
+            reply_key TEXT,
+            language TEXT,
+            created_at TEXT NOT NULL,
+            delivered_at TEXT
+        );
+        CREATE INDEX outbox_pending ON outbox(fan_id, id) WHERE delivered_at IS NULL;
+        CREATE TRIGGER outbox_forget_anonymised AFTER UPDATE OF external_id ON fans
+            WHEN new.external_id LIKE 'forgotten-%'
+            BEGIN DELETE FROM outbox WHERE fan_id = new.id; END;
+        """
+    )
+
+
 def iso(moment: datetime) -> str:
     """UTC ISO-8601, the one timestamp format in the log."""
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -1,5 +1,7 @@
 // brandbot web chat: plain JS, no build step. Talks to POST /api/chat (see bot/channels/web.py).
 // The fan id lives in the brandbot_fan cookie, set by the server on the first reply.
+// While the page is visible it polls GET /api/chat/pending every few seconds, so what an
+// operator writes (or the bot says when a handoff times out) appears without the fan typing.
 "use strict";
 (function () {
   var LABELS = {
@@ -15,6 +17,8 @@
              ((navigator.language || "zh").toLowerCase().indexOf("zh") === 0 ? "zh" : "en");
   if (!LABELS[lang]) lang = "zh";
   var persona = null;
+  var POLL_MS = 4000;
+  var polling = false;
   var $ = function (id) { return document.getElementById(id); };
 
   function label(key) { return LABELS[lang][key]; }
@@ -74,6 +78,22 @@
     }).then(function () { $("send").disabled = false; $("text").focus(); });
   }
 
+  function poll() {
+    if (polling || document.hidden) return;
+    polling = true;
+    fetch("/api/chat/pending" + (personaId ? "?persona=" + encodeURIComponent(personaId) : ""), {
+      credentials: "same-origin",
+      cache: "no-store",
+    }).then(function (res) {
+      if (!res.ok) throw new Error("HTTP " + res.status);
+      return res.json();
+    }).then(function (data) {
+      (data.replies || []).forEach(function (r) { add("bot", r.text); });
+    }).catch(function () {
+      // the next poll tries again; messages wait on the server until one succeeds
+    }).then(function () { polling = false; });
+  }
+
   $("form").addEventListener("submit", function (ev) {
     ev.preventDefault();
     var text = $("text").value.trim();
@@ -95,4 +115,6 @@
     .then(function (data) { persona = data; render(); })
     .catch(function () {});
   $("text").focus();
+  setInterval(poll, POLL_MS);
+  document.addEventListener("visibilitychange", poll);
 })();

@@ -1,0 +1,68 @@
+"""The web chat's outbox: messages waiting for a web fan's page to fetch them.
+
+A web page cannot be pushed to, so what the bot or an operator sends a web fan unasked
+(operator replies, the in-voice message when a handoff times out) waits in the ``outbox`` table
+until the fan's page asks: with the reply to the fan's next message (``POST /api/chat``) or by
+polling (``GET /api/chat/pending``). The table lives in the relationship log, so any process
+can queue (``brandbot handoff reply`` for a web fan) and the daemon serves it.
+
+Each waiting message is handed out exactly once: :func:`take` reads and marks it delivered in
+one transaction. "Delivered" means "given to the fan's page", the most a web chat can know.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.messages import Reply
+from bot.relations.store import Store, iso
+
+CHANNEL = "web"
+
+
+def enqueue(store: Store, fan_id: int, replies: list[Reply], now: datetime) -> int:
+    """Queue ``replies`` for fan ``fan_id``'s page; returns how many were queued."""
+    rows = [(fan_id, r.text, r.key, r.language, iso(now)) for r in replies if r.text]
+    if rows:
+        with store.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO outbox (fan_id, text, reply_key, language, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+    return len(rows)
+
+
+_PENDING = (
+    "SELECT o.id, o.text, o.reply_key, o.language FROM outbox o JOIN fans f ON f.id = o.fan_id "
+    "WHERE f.persona = ? AND f.channel = ? AND f.external_id = ? AND o.delivered_at IS NULL "
+    "ORDER BY o.id"
+)
+
+
+def take(store: Store, persona: str, external_id: str, now: datetime) -> list[Reply]:
+    """The web fan's waiting messages, oldest first, marked delivered in the same transaction."""
+    key = (persona, CHANNEL, external_id)
+    with store.lock:
+        # Most requests find nothing: a plain read, no write lock.
+        if store.conn.execute(_PENDING + " LIMIT 1", key).fetchone() is None:
+            return []
+        with store.transaction() as conn:
+            rows = conn.execute(_PENDING, key).fetchall()
+            conn.executemany(
+                "UPDATE outbox SET delivered_at = ? WHERE id = ?",
+                [(iso(now), r["id"]) for r in rows],
+            )
+    return [Reply(r["text"], r["reply_key"], r["language"]) for r in rows]
+
+
+def pending(store: Store, fan_id: int) -> list[dict[str, Any]]:
+    """What still waits for a fan (for operators and tests)."""
+    with store.lock:
+        rows = store.conn.execute(
+            "SELECT id, text, reply_key, language, created_at FROM outbox "
+            "WHERE fan_id = ? AND delivered_at IS NULL ORDER BY id",
+            (fan_id,),
+        ).fetchall()
+    return [dict(r) for r in rows]

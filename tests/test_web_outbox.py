@@ -1,0 +1,190 @@
+"""The web chat's durable outbox: operator replies and timeout messages reach web fans.
+
+`brandbot handoff reply` runs in another process than the daemon; both meet in the log's
+``outbox`` table. The daemon app is real (TestClient), the CLI is real (CliRunner), the log is a
+real SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from click.testing import CliRunner
+from starlette.testclient import TestClient
+
+from bot.cli import main
+from bot.config import load_settings
+from bot.daemon import Daemon
+from bot.messages import FanRef, Reply
+from bot.relations import outbox
+from bot.relations.privacy import forget_fan
+from tests.conftest import TINY
+
+
+@pytest.fixture
+def daemon(tmp_path, monkeypatch):
+    for key in list(__import__("os").environ):
+        if key.startswith("BRANDBOT_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(None, personas=[str(TINY)], db=str(tmp_path / "web.db"))
+    d = Daemon(settings)
+    d.open()
+    yield d
+    d.close()
+    if d.executor:
+        d.executor.shutdown()
+
+
+@pytest.fixture
+def client(daemon):
+    with TestClient(daemon._build_app()) as c:
+        yield c
+
+
+def texts(response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [r["text"] for r in response.json()["replies"]]
+
+
+def operator_lines(store, external_id: str) -> list[dict]:
+    rows = store.conn.execute(
+        "SELECT m.* FROM messages m JOIN fans f ON f.id = m.fan_id WHERE f.external_id = ? "
+        "AND m.direction = 'out' AND m.reply_key = 'operator' ORDER BY m.id", (external_id,))
+    return [dict(r) for r in rows]
+
+
+def reply(daemon, fan: str, text: str):
+    return CliRunner().invoke(main, ["handoff", "reply", fan, text, "--db", daemon.settings.db])
+
+
+def test_a_cli_reply_reaches_a_web_fan_by_polling_exactly_once(client, daemon):
+    client.post("/api/chat", json={"text": "你好", "fan": "ann"})
+    client.post("/api/chat", json={"text": "我要投诉", "fan": "ann"})
+    assert daemon.store.find_fan("tiny", "web", "ann")["handoff"] == 1
+    assert texts(client.get("/api/chat/pending?fan=ann")) == []
+
+    out = reply(daemon, "ann", "您好，我是店长，已经为您安排退款。")
+    assert out.exit_code == 0, out.output
+    assert "queued for fan" in out.output
+
+    # The page polls: the operator's message comes once, then never again.
+    assert texts(client.get("/api/chat/pending?fan=ann")) == ["您好，我是店长，已经为您安排退款。"]
+    assert texts(client.get("/api/chat/pending?fan=ann")) == []
+    assert all(r["text"] != "您好，我是店长，已经为您安排退款。"
+               for r in client.post("/api/chat", json={"text": "好的", "fan": "ann"})
+               .json()["replies"])
+
+    logged = operator_lines(daemon.store, "ann")
+    assert [(m["text"], m["channel"], m["direction"]) for m in logged] == [
+        ("您好，我是店长，已经为您安排退款。", "web", "out")]
+    kinds = [r[0] for r in daemon.store.conn.execute(
+        "SELECT kind FROM events e JOIN fans f ON f.id = e.fan_id WHERE f.external_id = 'ann'")]
+    assert "operator_reply" in kinds
+
+
+def test_a_cli_reply_comes_before_the_answer_to_the_fans_next_message(client, daemon):
+    client.post("/api/chat", json={"text": "我要投诉", "fan": "bo"})
+    assert reply(daemon, "bo", "在的").exit_code == 0
+    assert reply(daemon, "bo", "请稍等").exit_code == 0
+    got = texts(client.post("/api/chat", json={"text": "还在吗", "fan": "bo"}))
+    assert got[:2] == ["在的", "请稍等"] and len(got) > 2  # then the bot's acknowledgement
+    assert texts(client.get("/api/chat/pending?fan=bo")) == []
+    fan = daemon.store.find_fan("tiny", "web", "bo")
+    assert outbox.pending(daemon.store, fan["id"]) == []
+    delivered = daemon.store.conn.execute(
+        "SELECT count(*) FROM outbox WHERE fan_id = ? AND delivered_at IS NOT NULL",
+        (fan["id"],)).fetchone()[0]
+    assert delivered == 2
+
+
+def test_the_page_polls_with_its_cookie(client, daemon):
+    first = client.post("/api/chat", json={"text": "我要投诉"})
+    fan = first.json()["fan"]
+    assert reply(daemon, fan, "hello from a human").exit_code == 0
+    assert texts(client.get("/api/chat/pending")) == ["hello from a human"]
+
+
+def test_polling_without_a_conversation_or_with_bad_input(client):
+    fresh = TestClient(client.app)
+    body = fresh.get("/api/chat/pending").json()
+    assert body == {"fan": None, "persona": "tiny", "replies": []}
+    assert "set-cookie" not in fresh.get("/api/chat/pending").headers
+    assert client.get("/api/chat/pending?fan=nobody").json()["replies"] == []
+    assert client.get("/api/chat/pending?fan=bad%20id").status_code == 400
+    assert client.get("/api/chat/pending?persona=other").status_code == 404
+
+
+def test_send_is_durable_across_a_daemon_restart(tmp_path, monkeypatch):
+    for key in list(__import__("os").environ):
+        if key.startswith("BRANDBOT_"):
+            monkeypatch.delenv(key)
+    settings = load_settings(None, personas=[str(TINY)], db=str(tmp_path / "d.db"))
+    first = Daemon(settings)
+    first.open()
+    with TestClient(first._build_app()) as c:
+        c.post("/api/chat", json={"text": "你好", "fan": "cy"})
+    queued = asyncio.run(first.channels["web"].send(FanRef("web", "cy"),
+                                                    [Reply("新品上市啦", "news", "zh")]))
+    assert queued == 1
+    # A fan the log does not know has nothing to attach messages to.
+    assert asyncio.run(first.channels["web"].send(FanRef("web", "ghost"), [Reply("x")])) == 0
+    first.close()
+
+    second = Daemon(settings)
+    second.open()
+    try:
+        with TestClient(second._build_app()) as c:
+            got = c.get("/api/chat/pending?fan=cy").json()["replies"]
+            assert got == [{"text": "新品上市啦", "key": "news", "language": "zh"}]
+    finally:
+        second.close()
+
+
+def test_a_timed_out_handoff_tells_the_web_fan(client, daemon):
+    from bot.engine import utc_now
+
+    client.post("/api/chat", json={"text": "我要投诉", "fan": "dee"})
+    fan = daemon.store.find_fan("tiny", "web", "dee")
+    old = (utc_now() - timedelta(hours=5)).isoformat().replace("+00:00", "Z")
+    with daemon.store.transaction() as conn:  # the handoff started 5 h ago (timeout: 4 h)
+        conn.execute("UPDATE events SET created_at = ? WHERE fan_id = ?", (old, fan["id"]))
+        conn.execute("UPDATE fans SET last_seen = ? WHERE id = ?", (old, fan["id"]))
+    asyncio.run(daemon._relations_once())
+    assert texts(client.get("/api/chat/pending?fan=dee")) == ["我回来啦，有问题随时问"]
+    assert daemon.store.find_fan("tiny", "web", "dee")["handoff"] == 0
+
+
+def test_the_cli_expire_command_queues_for_web_fans(tmp_path, tiny_brand, clock):
+    from bot.engine import Engine
+    from bot.messages import Inbound
+    from bot.relations import Store
+
+    db = tmp_path / "e.db"
+    store = Store(db)
+    engine = Engine(store, tiny_brand, clock=lambda: clock.now - timedelta(days=1), seed=1)
+    engine.handle(Inbound(FanRef("web", "eve"), text="我要投诉"))
+    store.close()
+    out = CliRunner().invoke(main, ["handoff", "expire", "--db", str(db), "-p", str(TINY)])
+    assert out.exit_code == 0, out.output
+    assert "told on their chat page's next request" in out.output
+    store = Store(db)
+    try:
+        fan = store.find_fan("tiny", "web", "eve")
+        assert [(p["text"], p["reply_key"]) for p in outbox.pending(store, fan["id"])] == [
+            ("我回来啦，有问题随时问", "handoff_end")]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("keep_aggregates", [True, False])
+def test_forgetting_a_fan_empties_their_outbox(tiny_engine, fresh_db, keep_aggregates):
+    from bot.messages import Inbound
+
+    tiny_engine.handle(Inbound(FanRef("web", "fay"), text="我要投诉"))
+    fan = fresh_db.find_fan("tiny", "web", "fay")
+    outbox.enqueue(fresh_db, fan["id"], [Reply("private words", "operator")], tiny_engine.clock())
+    forget_fan(fresh_db, fan["id"], keep_aggregates=keep_aggregates)
+    assert fresh_db.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
