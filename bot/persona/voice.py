@@ -44,6 +44,21 @@ class Voice:
 
     def __init__(self, persona: Persona):
         self.persona = persona
+        # The fields every template of a language can use, resolved once (a persona is frozen).
+        self._fields: dict[str, dict[str, str]] = {}
+
+    def _fields_for(self, language: str) -> dict[str, str]:
+        fields = self._fields.get(language)
+        if fields is None:
+            p = self.persona
+            fields = {key: p.text(value, language) for key, value in p.facts.items()}
+            fields.update(
+                me=p.text(p.identity.self_reference or p.identity.name, language),
+                brand=p.text(p.brand, language),
+                sign_off=p.text(p.voice.sign_off, language),
+            )
+            self._fields[language] = fields
+        return fields
 
     def language_for(self, key: str, language: str) -> str:
         variants = self.persona.replies.get(key, {})
@@ -79,16 +94,10 @@ class Voice:
         self, template: str, language: str, *, fan_name: str | None, rng: random.Random
     ) -> str:
         p = self.persona
-        fields: dict[str, Any] = _Fields(
-            {key: p.text(value, language) for key, value in p.facts.items()}
-        )
-        identity = p.identity
+        fields: dict[str, Any] = _Fields(self._fields_for(language))
         catchphrases = p.voice.catchphrases.get(language) or []
         fields.update(
-            fan=fan_name or p.text(identity.fan_address, language),
-            me=p.text(identity.self_reference or identity.name, language),
-            brand=p.text(p.brand, language),
-            sign_off=p.text(p.voice.sign_off, language),
+            fan=fan_name or p.text(p.identity.fan_address, language),
             catchphrase=rng.choice(catchphrases) if catchphrases else "",
         )
         try:
