@@ -82,6 +82,9 @@ class TelegramSettings(_Section):
     webhook_secret: SecretStr | None = Field(
         None, description="X-Telegram-Bot-Api-Secret-Token; required with webhook_url."
     )
+    operator_group_id: int | None = Field(
+        None, description="Forum supergroup where operators answer handoffs (one topic per fan)."
+    )
 
     @property
     def enabled(self) -> bool:
@@ -205,6 +208,7 @@ _ENV_ALIASES = {
     "BRANDBOT_TELEGRAM_API_URL": ("telegram", "api_url"),
     "BRANDBOT_TELEGRAM_WEBHOOK_URL": ("telegram", "webhook_url"),
     "BRANDBOT_TELEGRAM_WEBHOOK_SECRET": ("telegram", "webhook_secret"),
+    "BRANDBOT_TELEGRAM_OPERATOR_GROUP": ("telegram", "operator_group_id"),
     "BRANDBOT_WECHAT_TOKEN": ("wechat", "token"),
     "BRANDBOT_WECHAT_APPID": ("wechat", "app_id"),
     "BRANDBOT_WECHAT_SECRET": ("wechat", "app_secret"),

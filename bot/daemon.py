@@ -151,6 +151,7 @@ class Daemon:
         self.stopping = False
         self.personas: dict[str, PersonaState] = {}
         self.channels: dict[str, Any] = {}
+        self.desk = None  # the Telegram operator group (telegram.operator_group_id)
         self.server = None
         self.store = None
         self.engine = None
@@ -288,10 +289,16 @@ class Daemon:
                 webhook_url=t.webhook_url,
                 webhook_secret=t.webhook_secret.get_secret_value() if t.webhook_secret else None,
                 run_turn=self.run_turn,
+                operator_group_id=t.operator_group_id,
             )
         except TelegramConfigError as exc:
             raise StartupError([f"telegram: {exc}"]) from None
         self.channels["telegram"] = channel
+        if t.operator_group_id is not None:
+            from bot.channels.telegram_desk import TelegramDesk
+
+            self.desk = TelegramDesk(self.engine, t.operator_group_id, self.deliver)
+            channel.desk = self.desk.on_operator
         return channel.routes()
 
     def _wechat_routes(self) -> list:
@@ -340,18 +347,27 @@ class Daemon:
 
         now = utc_now()
         for item in await asyncio.to_thread(expire_handoffs, self.engine, now):
-            channel = self.channels.get(item.fan.channel)
-            if channel is None:
-                continue
-            if item.fan.channel == "web":
-                await channel.send(item.fan, item.replies, persona=item.persona)
-            else:
-                await channel.send(item.fan, item.replies)
+            await self.deliver(item.fan, item.persona, item.replies)
+        if self.desk is not None:
+            await self.desk.reconcile()
         for brand in list(self.engine.brands.values()):
             if not due_topics(self.store, brand.persona, now):
                 continue
             outlets, missing = outlets_from_settings(self.settings, self.store, brand.id)
             await send_due_topics(self.store, brand.persona, outlets, now, missing=missing)
+
+    async def deliver(self, fan, persona: str, replies) -> str | None:
+        """Send messages a fan did not just ask for through their channel; None, or why not."""
+        channel = self.channels.get(fan.channel)
+        if channel is None:
+            return f"the {fan.channel} channel is not running in this daemon"
+        if fan.channel == "web":
+            queued = await channel.send(fan, replies, persona=persona)
+            return None if queued else "unknown web chat fan"
+        result = await channel.send(fan, replies)
+        if result is not None and getattr(result, "skipped", 0):  # WeChat's SendResult
+            return result.reason or "not sent"
+        return None
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -367,6 +383,8 @@ class Daemon:
                 self.executor, self.engine.handle_turn, inbound, persona
             )
         self.metrics.observe_turn(inbound.fan.channel, persona, time.perf_counter() - start, turn)
+        if self.desk is not None:
+            self.desk.after_turn(inbound, persona, turn)
         return turn.replies
 
     def persona_info(self, persona: str) -> dict[str, Any]:
@@ -572,6 +590,8 @@ class Daemon:
                         await started.stop()
                 self.close()
                 return EXIT_CONFIG
+        if self.desk is not None:
+            await self.desk.start(self.channels["telegram"].app.bot)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{port}/"
@@ -583,6 +603,8 @@ class Daemon:
             await serving
         finally:
             # uvicorn has stopped accepting and finished the requests in flight.
+            if self.desk is not None:
+                await self.desk.stop()
             for channel in self.channels.values():
                 await channel.stop()
             self._watch_stop.set()
@@ -645,7 +667,9 @@ class Daemon:
                 )
             elif name == "telegram" and name in self.channels:
                 tg = self.channels[name]
-                lines.append(f"  channel telegram: on, @{tg.bot_username} by {tg.mode}")
+                desk = (f", operator group {tg.operator_group_id}"
+                        if tg.operator_group_id is not None else "")
+                lines.append(f"  channel telegram: on, @{tg.bot_username} by {tg.mode}{desk}")
             elif s.channel_enabled(name):
                 lines.append(f"  channel {name}: configured, but this version has no {name} "
                              "adapter yet; not started")

@@ -40,6 +40,11 @@ messages (joins, pins), other update types   the brand's own broadcast; the rest
                                              my_chat_member are requested.
 ==========================================  ======================================================
 
+**The operator group** (``operator_group_id``, optional): a forum supergroup where operators
+answer handed-off fans, one topic per fan (:mod:`bot.channels.telegram_desk`). Every update from
+that chat goes to the desk, never to the engine: the group is never a fan. A message in a topic
+becomes an :class:`OperatorMessage`; anything else there is ignored.
+
 In groups the bot answers only a message that mentions it (``@botname``, a text mention, or a
 ``/command@botname``) or replies to one of its messages; the group is one fan (its chat id), and
 the reply quotes the message that addressed the bot.
@@ -128,9 +133,26 @@ class Incoming:
     language_code: str | None = None
 
 
-def read_update(update: Update, *, bot_id: int, bot_username: str) -> Incoming | str:
-    """Turn an update into an :class:`Incoming`, or say (a short reason) why it is ignored."""
+@dataclass(frozen=True, slots=True)
+class OperatorMessage:
+    """What an operator wrote in a forum topic of the operator group."""
+
+    thread_id: int
+    text: str | None  # None: not text (a photo...)
+    author: str  # "@username" or the name, for the log
+    message_id: int
+    command: str | None = None  # "done" for /done
+
+
+def read_update(update: Update, *, bot_id: int, bot_username: str,
+                operator_group: int | None = None) -> Incoming | OperatorMessage | str:
+    """Turn an update into an :class:`Incoming` (a fan's turn), an :class:`OperatorMessage`
+    (``operator_group`` set), or say (a short reason) why it is ignored."""
     uid = str(update.update_id)
+    if operator_group is not None:
+        chat = update.effective_chat
+        if chat is not None and chat.id == operator_group:
+            return _read_operator(update)
     if update.my_chat_member is not None:
         change = update.my_chat_member
         new, old = change.new_chat_member.status, change.old_chat_member.status
@@ -164,6 +186,25 @@ def read_update(update: Update, *, bot_id: int, bot_username: str) -> Incoming |
                 return kind
         return "update type not handled"
     return _read_message(update.message, uid, bot_id, bot_username)
+
+
+def _read_operator(update: Update) -> OperatorMessage | str:
+    message = update.message
+    if message is None:
+        return "operator group: not a new message"
+    if message.from_user is None or message.from_user.is_bot:
+        return "operator group: message from a bot"
+    if not message.is_topic_message or message.message_thread_id is None:
+        return "operator group: message outside a topic"
+    user = message.from_user
+    author = f"@{user.username}" if user.username else user.full_name
+    command = None
+    if message.text:
+        word = message.text.split(maxsplit=1)[0]
+        if word.startswith("/"):
+            command = word[1:].partition("@")[0].lower() or None
+    return OperatorMessage(message.message_thread_id, message.text, author,
+                           message.message_id, command)
 
 
 def _read_message(message: Message, uid: str, bot_id: int, bot_username: str) -> Incoming | str:
@@ -380,6 +421,7 @@ class TelegramChannel:
         send_backoff: float = 0.5,
         send_concurrency: int = 8,
         stop_timeout: float = 5.0,
+        operator_group_id: int | None = None,
     ):
         if not token or ":" not in token:
             raise TelegramConfigError(
@@ -422,6 +464,9 @@ class TelegramChannel:
         self.running = False
         self.bot_id = 0
         self.bot_username = ""
+        self.operator_group_id = operator_group_id
+        # Receives OperatorMessages from the operator group (a TelegramDesk's on_operator).
+        self.desk: Callable[[OperatorMessage], Awaitable[None]] | None = None
 
     def __repr__(self) -> str:  # never the token
         mode = "webhook" if self.webhook_url else "polling"
@@ -597,7 +642,13 @@ class TelegramChannel:
             self._seen.popitem(last=False)
         if update.callback_query is not None:
             self._background(self._answer_callback(update.callback_query.id))
-        incoming = read_update(update, bot_id=self.bot_id, bot_username=self.bot_username)
+        incoming = read_update(update, bot_id=self.bot_id, bot_username=self.bot_username,
+                               operator_group=self.operator_group_id)
+        if isinstance(incoming, OperatorMessage):
+            self.stats["operator_messages"] += 1
+            if self.desk is not None:
+                await self.desk(incoming)
+            return
         if isinstance(incoming, str):
             self.stats["ignored"] += 1
             log.debug("telegram: update %s ignored: %s", update.update_id, incoming)

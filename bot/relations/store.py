@@ -177,6 +177,25 @@ def m004_web_outbox(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m005_desk_topics(db: sqlite_utils.Database) -> None:
+    """The Telegram operator group: one forum topic per handoff (bot/channels/telegram_desk.py)."""
+    db.executescript(
+        """
+        CREATE TABLE desk_topics (
+            id INTEGER PRIMARY KEY,
+            fan_id INTEGER NOT NULL REFERENCES fans(id) ON DELETE CASCADE,
+            chat_id INTEGER NOT NULL,
+            thread_id INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            closed_at TEXT
+        );
+        CREATE UNIQUE INDEX desk_topics_open ON desk_topics(fan_id) WHERE closed_at IS NULL;
+        CREATE INDEX desk_topics_thread ON desk_topics(chat_id, thread_id);
+        """
+    )
+
+
 def iso(moment: datetime) -> str:
     """UTC ISO-8601, the one timestamp format in the log."""
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -11,8 +11,12 @@ What it implements (the subset brandbot uses, with Telegram's semantics as docum
 * ``getUpdates``: ``offset`` confirms everything below it, ``limit``, long polling ``timeout``,
   ``allowed_updates`` (sticky when omitted; the empty list means "all but chat_member and
   reactions"), 409 Conflict while a webhook is set;
-* ``sendMessage`` (400 for empty or over-4096-character text, 403 for chats that blocked the bot)
+* ``sendMessage`` (400 for empty or over-4096-character text, 403 for chats that blocked the bot;
+  ``message_thread_id`` posts in a forum topic: 400 for a topic that does not exist or is closed)
   and ``answerCallbackQuery``;
+* forum topics: ``createForumTopic`` (400 unless the chat is a supergroup, i.e. a negative id),
+  ``closeForumTopic``; ``topics`` maps ``(chat_id, thread_id)`` to ``{"name", "closed"}``;
+  ``topic_message(group, thread, text)`` pushes what an operator writes in a topic;
 * injectable failures: ``fail("sendMessage", status=429, retry_after=1, chat_id=…, times=…)``;
 * a record of every call (method, parameters, monotonic time) in ``calls``.
 
@@ -108,6 +112,7 @@ class FakeTelegram:
         self.webhook: dict[str, Any] | None = None
         self.allowed_updates: list[str] | None = None
         self.port = 0
+        self.topics: dict[tuple[int, int], dict[str, Any]] = {}
         self._state = _State()
         self._ids = itertools.count(1000)
         self._message_ids = itertools.count(1)
@@ -240,6 +245,21 @@ class FakeTelegram:
                 msg["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
         msg.update(fields)
         return msg
+
+    def topic_message(self, group_id: int, thread_id: int, text: str | None, *,
+                      user_id: int = 777, first_name: str = "Operator",
+                      **fields: Any) -> dict[str, Any]:
+        """Push a message an operator wrote in forum topic ``thread_id`` of ``group_id``."""
+        msg = self.message(group_id, text, user_id=user_id, first_name=first_name,
+                           chat_type="supergroup", title="Operators", is_topic_message=True,
+                           message_thread_id=thread_id, **fields)
+        msg["chat"]["is_forum"] = True
+        return self.push({"message": msg})
+
+    def in_topic(self, chat_id: int, thread_id: int) -> list[str]:
+        """Texts the bot posted in one forum topic."""
+        return [c.params["text"] for c in self.sent(chat_id)
+                if str(c.params.get("message_thread_id", "")) == str(thread_id)]
 
     def member_update(self, chat_id: int, old: str, new: str) -> dict[str, Any]:
         """A ``my_chat_member`` update: the bot's status in the chat changed (kicked = blocked)."""
@@ -436,8 +456,39 @@ class FakeTelegram:
             chat["title"] = "A group"
         else:
             chat["first_name"] = "Fan"
-        return self._ok({"message_id": next(self._message_ids), "date": int(time.time()),
-                         "chat": chat, "from": self._me(), "text": text})
+        result = {"message_id": next(self._message_ids), "date": int(time.time()),
+                  "chat": chat, "from": self._me(), "text": text}
+        thread = params.get("message_thread_id")
+        if thread is not None:
+            topic = self.topics.get((chat_id, int(thread)))
+            if topic is None:
+                return self._error(call, 400, "Bad Request: message thread not found")
+            if topic["closed"]:
+                return self._error(call, 400, "Bad Request: TOPIC_CLOSED")
+            chat["is_forum"] = True
+            result.update(message_thread_id=int(thread), is_topic_message=True)
+        return self._ok(result)
+
+    async def _m_createForumTopic(self, call: Call, params: dict[str, Any]) -> JSONResponse:
+        chat_id = int(params["chat_id"])
+        name = str(params.get("name", ""))
+        if chat_id > 0:
+            return self._error(call, 400, "Bad Request: the chat is not a forum")
+        if not 1 <= len(name) <= 128:
+            return self._error(call, 400, "Bad Request: TOPIC_TITLE_EMPTY" if not name
+                               else "Bad Request: topic name is too long")
+        thread_id = next(self._message_ids)  # a topic's id is the id of its first message
+        self.topics[(chat_id, thread_id)] = {"name": name, "closed": False}
+        return self._ok({"message_thread_id": thread_id, "name": name, "icon_color": 7322096})
+
+    async def _m_closeForumTopic(self, call: Call, params: dict[str, Any]) -> JSONResponse:
+        topic = self.topics.get((int(params["chat_id"]), int(params["message_thread_id"])))
+        if topic is None:
+            return self._error(call, 400, "Bad Request: message thread not found")
+        if topic["closed"]:
+            return self._error(call, 400, "Bad Request: TOPIC_NOT_MODIFIED")
+        topic["closed"] = True
+        return self._ok(True)
 
     async def _m_answerCallbackQuery(self, call: Call, params: dict[str, Any]) -> JSONResponse:
         return self._ok(True)
