@@ -170,7 +170,8 @@ def test_no_configuration_serves_the_demo_persona_and_says_what_it_started(serve
     assert f"database {workdir / 'brandbot.db'}" in out
     assert "channel web: on" in out
     assert "channel telegram: off; to enable, set BRANDBOT_TELEGRAM_TOKEN" in out
-    assert "channel wechat: off; to enable, set BRANDBOT_WECHAT_TOKEN and BRANDBOT_WECHAT_APPID" in out
+    assert ("channel wechat: off; to enable, set BRANDBOT_WECHAT_TOKEN and BRANDBOT_WECHAT_APPID"
+            in out)
     answer = daemon.chat("你们几点开门")
     assert answer["persona"] == "laowang-kitchen" and answer["replies"]
     status, page, headers = daemon.request("GET", "/")
