@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
+from bot.redact import SecretFilter
 
 log = logging.getLogger("brandbot.daemon")
 reload_log = logging.getLogger("brandbot.reload")
@@ -71,7 +72,7 @@ class _MaskingFormatter(logging.Formatter):
     def __init__(self, fmt: str, secrets: list[str]):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
         self.json = fmt == "json"
-        self.secrets = sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)
+        self.mask = SecretFilter(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
         if self.json:
@@ -85,12 +86,12 @@ class _MaskingFormatter(logging.Formatter):
             }
             if record.exc_info:
                 entry["exc"] = self.formatException(record.exc_info)
+            elif record.exc_text:  # already cleaned by a channel's SecretFilter
+                entry["exc"] = record.exc_text
             text = json.dumps(entry, ensure_ascii=False)
         else:
             text = super().format(record)
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+        return self.mask.redact(text)
 
 
 def configure_logging(settings: Settings, stream=None) -> None:

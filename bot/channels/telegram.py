@@ -70,7 +70,7 @@ import json
 import logging
 import re
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,6 +86,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.channels.telegram_sender import Sender
 from bot.messages import FanRef, Inbound, Reply
+from bot.redact import SecretFilter
 from bot.relations.store import iso
 
 DEFAULT_NONE = BaseRequest.DEFAULT_NONE  # PTB's "not given" marker for timeouts
@@ -349,32 +350,6 @@ class _TolerantBot(ExtBot):
 # -- secrets in logs --------------------------------------------------------------------------
 
 
-class _Redact(logging.Filter):
-    """Replaces secrets in a record's message and traceback by ``***`` (docs/channels.md §2.9)."""
-
-    def __init__(self, secrets: Iterable[str]):
-        super().__init__()
-        self.secrets = [s for s in secrets if s]
-
-    def _clean(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken format string is not ours to fix
-            return True
-        if any(s in message for s in self.secrets):
-            record.msg, record.args = self._clean(message), None
-        if record.exc_info and not record.exc_text:
-            text = logging.Formatter().formatException(record.exc_info)
-            if any(s in text for s in self.secrets):
-                record.exc_text = self._clean(text)
-        return True
-
-
 _REDACTED_LOGGERS = ("httpx", "httpcore", "telegram", "brandbot.telegram")
 
 
@@ -456,7 +431,7 @@ class TelegramChannel:
                                  overall_rate=overall_rate, max_attempts=send_attempts,
                                  backoff=send_backoff, max_in_flight=send_concurrency)
         self._seen: OrderedDict[int, None] = OrderedDict()
-        self._redact = _Redact([token, webhook_secret or ""])
+        self._redact = SecretFilter([token, webhook_secret])
         self._redacted: list[logging.Logger] = []
         self._tasks: set[asyncio.Task] = set()
         self.app: Application | None = None
@@ -732,12 +707,9 @@ class TelegramChannel:
     # -- log redaction -------------------------------------------------------------------------
 
     def _install_redaction(self) -> None:
-        for logger in _loggers():
-            if self._redact not in logger.filters:
-                logger.addFilter(self._redact)
-                self._redacted.append(logger)
+        # A logger's filters see only its own records, not its children's: attach to each.
+        self._redacted = self._redact.install(logger.name for logger in _loggers())
 
     def _remove_redaction(self) -> None:
-        for logger in self._redacted:
-            logger.removeFilter(self._redact)
-        self._redacted.clear()
+        self._redact.uninstall(self._redacted)
+        self._redacted = []

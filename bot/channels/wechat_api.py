@@ -34,6 +34,8 @@ import requests
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
+from bot.redact import SecretFilter
+
 DEFAULT_API_URL = "https://api.weixin.qq.com/cgi-bin/"
 QR_IMAGE_URL = "https://mp.weixin.qq.com/cgi-bin/showqrcode"
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
@@ -59,50 +61,14 @@ _REDACTED_LOGGERS = (
 )
 
 
-class _Redactor(logging.Filter):
-    """Rewrites a record's message with query-string secrets and known values as ``***``."""
-
-    def __init__(self) -> None:
-        super().__init__("brandbot-wechat-redactor")
-        self.values: set[str] = set()
-
-    def add(self, *values: str | None) -> None:
-        self.values.update(v for v in values if v and len(v) >= 4)
-
-    def redact(self, text: str) -> str:
-        text = _QUERY_SECRET.sub(r"\1***", text)
-        for value in sorted(self.values, key=len, reverse=True):
-            text = text.replace(value, "***")
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken log call must not hide the record
-            return True
-        clean = self.redact(message)
-        if clean != message or record.args:
-            record.msg, record.args = clean, None
-        if record.exc_info and record.exc_info[1] is not None:
-            # Tracebacks of client errors can carry the request URL: keep the text only.
-            record.exc_text = self.redact(
-                logging.Formatter().formatException(record.exc_info)
-            )
-            record.exc_info = None
-        return True
-
-
-_redactor = _Redactor()
+_redactor = SecretFilter(patterns=[_QUERY_SECRET])
 
 
 def redact_logs(*secrets: str | None) -> None:
     """Mask these values (and any ``access_token=``/``secret=`` query value) in the logs of
     urllib3, requests, wechatpy and this channel. Idempotent."""
     _redactor.add(*secrets)
-    for name in _REDACTED_LOGGERS:
-        logger = logging.getLogger(name)
-        if _redactor not in logger.filters:
-            logger.addFilter(_redactor)
+    _redactor.install(_REDACTED_LOGGERS)
 
 
 # -- errors ---------------------------------------------------------------------------------------
