@@ -78,3 +78,29 @@ def fake_telegram():
     proc.wait(timeout=10)
 
 
+@pytest.fixture
+def daemon(tmp_path, monkeypatch):
+    """A Daemon opened in process on the tiny persona (no server): drive its app directly."""
+    from bot.config import load_settings
+    from bot.daemon import Daemon
+
+    for key in list(os.environ):
+        if key.startswith("BRANDBOT_") and key != "BRANDBOT_CACHE_DIR":
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(None, personas=[str(TINY)], db=str(tmp_path / "web.db"))
+    d = Daemon(settings)
+    d.open()
+    yield d
+    d.close()
+    if d.executor:
+        d.executor.shutdown()
+
+
+@pytest.fixture
+def client(daemon):
+    """Starlette's test client on the daemon's app (web chat, health, metrics)."""
+    from starlette.testclient import TestClient
+
+    with TestClient(daemon._build_app()) as c:
+        yield c

@@ -23,27 +23,6 @@ from bot.relations.privacy import forget_fan
 from tests.conftest import TINY
 
 
-@pytest.fixture
-def daemon(tmp_path, monkeypatch):
-    for key in list(__import__("os").environ):
-        if key.startswith("BRANDBOT_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    settings = load_settings(None, personas=[str(TINY)], db=str(tmp_path / "web.db"))
-    d = Daemon(settings)
-    d.open()
-    yield d
-    d.close()
-    if d.executor:
-        d.executor.shutdown()
-
-
-@pytest.fixture
-def client(daemon):
-    with TestClient(daemon._build_app()) as c:
-        yield c
-
-
 def texts(response) -> list[str]:
     assert response.status_code == 200, response.text
     return [r["text"] for r in response.json()["replies"]]

@@ -15,31 +15,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from bot.channels.web import COOKIE
-from bot.config import load_settings
-from bot.daemon import Daemon, _MaskingFormatter
+from bot.daemon import _MaskingFormatter
 from bot.messages import FanRef, Reply
-from tests.conftest import TINY
-
-
-@pytest.fixture
-def daemon(tmp_path, monkeypatch):
-    for key in list(__import__("os").environ):
-        if key.startswith("BRANDBOT_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    settings = load_settings(None, personas=[str(TINY)], db=str(tmp_path / "web.db"))
-    d = Daemon(settings)
-    d.open()
-    yield d
-    d.close()
-    if d.executor:
-        d.executor.shutdown()
-
-
-@pytest.fixture
-def client(daemon):
-    with TestClient(daemon._build_app()) as c:
-        yield c
 
 
 def inbound_rows(daemon, fan: str) -> list[dict]:

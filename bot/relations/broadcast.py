@@ -95,6 +95,14 @@ class Plan:
     def skipped(self) -> int:
         return sum(self.reasons.values())
 
+    def count(self, channel: str, why: str | None) -> None:
+        """One fan of the audience: a recipient on ``channel``, or skipped because ``why``."""
+        if why is None:
+            self.recipients += 1
+            self.by_channel[channel] += 1
+        else:
+            self.reasons[why] += 1
+
     @property
     def total(self) -> int:
         return self.recipients + self.skipped
@@ -168,12 +176,7 @@ def plan(store: Store, persona: str, audience: str | Audience | None, now: datet
     aud = audience if isinstance(audience, Audience) else parse(audience)
     result = Plan(persona, aud)
     for row in _rows(store, persona, aud, now):
-        why = reason_for(row, able, now)
-        if why is None:
-            result.recipients += 1
-            result.by_channel[row[1]] += 1
-        else:
-            result.reasons[why] += 1
+        result.count(row[1], reason_for(row, able, now))
     return result
 
 
@@ -204,11 +207,7 @@ def create(store: Store, persona: Persona, text: str, audience: str | None, now:
         batch: list[tuple] = []
         for row in _rows(store, persona.id, aud, now):
             why = reason_for(row, able, now)
-            if why is None:
-                result.recipients += 1
-                result.by_channel[row[1]] += 1
-            else:
-                result.reasons[why] += 1
+            result.count(row[1], why)
             batch.append((broadcast_id, row[0], "skipped" if why else "queued", why, row[1]))
             if len(batch) >= 10_000:
                 _insert(conn, batch)
