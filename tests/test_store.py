@@ -46,3 +46,14 @@ def test_blocking_unsubscribes_and_is_logged_once(tiny_engine, fresh_db):
     kinds = [r[0] for r in fresh_db.conn.execute("SELECT kind FROM events ORDER BY id")]
     assert kinds.count("block") == 1 and kinds[-1] == "unsubscribe"
     assert not fresh_db.mark_blocked("tiny", "test", "nobody", True, "x", now)
+
+
+def test_reads_beside_the_writer_see_committed_rows_only(fresh_db):
+    fresh_db.conn.execute("INSERT INTO fans (channel, external_id, persona, first_seen, last_seen)"
+                          " VALUES ('web', 'a', 'p', 'now', 'now')")
+    with fresh_db.transaction() as conn:
+        conn.execute("INSERT INTO fans (channel, external_id, persona, first_seen, last_seen)"
+                     " VALUES ('web', 'b', 'p', 'now', 'now')")
+        # the read connection does not wait for this transaction and does not see it yet
+        assert [r["external_id"] for r in fresh_db.read("SELECT external_id FROM fans")] == ["a"]
+    assert len(fresh_db.read("SELECT external_id FROM fans")) == 2

@@ -130,6 +130,10 @@ class WebChannel:
         return outbox.enqueue(self.store, row["id"], replies, datetime.now(UTC))
 
     async def _take(self, persona: str, fan: str) -> list[Reply]:
+        # Nearly every request finds nothing waiting: check on the loop, hop to a thread only
+        # to take (and mark delivered) what is there.
+        if not outbox.has_pending(self.store, persona, fan):
+            return []
         return await asyncio.to_thread(outbox.take, self.store, persona, fan, datetime.now(UTC))
 
     # -- HTTP --------------------------------------------------------------------------------

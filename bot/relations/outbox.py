@@ -41,6 +41,11 @@ _PENDING = (
 )
 
 
+def has_pending(store: Store, persona: str, external_id: str) -> bool:
+    """Whether the web fan has waiting messages (a read beside the writer: fast, lock-free)."""
+    return bool(store.read(_PENDING + " LIMIT 1", (persona, CHANNEL, external_id)))
+
+
 def take(store: Store, persona: str, external_id: str, now: datetime) -> list[Reply]:
     """The web fan's waiting messages, oldest first, marked delivered in the same transaction."""
     key = (persona, CHANNEL, external_id)

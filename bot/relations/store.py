@@ -219,8 +219,32 @@ class Store:
         self.db = sqlite_utils.Database(self.conn)
         self.lock = threading.RLock()
         migrations.apply(self.db)
+        self._reader: sqlite3.Connection | None = None
+        self._reader_lock = threading.Lock()
+
+    def read(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        """A quick read on a second, read-only connection: never waits for a turn in progress.
+
+        WAL lets readers run beside the writer; the web chat uses this on the event loop to see
+        whether a fan has waiting messages without a thread hop or the write lock.
+        """
+        if self.path == ":memory:":
+            with self.lock:
+                return self.conn.execute(sql, params).fetchall()
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = sqlite3.connect(
+                    self.path, check_same_thread=False, isolation_level=None, timeout=30
+                )
+                self._reader.row_factory = sqlite3.Row
+                self._reader.execute("PRAGMA query_only=1")
+            return self._reader.execute(sql, params).fetchall()
 
     def close(self) -> None:
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         with self.lock:
             self.conn.close()
 
