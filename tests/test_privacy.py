@@ -4,10 +4,12 @@ written by real engine turns."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
-from bot.messages import FanRef, Inbound
+from bot.messages import FanRef, Inbound, Reply
+from bot.relations import outbox
 from bot.relations.privacy import UnknownFan, export_fan, forget_fan
 
 
@@ -50,6 +52,10 @@ def test_export_holds_everything_about_the_fan(two_fans):
     assert data["referred_by"][0]["code"] == "spring26"
     assert len(data["referred"]) == 1  # Bob
     assert data["deliveries"][0]["text"] == "spring menu"
+    assert data["outbox"] == []
+    outbox.enqueue(store, alice["id"], [Reply("an operator note", "operator", "zh")],
+                   datetime(2026, 1, 5, 10, tzinfo=UTC))
+    assert export_fan(store, alice["id"])["outbox"][0]["text"] == "an operator note"
     with pytest.raises(UnknownFan):
         export_fan(store, 999)
 

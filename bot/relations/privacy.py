@@ -87,6 +87,10 @@ def export_fan(store: Store, fan_id: int) -> dict[str, Any]:
                 "JOIN broadcasts b ON b.id = d.broadcast_id WHERE d.fan_id = ? ORDER BY d.id",
                 fan_id,
             ),
+            "outbox": rows(
+                "SELECT text, reply_key, language, created_at, delivered_at FROM outbox "
+                "WHERE fan_id = ? ORDER BY id", fan_id,
+            ),
         }
 
 
