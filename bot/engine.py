@@ -206,7 +206,7 @@ class Engine:
             elif understanding is not None:
                 ctx.misses = 0
             if not brand.dialog.fire(trigger, model):
-                self._otherwise(brand, ctx, model.state, trigger)
+                self._otherwise(brand, ctx, model.state, trigger, inbound.event == "click")
 
             replies = self._render(brand, ctx, fan)
             self._apply(conn, brand, inbound, fan, ctx, model.state, now, understanding)
@@ -263,7 +263,9 @@ class Engine:
         return understanding.intent or "not_understood"
 
     @staticmethod
-    def _otherwise(brand: Brand, ctx: TurnContext, state: str, trigger: str) -> None:
+    def _otherwise(
+        brand: Brand, ctx: TurnContext, state: str, trigger: str, clicked: bool = False
+    ) -> None:
         """No transition handled the trigger: the state's ``otherwise``, else a sensible default."""
         actions = brand.dialog.otherwise(state)
         if actions is not None:
@@ -274,8 +276,10 @@ class Engine:
             ctx.reply_keys.append("fallback")
         elif trigger == "taboo":
             ctx.reply_keys.append(brand.persona.taboo.deflection)
-        elif trigger in brand.persona.replies:  # a menu click naming a reply key
+        elif clicked and trigger in brand.persona.replies:  # a menu click naming a reply key
             ctx.reply_keys.append(trigger)
+        # Any other event nobody handles gets no reply: e.g. a second `handoff_end` (a timeout
+        # racing `/done`) must not tell the fan twice that the bot is back.
 
     def _render(self, brand: Brand, ctx: TurnContext, fan: dict[str, Any]) -> list[Reply]:
         memory = json.loads(fan["voice_memory"])

@@ -279,3 +279,10 @@ def test_handle_turn_reports_what_the_turn_decided(tiny_engine):
     assert tiny_engine.handle_turn(Inbound(FAN, text="量子纠缠")).outcome.fallback
     complaint = tiny_engine.handle_turn(Inbound(FAN, text="我要投诉"))
     assert complaint.outcome.handoff and complaint.outcome.intent == "complaint"
+
+
+def test_a_second_handoff_end_says_nothing(tiny_engine, fresh_db):
+    say(tiny_engine, "我要投诉")
+    first = tiny_engine.handle(Inbound(FAN, kind="event", event="handoff_end"))
+    assert [r.key for r in first] == ["handoff_end"]
+    assert tiny_engine.handle(Inbound(FAN, kind="event", event="handoff_end")) == []

@@ -388,7 +388,7 @@ def test_read_push_maps_scenes_clicks_and_unfollows():
 
     sub = read_push(fields(MsgType="event", Event="subscribe", EventKey="qrscene_camp42"))
     assert sub.inbound.event == "follow" and sub.inbound.payload["ref"] == "camp42"
-    assert sub.inbound.platform_msg_id == f"{OPENID}:1700000000:subscribe"
+    assert sub.inbound.platform_msg_id == f"{OPENID}:1700000000:subscribe:qrscene_camp42"
     scan = read_push(fields(MsgType="event", Event="SCAN", EventKey="camp43"))
     assert scan.inbound.event == "follow" and scan.inbound.payload["ref"] == "camp43"
     assert scan.window == "event"
@@ -396,6 +396,8 @@ def test_read_push_maps_scenes_clicks_and_unfollows():
     assert gone.inbound.event == "unfollow" and not gone.answer and gone.window is None
     click = read_push(fields(MsgType="event", Event="CLICK", EventKey="MENU_HOURS"))
     assert click.inbound.event == "click" and click.inbound.payload == {"key": "MENU_HOURS"}
+    other = read_push(fields(MsgType="event", Event="CLICK", EventKey="MENU_LOCATION"))
+    assert other.inbound.platform_msg_id != click.inbound.platform_msg_id  # same second
     assert isinstance(read_push(fields(MsgType="event", Event="VIEW")), str)
     text = read_push(fields(MsgType="text", Content="hi", MsgId="9"))
     assert text.inbound.platform_msg_id == "9" and text.window == "message"

@@ -34,6 +34,7 @@ def test_tencents_published_signature_example():
 
 @pytest.mark.parametrize("sig, timestamp, now", [
     ("f464b24fc39322e44b38aa78f5edd27bd1441697", "1714036504", 1714036504),  # forged
+    ("é464b24fc39322e44b38aa78f5edd27bd1441697", "1714036504", 1714036504),  # non-ASCII
     (None, "1714036504", 1714036504),  # missing
     ("f464b24fc39322e44b38aa78f5edd27bd1441696", "1714036504", 1714036504 + 301),  # stale
     ("f464b24fc39322e44b38aa78f5edd27bd1441696", "1714036504", 1714036504 - 301),  # future

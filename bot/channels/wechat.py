@@ -288,7 +288,8 @@ def read_push(fields: Mapping[str, Any]) -> Incoming | str:
         event = str(fields.get("Event") or "").lower()
         key = fields.get("EventKey")
         key = key if isinstance(key, str) else ""
-        uid = f"{openid}:{created}:{fields.get('Event') or ''}"
+        # EventKey too: two menu clicks in the same second are two different questions.
+        uid = f"{openid}:{created}:{fields.get('Event') or ''}:{key}"
 
         def turn(name: str, payload: dict[str, Any] | None = None, *,
                  window: Literal["message", "event"] | None = "event",

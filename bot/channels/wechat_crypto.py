@@ -62,7 +62,10 @@ def check_signature(
     """Raise :class:`PushRejected` (403) unless ``sig`` signs a fresh timestamp and nonce."""
     if not sig or not timestamp or nonce is None:
         raise PushRejected(403, "missing signature, timestamp or nonce")
-    if not hmac.compare_digest(signature(token, timestamp, nonce), sig.lower()):
+    # Bytes, not str: compare_digest refuses non-ASCII strings (a forged é must be a 403).
+    if not hmac.compare_digest(
+        signature(token, timestamp, nonce).encode(), sig.lower().encode("utf-8", "replace")
+    ):
         raise PushRejected(403, "signature does not match the token")
     if max_skew > 0:
         try:
@@ -118,7 +121,8 @@ class PushCrypto:
         if not encrypt:
             raise PushRejected(400, "encrypted push without an Encrypt element")
         if not msg_signature or not hmac.compare_digest(
-            signature(self.token, timestamp, nonce, encrypt), msg_signature.lower()
+            signature(self.token, timestamp, nonce, encrypt).encode(),
+            msg_signature.lower().encode("utf-8", "replace"),
         ):
             raise PushRejected(403, "msg_signature does not match")
         try:

@@ -107,6 +107,8 @@ def expire_handoffs(engine: Any, now: datetime) -> list[Expired]:
             replies = engine.handle(
                 Inbound(ref, kind="event", event="handoff_end", received_at=now), persona_id
             )
+            if not replies:  # someone else (an operator, another expirer) ended it meanwhile
+                continue
             with engine.store.transaction() as conn:
                 conn.execute(
                     "INSERT INTO events (fan_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
