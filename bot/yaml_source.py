@@ -74,7 +74,7 @@ def load_yaml(path: str | Path, text: str | None = None) -> tuple[Any, Positions
         )
     positions: Positions = {}
     problems: list[Problem] = []
-    data = _build(node, (), positions, problems, path)
+    data = _build(node, (), positions, problems, path, set())
     if problems:
         raise ConfigError(problems)
     return data, positions
@@ -90,9 +90,23 @@ def load_model(path: str | Path, model: type[M], text: str | None = None) -> tup
 
 
 def _build(
-    node: yaml.Node, where: FieldPath, positions: Positions, problems: list[Problem], path: str
+    node: yaml.Node,
+    where: FieldPath,
+    positions: Positions,
+    problems: list[Problem],
+    path: str,
+    seen: set[int],
 ) -> Any:
     positions[where] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        # An alias (*name) of a list or mapping is the same node again. Refuse it: nested
+        # aliases expand exponentially ("billion laughs") and would hang a reload.
+        if id(node) in seen:
+            problems.append(Problem(path, node.start_mark.line + 1, node.start_mark.column + 1,
+                                    _dotted(where), "YAML aliases (*name) of lists or mappings "
+                                    "are not supported; write the value out"))
+            return None
+        seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -113,7 +127,7 @@ def _build(
                     )
                 )
                 continue
-            result[key] = _build(value_node, where + (key,), positions, problems, path)
+            result[key] = _build(value_node, where + (key,), positions, problems, path, seen)
             # Point errors about a key (unknown field, wrong type) at the key itself.
             positions[where + (key,)] = (
                 key_node.start_mark.line + 1,
@@ -122,7 +136,7 @@ def _build(
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _build(item, where + (i,), positions, problems, path)
+            _build(item, where + (i,), positions, problems, path, seen)
             for i, item in enumerate(node.value)
         ]
     return _scalar(node)

@@ -33,3 +33,13 @@ def test_syntax_error_has_line_and_column():
 def test_empty_file_is_an_error():
     with pytest.raises(ConfigError, match="empty"):
         load_yaml("f.yaml", text="\n# nothing\n")
+
+
+def test_aliases_of_collections_are_refused_so_a_tiny_file_cannot_explode():
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n"
+        for i in range(8)
+    )
+    with pytest.raises(ConfigError) as err:
+        load_yaml("bomb.yaml", text=bomb)
+    assert "aliases" in str(err.value) and "bomb.yaml:2:" in str(err.value)
