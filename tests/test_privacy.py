@@ -64,8 +64,11 @@ def test_forget_keeping_aggregates_anonymises_and_keeps_counts(two_fans):
     store, alice, bob = two_fans
     before = rows(store, "SELECT direction, intent, created_at FROM messages WHERE fan_id = ? "
                          "ORDER BY id", alice["id"])
+    store.conn.execute("INSERT INTO desk_topics (fan_id, chat_id, thread_id, created_at) "
+                       "VALUES (?, -1001, 55, '2026-01-05T10:00:00Z')", (alice["id"],))
     changed = forget_fan(store, alice["id"])
     assert changed["fans"] == 1 and changed["messages"] == len(before)
+    assert rows(store, "SELECT * FROM desk_topics WHERE fan_id = ?", alice["id"]) == []
     fan = rows(store, "SELECT * FROM fans WHERE id = ?", alice["id"])[0]
     assert fan["external_id"] == f"forgotten-{alice['id']}"
     assert fan["display_name"] is None and fan["referral_code"] is None

@@ -120,6 +120,10 @@ def _anonymise(conn, fan_id: int) -> dict[str, int]:
         if kept != payload:
             conn.execute("UPDATE events SET payload = ? WHERE id = ?", (dumps(kept), row["id"]))
     changed["events"] = len(events)
+    # The operator-group topic mapping links the fan to a thread titled with their name.
+    changed["desk_topics"] = conn.execute(
+        "DELETE FROM desk_topics WHERE fan_id = ?", (fan_id,)
+    ).rowcount
     changed["fans"] = conn.execute(
         "UPDATE fans SET external_id = 'forgotten-' || id, display_name = NULL, language = NULL, "
         "tags = '[]', voice_memory = '{}', dialog_state = NULL, referral_code = NULL, "
