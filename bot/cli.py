@@ -347,10 +347,12 @@ def handoff_list(db: str) -> None:
 @click.argument("fan")
 @click.option("--db", default=DEFAULT_DB, show_default=True)
 @click.option("--persona", "-p", help="Persona id or path (default: the fan's persona id).")
-def handoff_end(fan: str, db: str, persona: str | None) -> None:
+@click.option("--config", help="Settings file with the channels' credentials (brandbot.yaml).")
+def handoff_end(fan: str, db: str, persona: str | None, config: str | None) -> None:
     """Give a conversation back to the bot (FAN: id, external id or name).
 
-    Prints the in-voice message the fan gets.
+    Prints the in-voice message and delivers it through the fan's channel (Telegram and WeChat
+    by their APIs with the daemon's settings; web chat through the page's outbox).
 
     Example: brandbot handoff end local-fan
     """
@@ -380,6 +382,14 @@ def handoff_end(fan: str, db: str, persona: str | None) -> None:
         )
         for reply in replies:
             click.echo(reply.text)
+        if replies and row["channel"] != "console":
+            # Tell the fan too, through their channel (web chat: the outbox their page polls).
+            from bot.commands.marketing import _push, _settings
+
+            status, why = _push(_settings(config, db), store, brand.id, row, replies)
+            click.echo(f"{status}" + (f": {why}" if why else ""), err=True)
+            if status == "failed":
+                sys.exit(1)
     finally:
         store.close()
 

@@ -167,3 +167,18 @@ def test_forgetting_a_fan_empties_their_outbox(tiny_engine, fresh_db, keep_aggre
     outbox.enqueue(fresh_db, fan["id"], [Reply("private words", "operator")], tiny_engine.clock())
     forget_fan(fresh_db, fan["id"], keep_aggregates=keep_aggregates)
     assert fresh_db.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+
+
+def test_handoff_end_from_the_cli_reaches_a_web_fan(client, daemon, tmp_path):
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    client.post("/api/chat", json={"text": "我要投诉", "fan": "wen"})
+    db = daemon.settings.db
+    daemon.store.conn.execute("PRAGMA wal_checkpoint")
+    result = CliRunner().invoke(main, ["handoff", "end", "wen", "--db", db,
+                                       "--persona", str(TINY)])
+    assert result.exit_code == 0, result.output
+    pending = client.get("/api/chat/pending", params={"fan": "wen"}).json()["replies"]
+    assert [r["text"] for r in pending] == ["我回来啦，有问题随时问"]
