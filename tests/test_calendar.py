@@ -84,3 +84,28 @@ def test_calendar_commands(fresh_db, tmp_path, monkeypatch):
                                     "--db", fresh_db.path])
     assert out.exit_code == 0, out.output
     assert "nothing due" in out.output
+
+
+def test_an_interrupted_topic_send_is_finished_on_the_next_tick(fresh_db, persona):
+    from bot.relations.broadcast import channel_reasons, create, deliver
+
+    add_fans(fresh_db, 6, start=1, language="zh")
+
+    async def run():
+        async with FakeTelegram() as fake:
+            outlets = {"telegram": TelegramOutlet(fresh_db, PERSONA, TOKEN, fake.base_url,
+                                                  overall_rate=None)}
+            # The daemon recorded the topic and was stopped after two deliveries.
+            broadcast_id, _ = create(fresh_db, persona, "中秋快乐", MOON.audience, NOW,
+                                     channel_reasons(outlets, None),
+                                     texts={"zh": "中秋快乐"}, topic=MOON.id)
+            await deliver(fresh_db, broadcast_id, persona, outlets, clock=lambda: NOW,
+                          stop_after=2)
+            resumed = await send_due_topics(fresh_db, persona, outlets, NOW + timedelta(minutes=1))
+            return fake, broadcast_id, resumed
+
+    fake, broadcast_id, resumed = asyncio.run(run())
+    assert resumed == [broadcast_id]
+    assert len(fake.sent()) == 6  # every fan once, nobody twice
+    status = fresh_db.conn.execute("SELECT status FROM broadcasts").fetchone()[0]
+    assert status == "done"

@@ -39,11 +39,26 @@ def due_topics(store: Store, persona: Persona, now: datetime) -> list[Topic]:
             if t.id not in done and t.at() <= now < t.at() + GRACE]
 
 
+def interrupted_topics(store: Store, persona: str, now: datetime) -> list[int]:
+    """Topic broadcasts of ``persona`` still marked sending, recorded within the grace period."""
+    since = (now - GRACE).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return [r[0] for r in store.read(
+        "SELECT id FROM broadcasts WHERE persona = ? AND topic IS NOT NULL AND status = 'sending' "
+        "AND created_at >= ? ORDER BY id", (persona, since))]
+
+
 async def send_due_topics(store: Store, persona: Persona, outlets: dict[str, Outlet],
                           now: datetime, *, missing: dict[str, str] | None = None,
                           clock: Any = None) -> list[int]:
-    """Record and deliver every due topic; returns the broadcast ids (also resumed ones)."""
+    """Record and deliver every due topic; returns the broadcast ids (also resumed ones).
+
+    A topic send interrupted by a stop or a crash is resumed first (within the grace period):
+    its queued deliveries go out, the ones in flight at the crash are never resent.
+    """
     ids = []
+    for broadcast_id in interrupted_topics(store, persona.id, now):
+        await deliver(store, broadcast_id, persona, outlets, clock=clock or (lambda: now))
+        ids.append(broadcast_id)
     for topic in due_topics(store, persona, now):
         texts = ({persona.default_language: topic.text} if isinstance(topic.text, str)
                  else dict(topic.text))
