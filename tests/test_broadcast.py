@@ -335,3 +335,43 @@ def test_wechat_fans_get_customer_service_messages_within_the_window(fresh_db, d
     error = fresh_db.conn.execute(
         "SELECT error FROM deliveries WHERE status = 'failed'").fetchone()[0]
     assert "45047" in error
+
+
+def test_a_timed_out_newsletter_is_never_sent_twice(fresh_db):
+    """Telegram may have delivered a message whose response timed out: record it as unknown."""
+    from telegram.error import TimedOut
+
+    from bot.channels.telegram_sender import Sender
+    from bot.relations import broadcast as B
+
+    add_fans(fresh_db, 1, start=555, language="zh")
+    persona = load_brand(PERSONA).persona
+
+    class AcceptsThenTimesOut:
+        def __init__(self):
+            self.got = []
+
+        async def send_message(self, chat_id, text, **kwargs):
+            self.got.append(chat_id)  # accepted by Telegram, but the response is lost
+            if len(self.got) == 1:
+                raise TimedOut()
+            return object()
+
+        async def shutdown(self):
+            pass
+
+    async def run():
+        bot = AcceptsThenTimesOut()
+        outlet = B.TelegramOutlet(fresh_db, PERSONA, "1:x", overall_rate=None, backoff=0.01)
+        outlet.bot, outlet.recorder = bot, B._Recorder(bot)
+        outlet.sender = Sender(outlet.recorder, overall_rate=None, per_chat_rate=None,
+                               backoff=0.01, retry_timeouts=False)
+        broadcast_id, _ = B.create(fresh_db, persona, "新菜上线", "all", NOW,
+                                   B.channel_reasons({"telegram": outlet}))
+        final = await B.deliver(fresh_db, broadcast_id, persona, {"telegram": outlet},
+                                clock=lambda: NOW)
+        return bot, final
+
+    bot, final = asyncio.run(run())
+    assert len(bot.got) == 1
+    assert final["unknown"] == 1 and final["sent"] == 0

@@ -43,6 +43,7 @@ from telegram.error import (
     NetworkError,
     RetryAfter,
     TelegramError,
+    TimedOut,
 )
 from telegram.warnings import PTBDeprecationWarning
 
@@ -215,7 +216,11 @@ class Sender:
         backoff: float = 0.5,
         max_in_flight: int = 8,
         on_forbidden: OnForbidden | None = None,
+        retry_timeouts: bool = True,
     ):
+        # A timed-out sendMessage may still have been delivered. Replies retry (a lost answer is
+        # worse than a rare double); newsletters must not (they promise one copy per fan).
+        self.retry_timeouts = retry_timeouts
         self.bot = bot
         self.per_chat_rate, self.per_chat_burst = per_chat_rate, per_chat_burst
         self.overall = _Bucket(overall_rate, overall_rate) if overall_rate else None
@@ -380,6 +385,11 @@ class Sender:
                             exc.message)
                 return chat_id
             except NetworkError as exc:  # includes TimedOut
+                if isinstance(exc, TimedOut) and not self.retry_timeouts:
+                    self.stats["timed_out"] += 1
+                    log.warning("telegram: sending to chat %s timed out; not retried (it may "
+                                "have arrived)", chat_id)
+                    return chat_id
                 failures += 1
                 if failures >= self.max_attempts:
                     self.stats["failed"] += 1

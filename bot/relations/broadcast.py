@@ -416,7 +416,7 @@ class TelegramOutlet:
         self.recorder = _Recorder(self.bot)
         self.sender = Sender(self.recorder, overall_rate=self.overall_rate, per_chat_rate=None,
                              backoff=self.backoff, max_in_flight=32,
-                             on_forbidden=self._forbidden)
+                             on_forbidden=self._forbidden, retry_timeouts=False)
 
     async def _forbidden(self, chat_id: int, description: str) -> None:
         self.forbidden.add(chat_id)
@@ -448,6 +448,9 @@ class TelegramOutlet:
                 out[delivery_id] = ("sent", None)
             elif chat in self.forbidden or chat in self.sender.blocked:
                 out[delivery_id] = ("failed", "blocked the bot (403); fan marked blocked")
+            elif self.recorder.errors.get(chat, "").startswith("TimedOut"):
+                out[delivery_id] = ("unknown", "timed out: it may have arrived, so it is not "
+                                    "sent again")
             else:
                 out[delivery_id] = ("failed", self.recorder.errors.get(chat, "not sent"))
         return out
