@@ -263,7 +263,8 @@ def test_blocking_marks_the_fan_and_unblocking_restores_them(tiny_engine):
             fake.member_update(5, "member", "kicked")
             await fake.wait_for(lambda: fan(store, 5)["blocked"] == 1, what="blocked")
             after_block = len(fake.calls)
-            await channel.send(FanRef("telegram", "5"), [Reply("news!")])
+            skipped = await channel.send(FanRef("telegram", "5"), [Reply("news!")])
+            assert skipped is not None and "blocked" in skipped.reason  # the desk shows why
             blocked_state = dict(fan(store, 5))
             fake.member_update(5, "kicked", "member")
             await fake.wait_for(lambda: fan(store, 5)["blocked"] == 0, what="unblocked")

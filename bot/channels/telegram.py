@@ -116,6 +116,14 @@ log = logging.getLogger("brandbot.telegram")
 RunTurn = Callable[[Inbound, str], Awaitable[list[Reply]]]
 
 
+@dataclass(frozen=True, slots=True)
+class SendSkipped:
+    """Proactive messages that were not sent, and why (the operator desk shows it)."""
+
+    skipped: int
+    reason: str
+
+
 class TelegramConfigError(ValueError):
     """The channel's settings cannot work; the message says what to change."""
 
@@ -536,8 +544,11 @@ class TelegramChannel:
             self._remove_redaction()
             log.info("telegram: @%s stopped", self.bot_username)
 
-    async def send(self, fan: FanRef, replies: list[Reply]) -> None:
-        """Queue proactive messages (newsletters, operator replies) for a fan not blocked."""
+    async def send(self, fan: FanRef, replies: list[Reply]) -> SendSkipped | None:
+        """Queue proactive messages (newsletters, operator replies) for a fan not blocked.
+
+        Returns None when queued, or a :class:`SendSkipped` saying why nothing was sent.
+        """
         if fan.channel != CHANNEL:
             raise ValueError(f"{fan} is not a telegram fan")
         if self.sender is None:
@@ -548,8 +559,11 @@ class TelegramChannel:
         if row is not None and row["blocked"]:
             self.stats["skipped_blocked"] += 1
             log.info("telegram: fan %s blocked the bot; not sending", fan.external_id)
-            return
+            return SendSkipped(len(replies), "the fan blocked the bot")
+        if int(fan.external_id) in self.sender.blocked:
+            return SendSkipped(len(replies), "the fan blocked the bot (403)")
         self.sender.enqueue(int(fan.external_id), [r.text for r in replies])
+        return None
 
     async def idle(self) -> None:
         """Wait until every queued reply was sent (tests and benchmarks)."""
