@@ -347,7 +347,9 @@ def _fix(err: dict[str, Any], loc: tuple) -> str:
         and kind not in {"extra_forbidden"}
         and not isinstance(err["input"], dict | list)
     ):
-        shown = "***" if name in _SECRET_KEYS else repr(err["input"])
+        # A whole channel section given as a string is most likely a pasted secret too.
+        secret = name in _SECRET_KEYS or any(p in ("telegram", "wechat") for p in loc)
+        shown = "***" if secret else repr(err["input"])
         msg += f" (got {shown})"
     return msg + "; see docs/configuration.md"
 

@@ -123,3 +123,17 @@ def test_the_dockerfile_passes_hadolint():
         [hadolint, str(ROOT / "deploy" / "Dockerfile")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_channel_section_pasted_as_a_string_is_not_echoed(tmp_path):
+    from bot.config import SettingsError, load_settings
+
+    path = tmp_path / "brandbot.yaml"
+    path.write_text('telegram: "123456:AAF-secret-token"\n', encoding="utf-8")
+    try:
+        load_settings(str(path))
+    except SettingsError as exc:
+        text = "\n".join(exc.lines)
+    else:
+        raise AssertionError("invalid settings were accepted")
+    assert "telegram" in text and "AAF-secret-token" not in text
