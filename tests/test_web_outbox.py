@@ -182,3 +182,12 @@ def test_handoff_end_from_the_cli_reaches_a_web_fan(client, daemon, tmp_path):
     assert result.exit_code == 0, result.output
     pending = client.get("/api/chat/pending", params={"fan": "wen"}).json()["replies"]
     assert [r["text"] for r in pending] == ["我回来啦，有问题随时问"]
+
+
+def test_a_retried_request_gets_the_operator_messages_again(client, daemon):
+    client.post("/api/chat", json={"text": "我要投诉", "fan": "zed"})
+    assert reply(daemon, "zed", "已经为您安排退款").exit_code == 0
+    first = texts(client.post("/api/chat", json={"text": "好", "fan": "zed", "msg_id": "m2"}))
+    again = texts(client.post("/api/chat", json={"text": "好", "fan": "zed", "msg_id": "m2"}))
+    assert first[0] == "已经为您安排退款" and again == first  # the first response was lost
+    assert texts(client.get("/api/chat/pending?fan=zed")) == []

@@ -129,12 +129,16 @@ class WebChannel:
             return 0
         return outbox.enqueue(self.store, row["id"], replies, datetime.now(UTC))
 
-    async def _take(self, persona: str, fan: str) -> list[Reply]:
+    async def _take(self, persona: str, fan: str, msg_id: str | None = None) -> list[Reply]:
+        # A retried request (same msg_id) gets again what the first one took.
+        earlier = outbox.taken_by(self.store, persona, fan, msg_id) if msg_id else []
         # Nearly every request finds nothing waiting: check on the loop, hop to a thread only
         # to take (and mark delivered) what is there.
         if not outbox.has_pending(self.store, persona, fan):
-            return []
-        return await asyncio.to_thread(outbox.take, self.store, persona, fan, datetime.now(UTC))
+            return earlier
+        return earlier + await asyncio.to_thread(
+            outbox.take, self.store, persona, fan, datetime.now(UTC), msg_id
+        )
 
     # -- HTTP --------------------------------------------------------------------------------
 
@@ -175,7 +179,7 @@ class WebChannel:
             self.on_rejected(exc.status)
             return self._error(exc.status, exc.message)
         replies = await self.run_turn(inbound, persona)
-        pending = await self._take(persona, inbound.fan.external_id)
+        pending = await self._take(persona, inbound.fan.external_id, inbound.platform_msg_id)
         response = JSONResponse(_body(inbound.fan.external_id, persona, [*pending, *replies]))
         if new_cookie:
             response.set_cookie(

@@ -196,6 +196,18 @@ def m005_desk_topics(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m006_outbox_taken_by(db: sqlite_utils.Database) -> None:
+    # Which web request (its msg_id) took each waiting message, so a retried request gets
+    # them again instead of losing them.
+    db.executescript(
+        """
+        ALTER TABLE outbox ADD COLUMN taken_by TEXT;
+        CREATE INDEX outbox_taken ON outbox(fan_id, taken_by) WHERE taken_by IS NOT NULL;
+        """
+    )
+
+
 def iso(moment: datetime) -> str:
     """UTC ISO-8601, the one timestamp format in the log."""
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
