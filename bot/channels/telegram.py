@@ -435,6 +435,7 @@ class TelegramChannel:
         self._run_turn = run_turn or (
             self._turn_in_thread if turns_in_thread else self._turn_on_loop
         )
+        self.send_concurrency = send_concurrency
         self._sender_args = dict(per_chat_rate=per_chat_rate, per_chat_burst=per_chat_burst,
                                  overall_rate=overall_rate, max_attempts=send_attempts,
                                  backoff=send_backoff, max_in_flight=send_concurrency)
@@ -468,7 +469,9 @@ class TelegramChannel:
             self._token,
             base_url=base,
             base_file_url=file_base,
-            request=HTTPXRequest(connection_pool_size=256),  # PTB's builder defaults
+            # Sized to the sender's requests in flight plus headroom: httpcore scans every pooled
+            # connection per request, and PTB's 256 made that scan a real cost (bench/README.md).
+            request=HTTPXRequest(connection_pool_size=self.send_concurrency + 4),
             get_updates_request=HTTPXRequest(connection_pool_size=1),
         )
         # One update at a time keeps a fan's turns in order; replies go out concurrently.
