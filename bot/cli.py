@@ -39,7 +39,8 @@ def _load_brand(persona: str):
 def main() -> None:
     """brandbot: a brand's human voice in chat (Telegram, WeChat, terminal, web).
 
-    Start with `brandbot chat` to talk to the demo brand in the terminal.
+    Start with `brandbot serve` (web chat on http://127.0.0.1:8080/, Telegram and WeChat when
+    configured) or `brandbot chat` to talk to the demo brand in the terminal.
     """
 
 

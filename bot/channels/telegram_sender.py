@@ -79,7 +79,8 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     """Cut ``text`` into messages of at most ``limit`` UTF-16 units, at natural boundaries."""
     parts: list[str] = []
     rest = text.strip()
-    while _units(rest) > limit:
+    # Nearly every reply is short: two UTF-16 units per character at most, no need to count.
+    while len(rest) * 2 > limit and _units(rest) > limit:
         window = _fitting(rest, limit)
         cut = _boundary(rest[:window])
         head, rest = rest[:cut].rstrip(), rest[cut:].lstrip()
