@@ -16,6 +16,7 @@ from bot.errors import ConfigError, Problem
 from bot.persona.loader import DEFAULT_PERSONA, load_persona_file, resolve_file
 from bot.persona.model import Persona
 from bot.persona.voice import Voice
+from bot.yaml_source import yaml_files
 
 if TYPE_CHECKING:
     from bot.nlu import Understander
@@ -35,13 +36,16 @@ class Brand:
         return self.persona.id
 
 
+def persona_dialog(persona: Persona, persona_path: Path) -> Path:
+    """The dialog file a persona names: next to its folder (../dialogs/), else the usual places."""
+    return resolve_file(persona.dialog, "dialogs", near=persona_path.parent.parent / "dialogs")
+
+
 def load_brand(ref: str | Path = DEFAULT_PERSONA) -> Brand:
     """Load the persona ``ref`` (path or id) and the dialog it names; ConfigError if invalid."""
     persona_path = resolve_file(str(ref), "personas")
     persona, _ = load_persona_file(persona_path)
-    dialog_path = resolve_file(
-        persona.dialog, "dialogs", near=persona_path.parent.parent / "dialogs"
-    )
+    dialog_path = persona_dialog(persona, persona_path)
     spec, positions = load_dialog_spec(dialog_path)
     problems = check_dialog(spec, positions, str(dialog_path), persona)
     if problems:
@@ -62,60 +66,64 @@ def check_paths(paths: list[Path]) -> tuple[list[Problem], int]:
     """Validate persona and dialog files (folders are searched); returns (problems, files checked).
 
     A file is a dialog when it has ``transitions:`` or ``states:`` at the top level, otherwise a
-    persona. Each persona is also checked together with the dialog it names.
+    persona. Each persona is also checked together with the dialog it names, and a dialog given
+    alone together with the personas (in the usual folders) that name it. Every file is read
+    and validated once.
     """
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*.y*ml") if p.is_file()))
-        else:
-            files.append(path)
+    files = yaml_files(paths)
     problems: list[Problem] = []
+    # resolved path → (what it loaded, or None; its problems)
+    cache: dict[Path, tuple[object, list[Problem]]] = {}
+    reported: set[Path] = set()
+
+    def load(loader, path: Path, text: str | None = None, report: bool = False):
+        """Load each file once; its problems are reported once, for the files being checked."""
+        key = path.resolve()
+        if key not in cache:
+            try:
+                cache[key] = (loader(path, text), [])
+            except ConfigError as exc:
+                cache[key] = (None, exc.problems)
+        if report and key not in reported:
+            reported.add(key)
+            problems.extend(cache[key][1])
+        return cache[key][0]
+
+    def load_persona(path: Path, text: str | None = None, report: bool = False) -> Persona | None:
+        loaded = load(load_persona_file, path, text, report)
+        return loaded[0] if loaded is not None else None
+
+    def load_dialog(path: Path, text: str | None = None, report: bool = False):
+        return load(load_dialog_spec, path, text, report)
+
+    pairs: list[tuple[Persona, Path]] = []
     for file in files:
         try:
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(str(file), 1, 1, "", f"cannot read: {exc}"))
             continue
-        is_dialog = any(line.startswith(("transitions:", "states:")) for line in text.splitlines())
         try:
-            if is_dialog:
-                spec, positions = load_dialog_spec(file, text)
-                for persona in _personas_using(spec.id, file):
-                    problems.extend(check_dialog(spec, positions, str(file), persona))
-            else:
-                persona, _ = load_persona_file(file, text)
-                dialog_path = resolve_file(
-                    persona.dialog, "dialogs", near=file.parent.parent / "dialogs"
-                )
-                try:
-                    spec, positions = load_dialog_spec(dialog_path)
-                except ConfigError:
-                    continue  # the dialog's own problems are reported when it is checked itself
-                problems.extend(check_dialog(spec, positions, str(dialog_path), persona))
-        except ConfigError as exc:
-            problems.extend(exc.problems)
+            if any(line.startswith(("transitions:", "states:")) for line in text.splitlines()):
+                loaded = load_dialog(file, text, report=True)
+                if loaded is not None:
+                    pairs += [(p, file) for p in _personas_using(loaded[0].id, file, load_persona)]
+            elif (persona := load_persona(file, text, report=True)) is not None:
+                pairs.append((persona, persona_dialog(persona, file)))
         except Exception as exc:  # noqa: BLE001 - an unknown dialog id and the like
             problems.append(Problem(str(file), 1, 1, "", str(exc)))
+    for persona, dialog_path in pairs:
+        # A broken dialog's own problems are reported when that file is checked itself.
+        if (loaded := load_dialog(dialog_path)) is not None:
+            problems.extend(check_dialog(*loaded, str(dialog_path), persona))
     return sorted(set(problems)), len(files)
 
 
-def _personas_using(dialog_id: str, dialog_file: Path) -> list[Persona]:
+def _personas_using(dialog_id: str, dialog_file: Path, load_persona) -> list[Persona]:
     """The valid personas (next to the dialog, or in the usual folders) that name this dialog."""
     from bot.persona.loader import search_dirs
 
     folders = [dialog_file.parent.parent / "personas", *search_dirs("personas")]
-    seen: set[Path] = set()
-    found = []
-    for folder in folders:
-        for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
-            if path.resolve() in seen:
-                continue
-            seen.add(path.resolve())
-            try:
-                persona, _ = load_persona_file(path)
-            except ConfigError:
-                continue
-            if persona.dialog == dialog_id:
-                found.append(persona)
-    return found
+    paths = {p.resolve() for f in folders if f.is_dir() for p in f.glob("*.y*ml")}
+    found = [load_persona(path) for path in sorted(paths)]
+    return [p for p in found if p is not None and p.dialog == dialog_id]

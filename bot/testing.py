@@ -21,7 +21,7 @@ from bot.engine import Engine
 from bot.messages import FanRef, Inbound
 from bot.persona.model import STAGES
 from bot.relations.store import Store
-from bot.yaml_source import load_model
+from bot.yaml_source import load_model, yaml_files
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -92,13 +92,8 @@ class Result:
 
 
 def collect(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*.y*ml") if p.is_file()))
-        elif path.exists():
-            files.append(path)
-    return files
+    """The conversation test files among ``paths`` (folders searched)."""
+    return yaml_files(paths)
 
 
 def load_file(path: Path) -> ConversationFile:

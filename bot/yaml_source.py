@@ -80,6 +80,17 @@ def load_yaml(path: str | Path, text: str | None = None) -> tuple[Any, Positions
     return data, positions
 
 
+def yaml_files(paths: list[Path]) -> list[Path]:
+    """The YAML files among ``paths`` (folders searched recursively, sorted; missing skipped)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*.y*ml") if p.is_file()))
+        elif path.exists():
+            files.append(path)
+    return files
+
+
 def load_model(path: str | Path, model: type[M], text: str | None = None) -> tuple[M, Positions]:
     """Load ``path`` and validate it as pydantic ``model``; ConfigError with located problems."""
     data, positions = load_yaml(path, text)

@@ -104,3 +104,11 @@ def test_banned_words_in_facts_and_missing_stage_thresholds(tmp_path):
     out = run_check(broken).output
     assert "facts.parking.zh: contains the banned word '最便宜'" in out
     assert "relationship.stages: no threshold for loyal, advocate" in out
+
+
+def test_a_persona_is_reported_even_when_its_dialog_is_checked_first(tmp_path):
+    (tmp_path / "personas").mkdir()
+    broken = TINY.read_text(encoding="utf-8").replace("  emoji: none", "  emoji: lite")
+    (tmp_path / "personas" / "tiny.yaml").write_text(broken, encoding="utf-8")
+    out = run_check(ROOT / "dialogs", tmp_path / "personas").output
+    assert "voice.emoji: must be 'none', 'light' or 'lots'" in out
