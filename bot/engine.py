@@ -82,6 +82,14 @@ class Turn:
     outcome: TurnOutcome | None = None
 
 
+def _insert_message(conn, **columns: Any) -> int:
+    """Log one message (in or out); the keys are ``messages`` columns. Returns its id."""
+    names = ", ".join(columns)
+    marks = ", ".join("?" * len(columns))
+    cur = conn.execute(f"INSERT INTO messages ({names}) VALUES ({marks})", tuple(columns.values()))
+    return cur.lastrowid
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -139,7 +147,7 @@ class Engine:
         brand = self.brand(persona)
         inbound = _storable(inbound)
         key = f"{brand.id}\0{inbound.fan.channel}\0{inbound.fan.external_id}"
-        lock = self._fan_locks[zlib.crc32(key.encode("utf-8", "surrogatepass")) % _LOCK_STRIPES]
+        lock = self._fan_locks[zlib.crc32(key.encode()) % _LOCK_STRIPES]
         with lock:
             try:
                 return self._turn(brand, inbound)
@@ -195,7 +203,7 @@ class Engine:
                 ),
             )
             model = TurnModel(state_before, ctx)
-            if first_turn or state_before == brand.dialog.initial:
+            if state_before == brand.dialog.initial:
                 # New fans, and fans whose old state vanished with no migration, start over.
                 brand.dialog.fire("first_contact", model)
             trigger = self._trigger(brand, inbound, understanding, model.state)
@@ -222,23 +230,19 @@ class Engine:
                 language,
             )
             for reply in replies:
-                conn.execute(
-                    "INSERT INTO messages (fan_id, direction, text, intent, confidence, "
-                    "state_before, state_after, created_at, channel, language, reply_key, "
-                    "in_reply_to) VALUES (?, 'out', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        fan["id"],
-                        reply.text,
-                        ctx.intent,
-                        None,
-                        state_before,
-                        model.state,
-                        iso(now),
-                        inbound.fan.channel,
-                        reply.language,
-                        reply.key,
-                        in_id,
-                    ),
+                _insert_message(
+                    conn,
+                    fan_id=fan["id"],
+                    direction="out",
+                    text=reply.text,
+                    intent=ctx.intent,
+                    state_before=state_before,
+                    state_after=model.state,
+                    created_at=iso(now),
+                    channel=inbound.fan.channel,
+                    language=reply.language,
+                    reply_key=reply.key,
+                    in_reply_to=in_id,
                 )
             outcome = TurnOutcome(
                 intent=ctx.intent,
@@ -453,25 +457,21 @@ class Engine:
             intent = understanding.intent
             confidence = round(understanding.confidence, 4)
             text = inbound.text
-        cur = conn.execute(
-            "INSERT INTO messages (fan_id, direction, text, intent, confidence, state_before, "
-            "state_after, platform_msg_id, created_at, channel, language, kind) "
-            "VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                fan_id,
-                text,
-                intent,
-                confidence,
-                state_before,
-                state_after,
-                inbound.platform_msg_id,
-                iso(now),
-                inbound.fan.channel,
-                language,
-                inbound.kind,
-            ),
+        return _insert_message(
+            conn,
+            fan_id=fan_id,
+            direction="in",
+            text=text,
+            intent=intent,
+            confidence=confidence,
+            state_before=state_before,
+            state_after=state_after,
+            platform_msg_id=inbound.platform_msg_id,
+            created_at=iso(now),
+            channel=inbound.fan.channel,
+            language=language,
+            kind=inbound.kind,
         )
-        return cur.lastrowid
 
     def _record_failure(self, brand: Brand, inbound: Inbound) -> Turn:
         """The turn failed: keep the fan's message anyway and answer with an in-voice apology."""
@@ -492,22 +492,26 @@ class Engine:
                     and self.store.replies_for(fan["id"], inbound.platform_msg_id) is not None
                 ):
                     return Turn([reply], FAILED)
-                cur = conn.execute(
-                    "INSERT INTO messages (fan_id, direction, text, platform_msg_id, created_at, "
-                    "channel, kind) VALUES (?, 'in', ?, ?, ?, ?, ?)",
-                    (
-                        fan["id"],
-                        inbound.text,
-                        inbound.platform_msg_id,
-                        iso(now),
-                        inbound.fan.channel,
-                        inbound.kind,
-                    ),
+                in_id = _insert_message(
+                    conn,
+                    fan_id=fan["id"],
+                    direction="in",
+                    text=inbound.text,
+                    platform_msg_id=inbound.platform_msg_id,
+                    created_at=iso(now),
+                    channel=inbound.fan.channel,
+                    kind=inbound.kind,
                 )
-                conn.execute(
-                    "INSERT INTO messages (fan_id, direction, text, created_at, channel, language, "
-                    "reply_key, in_reply_to) VALUES (?, 'out', ?, ?, ?, ?, 'error', ?)",
-                    (fan["id"], reply.text, iso(now), inbound.fan.channel, language, cur.lastrowid),
+                _insert_message(
+                    conn,
+                    fan_id=fan["id"],
+                    direction="out",
+                    text=reply.text,
+                    created_at=iso(now),
+                    channel=inbound.fan.channel,
+                    language=language,
+                    reply_key="error",
+                    in_reply_to=in_id,
                 )
         except Exception:
             log.exception(
