@@ -33,7 +33,7 @@ from bot.errors import UnknownPersonaError
 from bot.messages import FanRef, Inbound, Reply
 from bot.relations import kols
 from bot.relations.scoring import add_interactions, decayed, stage_for
-from bot.relations.store import Store, dumps, iso
+from bot.relations.store import Store, dumps, insert_message, iso, log_event
 
 log = logging.getLogger("brandbot.engine")
 
@@ -80,14 +80,6 @@ class Turn:
 
     replies: list[Reply]
     outcome: TurnOutcome | None = None
-
-
-def _insert_message(conn, **columns: Any) -> int:
-    """Log one message (in or out); the keys are ``messages`` columns. Returns its id."""
-    names = ", ".join(columns)
-    marks = ", ".join("?" * len(columns))
-    cur = conn.execute(f"INSERT INTO messages ({names}) VALUES ({marks})", tuple(columns.values()))
-    return cur.lastrowid
 
 
 def utc_now() -> datetime:
@@ -230,7 +222,7 @@ class Engine:
                 language,
             )
             for reply in replies:
-                _insert_message(
+                insert_message(
                     conn,
                     fan_id=fan["id"],
                     direction="out",
@@ -434,10 +426,7 @@ class Engine:
 
     @staticmethod
     def _event(conn, fan_id: int, kind: str, payload: dict[str, Any], now: datetime) -> None:
-        conn.execute(
-            "INSERT INTO events (fan_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
-            (fan_id, kind, dumps(payload), iso(now)),
-        )
+        log_event(conn, fan_id, kind, payload, iso(now))
 
     @staticmethod
     def _log_inbound(
@@ -457,7 +446,7 @@ class Engine:
             intent = understanding.intent
             confidence = round(understanding.confidence, 4)
             text = inbound.text
-        return _insert_message(
+        return insert_message(
             conn,
             fan_id=fan_id,
             direction="in",
@@ -492,7 +481,7 @@ class Engine:
                     and self.store.replies_for(fan["id"], inbound.platform_msg_id) is not None
                 ):
                     return Turn([reply], FAILED)
-                in_id = _insert_message(
+                in_id = insert_message(
                     conn,
                     fan_id=fan["id"],
                     direction="in",
@@ -502,7 +491,7 @@ class Engine:
                     channel=inbound.fan.channel,
                     kind=inbound.kind,
                 )
-                _insert_message(
+                insert_message(
                     conn,
                     fan_id=fan["id"],
                     direction="out",

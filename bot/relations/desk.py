@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.messages import FanRef, Inbound, Reply
-from bot.relations.store import Store, dumps, iso
+from bot.relations.store import Store, insert_message, iso, log_event
 
 OPERATOR_KEY = "operator"
 
@@ -53,17 +53,13 @@ def log_operator_reply(store: Store, fan: dict[str, Any], text: str, now: dateti
                        operator: str | None = None) -> int:
     """Record a delivered operator message as the fan's outbound message (and an event)."""
     with store.transaction() as conn:
-        cur = conn.execute(
-            "INSERT INTO messages (fan_id, direction, text, created_at, channel, language, "
-            "reply_key, state_before, state_after) VALUES (?, 'out', ?, ?, ?, ?, ?, ?, ?)",
-            (fan["id"], text, iso(now), fan["channel"], fan["language"], OPERATOR_KEY,
-             fan["dialog_state"], fan["dialog_state"]),
+        message_id = insert_message(
+            conn, fan_id=fan["id"], direction="out", text=text, created_at=iso(now),
+            channel=fan["channel"], language=fan["language"], reply_key=OPERATOR_KEY,
+            state_before=fan["dialog_state"], state_after=fan["dialog_state"],
         )
-        conn.execute(
-            "INSERT INTO events (fan_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
-            (fan["id"], "operator_reply", dumps({"via": operator or "cli"}), iso(now)),
-        )
-        return cur.lastrowid
+        log_event(conn, fan["id"], "operator_reply", {"via": operator or "cli"}, iso(now))
+        return message_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +106,8 @@ def expire_handoffs(engine: Any, now: datetime) -> list[Expired]:
             if not replies:  # someone else (an operator, another expirer) ended it meanwhile
                 continue
             with engine.store.transaction() as conn:
-                conn.execute(
-                    "INSERT INTO events (fan_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
-                    (fan["id"], "handoff_timeout",
-                     dumps({"minutes": minutes, "from": fan["active_at"]}), iso(now)),
-                )
+                log_event(conn, fan["id"], "handoff_timeout",
+                          {"minutes": minutes, "from": fan["active_at"]}, iso(now))
             out.append(Expired(ref, persona_id, fan["id"], replies))
     return out
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from bot.persona.model import Relationship
 from bot.relations.scoring import decayed
-from bot.relations.store import Store, dumps, iso
+from bot.relations.store import Store, dumps, iso, log_event
 
 KOL_TAG = "kol"
 PER_FAN = 10.0  # what a brought-in fan is worth before their own engagement
@@ -109,10 +109,7 @@ def retag_referrers(conn, rules: Relationship, referred_by: int | None, now: dat
         if change:
             (tags.add if change == "kol" else tags.discard)(KOL_TAG)
             conn.execute("UPDATE fans SET tags = ? WHERE id = ?", (dumps(sorted(tags)), row[0]))
-            conn.execute(
-                "INSERT INTO events (fan_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
-                (row[0], change, dumps({"score": round(value, 2)}), iso(now)),
-            )
+            log_event(conn, row[0], change, {"score": round(value, 2)}, iso(now))
         fan_id = row[4]
 
 

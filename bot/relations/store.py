@@ -343,16 +343,27 @@ class Store:
                 "WHERE id = ?",
                 (int(blocked), int(blocked), fan["id"]),
             )
-            conn.execute(
-                "INSERT INTO events (fan_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
-                (fan["id"], "block" if blocked else "unblock", dumps({"reason": reason}), now),
-            )
+            log_event(conn, fan["id"], "block" if blocked else "unblock", {"reason": reason}, now)
             if blocked and fan["subscribed"]:
-                conn.execute(
-                    "INSERT INTO events (fan_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
-                    (fan["id"], "unsubscribe", dumps({"source": reason}), now),
-                )
+                log_event(conn, fan["id"], "unsubscribe", {"source": reason}, now)
             return True
+
+
+def log_event(conn: sqlite3.Connection, fan_id: int, kind: str, payload: dict[str, Any],
+              at: str) -> None:
+    """Add one row to ``events`` (``at``: an :func:`iso` timestamp) in the caller's transaction."""
+    conn.execute(
+        "INSERT INTO events (fan_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
+        (fan_id, kind, dumps(payload), at),
+    )
+
+
+def insert_message(conn: sqlite3.Connection, **columns: Any) -> int:
+    """Log one message (in or out); the keys are ``messages`` columns. Returns its id."""
+    names = ", ".join(columns)
+    marks = ", ".join("?" * len(columns))
+    cur = conn.execute(f"INSERT INTO messages ({names}) VALUES ({marks})", tuple(columns.values()))
+    return cur.lastrowid
 
 
 def dumps(value: Any) -> str:
