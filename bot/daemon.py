@@ -343,7 +343,7 @@ class Daemon:
     async def _relations_once(self) -> None:
         from bot.engine import utc_now
         from bot.relations.broadcast import outlets_from_settings
-        from bot.relations.calendar import due_topics, send_due_topics
+        from bot.relations.calendar import has_calendar_work, send_due_topics
         from bot.relations.desk import expire_handoffs
 
         now = utc_now()
@@ -352,7 +352,7 @@ class Daemon:
         if self.desk is not None:
             await self.desk.reconcile()
         for brand in list(self.engine.brands.values()):
-            if not due_topics(self.store, brand.persona, now):
+            if not has_calendar_work(self.store, brand.persona, now):
                 continue
             outlets, missing = outlets_from_settings(self.settings, self.store, brand.id)
             await send_due_topics(self.store, brand.persona, outlets, now, missing=missing)

@@ -13,7 +13,7 @@ from bot.brand import load_brand
 from bot.cli import main
 from bot.persona.model import Persona, Topic
 from bot.relations.broadcast import TelegramOutlet
-from bot.relations.calendar import due_topics, send_due_topics
+from bot.relations.calendar import due_topics, has_calendar_work, send_due_topics
 from tests.conftest import ROOT
 from tests.fakes.telegram_api import TOKEN, FakeTelegram
 from tests.test_broadcast import NOW, PERSONA, add_fans
@@ -101,11 +101,16 @@ def test_an_interrupted_topic_send_is_finished_on_the_next_tick(fresh_db, person
                                      texts={"zh": "中秋快乐"}, topic=MOON.id)
             await deliver(fresh_db, broadcast_id, persona, outlets, clock=lambda: NOW,
                           stop_after=2)
-            resumed = await send_due_topics(fresh_db, persona, outlets, NOW + timedelta(minutes=1))
+            later = NOW + timedelta(minutes=1)
+            # The topic is no longer "due" (it was recorded), yet the daemon's gate sees the work.
+            assert due_topics(fresh_db, persona, later) == []
+            assert has_calendar_work(fresh_db, persona, later)
+            resumed = await send_due_topics(fresh_db, persona, outlets, later)
             return fake, broadcast_id, resumed
 
     fake, broadcast_id, resumed = asyncio.run(run())
     assert resumed == [broadcast_id]
+    assert not has_calendar_work(fresh_db, persona, NOW + timedelta(minutes=2))
     assert len(fake.sent()) == 6  # every fan once, nobody twice
     status = fresh_db.conn.execute("SELECT status FROM broadcasts").fetchone()[0]
     assert status == "done"

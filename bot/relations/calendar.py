@@ -17,7 +17,7 @@ from typing import Any
 
 from bot.persona.model import Persona, Topic
 from bot.relations.broadcast import Outlet, channel_reasons, create, deliver
-from bot.relations.store import Store
+from bot.relations.store import Store, iso
 
 GRACE = timedelta(days=1)
 
@@ -41,10 +41,15 @@ def due_topics(store: Store, persona: Persona, now: datetime) -> list[Topic]:
 
 def interrupted_topics(store: Store, persona: str, now: datetime) -> list[int]:
     """Topic broadcasts of ``persona`` still marked sending, recorded within the grace period."""
-    since = (now - GRACE).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    since = iso(now - GRACE)
     return [r[0] for r in store.read(
         "SELECT id FROM broadcasts WHERE persona = ? AND topic IS NOT NULL AND status = 'sending' "
         "AND created_at >= ? ORDER BY id", (persona, since))]
+
+
+def has_calendar_work(store: Store, persona: Persona, now: datetime) -> bool:
+    """Whether :func:`send_due_topics` has anything to do: a due topic or an interrupted send."""
+    return bool(due_topics(store, persona, now) or interrupted_topics(store, persona.id, now))
 
 
 async def send_due_topics(store: Store, persona: Persona, outlets: dict[str, Outlet],
