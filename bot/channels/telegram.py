@@ -694,13 +694,11 @@ class TelegramChannel:
                                        now)
 
     def _blocked_chats(self) -> list[int]:
-        return [
-            int(fan["external_id"])
-            for fan in self.engine.store.fans(self.persona_id)
-            if fan["channel"] == CHANNEL
-            and fan["blocked"]
-            and fan["external_id"].lstrip("-").isdigit()
-        ]
+        rows = self.engine.store.read(
+            "SELECT external_id FROM fans WHERE persona = ? AND channel = ? AND blocked = 1",
+            (self.persona_id, CHANNEL),
+        )
+        return [int(r[0]) for r in rows if r[0].lstrip("-").isdigit()]
 
     async def _forbidden(self, chat_id: int, description: str) -> None:
         self.stats["blocked"] += 1

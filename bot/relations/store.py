@@ -274,38 +274,48 @@ class Store:
                 self.conn.execute("COMMIT")
 
     # -- reads ---------------------------------------------------------------------------------
+    # On the shared connection, under the lock: a read from another thread must not run inside
+    # (and see the uncommitted rows of) a turn's transaction. ``read`` is the lock-free path.
+
+    def _all(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        with self.lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def _one(self, sql: str, params: tuple = ()) -> sqlite3.Row | None:
+        with self.lock:
+            return self.conn.execute(sql, params).fetchone()
 
     def find_fan(self, persona: str, channel: str, external_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute(
+        row = self._one(
             "SELECT * FROM fans WHERE persona = ? AND channel = ? AND external_id = ?",
             (persona, channel, external_id),
-        ).fetchone()
+        )
         return dict(row) if row else None
 
     def replies_for(self, fan_id: int, platform_msg_id: str) -> list[dict[str, Any]] | None:
         """The stored replies of an inbound message already handled, or None if it is new."""
-        row = self.conn.execute(
+        row = self._one(
             "SELECT id FROM messages WHERE fan_id = ? AND platform_msg_id = ? AND direction = 'in'",
             (fan_id, platform_msg_id),
-        ).fetchone()
+        )
         if row is None:
             return None
         return [
             dict(r)
-            for r in self.conn.execute(
+            for r in self._all(
                 "SELECT text, reply_key, language FROM messages WHERE in_reply_to = ? ORDER BY id",
                 (row["id"],),
             )
         ]
 
     def count_events(self, fan_id: int, kind: str, since: str) -> int:
-        return self.conn.execute(
+        return self._one(
             "SELECT count(*) FROM events WHERE fan_id = ? AND kind = ? AND created_at >= ?",
             (fan_id, kind, since),
-        ).fetchone()[0]
+        )[0]
 
     def fan_by_referral_code(self, code: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT * FROM fans WHERE referral_code = ?", (code,)).fetchone()
+        row = self._one("SELECT * FROM fans WHERE referral_code = ?", (code,))
         return dict(row) if row else None
 
     def fans(self, persona: str | None = None) -> list[dict[str, Any]]:
@@ -314,14 +324,14 @@ class Store:
             + (" WHERE persona = ?" if persona else "")
             + " ORDER BY last_seen DESC"
         )
-        return [dict(r) for r in self.conn.execute(sql, (persona,) if persona else ())]
+        return [dict(r) for r in self._all(sql, (persona,) if persona else ())]
 
     def find_fans(self, query: str) -> list[dict[str, Any]]:
         """Fans matching an operator's reference: numeric id, external id or display name."""
-        rows = self.conn.execute(
+        rows = self._all(
             "SELECT * FROM fans WHERE CAST(id AS TEXT) = ? OR external_id = ? OR display_name = ?",
             (query, query, query),
-        ).fetchall()
+        )
         return [dict(r) for r in rows]
 
     def mark_blocked(
