@@ -130,13 +130,11 @@ class WebChannel:
         return outbox.enqueue(self.store, row["id"], replies, datetime.now(UTC))
 
     async def _take(self, persona: str, fan: str, msg_id: str | None = None) -> list[Reply]:
-        # A retried request (same msg_id) gets again what the first one took.
-        earlier = outbox.taken_by(self.store, persona, fan, msg_id) if msg_id else []
-        # Nearly every request finds nothing waiting: check on the loop, hop to a thread only
-        # to take (and mark delivered) what is there.
-        if not outbox.has_pending(self.store, persona, fan):
-            return earlier
-        return earlier + await asyncio.to_thread(
+        # One read on the loop; nearly every request finds nothing new and needs no thread hop.
+        taken, waiting = outbox.glance(self.store, persona, fan, msg_id)
+        if not waiting:
+            return taken
+        return taken + await asyncio.to_thread(
             outbox.take, self.store, persona, fan, datetime.now(UTC), msg_id
         )
 

@@ -41,35 +41,30 @@ _PENDING = (
 )
 
 
-def has_pending(store: Store, persona: str, external_id: str) -> bool:
-    """Whether the web fan has waiting messages (a read beside the writer: fast, lock-free)."""
-    return bool(store.read(_PENDING + " LIMIT 1", (persona, CHANNEL, external_id)))
-
-
-def taken_by(store: Store, persona: str, external_id: str, msg_id: str) -> list[Reply]:
-    """The messages an earlier request with this ``msg_id`` took (a retry gets them again)."""
+def glance(store: Store, persona: str, external_id: str,
+           msg_id: str | None = None) -> tuple[list[Reply], bool]:
+    """One lock-free read beside the writer, for every web request: the messages an earlier
+    request with this ``msg_id`` took (a retry gets them again), and whether new ones wait."""
     rows = store.read(
-        "SELECT o.text, o.reply_key, o.language FROM outbox o JOIN fans f ON f.id = o.fan_id "
-        "WHERE f.persona = ? AND f.channel = ? AND f.external_id = ? AND o.taken_by = ? "
-        "ORDER BY o.id", (persona, CHANNEL, external_id, msg_id))
-    return [Reply(r["text"], r["reply_key"], r["language"]) for r in rows]
+        "SELECT o.text, o.reply_key, o.language, o.delivered_at FROM outbox o "
+        "JOIN fans f ON f.id = o.fan_id WHERE f.persona = ? AND f.channel = ? "
+        "AND f.external_id = ? AND (o.delivered_at IS NULL OR o.taken_by = ?) ORDER BY o.id",
+        (persona, CHANNEL, external_id, msg_id),
+    )
+    taken = [Reply(r["text"], r["reply_key"], r["language"]) for r in rows if r["delivered_at"]]
+    return taken, len(taken) < len(rows)
 
 
 def take(store: Store, persona: str, external_id: str, now: datetime,
          msg_id: str | None = None) -> list[Reply]:
     """The web fan's waiting messages, oldest first, marked delivered in the same transaction
     (and, with ``msg_id``, remembered as taken by that request)."""
-    key = (persona, CHANNEL, external_id)
-    with store.lock:
-        # Most requests find nothing: a plain read, no write lock.
-        if store.conn.execute(_PENDING + " LIMIT 1", key).fetchone() is None:
-            return []
-        with store.transaction() as conn:
-            rows = conn.execute(_PENDING, key).fetchall()
-            conn.executemany(
-                "UPDATE outbox SET delivered_at = ?, taken_by = ? WHERE id = ?",
-                [(iso(now), msg_id, r["id"]) for r in rows],
-            )
+    with store.transaction() as conn:
+        rows = conn.execute(_PENDING, (persona, CHANNEL, external_id)).fetchall()
+        conn.executemany(
+            "UPDATE outbox SET delivered_at = ?, taken_by = ? WHERE id = ?",
+            [(iso(now), msg_id, r["id"]) for r in rows],
+        )
     return [Reply(r["text"], r["reply_key"], r["language"]) for r in rows]
 
 
