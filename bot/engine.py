@@ -67,8 +67,9 @@ class TurnOutcome:
 
     intent: str | None
     fallback: bool = False
-    handoff: bool = False
+    handoff: bool = False  # this turn started a handoff
     failed: bool = False
+    in_handoff: bool = False  # a human holds the conversation after this turn
 
 
 FAILED = TurnOutcome(intent=None, failed=True)
@@ -240,6 +241,7 @@ class Engine:
                 intent=ctx.intent,
                 fallback="fallback" in ctx.reply_keys or "offer_human" in ctx.reply_keys,
                 handoff=ctx.in_handoff and not fan["handoff"],
+                in_handoff=ctx.in_handoff,
             )
             return Turn(replies, outcome)
 

@@ -105,7 +105,8 @@ class TelegramDesk:
         if turn.outcome.handoff:
             self._queue.put_nowait(("open", inbound, persona))
         elif (persona, inbound.fan.channel, inbound.fan.external_id) in self._fans:
-            self._queue.put_nowait(("mirror", inbound, persona))
+            # The turn already says whether the handoff goes on: no need to read the fan again.
+            self._queue.put_nowait(("mirror", (inbound, turn.outcome.in_handoff), persona))
 
     async def on_operator(self, message: OperatorMessage) -> None:
         """An operator wrote in a topic (from :class:`~bot.channels.telegram.TelegramChannel`)."""
@@ -127,7 +128,7 @@ class TelegramDesk:
                 if kind == "open":
                     await self._open(item, persona)
                 elif kind == "mirror":
-                    await self._mirror(item, persona)
+                    await self._mirror(*item, persona)
                 elif kind == "operator":
                     await self._operator(item)
                 elif kind == "reconcile":
@@ -174,7 +175,7 @@ class TelegramDesk:
                          for line in lines if line["text"])
         await self._post(thread_id, head + ("\n\n" + body if body else ""))
 
-    async def _mirror(self, inbound: Inbound, persona: str) -> None:
+    async def _mirror(self, inbound: Inbound, in_handoff: bool, persona: str) -> None:
         key = (persona, inbound.fan.channel, inbound.fan.external_id)
         fan_id = self._fans.get(key)
         if fan_id is None:
@@ -185,8 +186,7 @@ class TelegramDesk:
         text = inbound.text if inbound.kind == "message" else f"[{inbound.event}]"
         if text:
             await self._post(thread_id, f"{_WHO['fan']} {text}")
-        fan = await asyncio.to_thread(self.store.find_fan, *key)
-        if fan is None or not fan["handoff"]:
+        if not in_handoff:
             await self._close(fan_id, "The conversation went back to the bot.")
 
     async def _operator(self, message: OperatorMessage) -> None:
