@@ -60,6 +60,9 @@ class Turn(_Strict):
             raise ValueError("a turn needs `say`, `event` or `wait`")
         if self.say is not None and self.event is not None:
             raise ValueError("a turn has either `say` or `event`, not both")
+        if self.say is None and self.event is None and self.expect.model_fields_set:
+            raise ValueError("a turn with only `wait` sends nothing, so it cannot `expect`; "
+                             "put the expectations on the next `say` or `event`")
         if self.wait is not None and not _DURATION.match(self.wait):
             raise ValueError(f"wait {self.wait!r}: write a number and a unit, e.g. 30m, 2h, 3d, 1w")
         return self

@@ -20,6 +20,18 @@ from bot.relations import Store
 # they neither read a developer's cache nor leave files in it. Subprocesses inherit it.
 os.environ["BRANDBOT_CACHE_DIR"] = tempfile.mkdtemp(prefix="brandbot-test-cache-")
 
+def clean_environ() -> dict[str, str]:
+    """The environment without brandbot settings, except the tests' own matcher cache."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("BRANDBOT_") or k == "BRANDBOT_CACHE_DIR"}
+
+
+def clear_brandbot_env(monkeypatch) -> None:
+    """Drop BRANDBOT_* settings for one test (the tests' matcher cache stays)."""
+    for key in set(os.environ) - set(clean_environ()):
+        monkeypatch.delenv(key)
+
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "data" / "personas" / "tiny.yaml"
 
@@ -84,9 +96,7 @@ def daemon(tmp_path, monkeypatch):
     from bot.config import load_settings
     from bot.daemon import Daemon
 
-    for key in list(os.environ):
-        if key.startswith("BRANDBOT_") and key != "BRANDBOT_CACHE_DIR":
-            monkeypatch.delenv(key)
+    clear_brandbot_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
     settings = load_settings(None, personas=[str(TINY)], db=str(tmp_path / "web.db"))
     d = Daemon(settings)

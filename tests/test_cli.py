@@ -51,7 +51,10 @@ def test_demo_persona_answers_the_readme_script(tmp_path):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert len(lines) >= 3
-    assert not any("error" in line.lower() for line in lines)
+    assert "11:00" in out.stdout and "6 个车位" in out.stdout  # hours and parking, from the facts
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        keys = [r[0] for r in conn.execute("SELECT reply_key FROM messages WHERE direction='out'")]
+    assert "error" not in keys and {"welcome", "hours", "parking"} <= set(keys)
 
 
 def test_lang_option_forces_the_reply_language(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.errors import ConfigError
 from bot.testing import collect, run_file
 from tests.conftest import ROOT
 
@@ -39,3 +40,14 @@ def test_a_failing_expectation_is_reported_with_turn_and_reply(tmp_path):
         "欢迎来到小店，tester！ | 营业时间：每天9点到21点",
         "turn 1 ('几点开门'): intent should be 'parking'; got 'hours'",
     ]
+
+
+def test_a_wait_only_turn_cannot_carry_expectations(tmp_path):
+    script = tmp_path / "wait.yaml"
+    script.write_text(
+        "conversations:\n  - name: w\n    turns:\n      - say: hi\n"
+        "      - wait: 1d\n        expect: {intent: parking}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="cannot `expect`"):
+        run_file(script)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import shutil
 import signal
@@ -22,15 +21,14 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-TINY = ROOT / "tests" / "data" / "personas" / "tiny.yaml"
+from tests.conftest import ROOT, TINY, clean_environ
 
 
 class ServeProcess:
     """One `brandbot serve` subprocess; its stderr is collected line by line."""
 
     def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None):
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("BRANDBOT_")}
+        clean = clean_environ()
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve", "--port", "0", *args],

@@ -286,3 +286,16 @@ def test_a_second_handoff_end_says_nothing(tiny_engine, fresh_db):
     first = tiny_engine.handle(Inbound(FAN, kind="event", event="handoff_end"))
     assert [r.key for r in first] == ["handoff_end"]
     assert tiny_engine.handle(Inbound(FAN, kind="event", event="handoff_end")) == []
+
+
+def test_a_persona_without_emoji_never_sends_any(tiny_brand):
+    import random
+
+    from bot.persona.voice import Voice
+
+    assert tiny_brand.persona.voice.emoji == "none"
+    replies = {**tiny_brand.persona.replies, "greet": {"zh": ["你好☕😀✨"], "en": ["hi ❤️ 👍🏽"]}}
+    voice = Voice(tiny_brand.persona.model_copy(update={"replies": replies}))
+    rng = random.Random(0)
+    assert voice.render("greet", "zh", fan_name=None, memory={}, rng=rng)[0] == "你好"
+    assert voice.render("greet", "en", fan_name=None, memory={}, rng=rng)[0] == "hi"

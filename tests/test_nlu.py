@@ -397,8 +397,10 @@ def test_fitted_matchers_are_cached_by_content(tmp_path, monkeypatch):
     first = IntentMatcher(examples)
     files = sorted(tmp_path.glob("matcher-*.npz"))
     assert len(files) == 1
+    written = files[0].stat().st_mtime_ns
     second = IntentMatcher(examples)
-    assert sorted(tmp_path.glob("matcher-*.npz")) == files  # loaded, not refitted
+    assert sorted(tmp_path.glob("matcher-*.npz")) == files
+    assert files[0].stat().st_mtime_ns == written  # loaded, not refitted (a refit rewrites it)
     for text in ["今天几点开门", "where do I park", "火星"]:
         assert first.match(text) == second.match(text)
     IntentMatcher({**examples, "hours": ["几点开门", "opening hours"]})

@@ -107,7 +107,8 @@ def test_the_html_report_opens_in_a_real_browser(history, tiny_brand, clock, tmp
             # Hovering a bar shows its tooltip.
             page.locator("#sources rect.bar").first.hover()
             assert page.locator("#tip").is_visible()
-            assert "referred by a fan" in page.inner_text("#tip") or ":" in page.inner_text("#tip")
+            label, count = data["new_fans_by_source"][0][:2]
+            assert page.inner_text("#tip") == f"{label}: {count}"
             assert page.title().startswith("brandbot report")
         finally:
             browser.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 
 import httpx
 import pytest
@@ -20,7 +19,7 @@ from bot.channels.telegram import Incoming, OperatorMessage, read_update
 from bot.config import load_settings
 from bot.daemon import Daemon
 from bot.messages import FanRef, Inbound
-from tests.conftest import TINY
+from tests.conftest import TINY, clear_brandbot_env
 from tests.fakes.telegram_api import BOT_ID, BOT_USERNAME, FakeTelegram
 
 GROUP = -1001234567890
@@ -32,9 +31,7 @@ def run(coro, timeout: float = 30):
 
 @pytest.fixture
 def env(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith("BRANDBOT_"):
-            monkeypatch.delenv(key)
+    clear_brandbot_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
     return monkeypatch
 

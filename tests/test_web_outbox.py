@@ -20,7 +20,7 @@ from bot.daemon import Daemon
 from bot.messages import FanRef, Reply
 from bot.relations import outbox
 from bot.relations.privacy import forget_fan
-from tests.conftest import TINY
+from tests.conftest import TINY, clear_brandbot_env
 
 
 def texts(response) -> list[str]:
@@ -97,9 +97,7 @@ def test_polling_without_a_conversation_or_with_bad_input(client):
 
 
 def test_send_is_durable_across_a_daemon_restart(tmp_path, monkeypatch):
-    for key in list(__import__("os").environ):
-        if key.startswith("BRANDBOT_"):
-            monkeypatch.delenv(key)
+    clear_brandbot_env(monkeypatch)
     settings = load_settings(None, personas=[str(TINY)], db=str(tmp_path / "d.db"))
     first = Daemon(settings)
     first.open()
