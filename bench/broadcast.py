@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -86,16 +85,24 @@ def _insert(conn, batch) -> None:
 
 
 def child(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
-    """Run ``cmd``; wall seconds, CPU seconds and peak RSS (MB) of that child, its output."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Run ``cmd``; wall seconds, CPU seconds and peak RSS (MB) of that child, its output.
+
+    ``os.wait4`` gives that one child's resource use (``RUSAGE_CHILDREN`` would report the
+    largest peak of every child so far).
+    """
     start = time.perf_counter()
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if out.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, after.ru_maxrss / 1024, out.stdout
+    with tempfile.TemporaryFile("w+") as errors:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=errors, text=True,
+                                cwd=ROOT)
+        stdout = proc.stdout.read()
+        proc.stdout.close()
+        _, status, usage = os.wait4(proc.pid, 0)  # reap it ourselves, with its own rusage
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            errors.seek(0)
+            sys.exit(f"{' '.join(cmd)} failed:\n{errors.read()}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stdout
 
 
 def main() -> None:
