@@ -8,14 +8,8 @@ from pathlib import Path
 
 import click
 
+from bot.commands.common import DEFAULT_DB, fail, one_fan, open_store, print_table
 from bot.errors import BrandbotError, ConfigError
-
-DEFAULT_DB = "brandbot.db"
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 def _load_brand(persona: str):
@@ -26,12 +20,12 @@ def _load_brand(persona: str):
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
-        _fail(
+        fail(
             f"persona {persona!r} is invalid ({len(exc.problems)} problem(s)); fix the lines above",
             1,
         )
     except BrandbotError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -154,7 +148,7 @@ def test_cmd(paths: tuple[Path, ...], verbose: bool) -> None:
 
     files = collect(list(paths) or [Path("tests/conversations")])
     if not files:
-        _fail("no conversation test files found (*.yaml)")
+        fail("no conversation test files found (*.yaml)")
     failed = passed = 0
     for file in files:
         try:
@@ -205,7 +199,7 @@ def nlu_eval(persona: str, data: Path, as_json: bool) -> None:
             row = json.loads(line)
             rows.append({"text": str(row["text"]), "intent": row.get("intent")})
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            _fail(f'{data}:{number}: expected {{"text": ..., "intent": NAME or null}} ({exc})')
+            fail(f'{data}:{number}: expected {{"text": ..., "intent": NAME or null}} ({exc})')
     report = evaluate(brand.understander, rows)
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
@@ -244,11 +238,7 @@ def fans(db: str, persona: str | None, as_json: bool) -> None:
 
     Example: brandbot fans --db brandbot.db
     """
-    from bot.relations import Store
-
-    if not Path(db).exists():
-        _fail(f"no database at {db}; chat first or pass --db")
-    store = Store(db)
+    store = open_store(db)
     rows = store.fans(persona)
     store.close()
     columns = [
@@ -268,30 +258,8 @@ def fans(db: str, persona: str | None, as_json: bool) -> None:
         for row in rows:
             click.echo(json.dumps({c: row[c] for c in columns}, ensure_ascii=False))
         return
-    table = [[_cell(row[c]) for c in columns] for row in rows]
-    _print_table(columns, table)
+    print_table(columns, [[row[c] for c in columns] for row in rows])
     click.echo(f"{len(rows)} fan(s)")
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.1f}"
-    return "" if value is None else str(value)
-
-
-def _print_table(columns: list[str], rows: list[list[str]]) -> None:
-    import unicodedata
-
-    def width(text: str) -> int:
-        return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-    widths = [max([width(c)] + [width(r[i]) for r in rows]) for i, c in enumerate(columns)]
-    for line in [columns] + rows:
-        click.echo(
-            "  ".join(
-                cell + " " * (w - width(cell)) for cell, w in zip(line, widths, strict=True)
-            ).rstrip()
-        )
 
 
 @main.command()
@@ -323,12 +291,10 @@ def handoff_list(db: str) -> None:
 
     Example: brandbot handoff list
     """
-    from bot.relations import Store
-
-    store = Store(db)
-    rows = [r for r in store.fans() if r["handoff"]]
+    store = open_store(db)
+    rows = store.fans(handoff_only=True)
     store.close()
-    _print_table(
+    print_table(
         ["id", "persona", "channel", "fan", "last_seen"],
         [
             [
@@ -359,24 +325,15 @@ def handoff_end(fan: str, db: str, persona: str | None, config: str | None) -> N
     """
     from bot.engine import Engine
     from bot.messages import FanRef, Inbound
-    from bot.relations import Store
 
-    store = Store(db)
+    store = open_store(db)
     try:
-        matches = [r for r in store.find_fans(fan) if r["handoff"]] or store.find_fans(fan)
-        if not matches:
-            _fail(f"no fan {fan!r} in {db}; see `brandbot fans`")
-        if len(matches) > 1:
-            _fail(
-                f"{fan!r} matches {len(matches)} fans; "
-                "use the numeric id from `brandbot handoff list`"
-            )
-        row = matches[0]
+        row = one_fan(store, fan, prefer_handoff=True)
         if not row["handoff"]:
-            _fail(f"fan {fan!r} is not in handoff")
+            fail(f"fan {fan!r} is not in handoff")
         brand = _load_brand(persona or row["persona"])
         if brand.id != row["persona"]:
-            _fail(f"fan {fan!r} talks to persona {row['persona']!r}, not {brand.id!r}")
+            fail(f"fan {fan!r} talks to persona {row['persona']!r}, not {brand.id!r}")
         engine = Engine(store, brand)
         replies = engine.handle(
             Inbound(FanRef(row["channel"], row["external_id"]), kind="event", event="handoff_end")
@@ -417,14 +374,14 @@ def wechat_qrcode(scene: str, permanent: bool) -> None:
     try:
         settings = WeChatChannelSettings.from_env()
         if settings is None:
-            _fail("set BRANDBOT_WECHAT_APPID and BRANDBOT_WECHAT_TOKEN (and "
+            fail("set BRANDBOT_WECHAT_APPID and BRANDBOT_WECHAT_TOKEN (and "
                   "BRANDBOT_WECHAT_SECRET, BRANDBOT_WECHAT_VERIFIED=true) first; see "
                   "docs/channels/wechat.md", 2)
         code = qrcode(settings, scene, permanent)
     except WeChatConfigError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     except (WeChatAPIError, ValueError) as exc:
-        _fail(str(exc), 1)
+        fail(str(exc), 1)
     click.echo(code.url)
     click.echo(f"image: {code.image_url}")
     click.echo("permanent" if code.permanent else f"expires in {code.expire_seconds // 86400} days")

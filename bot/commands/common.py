@@ -10,7 +10,9 @@ from typing import Any
 import click
 
 from bot.relations import Store
+from bot.tables import format_table
 
+DEFAULT_DB = "brandbot.db"
 DB_HELP = "SQLite relationship log."
 
 
@@ -26,6 +28,7 @@ def open_store(db: str) -> Store:
 
 
 def now() -> datetime:
+    """The current time (UTC), as the engine stamps turns."""
     return datetime.now(UTC)
 
 
@@ -56,3 +59,8 @@ def load_persona(ref: str):
         fail(f"persona {ref!r} is invalid; fix the lines above")
     except BrandbotError as exc:
         fail(str(exc))
+
+
+def print_table(columns: list[str], rows: list[list[Any]]) -> None:
+    for line in format_table(columns, rows):
+        click.echo(line)

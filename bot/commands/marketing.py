@@ -9,16 +9,18 @@ import json
 
 import click
 
-from bot.commands.common import DB_HELP, fail, load_persona, now, one_fan, open_store
+from bot.commands.common import (
+    DB_HELP,
+    DEFAULT_DB,
+    fail,
+    load_persona,
+    now,
+    one_fan,
+    open_store,
+    print_table,
+)
 
-DEFAULT_DB = "brandbot.db"
 DEFAULT_PERSONA = "laowang-kitchen"
-
-
-def _table(columns: list[str], rows: list[list[str]]) -> None:
-    from bot.cli import _print_table
-
-    _print_table(columns, rows)
 
 
 def register(main: click.Group, handoff: click.Group) -> None:
@@ -84,7 +86,7 @@ def campaign_list(persona, db) -> None:
     store = open_store(db)
     rows = list_campaigns(store, persona)
     store.close()
-    _table(["name", "code", "persona", "fans", "created"],
+    print_table(["name", "code", "persona", "fans", "created"],
            [[c.name, c.code, c.persona, str(c.fans), c.created_at[:10]] for c in rows])
     click.echo(f"{len(rows)} campaign(s)")
 
@@ -150,7 +152,7 @@ def kols(top, persona, db, as_json) -> None:
                                    "influence": round(k.influence, 2), "kol": k.tagged},
                                   ensure_ascii=False))
         return
-    _table(
+    print_table(
         ["rank", "id", "fan", "channel", "stage", "direct", "2nd level", "score", "influence",
          "tag"],
         [[str(i), str(k.fan_id), k.name, k.channel, k.stage, str(k.direct), str(k.second),
@@ -236,7 +238,7 @@ def _print_plan(p, *, dry_run: bool) -> None:
                + (f" ({channels})" if channels else ""))
     if p.reasons:
         click.echo(f"not sent to {p.skipped}:")
-        _table(["reason", "fans"], [[r, str(n)] for r, n in p.reasons.most_common()])
+        print_table(["reason", "fans"], [[r, str(n)] for r, n in p.reasons.most_common()])
 
 
 def _send(store, broadcast_id, persona, outlets, batch) -> None:
@@ -375,7 +377,7 @@ def broadcast_list(db) -> None:
         "GROUP BY b.id ORDER BY b.id"
     ).fetchall()
     store.close()
-    _table(["id", "persona", "audience", "status", "created", "sent", "failed", "skipped",
+    print_table(["id", "persona", "audience", "status", "created", "sent", "failed", "skipped",
             "left", "unknown", "text"],
            [[str(v if v is not None else 0) if i >= 5 and i < 10 else str(v or "")
              for i, v in enumerate(r)] for r in rows])
@@ -406,7 +408,7 @@ def broadcast_show(broadcast_id, db) -> None:
     click.echo(f"broadcast {broadcast_id} ({row['persona']}, {row['status']}), audience "
                f"{row['audience']!r}, created {row['created_at']}")
     click.echo(row["text"])
-    _table(["status", "why", "fans"], [[r[0], r[1], str(r[2])] for r in rows])
+    print_table(["status", "why", "fans"], [[r[0], r[1], str(r[2])] for r in rows])
 
 
 # -- the operator desk ---------------------------------------------------------------------------
@@ -638,7 +640,7 @@ def calendar_list(persona, db) -> None:
             state = "missed"
         rows.append([t.id, t.at().strftime("%Y-%m-%d %H:%M UTC"), t.audience, state,
                      model.text(t.text, model.default_language)[:30]])
-    _table(["topic", "when", "audience", "state", "text"], rows)
+    print_table(["topic", "when", "audience", "state", "text"], rows)
     click.echo(f"{len(rows)} topic(s)")
 
 

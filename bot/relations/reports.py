@@ -18,6 +18,7 @@ from bot.persona.model import STAGES, Relationship
 from bot.relations.desk import time_to_first_reply
 from bot.relations.kols import rank
 from bot.relations.store import Store, iso
+from bot.tables import format_table
 
 
 def build(store: Store, now: datetime, since: datetime | None = None,
@@ -111,8 +112,6 @@ def build(store: Store, now: datetime, since: datetime | None = None,
 
 
 def to_text(report: dict[str, Any]) -> str:
-    from bot.cli import _cell  # the same cell formatting as `brandbot fans`
-
     out: list[str] = []
 
     def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
@@ -120,11 +119,7 @@ def to_text(report: dict[str, Any]) -> str:
         if not rows:
             out.append("  (none)")
             return
-        cells = [[_cell(v) for v in r] for r in rows]
-        widths = [max([_w(c)] + [_w(r[i]) for r in cells]) for i, c in enumerate(columns)]
-        for line in [columns] + cells:
-            out.append("  " + "  ".join(c + " " * (w - _w(c)) for c, w in zip(line, widths,
-                                                                             strict=True)).rstrip())
+        out.extend("  " + line for line in format_table(columns, rows))
 
     who = f"persona {report['persona']}" if report["persona"] else "all personas"
     out.append(f"brandbot report — {who}, since {report['since']} "
@@ -147,12 +142,6 @@ def to_text(report: dict[str, Any]) -> str:
               [[k["fan_id"], k["name"], k["channel"], k["direct"], k["second"], k["influence"],
                 "kol" if k["kol"] else ""] for k in report["top_kols"]])
     return "\n".join(out) + "\n"
-
-
-def _w(text: str) -> int:
-    import unicodedata
-
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 # -- HTML -----------------------------------------------------------------------------------------

@@ -318,13 +318,13 @@ class Store:
         row = self._one("SELECT * FROM fans WHERE referral_code = ?", (code,))
         return dict(row) if row else None
 
-    def fans(self, persona: str | None = None) -> list[dict[str, Any]]:
-        sql = (
-            "SELECT * FROM fans"
-            + (" WHERE persona = ?" if persona else "")
-            + " ORDER BY last_seen DESC"
-        )
-        return [dict(r) for r in self._all(sql, (persona,) if persona else ())]
+    def fans(self, persona: str | None = None, *, handoff_only: bool = False
+             ) -> list[dict[str, Any]]:
+        """Fans, most recently seen first; of one persona, or only those a human holds."""
+        where = [w for w, on in (("persona = ?", persona), ("handoff = 1", handoff_only)) if on]
+        sql = "SELECT * FROM fans" + (" WHERE " + " AND ".join(where) if where else "")
+        return [dict(r) for r in self._all(sql + " ORDER BY last_seen DESC",
+                                           (persona,) if persona else ())]
 
     def find_fans(self, query: str) -> list[dict[str, Any]]:
         """Fans matching an operator's reference: numeric id, external id or display name."""
