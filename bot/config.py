@@ -156,14 +156,9 @@ class Settings(BaseSettings):
             raise ValueError("list at least one persona, e.g. personas: [laowang-kitchen]")
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "db_synchronous", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
-
-    @field_validator("db_synchronous", mode="before")
-    @classmethod
-    def _upper_sync(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
     @classmethod
@@ -344,7 +339,6 @@ def _fix(err: dict[str, Any], loc: tuple) -> str:
     msg = msg.replace("Value error, ", "").replace("Input should be", "must be")
     if (
         "input" in err
-        and kind not in {"extra_forbidden"}
         and not isinstance(err["input"], dict | list)
     ):
         # A whole channel section given as a string is most likely a pasted secret too.

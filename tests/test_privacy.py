@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot.errors import UnknownFanError as UnknownFan
 from bot.messages import FanRef, Inbound, Reply
 from bot.relations import outbox
-from bot.relations.privacy import UnknownFan, export_fan, forget_fan
+from bot.relations.privacy import export_fan, forget_fan
 
 
 def talk(engine, who: str, *texts: str, ref: str | None = None, name: str | None = None):

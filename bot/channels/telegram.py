@@ -453,8 +453,8 @@ class TelegramChannel:
         self.desk: Callable[[OperatorMessage], Awaitable[None]] | None = None
 
     def __repr__(self) -> str:  # never the token
-        mode = "webhook" if self.webhook_url else "polling"
-        return f"TelegramChannel(persona={self.persona_id!r}, {mode}, bot=@{self.bot_username})"
+        return (f"TelegramChannel(persona={self.persona_id!r}, {self.mode}, "
+                f"bot=@{self.bot_username})")
 
     @property
     def mode(self) -> str:

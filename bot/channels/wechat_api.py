@@ -129,7 +129,6 @@ class TokenOwner:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
-        self.fetches = 0
         self.client = _Client(self, app_id, secret, api_url)
         redact_logs(secret)
 
@@ -172,7 +171,6 @@ class TokenOwner:
                 )
             token = str(result["access_token"])
             redact_logs(token)
-            self.fetches += 1
             expires_in = float(result.get("expires_in", 7200))
             # Refresh 5 minutes early: WeChat keeps the old token valid that long (§1.10).
             self._token = token
@@ -205,7 +203,6 @@ class TokenOwner:
 @dataclass
 class _Window:
     kind: str  # "message" (5 / 48 h) or "event" (3 / 1 min)
-    opened: float
     until: float
     left: int
 
@@ -231,7 +228,7 @@ class Quota:
             if (kind != "message" and current is not None and current.kind == "message"
                     and current.until > now and current.left >= count):
                 return  # an open 48 h window with more sends left stays
-            self._windows[openid] = _Window(kind, now, now + ttl, count)
+            self._windows[openid] = _Window(kind, now + ttl, count)
             self._windows.move_to_end(openid)
             while len(self._windows) > self._max:
                 self._windows.popitem(last=False)

@@ -91,7 +91,6 @@ def check_aes_key(value: str, name: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class _Key:
-    name: str  # "current" / "previous" (for logs; never the key)
     key: bytes
     crypto: WeChatCrypto
 
@@ -101,15 +100,15 @@ class PushCrypto:
 
     def __init__(self, token: str, app_id: str, aes_key: str, previous_aes_key: str | None = None):
         self.token, self.app_id = token, app_id
-        self.keys = [self._key("current", token, app_id, aes_key, "aes_key")]
+        self.keys = [self._key(token, app_id, aes_key, "aes_key")]
         if previous_aes_key:
             self.keys.append(
-                self._key("previous", token, app_id, previous_aes_key, "previous_aes_key")
+                self._key(token, app_id, previous_aes_key, "previous_aes_key")
             )
 
     @staticmethod
-    def _key(name: str, token: str, app_id: str, value: str, setting: str) -> _Key:
-        return _Key(name, check_aes_key(value, setting), WeChatCrypto(token, value, app_id))
+    def _key(token: str, app_id: str, value: str, setting: str) -> _Key:
+        return _Key(check_aes_key(value, setting), WeChatCrypto(token, value, app_id))
 
     def decrypt(self, encrypt: str | None, msg_signature: str | None, timestamp: str,
                 nonce: str) -> tuple[bytes, int]:

@@ -80,9 +80,6 @@ class Dialog:
     def initial(self) -> str:
         return self.spec.initial
 
-    def has_state(self, state: str) -> bool:
-        return state in self._states
-
     def migrate(self, state: str | None) -> str:
         """The state a fan stored in ``state`` is in now (``state_migrations`` or initial)."""
         if state and state in self._states:

@@ -462,10 +462,6 @@ class IntentMatcher:
                     hits.add(index)
         return hits
 
-    def scores(self, normalized: str) -> np.ndarray:
-        """Per-intent probabilities (softmax; cosine for a single-intent matcher)."""
-        return self._scores(normalized, self._keyword_indices(normalized))[0]
-
     def _scores(self, normalized: str, hits: set[int]) -> tuple[np.ndarray, float]:
         """Probabilities, and the weight given to the static vector (0 when none was used)."""
         vocab = self._vocab

@@ -29,7 +29,6 @@ import asyncio
 import json
 import logging
 import random
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -514,7 +513,3 @@ def outlets_from_settings(settings: Any, store: Store, persona: str, *,
     else:
         missing["wechat"] = "wechat is not configured: set BRANDBOT_WECHAT_APPID and _SECRET"
     return outlets, missing
-
-
-def elapsed(start: float) -> float:
-    return time.perf_counter() - start

@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bot.errors import UnknownFanError
 from bot.relations.store import Store, dumps
 
 # Event payload keys that never hold personal data (codes, stage names, sources, intents).
@@ -44,17 +45,13 @@ _SAFE_PAYLOAD_KEYS = frozenset(
 )
 
 
-class UnknownFan(LookupError):
-    """No fan has this id."""
-
-
 def export_fan(store: Store, fan_id: int) -> dict[str, Any]:
     """Everything the log holds about one fan, as JSON-ready data (a subject-access request)."""
     with store.lock:
         conn = store.conn
         fan = conn.execute("SELECT * FROM fans WHERE id = ?", (fan_id,)).fetchone()
         if fan is None:
-            raise UnknownFan(f"no fan with id {fan_id}")
+            raise UnknownFanError(f"no fan with id {fan_id}")
 
         def rows(sql: str, *args: Any) -> list[dict[str, Any]]:
             return [dict(r) for r in conn.execute(sql, args)]
@@ -97,12 +94,13 @@ def export_fan(store: Store, fan_id: int) -> dict[str, Any]:
 def forget_fan(store: Store, fan_id: int, keep_aggregates: bool = True) -> dict[str, int]:
     """Delete or anonymise one fan's personal data (see the module docstring).
 
-    Returns how many rows were changed per table. Raises :class:`UnknownFan` for an unknown id.
+    Returns how many rows were changed per table; raises
+    :class:`~bot.errors.UnknownFanError` for an unknown id.
     Forgetting an already anonymised fan is harmless.
     """
     with store.transaction() as conn:
         if conn.execute("SELECT 1 FROM fans WHERE id = ?", (fan_id,)).fetchone() is None:
-            raise UnknownFan(f"no fan with id {fan_id}")
+            raise UnknownFanError(f"no fan with id {fan_id}")
         if keep_aggregates:
             return _anonymise(conn, fan_id)
         return _delete(conn, fan_id)
