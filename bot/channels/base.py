@@ -7,9 +7,13 @@ go out through :meth:`Channel.send`. The engine never knows which channel it ser
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from bot.messages import FanRef, Reply
+from bot.messages import FanRef, Inbound, Reply
+
+# How a channel runs one engine turn: the daemon's (metrics, turn threads) or a test's.
+RunTurn = Callable[[Inbound, str], Awaitable[list[Reply]]]
 
 
 class Channel(Protocol):

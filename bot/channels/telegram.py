@@ -84,6 +84,7 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes, ExtBot, TypeHandler
 from telegram.request import BaseRequest, HTTPXRequest
 
+from bot.channels.base import RunTurn
 from bot.channels.telegram_sender import Sender
 from bot.messages import FanRef, Inbound, Reply
 from bot.redact import SecretFilter
@@ -113,7 +114,6 @@ _MAX_WEBHOOK_BODY = 1_048_576
 
 log = logging.getLogger("brandbot.telegram")
 
-RunTurn = Callable[[Inbound, str], Awaitable[list[Reply]]]
 
 
 @dataclass(frozen=True, slots=True)

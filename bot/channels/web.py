@@ -24,7 +24,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.channels.base import RunTurn
 from bot.messages import FanRef, Inbound, Reply
 from bot.relations import outbox
 
@@ -44,7 +45,6 @@ _SHORT = 128  # msg_id, ref, name
 log = logging.getLogger("brandbot.web")
 
 # (inbound, persona id) -> replies; provided by the daemon, which runs the engine turn.
-RunTurn = Callable[[Inbound, str], Awaitable[list[Reply]]]
 
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",

@@ -57,7 +57,7 @@ import os
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -65,6 +65,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bot.channels.base import RunTurn
 from bot.channels.wechat_api import (
     DEFAULT_API_URL,
     QRCode,
@@ -109,7 +110,6 @@ _JSON_HINT_EVERY = 60.0
 
 log = logging.getLogger("brandbot.wechat")
 
-RunTurn = Callable[[Inbound, str], Awaitable[list[Reply]]]
 
 
 class WeChatConfigError(ValueError):

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.messages import FanRef, Inbound, Reply
+from bot.relations.scoring import parse_iso
 from bot.relations.store import Store, insert_message, iso, log_event
 
 OPERATOR_KEY = "operator"
@@ -125,7 +126,5 @@ def time_to_first_reply(store: Store, since: str | None = None) -> list[float]:
     out = []
     for start, first in rows:
         if first:
-            a = datetime.fromisoformat(start.replace("Z", "+00:00"))
-            b = datetime.fromisoformat(first.replace("Z", "+00:00"))
-            out.append((b - a).total_seconds() / 60)
+            out.append((parse_iso(first) - parse_iso(start)).total_seconds() / 60)
     return out

@@ -70,12 +70,12 @@ def build(store: Store, now: datetime, since: datetime | None = None,
         f"WHERE m.direction = 'in' AND m.kind = 'message' AND m.intent IS NULL "
         f"AND m.text != '' AND m.created_at >= ?{pf} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
         start, *pp)
-    handoffs = q(
-        f"SELECT count(*), sum(e.kind = 'handoff_timeout') FROM events e "
-        f"JOIN fans f ON f.id = e.fan_id WHERE e.kind IN ('handoff', 'handoff_timeout') "
-        f"AND e.created_at >= ?{pf}", start, *pp)[0]
-    started = q(f"SELECT count(*) FROM events e JOIN fans f ON f.id = e.fan_id "
-                f"WHERE e.kind = 'handoff' AND e.created_at >= ?{pf}", start, *pp)[0][0]
+    started, timed_out = q(
+        f"SELECT coalesce(sum(e.kind = 'handoff'), 0), "
+        f"coalesce(sum(e.kind = 'handoff_timeout'), 0) "
+        f"FROM events e JOIN fans f ON f.id = e.fan_id "
+        f"WHERE e.kind IN ('handoff', 'handoff_timeout') AND e.created_at >= ?{pf}",
+        start, *pp)[0]
     open_now = q(f"SELECT count(*) FROM fans f WHERE handoff = 1{pf}", *pp)[0][0]
     waits = time_to_first_reply(store, start)
     kols = []
@@ -99,7 +99,7 @@ def build(store: Store, now: datetime, since: datetime | None = None,
         "not_understood": [list(r) for r in missed],
         "handoffs": {
             "started": started,
-            "timed_out": (handoffs[1] or 0),
+            "timed_out": timed_out,
             "open_now": open_now,
             "answered": len(waits),
             "median_minutes_to_first_reply": round(median(waits), 1) if waits else None,
