@@ -50,20 +50,30 @@ def influence(direct: Iterable[float], second: Iterable[float], own: float) -> f
     )
 
 
-def _children(conn, fan_ids: list[int], now: datetime, rules: Relationship) -> list[tuple]:
-    if not fan_ids:
-        return []
-    marks = ",".join("?" * len(fan_ids))
-    rows = conn.execute(
-        f"SELECT id, score, score_at FROM fans WHERE referred_by IN ({marks})", fan_ids
-    ).fetchall()
-    return [(r[0], decayed(r[1], r[2], now, rules)) for r in rows]
+def _children(conn, fan_ids: list[int], now: datetime, rules: Relationship,
+              cache: dict[int, list[tuple]] | None = None) -> list[tuple]:
+    """(id, decayed score) of the fans that ``fan_ids`` brought in; ``cache`` avoids re-reading
+    a fan's referrals when a chain is walked (a parent's children are its parent's 2nd level)."""
+    cache = {} if cache is None else cache
+    missing = [i for i in fan_ids if i not in cache]
+    if missing:
+        for fan_id in missing:
+            cache[fan_id] = []
+        marks = ",".join("?" * len(missing))
+        for parent, child, score, score_at in conn.execute(
+            f"SELECT referred_by, id, score, score_at FROM fans WHERE referred_by IN ({marks})",
+            missing,
+        ):
+            cache[parent].append((child, decayed(score, score_at, now, rules)))
+    return [child for fan_id in fan_ids for child in cache[fan_id]]
 
 
-def influence_of(conn, fan_id: int, own_score: float, now: datetime, rules: Relationship) -> float:
+def influence_of(conn, fan_id: int, own_score: float, now: datetime, rules: Relationship,
+                 cache: dict[int, list[tuple]] | None = None) -> float:
     """One fan's influence (``own_score`` already decayed to ``now``)."""
-    direct = _children(conn, [fan_id], now, rules)
-    second = _children(conn, [c[0] for c in direct], now, rules) if direct else []
+    cache = {} if cache is None else cache
+    direct = _children(conn, [fan_id], now, rules, cache)
+    second = _children(conn, [c[0] for c in direct], now, rules, cache) if direct else []
     return influence((s for _, s in direct), (s for _, s in second), own_score)
 
 
@@ -77,11 +87,12 @@ def kol_change(tags: set[str], value: float, threshold: float) -> str | None:
 
 
 def tag_speaker(conn, rules: Relationship, fan_id: int, score: float, now: datetime,
-                tags: set[str]) -> tuple[str, dict[str, Any]] | None:
-    """Re-tag the fan whose turn this is: edits ``tags``; returns the event to log, if any."""
+                tags: set[str], cache: dict[int, list[tuple]] | None = None
+                ) -> tuple[str, dict[str, Any]] | None:
+    """Re-tag one fan (``score`` decayed to now): edits ``tags``; returns the event to log."""
     if rules.kol_threshold is None:
         return None
-    value = influence_of(conn, fan_id, score, now, rules)
+    value = influence_of(conn, fan_id, score, now, rules, cache)
     change = kol_change(tags, value, rules.kol_threshold)
     if change == "kol":
         tags.add(KOL_TAG)
@@ -92,25 +103,24 @@ def tag_speaker(conn, rules: Relationship, fan_id: int, score: float, now: datet
 
 def retag_referrers(conn, rules: Relationship, referred_by: int | None, now: datetime) -> None:
     """Re-tag the fan who brought the speaker in, and the one who brought *them* in."""
-    if rules.kol_threshold is None or referred_by is None:
+    if rules.kol_threshold is None:
         return
-    fan_id: int | None = referred_by
+    fan_id, cache = referred_by, {}
     for _ in range(2):
         if fan_id is None:
             return
         row = conn.execute(
-            "SELECT id, score, score_at, tags, referred_by FROM fans WHERE id = ?", (fan_id,)
+            "SELECT score, score_at, tags, referred_by FROM fans WHERE id = ?", (fan_id,)
         ).fetchone()
         if row is None:
             return
-        tags = set(json.loads(row[3]))
-        value = influence_of(conn, row[0], decayed(row[1], row[2], now, rules), now, rules)
-        change = kol_change(tags, value, rules.kol_threshold)
-        if change:
-            (tags.add if change == "kol" else tags.discard)(KOL_TAG)
-            conn.execute("UPDATE fans SET tags = ? WHERE id = ?", (dumps(sorted(tags)), row[0]))
-            log_event(conn, row[0], change, {"score": round(value, 2)}, iso(now))
-        fan_id = row[4]
+        tags = set(json.loads(row[2]))
+        score = decayed(row[0], row[1], now, rules)
+        event = tag_speaker(conn, rules, fan_id, score, now, tags, cache)
+        if event is not None:
+            conn.execute("UPDATE fans SET tags = ? WHERE id = ?", (dumps(sorted(tags)), fan_id))
+            log_event(conn, fan_id, *event, iso(now))
+        fan_id = row[3]
 
 
 @dataclass(frozen=True, slots=True)
