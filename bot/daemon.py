@@ -362,13 +362,8 @@ class Daemon:
         channel = self.channels.get(fan.channel)
         if channel is None:
             return f"the {fan.channel} channel is not running in this daemon"
-        if fan.channel == "web":
-            queued = await channel.send(fan, replies, persona=persona)
-            return None if queued else "unknown web chat fan"
-        result = await channel.send(fan, replies)
-        if result is not None and getattr(result, "skipped", 0):  # WeChat's SendResult
-            return result.reason or "not sent"
-        return None
+        result = await channel.send(fan, replies, persona=persona)
+        return (result.reason or "not sent") if result is not None and result.skipped else None
 
     # -- turns -------------------------------------------------------------------------------
 

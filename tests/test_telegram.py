@@ -265,6 +265,7 @@ def test_blocking_marks_the_fan_and_unblocking_restores_them(tiny_engine):
             after_block = len(fake.calls)
             skipped = await channel.send(FanRef("telegram", "5"), [Reply("news!")])
             assert skipped is not None and "blocked" in skipped.reason  # the desk shows why
+            assert skipped.skipped == 1
             blocked_state = dict(fan(store, 5))
             fake.member_update(5, "kicked", "member")
             await fake.wait_for(lambda: fan(store, 5)["blocked"] == 0, what="unblocked")

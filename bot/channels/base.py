@@ -8,12 +8,21 @@ go out through :meth:`Channel.send`. The engine never knows which channel it ser
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from bot.messages import FanRef, Inbound, Reply
 
 # How a channel runs one engine turn: the daemon's (metrics, turn threads) or a test's.
 RunTurn = Callable[[Inbound, str], Awaitable[list[Reply]]]
+
+
+@dataclass(frozen=True, slots=True)
+class NotSent:
+    """Proactive messages a channel did not send, and why (the operator desk shows it)."""
+
+    skipped: int
+    reason: str
 
 
 class Channel(Protocol):
@@ -25,5 +34,9 @@ class Channel(Protocol):
     async def stop(self) -> None:
         """Stop receiving and finish deliveries in flight."""
 
-    async def send(self, fan: FanRef, replies: list[Reply]) -> None:
-        """Deliver messages the fan did not just ask for (newsletters, operator replies)."""
+    async def send(self, fan: FanRef, replies: list[Reply], persona: str | None = None):
+        """Deliver messages the fan did not just ask for (newsletters, operator replies).
+
+        Returns None when all were sent or queued, or a result whose ``skipped`` (how many were
+        not sent) and ``reason`` say why — :class:`NotSent`, or WeChat's ``SendResult``.
+        """

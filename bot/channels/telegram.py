@@ -84,7 +84,7 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes, ExtBot, TypeHandler
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bot.channels.base import RunTurn
+from bot.channels.base import NotSent, RunTurn
 from bot.channels.telegram_sender import Sender
 from bot.messages import FanRef, Inbound, Reply
 from bot.redact import SecretFilter
@@ -114,14 +114,6 @@ _MAX_WEBHOOK_BODY = 1_048_576
 
 log = logging.getLogger("brandbot.telegram")
 
-
-
-@dataclass(frozen=True, slots=True)
-class SendSkipped:
-    """Proactive messages that were not sent, and why (the operator desk shows it)."""
-
-    skipped: int
-    reason: str
 
 
 class TelegramConfigError(ValueError):
@@ -547,10 +539,12 @@ class TelegramChannel:
             self._remove_redaction()
             log.info("telegram: @%s stopped", self.bot_username)
 
-    async def send(self, fan: FanRef, replies: list[Reply]) -> SendSkipped | None:
+    async def send(self, fan: FanRef, replies: list[Reply], persona: str | None = None
+                   ) -> NotSent | None:
         """Queue proactive messages (newsletters, operator replies) for a fan not blocked.
 
-        Returns None when queued, or a :class:`SendSkipped` saying why nothing was sent.
+        Returns None when queued, or a :class:`NotSent` saying why nothing was sent (one bot
+        serves one persona, so ``persona`` is not needed).
         """
         if fan.channel != CHANNEL:
             raise ValueError(f"{fan} is not a telegram fan")
@@ -562,9 +556,9 @@ class TelegramChannel:
         if row is not None and row["blocked"]:
             self.stats["skipped_blocked"] += 1
             log.info("telegram: fan %s blocked the bot; not sending", fan.external_id)
-            return SendSkipped(len(replies), "the fan blocked the bot")
+            return NotSent(len(replies), "the fan blocked the bot")
         if int(fan.external_id) in self.sender.blocked:
-            return SendSkipped(len(replies), "the fan blocked the bot (403)")
+            return NotSent(len(replies), "the fan blocked the bot (403)")
         self.sender.enqueue(int(fan.external_id), [r.text for r in replies])
         return None
 

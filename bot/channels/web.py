@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.channels.base import RunTurn
+from bot.channels.base import NotSent, RunTurn
 from bot.messages import FanRef, Inbound, Reply
 from bot.relations import outbox
 
@@ -113,13 +113,15 @@ class WebChannel:
         # Requests in flight are finished by the web server's graceful shutdown.
         self.running = False
 
-    async def send(self, fan: FanRef, replies: list[Reply], persona: str | None = None) -> int:
+    async def send(self, fan: FanRef, replies: list[Reply], persona: str | None = None
+                   ) -> NotSent | None:
         """A web page cannot be pushed to: queue the messages in the outbox for its next request.
 
-        Returns how many were queued: 0 for a fan the log does not know (nothing to attach
-        them to; a web fan exists from their first message).
+        A fan the log does not know has nothing to attach them to (a web fan exists from their
+        first message): :class:`NotSent`.
         """
-        return await asyncio.to_thread(self._enqueue, fan, replies, persona or self.personas[0])
+        queued = await asyncio.to_thread(self._enqueue, fan, replies, persona or self.personas[0])
+        return None if queued else NotSent(len(replies), "unknown web chat fan")
 
     def _enqueue(self, fan: FanRef, replies: list[Reply], persona: str) -> int:
         row = self.store.find_fan(persona, CHANNEL, fan.external_id)

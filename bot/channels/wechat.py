@@ -421,8 +421,11 @@ class WeChatChannel:
             if pending:
                 log.warning("wechat: %d delivery(ies) cancelled at stop", len(pending))
 
-    async def send(self, fan: FanRef, replies: list[Reply]) -> SendResult:
-        """Send through the customer-service API, within the fan's quota (verified accounts)."""
+    async def send(self, fan: FanRef, replies: list[Reply], persona: str | None = None
+                   ) -> SendResult:
+        """Send through the customer-service API, within the fan's quota (verified accounts).
+
+        One account serves one persona, so ``persona`` is not needed."""
         texts = [p for r in replies for p in split_text(r.text)]
         if not texts:
             return SendResult(0, 0)
