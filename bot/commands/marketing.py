@@ -415,41 +415,58 @@ def broadcast_show(broadcast_id, db) -> None:
 
 
 def _push(settings, store, persona_id: str, row, replies) -> tuple[str, str | None]:
-    """Deliver ``texts`` to one fan through their channel, as the CLI can.
+    """Deliver ``replies`` to one fan through their channel, as the CLI can (see _push_many)."""
+    return _push_many(settings, store, [(persona_id, row, replies)])[0]
 
-    Telegram and WeChat by their APIs; web chat fans through the log's outbox, which the
-    daemon hands to the fan's page (its next message, or its poll a few seconds later).
+
+def _push_many(settings, store, items) -> list[tuple[str, str | None]]:
+    """Deliver each ``(persona, fan row, replies)``: (status, why not) per item, in order.
+
+    Telegram and WeChat by their APIs, with each persona's senders built and started once;
+    web chat fans through the log's outbox, which the daemon hands to the fan's page (its next
+    message, or its poll a few seconds later).
     """
     import asyncio
 
     from bot.relations import outbox
     from bot.relations.broadcast import CANNOT_PUSH, Item, outlets_from_settings
 
-    if row["channel"] == outbox.CHANNEL:
-        outbox.enqueue(store, row["id"], replies, now())
-        return "queued", None
-    texts = [r.text for r in replies]
-    outlets, missing = outlets_from_settings(settings, store, persona_id, rate=30.0)
-    outlet = outlets.get(row["channel"])
-    if outlet is None:
-        why = CANNOT_PUSH.get(row["channel"]) or missing.get(row["channel"]) or (
-            f"no {row['channel']} sender")
-        return "failed", why
-
-    async def send() -> tuple[str, str | None]:
-        await outlet.start()
+    async def run() -> list[tuple[str, str | None]]:
+        built: dict[str, tuple[dict, dict]] = {}
+        started: list = []
+        results = []
         try:
-            status = "sent", None
-            for n, text in enumerate(texts):
-                result = await outlet.deliver([Item(n, row["id"], row["external_id"], text)])
-                status = result[n]
-                if status[0] != "sent":
-                    break
-            return status
+            for persona_id, row, replies in items:
+                if row["channel"] == outbox.CHANNEL:
+                    outbox.enqueue(store, row["id"], replies, now())
+                    results.append(("queued", None))
+                    continue
+                if persona_id not in built:
+                    built[persona_id] = outlets_from_settings(settings, store, persona_id,
+                                                              rate=30.0)
+                outlets, missing = built[persona_id]
+                outlet = outlets.get(row["channel"])
+                if outlet is None:
+                    why = CANNOT_PUSH.get(row["channel"]) or missing.get(row["channel"]) or (
+                        f"no {row['channel']} sender")
+                    results.append(("failed", why))
+                    continue
+                if outlet not in started:
+                    await outlet.start()
+                    started.append(outlet)
+                status: tuple[str, str | None] = ("sent", None)
+                for n, reply in enumerate(replies):
+                    status = (await outlet.deliver(
+                        [Item(n, row["id"], row["external_id"], reply.text)]))[n]
+                    if status[0] != "sent":
+                        break
+                results.append(status)
         finally:
-            await outlet.close()
+            for outlet in started:
+                await outlet.close()
+        return results
 
-    return asyncio.run(send())
+    return asyncio.run(run())
 
 
 @click.option("--config", "-c", help="Settings file, as for `brandbot serve`.")
@@ -529,7 +546,7 @@ def handoff_expire(config, db, personas) -> None:
 
     Example: brandbot handoff expire
     """
-    from bot.brand import load_brand
+    from bot.cli import _load_brand
     from bot.engine import Engine
     from bot.relations.desk import expire_handoffs
 
@@ -537,15 +554,15 @@ def handoff_expire(config, db, personas) -> None:
     refs = list(personas) or [p.persona for p in settings.personas]
     store = open_store(settings.db)
     try:
-        brands = {}
-        for ref in refs:
-            brand = load_brand(ref)
-            brands[brand.id] = brand
+        brands = {brand.id: brand for brand in map(_load_brand, refs)}
         expired = expire_handoffs(Engine(store, brands), now())
-        for item in expired:
-            row = store.conn.execute("SELECT * FROM fans WHERE id = ?", (item.fan_id,)).fetchone()
-            status, why = _push(settings, store, item.persona, dict(row), item.replies)
-            told = {"sent": "told so", "queued": "told on their chat page's next request"}
+        statuses = _push_many(settings, store, [
+            (e.persona, {"id": e.fan_id, "channel": e.fan.channel,
+                         "external_id": e.fan.external_id}, e.replies)
+            for e in expired
+        ])
+        told = {"sent": "told so", "queued": "told on their chat page's next request"}
+        for item, (status, why) in zip(expired, statuses, strict=True):
             click.echo(f"fan {item.fan_id} ({item.fan.channel}) back with the bot; "
                        + told.get(status, f"not told: {why}"))
     finally:
