@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -114,3 +117,28 @@ def client(daemon):
 
     with TestClient(daemon._build_app()) as c:
         yield c
+
+
+def run_async(coro, timeout: float = 20):
+    """Each test is one asyncio.run: fakes, the library and our channel share its loop."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+@contextlib.asynccontextmanager
+async def serve_asgi(app):
+    """Serve an ASGI app on a free loopback port, as the daemon serves its routes."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off",
+                                           access_log=False))
+    server.capture_signals = contextlib.nullcontext
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.002)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task

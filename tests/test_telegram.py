@@ -7,15 +7,12 @@ route with uvicorn, as the daemon does, and the fake delivers updates to it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
-import socket
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from bot.channels.telegram import (
@@ -25,14 +22,11 @@ from bot.channels.telegram import (
     TelegramConfigError,
 )
 from bot.messages import FanRef, Reply
+from tests.conftest import run_async as run
+from tests.conftest import serve_asgi as serve
 from tests.fakes.telegram_api import BOT_ID, BOT_USERNAME, FakeTelegram
 
 SECRET = "s3cret_webhook-Token"
-
-
-def run(coro, timeout: float = 20):
-    """Each test is one asyncio.run: the fake, PTB and the channel share its loop."""
-    return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
 @contextlib.asynccontextmanager
@@ -45,24 +39,6 @@ async def polling(engine, persona: str = "tiny", **options):
             yield fake, channel
         finally:
             await channel.stop()
-
-
-@contextlib.asynccontextmanager
-async def serve(app):
-    """Serve an ASGI app on a free loopback port, as the daemon serves its routes."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off",
-                                           access_log=False))
-    server.capture_signals = contextlib.nullcontext
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.002)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await task
 
 
 @contextlib.asynccontextmanager

@@ -11,17 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from bot.channels.wechat import WeChatChannel, WeChatChannelSettings, read_push
 from bot.channels.wechat_crypto import PushRejected
 from bot.engine import Engine
+from tests.conftest import run_async as run
+from tests.conftest import serve_asgi as serve
 from tests.fakes.wechat_api import (
     ACCOUNT,
     AES_KEY,
@@ -37,28 +37,6 @@ from tests.fakes.wechat_api import (
 )
 
 OPENID = "oUser_0123456789abcdefABCDEF"
-
-
-def run(coro, timeout: float = 20):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-@contextlib.asynccontextmanager
-async def serve(app):
-    """Serve an ASGI app on a free loopback port, as the daemon serves its routes."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off",
-                                           access_log=False))
-    server.capture_signals = contextlib.nullcontext
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.002)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await task
 
 
 class Harness:
