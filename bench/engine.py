@@ -76,12 +76,16 @@ def main() -> None:
     parser.add_argument("--sync", default="NORMAL", choices=["NORMAL", "FULL", "OFF"])
     parser.add_argument("--persona", default="laowang-kitchen")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--commit-checkpoints", action="store_true",
+                        help="SQLite's default: checkpoint inside commits, not in a thread")
     args = parser.parse_args()
 
     brand = load_brand(args.persona)
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.db", synchronous=args.sync)
+        if not args.commit_checkpoints:
+            store.checkpoint_in_background()  # as the daemon does
         engine = Engine(store, brand, seed=0)
         fans = [FanRef("bench", f"fan{i}") for i in range(args.fans)]
         # Warm up (first contact for a slice of fans, imports, caches).

@@ -39,6 +39,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.redact import SecretFilter
+from bot.relations.store import StoreBusy
 
 log = logging.getLogger("brandbot.daemon")
 reload_log = logging.getLogger("brandbot.reload")
@@ -200,6 +201,7 @@ class Daemon:
             self.personas[brand.id] = PersonaState(entry.persona, list(entry.channels), _now())
         try:
             self.store = Store(s.db, synchronous=s.db_synchronous)
+            self.store.checkpoint_in_background()
         except Exception as exc:  # noqa: BLE001 - sqlite3 and OS errors alike
             raise StartupError(
                 [f"db: cannot open the database {s.db!r}: {exc}; set --db or db: to a writable "
@@ -368,16 +370,26 @@ class Daemon:
     # -- turns -------------------------------------------------------------------------------
 
     async def run_turn(self, inbound, persona: str):
-        """Run one engine turn; on the loop (engine_threads: 0) or in the turn threads."""
+        """Run one engine turn on the event loop; in a turn thread when it would have to wait.
+
+        A turn is ~0.2 ms of CPU under the GIL: handing it to a thread costs more than it saves
+        (bench/README.md). But it must not block the loop waiting for the database (another
+        process writing, a turn thread holding the connection): then ``StoreBusy`` comes back
+        before anything was done, and the turn runs in a thread that may wait.
+        ``engine_threads: 0`` keeps every turn on the loop, waiting there if it must.
+        """
         start = time.perf_counter()
         if self.executor is None:
-            # ~0.3 ms of CPU under the GIL: a thread hop costs more than it saves (bench/README.md).
             turn = self.engine.handle_turn(inbound, persona)
         else:
-            loop = asyncio.get_running_loop()
-            turn = await loop.run_in_executor(
-                self.executor, self.engine.handle_turn, inbound, persona
-            )
+            try:
+                turn = self.engine.handle_turn(inbound, persona, wait=False)
+            except StoreBusy:
+                self.metrics.turns_waited.inc()
+                loop = asyncio.get_running_loop()
+                turn = await loop.run_in_executor(
+                    self.executor, self.engine.handle_turn, inbound, persona
+                )
         self.metrics.observe_turn(inbound.fan.channel, persona, time.perf_counter() - start, turn)
         if self.desk is not None:
             self.desk.after_turn(inbound, persona, turn)
@@ -397,9 +409,12 @@ class Daemon:
     # -- health and metrics ------------------------------------------------------------------
 
     def _db_check(self) -> str | None:
+        # The writer must be open (total_changes raises on a closed connection) and the file
+        # readable. Read on the read connection: a turn thread waiting for another process's
+        # write lock holds the writer's, and the database is still healthy.
         try:
-            with self.store.lock:
-                self.store.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            _ = self.store.conn.total_changes
+            self.store.read("SELECT count(*) FROM sqlite_master")
             return None
         except Exception as exc:  # noqa: BLE001 - closed, locked, corrupt, gone
             return f"{type(exc).__name__}: {exc}"

@@ -33,7 +33,7 @@ from bot.errors import UnknownPersonaError
 from bot.messages import FanRef, Inbound, Reply
 from bot.relations import kols
 from bot.relations.scoring import add_interactions, decayed, stage_for
-from bot.relations.store import Store, dumps, insert_message, iso, log_event
+from bot.relations.store import Store, StoreBusy, dumps, insert_message, iso, log_event
 
 log = logging.getLogger("brandbot.engine")
 
@@ -135,15 +135,25 @@ class Engine:
         """Run one turn for ``inbound`` and return the replies to deliver."""
         return self.handle_turn(inbound, persona).replies
 
-    def handle_turn(self, inbound: Inbound, persona: str | None = None) -> Turn:
-        """Like :meth:`handle`, with what the turn decided (for metrics and channels)."""
+    def handle_turn(
+        self, inbound: Inbound, persona: str | None = None, wait: bool = True
+    ) -> Turn:
+        """Like :meth:`handle`, with what the turn decided (for metrics and channels).
+
+        ``wait=False`` (the daemon's event loop): raise :class:`StoreBusy`, having done nothing,
+        instead of waiting for another turn of the same fan or for the database.
+        """
         brand = self.brand(persona)
         inbound = _storable(inbound)
         key = f"{brand.id}\0{inbound.fan.channel}\0{inbound.fan.external_id}"
         lock = self._fan_locks[zlib.crc32(key.encode()) % _LOCK_STRIPES]
-        with lock:
+        if not lock.acquire(blocking=wait):
+            raise StoreBusy("another turn of this fan is running")
+        try:
             try:
-                return self._turn(brand, inbound)
+                return self._turn(brand, inbound, wait)
+            except StoreBusy:
+                raise
             except Exception:
                 log.exception(
                     "turn failed: persona=%s channel=%s fan=%s msg_id=%s",
@@ -153,11 +163,13 @@ class Engine:
                     inbound.platform_msg_id,
                 )
                 return self._record_failure(brand, inbound)
+        finally:
+            lock.release()
 
-    def _turn(self, brand: Brand, inbound: Inbound) -> Turn:
+    def _turn(self, brand: Brand, inbound: Inbound, wait: bool = True) -> Turn:
         store, persona = self.store, brand.persona
         now = inbound.received_at or self.clock()
-        with store.transaction() as conn:
+        with store.transaction(wait) as conn:
             fan = store.find_fan(persona.id, inbound.fan.channel, inbound.fan.external_id)
             if fan is not None and inbound.platform_msg_id is not None:
                 stored = store.replies_for(fan["id"], inbound.platform_msg_id)

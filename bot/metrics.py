@@ -69,6 +69,11 @@ class Metrics:
             ["persona"],
             registry=r,
         )
+        self.turns_waited = Counter(
+            "brandbot_turns_waited",
+            "Turns run in a thread because the database or the fan was busy when they came.",
+            registry=r,
+        )
         self.errors = Counter(
             "brandbot_errors",
             "Errors: failed turns, rejected requests, internal errors.",

@@ -379,3 +379,30 @@ def test_health_and_metrics(serve, workdir):
         'brandbot_persona_info{persona="tiny",version="1"} 1.0',
     ):
         assert expected in metrics, expected
+
+
+def test_a_database_locked_by_another_process_never_stalls_the_daemon(serve, workdir):
+    """Turns run on the event loop; one that would wait for the database goes to a thread."""
+    daemon = serve(*tiny_args(workdir)).wait_ready()
+    daemon.chat("你好")
+    operator = sqlite3.connect(workdir / "brandbot.db", isolation_level=None,
+                               check_same_thread=False)
+    operator.execute("BEGIN IMMEDIATE")  # e.g. a long `brandbot broadcast` writing
+    answers: list[dict] = []
+    waiting = threading.Thread(target=lambda: answers.append(daemon.chat("几点开门")))
+    waiting.start()
+    try:
+        time.sleep(0.3)
+        assert answers == []  # it waits for the database…
+        started = time.monotonic()
+        status, health = daemon.health()  # …but the daemon still answers everything else
+        assert status == 200 and time.monotonic() - started < 1.0
+    finally:
+        operator.execute("COMMIT")
+        operator.close()
+    waiting.join(timeout=10)
+    assert answers and answers[0]["replies"], answers
+    _, raw, _ = daemon.request("GET", "/metrics")
+    assert "brandbot_turns_waited_total 1.0" in raw.decode()
+    db = sqlite3.connect(workdir / "brandbot.db")
+    assert db.execute("SELECT count(*) FROM messages WHERE direction = 'in'").fetchone()[0] == 2

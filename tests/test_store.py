@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
+
+import pytest
+
 from bot.messages import FanRef, Inbound
-from bot.relations import Store
+from bot.relations import Store, StoreBusy
 
 CONTRACT = {
     "fans": {"id", "channel", "external_id", "persona", "display_name", "language", "first_seen",
@@ -57,3 +63,73 @@ def test_reads_beside_the_writer_see_committed_rows_only(fresh_db):
         # the read connection does not wait for this transaction and does not see it yet
         assert [r["external_id"] for r in fresh_db.read("SELECT external_id FROM fans")] == ["a"]
     assert len(fresh_db.read("SELECT external_id FROM fans")) == 2
+
+
+def _write_rows(store: Store, count: int) -> None:
+    for n in range(count):
+        with store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO events (fan_id, kind, payload, created_at) VALUES (NULL, 'x', ?, ?)",
+                ("p" * 200 + str(n), "2026-01-01T00:00:00Z"),
+            )
+
+
+def test_background_checkpoints_copy_the_wal_into_the_database(tmp_path):
+    path = tmp_path / "ck.db"
+    store = Store(path)
+    assert store.checkpoint_in_background(interval=0.05) is True
+    assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    size_before = path.stat().st_size
+    _write_rows(store, 150)  # a few hundred WAL pages; no commit checkpoints any more
+    deadline = time.monotonic() + 5
+    while path.stat().st_size <= size_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.stat().st_size > size_before, "the checkpoint thread never copied the WAL"
+    store.close()
+    assert not any(t.name == "wal-checkpoint" for t in threading.enumerate())
+    assert Store(path).conn.execute("SELECT count(*) FROM events").fetchone()[0] == 150
+
+
+def test_without_the_thread_nothing_reaches_the_database_file_below_the_autocheckpoint(tmp_path):
+    # The control for the test above: 150 small commits stay in the WAL when nobody checkpoints.
+    path = tmp_path / "ck.db"
+    store = Store(path)
+    size_before = path.stat().st_size
+    _write_rows(store, 150)
+    time.sleep(0.3)
+    assert path.stat().st_size == size_before
+    store.close()
+
+
+def test_a_transaction_that_must_not_wait_says_busy_and_does_nothing(tmp_path):
+    path = tmp_path / "busy.db"
+    store = Store(path)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process writing
+    started = time.monotonic()
+    with pytest.raises(StoreBusy), store.transaction(wait=False) as conn:
+        conn.execute("INSERT INTO events (fan_id, kind, created_at) VALUES (NULL, 'x', 'now')")
+    assert time.monotonic() - started < 0.5  # at once, not after the 30 s busy timeout
+    assert not store.conn.in_transaction
+    # The busy timeout is back for waiting writers: this one waits for the other to commit.
+    threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
+    with store.transaction() as conn:
+        conn.execute("INSERT INTO events (fan_id, kind, created_at) VALUES (NULL, 'y', 'now')")
+    assert [r[0] for r in store.conn.execute("SELECT kind FROM events")] == ["y"]
+    # Another thread holding the connection is "busy" too.
+    with store.transaction():
+        result: list = []
+
+        def try_from_elsewhere() -> None:
+            try:
+                with store.transaction(wait=False):
+                    result.append("ran")
+            except StoreBusy:
+                result.append("busy")
+
+        worker = threading.Thread(target=try_from_elsewhere)
+        worker.start()
+        worker.join()
+    assert result == ["busy"]
+    other.close()
+    store.close()

@@ -1,5 +1,5 @@
 """The relationship log (SQLite) and the rules that turn interactions into stages."""
 
-from bot.relations.store import Store
+from bot.relations.store import Store, StoreBusy
 
-__all__ = ["Store"]
+__all__ = ["Store", "StoreBusy"]

@@ -9,6 +9,16 @@ schema on every call, which would cost more than the whole turn.
 Durability: ``synchronous=NORMAL`` in WAL mode survives a process crash (SIGKILL) without
 losing a committed turn; only an OS crash or power loss can drop the last commits. Set
 ``synchronous="FULL"`` for that too, at one fsync (~4 ms here) per turn.
+
+Checkpoints: by default SQLite copies the WAL back into the database inside whichever COMMIT
+crosses 1,000 pages, so one turn in a few hundred pays for everybody's writes (15% of the mean
+turn and most of its p99 in ``bench/engine.py``). The daemon calls
+:meth:`Store.checkpoint_in_background`: a thread with its own connection checkpoints every
+second, off the turn's path and outside the GIL (sqlite3 releases it while SQLite works).
+
+Busy: a turn on the event loop must never wait for another process's write (an operator's
+``brandbot broadcast`` in progress) — ``transaction(wait=False)`` raises :class:`StoreBusy` at
+once instead, before anything is done, and the daemon runs that turn in a thread that may wait.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +38,15 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 migrations = Migrations("brandbot")
+log = logging.getLogger("brandbot.store")
+
+BUSY_TIMEOUT_MS = 30_000
+# A WAL file left larger than this after a checkpoint is truncated back to it.
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+class StoreBusy(Exception):
+    """``transaction(wait=False)`` found the log in use (another thread or process writing)."""
 
 
 @migrations()
@@ -222,18 +242,51 @@ class Store:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=30
+            self.path, check_same_thread=False, isolation_level=None,
+            timeout=BUSY_TIMEOUT_MS / 1000,
         )
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute(f"PRAGMA synchronous={synchronous}")
         self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.execute("PRAGMA busy_timeout=30000")
+        self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self.conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         self.db = sqlite_utils.Database(self.conn)
         self.lock = threading.RLock()
         migrations.apply(self.db)
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
+        self._checkpointer: threading.Thread | None = None
+        self._stop_checkpoints = threading.Event()
+
+    def checkpoint_in_background(self, interval: float = 1.0) -> bool:
+        """Checkpoint the WAL from a thread every ``interval`` seconds instead of in commits.
+
+        Returns False (and changes nothing) for an in-memory database. A PASSIVE checkpoint
+        never blocks the writer; the last connection to close checkpoints what is left.
+        """
+        if self.path == ":memory:" or self._checkpointer is not None:
+            return self._checkpointer is not None
+        checkpoints = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
+        with self.lock:
+            self.conn.execute("PRAGMA wal_autocheckpoint=0")
+
+        def run() -> None:
+            try:
+                while not self._stop_checkpoints.wait(interval):
+                    try:
+                        checkpoints.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    except sqlite3.Error as exc:  # a busy moment: the next round catches up
+                        log.warning("background WAL checkpoint failed: %s", exc)
+            finally:
+                checkpoints.close()
+
+        self._checkpointer = threading.Thread(target=run, name="wal-checkpoint", daemon=True)
+        self._checkpointer.start()
+        return True
 
     def read(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         """A quick read on a second, read-only connection: never waits for a turn in progress.
@@ -254,6 +307,10 @@ class Store:
             return self._reader.execute(sql, params).fetchall()
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._stop_checkpoints.set()
+            self._checkpointer.join()
+            self._checkpointer = None
         with self._reader_lock:
             if self._reader is not None:
                 self._reader.close()
@@ -262,10 +319,16 @@ class Store:
             self.conn.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic unit of work (``BEGIN IMMEDIATE`` so writers never deadlock)."""
-        with self.lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+    def transaction(self, wait: bool = True) -> Iterator[sqlite3.Connection]:
+        """One atomic unit of work (``BEGIN IMMEDIATE`` so writers never deadlock).
+
+        ``wait=False``: raise :class:`StoreBusy` at once, having done nothing, when another
+        thread holds the connection or another process holds the write lock.
+        """
+        if not self.lock.acquire(blocking=wait):
+            raise StoreBusy("the relationship log is in use by another thread")
+        try:
+            self._begin(wait)
             try:
                 yield self.conn
             except BaseException:
@@ -273,6 +336,22 @@ class Store:
                 raise
             else:
                 self.conn.execute("COMMIT")
+        finally:
+            self.lock.release()
+
+    def _begin(self, wait: bool) -> None:
+        if wait:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return
+        self.conn.execute("PRAGMA busy_timeout=0")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+            raise StoreBusy("the relationship log is locked by another process") from exc
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     # -- reads ---------------------------------------------------------------------------------
     # On the shared connection, under the lock: a read from another thread must not run inside
