@@ -11,14 +11,19 @@ Protocol (../shared/docs/channels.md §1.2, §1.4):
 * Key rotation: try the current EncodingAESKey, then the previous one; the reply is encrypted
   with the key that worked (wechatpy holds one key per ``WeChatCrypto``, so we hold two).
 
-Decryption is done here with wechatpy's AES primitive and strict checks on every field, so that
-a corrupt ciphertext (→ 400) is told apart from a well-formed message for another AppID (→ 403);
-wechatpy's own ``decrypt_message`` raises ``UnicodeDecodeError``/``struct.error``/``KeyError``
-for the former. Replies are encrypted with wechatpy's ``WeChatCrypto.encrypt_message``.
+Both directions are done here with the ``cryptography`` AES-CBC primitive wechatpy itself uses,
+one ``Cipher`` per key built once (the IV is fixed: key[:16]) and fresh encryptor/decryptor
+contexts per message. Decryption checks every field, so that a corrupt ciphertext (→ 400) is told
+apart from a well-formed message for another AppID (→ 403); wechatpy's own ``decrypt_message``
+raises ``UnicodeDecodeError``/``struct.error``/``KeyError`` for the former. Replies are
+byte-for-byte what wechatpy's ``WeChatCrypto.encrypt_message`` writes (same frame, padding and
+envelope), except that the 16-character random prefix comes from ``os.urandom`` (wechatpy uses
+``random.sample``, a non-cryptographic generator).
 
-XML is parsed with defusedxml (DTDs, entities and external references refused: XXE and
-"billion laughs" never expand), never with wechatpy's ``parse_message`` (xmltodict, whose entity
-handling changes between versions, §1.15). Body size is capped by the caller.
+XML is parsed with expat directly, refusing what defusedxml's ``forbid_dtd``/``forbid_entities``/
+``forbid_external`` refuse (any DOCTYPE, hence any entity declaration or external reference: XXE
+and "billion laughs" never expand), never with wechatpy's ``parse_message`` (xmltodict, whose
+entity handling changes between versions, §1.15). Body size is capped by the caller.
 """
 
 from __future__ import annotations
@@ -27,19 +32,27 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
 import re
 import struct
 from dataclasses import dataclass
 from typing import Any
-from xml.etree.ElementTree import ParseError
+from xml.parsers.expat import ExpatError, ParserCreate
 
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
-from wechatpy.crypto import WeChatCrypto
-from wechatpy.crypto.cryptography import WeChatCipher
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 _AES_KEY = re.compile(r"^[A-Za-z0-9]{43}$")
 _MAX_FIELD_CHARS = 64_000  # no WeChat field comes close; a bigger one is not a WeChat push
+_MAX_DEPTH = 16  # WeChat nests 5 deep at most (SendPicsInfo/PicList/item/PicMd5Sum)
+_LENGTH = struct.Struct(">I")
+_PADS = [bytes([n]) * n for n in range(33)]  # PKCS#7 to 32 bytes: _PADS[n] is n bytes of n
+_ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_TO_ALNUM = bytes(_ALNUM[b % len(_ALNUM)] for b in range(256))  # for the random prefix
+# wechatpy's reply envelope, byte for byte (wechatpy.crypto.BaseWeChatCrypto._encrypt_message).
+_ENVELOPE = (
+    "<xml>\n<Encrypt><![CDATA[{}]]></Encrypt>\n<MsgSignature><![CDATA[{}]]></MsgSignature>\n"
+    "<TimeStamp>{}</TimeStamp>\n<Nonce><![CDATA[{}]]></Nonce>\n</xml>"
+)
 
 
 class PushRejected(Exception):
@@ -92,7 +105,7 @@ def check_aes_key(value: str, name: str) -> bytes:
 @dataclass(frozen=True, slots=True)
 class _Key:
     key: bytes
-    crypto: WeChatCrypto
+    cipher: Cipher  # AES-256-CBC, IV = key[:16]; a fresh encryptor/decryptor per message
 
 
 class PushCrypto:
@@ -100,15 +113,15 @@ class PushCrypto:
 
     def __init__(self, token: str, app_id: str, aes_key: str, previous_aes_key: str | None = None):
         self.token, self.app_id = token, app_id
-        self.keys = [self._key(token, app_id, aes_key, "aes_key")]
+        self._app_id = app_id.encode("utf-8")
+        self.keys = [self._key(aes_key, "aes_key")]
         if previous_aes_key:
-            self.keys.append(
-                self._key(token, app_id, previous_aes_key, "previous_aes_key")
-            )
+            self.keys.append(self._key(previous_aes_key, "previous_aes_key"))
 
     @staticmethod
-    def _key(token: str, app_id: str, value: str, setting: str) -> _Key:
-        return _Key(check_aes_key(value, setting), WeChatCrypto(token, value, app_id))
+    def _key(value: str, setting: str) -> _Key:
+        key = check_aes_key(value, setting)
+        return _Key(key, Cipher(algorithms.AES(key), modes.CBC(key[:16])))
 
     def decrypt(self, encrypt: str | None, msg_signature: str | None, timestamp: str,
                 nonce: str) -> tuple[bytes, int]:
@@ -125,18 +138,18 @@ class PushCrypto:
         ):
             raise PushRejected(403, "msg_signature does not match")
         try:
-            data = base64.b64decode(encrypt, validate=True)
+            data = binascii.a2b_base64(encrypt, strict_mode=True)  # b64decode(validate=True)
         except (binascii.Error, ValueError):
             raise PushRejected(400, "Encrypt is not base64") from None
         if not data or len(data) % 16:
             raise PushRejected(400, "Encrypt is not an AES-CBC ciphertext")
         other_app = False
         for index, key in enumerate(self.keys):
-            frame = _open(key.key, data)
+            frame = _open(key.cipher, data)
             if frame is None:
                 continue
             xml, app_id = frame
-            if not hmac.compare_digest(app_id, self.app_id.encode("utf-8")):
+            if not hmac.compare_digest(app_id, self._app_id):
                 other_app = True
                 continue
             return xml, index
@@ -145,20 +158,33 @@ class PushCrypto:
         raise PushRejected(400, "no configured EncodingAESKey decrypts this push")
 
     def encrypt_reply(self, xml: str, nonce: str, timestamp: str, key_index: int = 0) -> str:
-        """The reply envelope (``<Encrypt/><MsgSignature/><TimeStamp/><Nonce/>``)."""
-        return self.keys[key_index].crypto.encrypt_message(xml, nonce, timestamp)
+        """The reply envelope (``<Encrypt/><MsgSignature/><TimeStamp/><Nonce/>``), as wechatpy's
+        ``WeChatCrypto.encrypt_message`` writes it."""
+        text = xml.encode("utf-8")
+        frame = b"".join((
+            os.urandom(16).translate(_TO_ALNUM), _LENGTH.pack(len(text)), text, self._app_id,
+        ))
+        frame += _PADS[32 - len(frame) % 32]  # 1 to 32 bytes, never 0
+        encryptor = self.keys[key_index].cipher.encryptor()
+        encrypt = binascii.b2a_base64(
+            encryptor.update(frame) + encryptor.finalize(), newline=False
+        ).decode("ascii")
+        return _ENVELOPE.format(
+            encrypt, signature(self.token, timestamp, nonce, encrypt), timestamp, nonce
+        )
 
 
-def _open(key: bytes, data: bytes) -> tuple[bytes, bytes] | None:
+def _open(cipher: Cipher, data: bytes) -> tuple[bytes, bytes] | None:
     """AES-CBC-decrypt a frame and split it into (xml, app id); None if it is not one."""
-    plain = WeChatCipher(key).decrypt(data)
+    decryptor = cipher.decryptor()
+    plain = decryptor.update(data) + decryptor.finalize()
     pad = plain[-1]
-    if not 1 <= pad <= 32 or plain[-pad:] != bytes([pad]) * pad:
+    if not 1 <= pad <= 32 or plain[-pad:] != _PADS[pad]:
         return None
     body = plain[16:-pad]
     if len(body) < 4:
         return None
-    (length,) = struct.unpack(">I", body[:4])
+    (length,) = _LENGTH.unpack_from(body)
     if length > len(body) - 4:
         return None
     return body[4 : 4 + length], body[4 + length :]
@@ -167,31 +193,81 @@ def _open(key: bytes, data: bytes) -> tuple[bytes, bytes] | None:
 # -- XML ----------------------------------------------------------------------------------------
 
 
+class _Refused(Exception):
+    """A DOCTYPE, entity declaration or external reference (what defusedxml would refuse)."""
+
+
+def _refuse_dtd(*_: object) -> None:
+    raise _Refused("DTDForbidden")
+
+
+def _refuse_entity(*_: object) -> None:
+    raise _Refused("EntitiesForbidden")
+
+
+def _refuse_external(*_: object) -> None:
+    raise _Refused("ExternalReferenceForbidden")
+
+
 def parse_xml(body: bytes) -> dict[str, Any]:
     """A push's ``<xml>`` children as ``{tag: text}`` (nested elements as dicts).
 
     400 for anything that is not a plain, well-formed XML document in UTF-8 (or its declared
-    encoding): DTDs, entity declarations, external references, invalid bytes.
+    encoding): DTDs, entity declarations, external references, invalid bytes, nesting deeper
+    than WeChat's. Text is stripped, except ``Content``'s; tags are ElementTree's
+    (``{namespace}name``); a repeated tag keeps its last value.
     """
-    try:
-        root = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except DefusedXmlException as exc:
-        raise PushRejected(400, f"XML refused: {type(exc).__name__}") from None
-    except (ParseError, ValueError, UnicodeError, LookupError) as exc:
-        raise PushRejected(400, f"not well-formed XML: {exc}") from None
-    if root.tag != "xml":
-        raise PushRejected(400, f"the root element is <{root.tag[:40]}>, not <xml>")
-    return _children(root)
+    # One expat parser per document (expat cannot be reset from Python; creating one costs less
+    # than a microsecond), with the handlers defusedxml installs for forbid_dtd/_entities/
+    # _external: a DOCTYPE is refused as soon as it starts, before any declaration in it.
+    parser = ParserCreate(None, "}")
+    parser.buffer_text = True
+    parser.ordered_attributes = True
+    parser.StartDoctypeDeclHandler = _refuse_dtd
+    parser.EntityDeclHandler = _refuse_entity
+    parser.UnparsedEntityDeclHandler = _refuse_entity
+    parser.ExternalEntityRefHandler = _refuse_external
+    root: dict[str, Any] = {}
+    texts: list[str] = []  # all character data, in document order
+    # Open elements, the root first: [tag, where its text starts in texts, its children (None
+    # until one ends)]. A leaf's text is texts[start:]; an element's with children is ignored.
+    stack: list[list[Any]] = []
 
-
-def _children(element) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for child in element:
-        if len(child):
-            fields[child.tag] = _children(child)
+    def start(tag: str, _attrs: object) -> None:
+        if "}" in tag:
+            tag = "{" + tag  # ElementTree's spelling of a namespaced tag
+        if stack:
+            if len(stack) >= _MAX_DEPTH:
+                raise PushRejected(400, "the XML is nested too deeply")
+            stack.append([tag, len(texts), None])
+        elif tag == "xml":
+            stack.append([tag, 0, root])
         else:
-            text = (child.text or "").strip() if child.tag != "Content" else (child.text or "")
-            if len(text) > _MAX_FIELD_CHARS:
-                raise PushRejected(400, f"<{child.tag}> is implausibly long")
-            fields[child.tag] = text
-    return fields
+            raise PushRejected(400, f"the root element is <{tag[:40]}>, not <xml>")
+
+    def end(_tag: str) -> None:
+        tag, at, value = stack.pop()
+        if not stack:
+            return  # </xml>
+        if value is None:
+            value = "".join(texts[at:])
+            if tag != "Content":
+                value = value.strip()
+            if len(value) > _MAX_FIELD_CHARS:
+                raise PushRejected(400, f"<{tag}> is implausibly long")
+        parent = stack[-1]
+        if parent[2] is None:
+            parent[2] = {tag: value}
+        else:
+            parent[2][tag] = value
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = texts.append
+    try:
+        parser.Parse(body, True)
+    except _Refused as exc:
+        raise PushRejected(400, f"XML refused: {exc}") from None
+    except (ExpatError, ValueError, UnicodeError, LookupError) as exc:
+        raise PushRejected(400, f"not well-formed XML: {exc}") from None
+    return root
