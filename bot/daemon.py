@@ -158,6 +158,7 @@ class Daemon:
         self.store = None
         self.engine = None
         self.executor: ThreadPoolExecutor | None = None
+        self._group_committed: asyncio.Future | None = None
         self._reload_lock: asyncio.Lock | None = None
         self._stop_event: asyncio.Event | None = None
         self._watch_stop: asyncio.Event | None = None
@@ -383,6 +384,7 @@ class Daemon:
             turn = self.engine.handle_turn(inbound, persona)
         else:
             try:
+                committed = self._commit_group()
                 turn = self.engine.handle_turn(inbound, persona, wait=False)
             except StoreBusy:
                 self.metrics.turns_waited.inc()
@@ -390,10 +392,36 @@ class Daemon:
                 turn = await loop.run_in_executor(
                     self.executor, self.engine.handle_turn, inbound, persona
                 )
+            else:
+                await committed
         self.metrics.observe_turn(inbound.fan.channel, persona, time.perf_counter() - start, turn)
         if self.desk is not None:
             self.desk.after_turn(inbound, persona, turn)
         return turn.replies
+
+    def _commit_group(self) -> asyncio.Future:
+        """The commit group this loop iteration's turns join (``Store.open_group``).
+
+        Opened by the first turn of an iteration and committed by a callback that runs after
+        every turn already scheduled in it, so a burst of requests shares one COMMIT; each turn
+        awaits the returned future before its replies go out. StoreBusy if the group cannot open.
+        """
+        if self._group_committed is None:
+            self.store.open_group()
+            loop = asyncio.get_running_loop()
+            self._group_committed = loop.create_future()
+            loop.call_soon(self._flush_group)
+        return self._group_committed
+
+    def _flush_group(self) -> None:
+        committed, self._group_committed = self._group_committed, None
+        try:
+            self.store.commit_group()
+        except Exception as exc:  # noqa: BLE001 - disk full, I/O error: every turn fails
+            log.error("could not commit the turns of this moment: %s", exc)
+            committed.set_exception(exc)
+        else:
+            committed.set_result(None)
 
     def persona_info(self, persona: str) -> dict[str, Any]:
         p = self.engine.brand(persona).persona

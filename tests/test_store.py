@@ -133,3 +133,39 @@ def test_a_transaction_that_must_not_wait_says_busy_and_does_nothing(tmp_path):
     assert result == ["busy"]
     other.close()
     store.close()
+
+
+def test_a_commit_group_commits_its_turns_together_and_a_failed_one_alone_rolls_back(tmp_path):
+    path = tmp_path / "group.db"
+    store = Store(path)
+    outside = sqlite3.connect(path)
+
+    def kinds(conn) -> list[str]:
+        return [r[0] for r in conn.execute("SELECT kind FROM events ORDER BY id")]
+
+    def add(kind: str) -> None:
+        with store.transaction(wait=False) as conn:
+            conn.execute("INSERT INTO events (fan_id, kind, created_at) VALUES (NULL, ?, 'now')",
+                         (kind,))
+
+    store.open_group()
+    add("first")
+    with pytest.raises(ZeroDivisionError), store.transaction() as conn:
+        conn.execute("INSERT INTO events (fan_id, kind, created_at) VALUES (NULL, 'bad', 'now')")
+        raise ZeroDivisionError
+    add("second")
+    assert kinds(store.conn) == ["first", "second"]
+    assert kinds(outside) == []  # nothing is visible (nor durable) before the group commits
+    busy: list[str] = []
+    worker = threading.Thread(target=lambda: busy.append(
+        "busy" if not store.lock.acquire(blocking=False) else "free"))
+    worker.start()
+    worker.join()
+    assert busy == ["busy"]  # other threads wait for the group, as for any transaction
+    store.commit_group()
+    assert kinds(outside) == ["first", "second"]
+    assert not store.in_group and not store.conn.in_transaction
+    add("after")  # a plain transaction again
+    assert kinds(outside) == ["first", "second", "after"]
+    outside.close()
+    store.close()
