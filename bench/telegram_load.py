@@ -8,9 +8,10 @@ Rounds alternate echo / brandbot; the report gives each round and the median.
 
 brandbot does the whole turn on the demo persona (laowang-kitchen, a temporary SQLite file in WAL
 mode): understanding, dialog, voice, relationship, one transaction, then the paced sender. The
-fans exist already (a warm-up round makes the first contacts), as in steady operation. Turns run
-on the event loop (the channel's default, and the daemon's ``engine_threads: 0``); the
-``brandbot-thread`` rounds run them in a worker thread (``asyncio.to_thread``) for comparison.
+fans exist already (a warm-up round makes the first contacts), as in steady operation. Turns go
+through the daemon's own ``Daemon.run_turn`` (``Daemon.open``: the demo persona, metrics, turns
+on the event loop sharing commits, a thread only when the database is busy), exactly as
+``brandbot serve`` wires the channel.
 Pacing is switched off here (``per_chat_rate=None, overall_rate=None``): against Telegram the
 sender holds to ~1 message/s per chat and ~30/s overall, which would measure the limits, not the
 code.
@@ -42,12 +43,12 @@ sys.path.insert(0, str(ROOT))
 from telegram import Update  # noqa: E402
 from telegram.ext import Application, ContextTypes, MessageHandler, filters  # noqa: E402
 
-from bot.brand import load_brand  # noqa: E402
 from bot.channels.telegram import TelegramChannel  # noqa: E402
-from bot.engine import Engine  # noqa: E402
-from bot.relations import Store  # noqa: E402
+from bot.config import load_settings  # noqa: E402
+from bot.daemon import Daemon  # noqa: E402
 from tests.fakes.telegram_api import TOKEN  # noqa: E402
 
+PERSONA = "laowang-kitchen"
 HELDOUT = ROOT / "tests" / "data" / "nlu" / "laowang-heldout.jsonl"
 
 
@@ -135,11 +136,10 @@ async def echo_round(fake: FakeProcess, batch: list[dict], timeout: float) -> di
     return {"updates": len(batch), "seconds": elapsed, "sent": answered}
 
 
-async def brandbot_round(fake: FakeProcess, engine: Engine, batch: list[dict],
-                         timeout: float, in_thread: bool = False,
-                         send_concurrency: int = 8) -> dict:
-    channel = TelegramChannel(engine, "laowang-kitchen", TOKEN, base_url=fake.base_url,
-                              per_chat_rate=None, overall_rate=None, turns_in_thread=in_thread,
+async def brandbot_round(fake: FakeProcess, daemon: Daemon, batch: list[dict],
+                         timeout: float, send_concurrency: int = 8) -> dict:
+    channel = TelegramChannel(daemon.engine, PERSONA, TOKEN, base_url=fake.base_url,
+                              per_chat_rate=None, overall_rate=None, run_turn=daemon.run_turn,
                               send_concurrency=send_concurrency)
     await channel.start()
     started = time.perf_counter()
@@ -157,19 +157,20 @@ async def main_async(args: argparse.Namespace) -> dict:
     texts = fan_messages()
     fake = FakeProcess()
     tmp = tempfile.TemporaryDirectory()
-    store = Store(Path(tmp.name) / "bench.db")
-    engine = Engine(store, load_brand("laowang-kitchen"), seed=1)
+    daemon = Daemon(load_settings(None, db=str(Path(tmp.name) / "bench.db"),
+                                  personas=[PERSONA], reload=False))
+    daemon.open()
     next_id = 1
     try:
         # Warm-up: first contacts for every chat, and both code paths once.
         warm = updates(args.chats, args.chats, ["你好"], next_id)
         next_id += len(warm)
         await fake.reset()
-        await brandbot_round(fake, engine, warm, args.timeout)
+        await brandbot_round(fake, daemon, warm, args.timeout)
         await fake.reset()
         await echo_round(fake, updates(200, args.chats, texts, next_id), args.timeout)
         next_id += 200
-        rounds: dict[str, list[dict]] = {"echo": [], "brandbot": [], "brandbot-thread": []}
+        rounds: dict[str, list[dict]] = {"echo": [], "brandbot": []}
         for _ in range(args.rounds):
             for name in rounds:
                 batch = updates(args.updates, args.chats, texts, next_id)
@@ -178,8 +179,7 @@ async def main_async(args: argparse.Namespace) -> dict:
                 if name == "echo":
                     result = await echo_round(fake, batch, args.timeout)
                 else:
-                    result = await brandbot_round(fake, engine, batch, args.timeout,
-                                                  in_thread=name == "brandbot-thread",
+                    result = await brandbot_round(fake, daemon, batch, args.timeout,
                                                   send_concurrency=args.send_concurrency)
                 result["updates_per_s"] = result["updates"] / result["seconds"]
                 rounds[name].append(result)
@@ -189,13 +189,11 @@ async def main_async(args: argparse.Namespace) -> dict:
                           flush=True)
     finally:
         await fake.close()
-        store.close()
+        daemon.close()
         tmp.cleanup()
     echo = statistics.median(r["updates_per_s"] for r in rounds["echo"])
     ours = statistics.median(r["updates_per_s"] for r in rounds["brandbot"])
-    threaded = statistics.median(r["updates_per_s"] for r in rounds["brandbot-thread"])
     return {"echo_updates_per_s": echo, "brandbot_updates_per_s": ours, "ratio": ours / echo,
-            "brandbot_thread_updates_per_s": threaded, "ratio_thread": threaded / echo,
             "rounds": rounds, "loop": args.loop, "updates": args.updates, "chats": args.chats}
 
 
@@ -223,8 +221,6 @@ def main() -> None:
         print(f"echo (bare PTB)  {report['echo_updates_per_s']:,.0f} updates/s (median)")
         print(f"brandbot         {report['brandbot_updates_per_s']:,.0f} updates/s (median)")
         print(f"ratio            {report['ratio']:.2f} (target >= 0.80)")
-        print(f"brandbot, turns in a thread  {report['brandbot_thread_updates_per_s']:,.0f} "
-              f"updates/s, ratio {report['ratio_thread']:.2f}")
 
 
 if __name__ == "__main__":

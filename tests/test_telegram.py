@@ -108,6 +108,38 @@ def test_a_conversation_over_polling(tiny_engine):
     assert inbound_count(store, 42) == 3
 
 
+def test_chats_are_handled_side_by_side_and_each_chat_in_order(tiny_engine):
+    """Turns of different chats overlap (and share commits in the daemon); one chat's never."""
+    import asyncio
+    import random
+
+    seen: dict[int, list[str]] = {}
+    running: set[int] = set()
+    overlap = {"chats": 0}
+    rng = random.Random(5)
+
+    async def slow_turn(inbound, persona):
+        chat = int(inbound.fan.external_id)
+        assert chat not in running, "two updates of one chat ran at once"
+        running.add(chat)
+        overlap["chats"] = max(overlap["chats"], len(running))
+        await asyncio.sleep(rng.random() * 0.02)  # later messages may finish first elsewhere
+        seen.setdefault(chat, []).append(inbound.text)
+        running.discard(chat)
+        return tiny_engine.handle(inbound, persona)
+
+    async def scenario():
+        async with polling(tiny_engine, run_turn=slow_turn) as (fake, channel):
+            for n in range(10):
+                for chat in (1, 2, 3):
+                    fake.push_message(chat, f"msg {n}")
+            await fake.wait_for(lambda: channel.stats["turns"] == 30, what="thirty turns")
+
+    run(scenario())
+    assert seen == {c: [f"msg {n}" for n in range(10)] for c in (1, 2, 3)}
+    assert overlap["chats"] > 1
+
+
 def test_the_demo_persona_answers_in_voice_over_polling(fresh_db, demo_brand):
     from bot.engine import Engine
 

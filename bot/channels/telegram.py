@@ -98,6 +98,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # The update types we ask Telegram for (explicitly, every time: the setting is sticky).
 ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
 DEFAULT_API_URL = "https://api.telegram.org/bot"
+# Updates handled at once (different chats; a chat's own updates always wait their turn).
+UPDATES_IN_FLIGHT = 64
 
 _PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # deep-link payload alphabet (Bot API)
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # setWebhook secret_token alphabet
@@ -435,6 +437,8 @@ class TelegramChannel:
         self._redact = SecretFilter([token, webhook_secret])
         self._redacted: list[logging.Logger] = []
         self._tasks: set[asyncio.Task] = set()
+        self._chat_tails: dict[int | None, asyncio.Future] = {}
+        self._in_flight: asyncio.Semaphore | None = None
         self.app: Application | None = None
         self.sender: Sender | None = None
         self.running = False
@@ -609,13 +613,38 @@ class TelegramChannel:
     # -- handling ------------------------------------------------------------------------------
 
     async def _on_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Start handling ``update`` beside other chats' updates, after its own chat's.
+
+        PTB calls this one update at a time (``concurrent_updates(False)``), so the place in its
+        chat's line is taken in arrival order; the handling itself runs as a task, which lets
+        the turns of different chats run in the same moment and share a commit. At most
+        ``UPDATES_IN_FLIGHT`` are in progress; beyond that PTB waits here.
+        """
         if not isinstance(update, Update):
             return
+        if self._in_flight is None:
+            self._in_flight = asyncio.Semaphore(UPDATES_IN_FLIGHT)
+        await self._in_flight.acquire()
+        chat = update.effective_chat.id if update.effective_chat is not None else None
+        before = self._chat_tails.get(chat)
+        done = asyncio.get_running_loop().create_future()
+        self._chat_tails[chat] = done
+        self._background(self._handle_in_order(update, chat, before, done))
+
+    async def _handle_in_order(self, update: Update, chat: int | None,
+                               before: asyncio.Future | None, done: asyncio.Future) -> None:
         try:
+            if before is not None:
+                await before
             await self._handle(update)
         except Exception:
             self.stats["errors"] += 1
             log.exception("telegram: update %s failed", update.update_id)
+        finally:
+            done.set_result(None)
+            if self._chat_tails.get(chat) is done:
+                del self._chat_tails[chat]
+            self._in_flight.release()
 
     async def _handle(self, update: Update) -> None:
         self.stats["updates"] += 1
