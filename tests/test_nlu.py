@@ -407,3 +407,57 @@ def test_fitted_matchers_are_cached_by_content(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("matcher-*.npz"))) == 2  # an edit never reuses a stale fit
     files[0].write_bytes(b"not a zip")
     assert IntentMatcher(examples).match("几点开门").intent == "hours"  # corrupt cache: refit
+
+
+def test_phrase_index_agrees_with_found_in():
+    from bot.nlu.normalize import Phrase, PhraseIndex
+
+    phrases = [
+        Phrase(w) for w in ["a", "art", "see ya", "营业时间", "开", "WiFi密码", "ok", "", "!!"]
+    ]
+    index = PhraseIndex(phrases)
+    for text in [
+        "",
+        "a",
+        "start",
+        "art!",
+        "see ya later",
+        "营业时间？",
+        "开门",
+        "wifi密码多少",
+        "ok",
+        "okay",
+        "i see yall",
+        "a art 开 ok see ya 营业时间 wifi密码",
+    ]:
+        n = normalize(text)
+        assert index.found(n) == [i for i, p in enumerate(phrases) if p.found_in(n)], text
+
+
+def test_token_cache_never_changes_a_match(matcher: IntentMatcher, monkeypatch):
+    from bot.nlu import matcher as matcher_module
+
+    texts = [
+        "几点开门",
+        "what time do you open",
+        "I want to book a table",
+        "车位 valet",
+        "booking",
+        "今天 晚上 几点 关门",
+        "x" * 3000,
+        "hello " * 600,
+        "火星",
+        "",
+    ]
+    cached = [matcher.match(t) for t in texts + texts]
+    monkeypatch.setattr(matcher_module, "TOKEN_CACHE_CHARS", -1)
+    assert [matcher.match(t) for t in texts + texts] == cached
+
+
+def test_features_of_long_messages_stay_within_the_tf_table():
+    from collections import Counter
+
+    from bot.nlu.matcher import _SUBLINEAR_TF, features
+
+    for text in ["a " * 3000, "a" * 3000, "我" * 3000, "我a" * 3000, "books book " * 1000]:
+        assert max(Counter(features(normalize(text))).values()) < len(_SUBLINEAR_TF)

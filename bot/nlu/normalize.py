@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
+from operator import add
 
 import opencc
 
-__all__ = ["detect_language", "normalize"]
+__all__ = ["Phrase", "PhraseIndex", "detect_language", "normalize"]
 
 # Created once: building an OpenCC converter loads its dictionaries (milliseconds), converting a
 # short message afterwards takes about a microsecond.
@@ -72,7 +74,7 @@ def detect_language(text: str) -> str | None:
     """
     if not isinstance(text, str) or not text:
         return None
-    han = len(_HAN.findall(text))
+    han = 0 if text.isascii() else len(_HAN.findall(text))
     latin = len(_LATIN_WORD.findall(text))
     if han == 0 and latin == 0:
         return None
@@ -103,3 +105,41 @@ class Phrase:
             and self.text in normalized
             and (self._pattern is None or self._pattern.search(normalized) is not None)
         )
+
+
+class PhraseIndex:
+    """Finds which of many phrases occur in a normalised message without testing every one.
+
+    Phrases are bucketed by their first two characters (one for one-character phrases); a
+    message only tests the phrases of the buckets its own character pairs (and characters)
+    open, a few instead of the hundreds of keywords a persona has. Same verdicts as calling
+    :meth:`Phrase.found_in` on each phrase.
+    """
+
+    __slots__ = ("_buckets", "_short")
+
+    def __init__(self, phrases: Iterable[Phrase]):
+        self._buckets: dict[str, list[tuple[int, str, re.Pattern[str] | None]]] = {}
+        self._short = False
+        for position, phrase in enumerate(phrases):
+            text = phrase.text
+            if not text:
+                continue  # an empty phrase is found nowhere
+            self._short |= len(text) == 1
+            entry = (position, text, phrase._pattern)
+            self._buckets.setdefault(text[:2], []).append(entry)
+
+    def found(self, normalized: str) -> list[int]:
+        """Positions (in the order given to the constructor) of the phrases found."""
+        keys = set(map(add, normalized, normalized[1:]))
+        if self._short:
+            keys.update(normalized)
+        buckets = self._buckets
+        out = [
+            position
+            for key in keys & buckets.keys()
+            for position, text, pattern in buckets[key]
+            if text in normalized and (pattern is None or pattern.search(normalized) is not None)
+        ]
+        out.sort()
+        return out

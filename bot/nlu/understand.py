@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.nlu.matcher import IntentMatcher
-from bot.nlu.normalize import Phrase, detect_language, normalize
+from bot.nlu.normalize import Phrase, PhraseIndex, detect_language, normalize
 from bot.persona.model import Persona
 
 __all__ = ["Understander", "Understanding", "confirmation"]
@@ -75,12 +75,16 @@ def confirmation(normalized: str, text: str = "") -> Confirmation | None:
         return "deny" if raw in _DENY_EMOJI else None
     if len(normalized) > _MAX_CONFIRMATION_CHARS:
         return None
-    for candidate in (normalized, _REPEATS.sub(r"\1", normalized)):  # "okkk", "好好好"
-        if candidate in _AFFIRM:
-            return "affirm"
-        if candidate in _DENY:
-            return "deny"
-    return None
+    if normalized in _AFFIRM:
+        return "affirm"
+    if normalized in _DENY:
+        return "deny"
+    if _REPEATS.search(normalized) is None:
+        return None
+    squeezed = _REPEATS.sub(r"\1", normalized)  # "okkk", "好好好"
+    if squeezed in _AFFIRM:
+        return "affirm"
+    return "deny" if squeezed in _DENY else None
 
 
 class Understander:
@@ -102,6 +106,7 @@ class Understander:
             threshold = persona.nlu.threshold
         self.matcher = IntentMatcher(examples, keywords, threshold=threshold)
         self._taboo = self._compile_taboo(persona)
+        self._taboo_index = PhraseIndex(phrase for phrase, _ in self._taboo)
 
     @staticmethod
     def _compile_taboo(persona: Persona) -> list[tuple[Phrase, str]]:
@@ -116,10 +121,8 @@ class Understander:
 
     def taboo(self, normalized: str) -> str | None:
         """The first taboo subject one of whose keywords occurs in a normalised message."""
-        for phrase, subject in self._taboo:
-            if phrase.found_in(normalized):
-                return subject
-        return None
+        found = self._taboo_index.found(normalized)
+        return self._taboo[found[0]][1] if found else None
 
     def language(
         self, text: str, forced_language: str | None = None, fallback_language: str | None = None

@@ -77,7 +77,7 @@ class StaticVectors:
         for word in words:
             v = self.word_vector(word)
             if v is not None:
-                total = v.copy() if total is None else total + v
+                total = v if total is None else total + v  # never in place: v is cached
         if total is None:
             return None
         norm = float(np.sqrt(total @ total))
