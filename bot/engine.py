@@ -170,11 +170,12 @@ class Engine:
         store, persona = self.store, brand.persona
         now = inbound.received_at or self.clock()
         with store.transaction(wait) as conn:
-            fan = store.find_fan(persona.id, inbound.fan.channel, inbound.fan.external_id)
-            if fan is not None and inbound.platform_msg_id is not None:
-                stored = store.replies_for(fan["id"], inbound.platform_msg_id)
-                if stored is not None:
-                    return Turn([Reply(r["text"], r["reply_key"], r["language"]) for r in stored])
+            fan, answered = store.find_fan_and_message(
+                persona.id, inbound.fan.channel, inbound.fan.external_id, inbound.platform_msg_id
+            )
+            if answered is not None:  # a platform retry: the same replies, no second turn
+                stored = store.replies_to(answered)
+                return Turn([Reply(r["text"], r["reply_key"], r["language"]) for r in stored])
             first_turn = fan is None
             if fan is None:
                 fan = self._create_fan(conn, brand, inbound, now)

@@ -229,6 +229,7 @@ def m006_outbox_taken_by(db: sqlite_utils.Database) -> None:
     )
 
 
+@functools.lru_cache(maxsize=16)  # a turn stamps its rows with one moment, five times or more
 def iso(moment: datetime) -> str:
     """UTC ISO-8601, the one timestamp format in the log."""
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -429,21 +430,41 @@ class Store:
         )
         return dict(row) if row else None
 
+    def find_fan_and_message(
+        self, persona: str, channel: str, external_id: str, platform_msg_id: str | None
+    ) -> tuple[dict[str, Any] | None, int | None]:
+        """The fan, and the id of their inbound message ``platform_msg_id`` if it is logged.
+
+        One statement for what every turn asks first (who is this, did we answer this already).
+        """
+        row = self._one(
+            "SELECT *, (SELECT m.id FROM messages m WHERE m.fan_id = fans.id "
+            "AND m.platform_msg_id = ? AND m.direction = 'in') AS logged_message_id "
+            "FROM fans WHERE persona = ? AND channel = ? AND external_id = ?",
+            (platform_msg_id, persona, channel, external_id),
+        )
+        if row is None:
+            return None, None
+        fan = dict(row)
+        return fan, fan.pop("logged_message_id")
+
+    def replies_to(self, message_id: int) -> list[dict[str, Any]]:
+        """The replies logged for one inbound message, in order."""
+        return [
+            dict(r)
+            for r in self._all(
+                "SELECT text, reply_key, language FROM messages WHERE in_reply_to = ? ORDER BY id",
+                (message_id,),
+            )
+        ]
+
     def replies_for(self, fan_id: int, platform_msg_id: str) -> list[dict[str, Any]] | None:
         """The stored replies of an inbound message already handled, or None if it is new."""
         row = self._one(
             "SELECT id FROM messages WHERE fan_id = ? AND platform_msg_id = ? AND direction = 'in'",
             (fan_id, platform_msg_id),
         )
-        if row is None:
-            return None
-        return [
-            dict(r)
-            for r in self._all(
-                "SELECT text, reply_key, language FROM messages WHERE in_reply_to = ? ORDER BY id",
-                (row["id"],),
-            )
-        ]
+        return None if row is None else self.replies_to(row["id"])
 
     def count_events(self, fan_id: int, kind: str, since: str) -> int:
         return self._one(
