@@ -65,6 +65,19 @@ def test_safe_mode_decrypts_what_wechatpy_encrypts_and_back():
     assert opened == "<xml><Content>hi</Content></xml>"
 
 
+def test_replies_of_every_length_open_with_wechatpy_using_the_key_that_worked():
+    # Our own framing and PKCS#7 padding (1-32 bytes) must match wechatpy's for any length.
+    crypto = PushCrypto(TOKEN, APP_ID, AES_KEY, OLD_AES_KEY)
+    for n in range(70):
+        xml = "<xml><Content>" + "好😀a]]>"[: n % 5] * n + "</Content></xml>"
+        for index, key in enumerate((AES_KEY, OLD_AES_KEY)):
+            reply = crypto.encrypt_reply(xml, "n", "1700000001", key_index=index)
+            envelope = xmltodict.parse(reply)["xml"]
+            opened = WeChatCrypto(TOKEN, key, APP_ID).decrypt_message(
+                reply, envelope["MsgSignature"], envelope["TimeStamp"], envelope["Nonce"])
+            assert opened == xml
+
+
 def test_key_rotation_tries_the_previous_key():
     crypto = PushCrypto(TOKEN, APP_ID, AES_KEY, OLD_AES_KEY)
     encrypt, msg_sig = encrypted("<xml><A>1</A></xml>", key=OLD_AES_KEY)
@@ -99,6 +112,7 @@ def test_malformed_aes_keys_are_refused_with_the_fix():
     XXE, LAUGHS, b"<xml><A>\xff</A></xml>", b"", b"<xml>", b"<root/>",
     b'<!DOCTYPE xml SYSTEM "http://example.invalid/x.dtd"><xml/>',
     b'<?xml version="1.0"?><?xml-stylesheet href="http://x"?><xml><A>&#0;</A></xml>',
+    b"<xml>" + b"<A>" * 40 + b"x" + b"</A>" * 40 + b"</xml>",  # deeper than any push
 ])
 def test_parse_xml_refuses_entities_dtds_and_malformed_input(body):
     with pytest.raises(PushRejected) as err:
