@@ -305,6 +305,11 @@ def _top(probs: list[float]) -> list[int]:
     return top[np.argsort(-array[top], kind="stable")].tolist()
 
 
+# Known n-grams of a message as vocabulary indices, their TF-IDF weights (not yet normalised,
+# see _scores) and the weights' squared length.
+_Vector = tuple[np.ndarray, np.ndarray, float]
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     """The matcher's verdict on one message.
@@ -357,6 +362,7 @@ class IntentMatcher:
         self._keyword_index = PhraseIndex(phrase for phrase, _ in self._keywords)
         self._keyword_intents = [index for _, index in self._keywords]
         self._cached_token = lru_cache(maxsize=TOKEN_CACHE_SIZE)(self._token)
+        self._cached_alone = lru_cache(maxsize=TOKEN_CACHE_SIZE)(self._alone)
 
     # -- building ---------------------------------------------------------------------------
 
@@ -520,14 +526,17 @@ class IntentMatcher:
         ascii_words, other = _token_english(token)
         return known, len(grams) - len(known), stems, ascii_words, other
 
-    def _scores(self, normalized: str, hits: set[int]) -> tuple[list[float], float]:
-        """Probabilities, and the weight given to the static vector (0 when none was used).
+    def _alone(self, token: str) -> tuple[_Vector | None, int, list[str], int]:
+        """``_counted`` of a message made of this one token (a pure function of the token)."""
+        vector, unknown, ascii_words, other = self._counted([token])
+        if vector is not None:
+            for array in vector[:2]:
+                array.flags.writeable = False  # shared by every message made of this token
+        return vector, unknown, ascii_words, other
 
-        n-gram counts → sublinear TF-IDF → gathered weight rows (+ static vector) → softmax,
-        arranged for short messages: per-token work cached, and few numpy calls, each with less
-        per-call overhead than the obvious spelling (numpy's fixed cost per call dominates on
-        arrays this small).
-        """
+    def _counted(self, tokens: list[str]) -> tuple[_Vector | None, int, list[str], int]:
+        """The known n-grams' TF-IDF vector of a message's tokens (None without any), its count
+        of unknown n-grams, its ASCII words and its count of other runs."""
         counts: dict[int, int] = {}  # first-occurrence order, as features() lists them
         count = counts.get
         unknown = 0
@@ -535,7 +544,7 @@ class IntentMatcher:
         ascii_words: list[str] = []
         other = 0
         cached, uncached = self._cached_token, self._token
-        for token in normalized[:MAX_CHARS].split():
+        for token in tokens:
             k, u, s, a, o = (cached if len(token) <= TOKEN_CACHE_CHARS else uncached)(token)
             for j in k:
                 counts[j] = count(j, 0) + 1
@@ -550,13 +559,33 @@ class IntentMatcher:
                 unknown += 1
             else:
                 counts[j] = count(j, 0) + 1
+        if not counts:
+            return None, unknown, ascii_words, other
+        idx = np.fromiter(counts, dtype=np.intp, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.intp, count=len(counts))
+        x = _SUBLINEAR_TF.take(tf) * self._idf[idx]
+        xx = float(np.dot(x, x))  # np.dot: less per-call overhead than @ on tiny arrays
+        return (idx, x, xx), unknown, ascii_words, other
+
+    def _scores(self, normalized: str, hits: set[int]) -> tuple[list[float], float]:
+        """Probabilities, and the weight given to the static vector (0 when none was used).
+
+        n-gram counts → sublinear TF-IDF → gathered weight rows (+ static vector) → softmax,
+        arranged for short messages: per-token work cached, and few numpy calls, each with less
+        per-call overhead than the obvious spelling (numpy's fixed cost per call dominates on
+        arrays this small).
+        """
+        tokens = normalized[:MAX_CHARS].split()
+        if len(tokens) == 1 and len(tokens[0]) <= TOKEN_CACHE_CHARS:
+            # A one-token message (most Chinese ones): its TF-IDF vector is the token's own, as
+            # a token has no word bigrams (its English runs are separated by Chinese ones).
+            vector, unknown, ascii_words, other = self._cached_alone(tokens[0])
+        else:
+            vector, unknown, ascii_words, other = self._counted(tokens)
         logits = self._bias
         known_share = used = 0.0
-        if counts:
-            idx = np.fromiter(counts, dtype=np.intp, count=len(counts))
-            tf = np.fromiter(counts.values(), dtype=np.intp, count=len(counts))
-            x = _SUBLINEAR_TF.take(tf) * self._idf[idx]
-            xx = float(np.dot(x, x))  # np.dot: less per-call overhead than @ on tiny arrays
+        if vector is not None:
+            idx, x, xx = vector
             norm = math.sqrt(xx + unknown * self._unknown_idf2)
             logits = logits + np.dot(x / norm, self._weights.take(idx, axis=0))
             known_share = math.sqrt(xx) / norm
@@ -567,7 +596,7 @@ class IntentMatcher:
                 used = share * known_share
                 logits = logits + used * np.dot(e, self._dense_weights)
         if self._single:
-            if not counts:
+            if vector is None:
                 return [0.0] * len(logits), 0.0
             return np.clip(logits, 0.0, 1.0).tolist(), 0.0
         if logits is self._bias:
