@@ -5,14 +5,15 @@ pre-built, signed and AES-encrypted text pushes (wechatpy's ``WeChatCrypto``, 80
 MsgIds) from C keep-alive connections for D seconds:
 
 * ``brandbot``: the WeChat channel's routes on the daemon's stack (``Daemon.open`` + ``run_turn``:
-  the demo persona, the engine in its turn threads, a fresh SQLite log, metrics; uvicorn + uvloop
-  on a TCP_NODELAY socket) — verify, decrypt, parse, the whole turn (understanding, dialog,
-  voice, one transaction), encrypt the passive reply;
+  the demo persona, turns on the event loop sharing commits, a fresh SQLite log, metrics;
+  uvicorn + uvloop on a TCP_NODELAY socket with the daemon's one-write HTTP protocol,
+  ``bot/http_protocol.py``) — verify, decrypt, parse, the whole turn (understanding, dialog,
+  voice, the logged transaction), encrypt the passive reply;
 * ``werobot``: WeRoBot (installed only for this bench: ``pip install werobot waitress``) answering
   every text with a fixed string, sessions off (its default SQLite session store would slow it
   down), behind waitress (4 threads) — WeRoBot is WSGI;
-* ``bare``: wechatpy + Starlette on uvicorn, verify + decrypt + fixed encrypted reply: the floor
-  of what any Python handler on this stack can do.
+* ``bare``: wechatpy + Starlette on stock uvicorn (head and body in two writes), verify +
+  decrypt + fixed encrypted reply: for scale, what a minimal Python handler does.
 
     python bench/wechat_load.py                     # 16 connections, 10 s each
     python bench/wechat_load.py -c 16 -d 10 --json --only brandbot,werobot
@@ -61,11 +62,11 @@ def tcp_socket(port: int) -> socket.socket:
     return sock
 
 
-def run_uvicorn(app, port: int) -> None:
+def run_uvicorn(app, port: int, http: object = "httptools") -> None:
     import uvicorn
     import uvloop
 
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+    config = uvicorn.Config(app, http=http, log_config=None, access_log=False, lifespan="off",
                             server_header=False, timeout_keep_alive=5)
     server = uvicorn.Server(config)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
@@ -94,7 +95,9 @@ def serve_brandbot(port: int, db: str) -> None:
     )
     gc.collect()
     gc.freeze()
-    run_uvicorn(Starlette(routes=channel.routes()), port)
+    from bot.http_protocol import CoalescingHttpProtocol  # the daemon's, as in Daemon.run
+
+    run_uvicorn(Starlette(routes=channel.routes()), port, http=CoalescingHttpProtocol)
 
 
 def serve_werobot(port: int) -> None:

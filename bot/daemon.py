@@ -585,6 +585,8 @@ class Daemon:
     async def run(self) -> int:
         import uvicorn
 
+        from bot.http_protocol import CoalescingHttpProtocol
+
         loop = asyncio.get_running_loop()
         self._reload_lock = asyncio.Lock()
         self._stop_event = asyncio.Event()
@@ -593,6 +595,7 @@ class Daemon:
         app = self._build_app()
         config = uvicorn.Config(
             app,
+            http=CoalescingHttpProtocol,
             log_config=None,
             access_log=False,
             lifespan="off",
