@@ -203,7 +203,7 @@ class Engine:
                 misses=fan["misses"],
                 subscribed=bool(fan["subscribed"]),
                 in_handoff=bool(fan["handoff"]),
-                tags=set(json.loads(fan["tags"])),
+                tags=set(json.loads(fan["tags"])) if fan["tags"] != "[]" else set(),
                 offers_this_week=lambda: store.count_events(
                     fan["id"], "offer", iso(now - timedelta(days=7))
                 ),
@@ -405,7 +405,8 @@ class Engine:
         if inbound.kind == "event" and inbound.event in ("unfollow", "follow"):
             blocked = 1 if inbound.event == "unfollow" else 0
             self._event(conn, fan["id"], inbound.event, dict(inbound.payload), now)
-        kol = kols.tag_speaker(conn, persona.relationship, fan["id"], score, now, ctx.tags)
+        kol = kols.tag_speaker(conn, persona.relationship, fan["id"], score, now, ctx.tags,
+                               referrals=fan["referrals"])
         if kol is not None:
             ctx.add_event(*kol)
         subscribed_at = fan["subscribed_at"]
@@ -428,7 +429,7 @@ class Engine:
                 blocked,
                 int(ctx.in_handoff),
                 ctx.misses,
-                dumps(sorted(ctx.tags)),
+                dumps(sorted(ctx.tags)) if ctx.tags else "[]",
                 fan["voice_memory"],
                 inbound.display_name,
                 fan["id"],

@@ -191,3 +191,43 @@ def test_decay_is_applied_to_influence(chain, fresh_db, clock):
     ranked = rank(fresh_db, "tiny", rules, later)
     a = chain["a"]
     assert ranked[0].score == pytest.approx(decayed(a["score"], a["score_at"], later, rules))
+
+
+def test_each_fan_counts_who_they_brought_in_whoever_changes_it(chain, fresh_db):
+    def counts() -> dict[str, int]:
+        return {w: fan(fresh_db, w)["referrals"] for w in "abcd"}
+
+    assert counts() == {"a": 2, "b": 0, "c": 1, "d": 0}
+    conn = fresh_db.conn
+    conn.execute("UPDATE fans SET referred_by = ? WHERE id = ?", (chain["c"]["id"],
+                                                                  chain["b"]["id"]))
+    assert counts() == {"a": 1, "b": 0, "c": 2, "d": 0}
+    conn.execute("UPDATE fans SET referred_by = NULL WHERE id = ?", (chain["d"]["id"],))
+    assert counts() == {"a": 1, "b": 0, "c": 1, "d": 0}
+    conn.execute("INSERT INTO fans (channel, external_id, persona, first_seen, last_seen, "
+                 "referred_by) VALUES ('web', 'e', 'tiny', 'now', 'now', ?)", (chain["a"]["id"],))
+    assert counts()["a"] == 2
+    conn.execute("DELETE FROM fans WHERE external_id = 'e'")
+    assert counts() == {"a": 1, "b": 0, "c": 1, "d": 0}
+
+
+def test_the_count_is_filled_in_for_a_log_made_before_it(tmp_path):
+    import sqlite3
+
+    import sqlite_utils
+
+    from bot.relations.store import Store, migrations
+
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(sqlite3.connect(path))
+    migrations.apply(old, stop_before="m007_referrals_count")
+    for n, parent in ((1, None), (2, 1), (3, 1), (4, 2)):
+        old.conn.execute(
+            "INSERT INTO fans (id, channel, external_id, persona, first_seen, last_seen, "
+            "referred_by) VALUES (?, 'web', ?, 'tiny', 'now', 'now', ?)", (n, f"f{n}", parent))
+    old.conn.commit()
+    old.conn.close()
+    store = Store(path)
+    assert [r[0] for r in store.conn.execute("SELECT referrals FROM fans ORDER BY id")] == [
+        2, 1, 0, 0]
+    store.close()

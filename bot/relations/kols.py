@@ -87,12 +87,15 @@ def kol_change(tags: set[str], value: float, threshold: float) -> str | None:
 
 
 def tag_speaker(conn, rules: Relationship, fan_id: int, score: float, now: datetime,
-                tags: set[str], cache: dict[int, list[tuple]] | None = None
-                ) -> tuple[str, dict[str, Any]] | None:
-    """Re-tag one fan (``score`` decayed to now): edits ``tags``; returns the event to log."""
+                tags: set[str], cache: dict[int, list[tuple]] | None = None,
+                referrals: int | None = None) -> tuple[str, dict[str, Any]] | None:
+    """Re-tag one fan (``score`` decayed to now): edits ``tags``; returns the event to log.
+
+    ``referrals``: the fan's ``referrals`` column when known; 0 means no influence to look up.
+    """
     if rules.kol_threshold is None:
         return None
-    value = influence_of(conn, fan_id, score, now, rules, cache)
+    value = 0.0 if referrals == 0 else influence_of(conn, fan_id, score, now, rules, cache)
     change = kol_change(tags, value, rules.kol_threshold)
     if change == "kol":
         tags.add(KOL_TAG)

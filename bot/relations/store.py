@@ -229,6 +229,34 @@ def m006_outbox_taken_by(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m007_referrals_count(db: sqlite_utils.Database) -> None:
+    # How many fans each fan brought in, kept by triggers whoever writes `referred_by`: a turn
+    # re-tags KOLs, and for the many fans who never brought anyone (0) it skips the look-up.
+    db.executescript(
+        """
+        ALTER TABLE fans ADD COLUMN referrals INTEGER NOT NULL DEFAULT 0;
+        UPDATE fans SET referrals = (SELECT count(*) FROM fans c WHERE c.referred_by = fans.id);
+        CREATE TRIGGER fans_referrals_insert AFTER INSERT ON fans
+            WHEN NEW.referred_by IS NOT NULL
+        BEGIN
+            UPDATE fans SET referrals = referrals + 1 WHERE id = NEW.referred_by;
+        END;
+        CREATE TRIGGER fans_referrals_update AFTER UPDATE OF referred_by ON fans
+            WHEN OLD.referred_by IS NOT NEW.referred_by
+        BEGIN
+            UPDATE fans SET referrals = referrals - 1 WHERE id = OLD.referred_by;
+            UPDATE fans SET referrals = referrals + 1 WHERE id = NEW.referred_by;
+        END;
+        CREATE TRIGGER fans_referrals_delete AFTER DELETE ON fans
+            WHEN OLD.referred_by IS NOT NULL
+        BEGIN
+            UPDATE fans SET referrals = referrals - 1 WHERE id = OLD.referred_by;
+        END;
+        """
+    )
+
+
 @functools.lru_cache(maxsize=16)  # a turn stamps its rows with one moment, five times or more
 def iso(moment: datetime) -> str:
     """UTC ISO-8601, the one timestamp format in the log."""
