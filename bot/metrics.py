@@ -90,6 +90,9 @@ class Metrics:
             "brandbot_start_time_seconds", "Unix time the daemon started.", registry=r
         )
         self.start_time.set(time.time())
+        self._turn_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._out_children: dict[tuple[str, str], Any] = {}
+        self._intent_children: dict[tuple[str, str], Any] = {}
 
     def set_persona(self, persona: str, version: Any, previous: Any = None) -> None:
         if previous is not None and str(previous) != str(version):
@@ -99,14 +102,34 @@ class Metrics:
 
     def observe_turn(self, channel: str, persona: str, seconds: float, turn: Turn) -> None:
         replies, outcome = turn.replies, turn.outcome
-        self.messages_in.labels(channel, persona).inc()
+        # .labels() converts, locks and looks up on every call: keep the children per turn's
+        # labels. Each is created by .labels() on first use, exactly when it was before (an
+        # unused series never shows up in /metrics), and these metrics never remove children.
+        children = self._turn_children.get((channel, persona))
+        if children is None:
+            children = self._turn_children[(channel, persona)] = (
+                self.messages_in.labels(channel, persona),
+                self.turn_seconds.labels(channel),
+            )
+        messages_in, seconds_child = children
+        messages_in.inc()
         if replies:
-            self.messages_out.labels(channel, persona).inc(len(replies))
-        self.turn_seconds.labels(channel).observe(seconds)
+            out = self._out_children.get((channel, persona))
+            if out is None:
+                out = self._out_children[(channel, persona)] = self.messages_out.labels(
+                    channel, persona
+                )
+            out.inc(len(replies))
+        seconds_child.observe(seconds)
         if outcome is None:  # answered from the log (a repeated message id)
             return
         if outcome.intent:
-            self.intents.labels(persona, outcome.intent).inc()
+            intent = self._intent_children.get((persona, outcome.intent))
+            if intent is None:
+                intent = self._intent_children[(persona, outcome.intent)] = self.intents.labels(
+                    persona, outcome.intent
+                )
+            intent.inc()
         if outcome.fallback:
             self.fallbacks.labels(persona).inc()
         if outcome.handoff:

@@ -4,13 +4,21 @@ Building a ``Machine`` costs 100–500 µs and a brand has millions of fans, so 
 its machine once (with no models) and each turn fires an event on a :class:`TurnModel` carrying
 the fan's stored state. Callbacks are closures over registry entries, resolved here once — never
 strings that transitions would resolve by importing dotted paths.
+
+The machine uses transitions' own Machine, Event and State; its :class:`_Transition` only skips
+the per-step logging calls (a dozen ``debug``/``info`` calls per fired event, each costing a
+level check) while the ``transitions`` logger is quiet, and calls our callbacks directly (they
+are callables taking the event, never names to resolve). When that logger is enabled for INFO,
+transitions' own code runs and logs exactly as usual.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from transitions import Machine
+from transitions.core import Condition, Transition
 
 from bot.dialog.context import TurnContext, TurnModel
 from bot.dialog.registry import ACTIONS, CONDITIONS
@@ -36,6 +44,57 @@ def run_actions(callbacks: list[Callback], ctx: TurnContext) -> None:
         ACTIONS[name].func(ctx, arg)
 
 
+# transitions.core's module logger (``logging.getLogger(__name__)`` there).
+_TRANSITIONS_LOG = logging.getLogger("transitions.core")
+_INFO = logging.INFO
+
+
+class _Condition(Condition):
+    def check(self, event_data) -> bool:
+        # Condition.check resolves a name (ours are callables) and reads send_event (always on).
+        return self.func(event_data) == self.target
+
+
+class _Transition(Transition):
+    """transitions' Transition, minus its logging calls while the transitions logger is quiet."""
+
+    condition_cls = _Condition
+
+    def execute(self, event_data) -> bool:
+        if _TRANSITIONS_LOG.isEnabledFor(_INFO):  # someone listens: transitions' own code
+            return super().execute(event_data)
+        machine = event_data.machine
+        for func in self.prepare:
+            func(event_data)
+        for cond in self.conditions:
+            if cond.func(event_data) != cond.target:
+                return False
+        if machine.before_state_change:
+            machine.callbacks(machine.before_state_change, event_data)
+        for func in self.before:
+            func(event_data)
+        if self.dest:  # None: an internal transition (no exit/enter)
+            states = machine.states
+            for func in states[self.source].on_exit:
+                func(event_data)
+            dest = states[self.dest]
+            setattr(event_data.model, machine.model_attribute, dest.value)
+            event_data.state = dest
+            for func in dest.on_enter:
+                func(event_data)
+            if dest.final:
+                machine.callbacks(machine.on_final, event_data)
+        for func in self.after:
+            func(event_data)
+        if machine.after_state_change:
+            machine.callbacks(machine.after_state_change, event_data)
+        return True
+
+
+class _Machine(Machine):
+    transition_cls = _Transition
+
+
 class Dialog:
     """A validated dialog and its shared machine. Build it with :func:`bot.dialog.load_dialog`."""
 
@@ -43,7 +102,7 @@ class Dialog:
         self.spec = spec
         self.source = source
         self._states = {s.name: s for s in spec.state_specs()}
-        self.machine = Machine(
+        self.machine = _Machine(
             model=[],
             states=[
                 {
@@ -59,6 +118,7 @@ class Dialog:
             send_event=True,
             ignore_invalid_triggers=True,
         )
+        self._events = self.machine.events  # the machine gains no events after this
 
     @staticmethod
     def _transition(t) -> dict[str, Any]:
@@ -91,14 +151,15 @@ class Dialog:
         return target if target in self._states else self.spec.initial
 
     def handles(self, trigger: str, state: str) -> bool:
-        event = self.machine.events.get(trigger)
+        event = self._events.get(trigger)
         return event is not None and bool(event.transitions.get(state))
 
     def fire(self, trigger: str, model: TurnModel) -> bool:
         """Fire ``trigger`` for the model; True when a transition ran (conditions held)."""
-        if not self.handles(trigger, model.state):
+        event = self._events.get(trigger)
+        if event is None or not event.transitions.get(model.state):
             return False
-        return bool(self.machine.events[trigger].trigger(model))
+        return bool(event.trigger(model))
 
     def otherwise(self, state: str) -> list[Callback] | None:
         return self._states[state].otherwise

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import re
 import string
+from dataclasses import dataclass
 from typing import Any
 
 from bot.persona.model import Persona
@@ -39,6 +40,70 @@ class _Fields(dict):
         return "{" + key + "}"
 
 
+_MAX_CACHED = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """A reply key in one language, ready to render: variants compiled, choices precomputed."""
+
+    language: str
+    variants: list[str]
+    # Per variant: the final text (no per-fan field), a format string whose only fields are
+    # {fan} and {catchphrase}, or None (format specs, attributes, malformed...: use fill()).
+    compiled: list[str | _Template | None]
+    all_choices: tuple[int, ...]
+    choices_without: dict[int, tuple[int, ...]]  # last variant seen -> the other variants
+    catchphrases: list[str]
+    fan_address: str
+    strip_emoji: bool
+
+
+class _Template(str):
+    """A format string left with only per-fan fields (a str subclass, told apart by type)."""
+
+    __slots__ = ()
+
+
+_PER_FAN = ("fan", "catchphrase")
+
+
+def _compile(template: str, fields: dict[str, str], strip_emoji: bool) -> str | _Template | None:
+    """``template`` with the language's fixed fields filled in now, as fill() would fill them.
+
+    Returns the final text when only fixed fields remain, a :class:`_Template` when {fan} or
+    {catchphrase} remain, None when the template needs the general path.
+    """
+    try:
+        parsed = list(_FORMATTER.parse(template))
+    except ValueError:
+        return None
+    parts: list[str] = []
+    per_fan = False
+    for literal, name, spec, conversion in parsed:
+        parts.append(literal.replace("{", "{{").replace("}", "}}"))
+        if name is None:
+            continue
+        if conversion is not None or spec or not name.isidentifier():
+            return None
+        if name in _PER_FAN:
+            parts.append("{" + name + "}")
+            per_fan = True
+            continue
+        value = fields.get(name)
+        if value is None:
+            value = "{" + name + "}"  # as _Fields.__missing__: unknown names stay readable
+        elif type(value) is not str:
+            return None
+        parts.append(value.replace("{", "{{").replace("}", "}}"))
+    if per_fan:
+        return _Template("".join(parts))
+    text = "".join(parts).format()  # only escaped braces left
+    if strip_emoji:
+        text = _EMOJI.sub("", text)
+    return text.strip()
+
+
 class Voice:
     """Renders a persona's replies for one fan at a time."""
 
@@ -46,6 +111,8 @@ class Voice:
         self.persona = persona
         # The fields every template of a language can use, resolved once (a persona is frozen).
         self._fields: dict[str, dict[str, str]] = {}
+        # (key, language asked for) -> _Reply: what render() needs, resolved on first use.
+        self._replies: dict[tuple[str, str], _Reply] = {}
 
     def _fields_for(self, language: str) -> dict[str, str]:
         fields = self._fields.get(language)
@@ -80,15 +147,60 @@ class Voice:
         rng: random.Random,
     ) -> tuple[str, str]:
         """Text for reply ``key`` and the language it was written in; updates ``memory``."""
-        language = self.language_for(key, language)
-        variants = self.persona.replies.get(key, {}).get(language) or []
+        reply = self._replies.get((key, language))
+        if reply is None:
+            reply = self._reply(key, language)
+        language = reply.language
+        variants = reply.variants
         if not variants:
             return "", language
         last = memory.get(key)
-        choices = [i for i in range(len(variants)) if i != last] or [0]
+        if last is None:
+            choices = reply.all_choices
+        else:
+            try:
+                choices = reply.choices_without.get(last, reply.all_choices)
+            except TypeError:  # an unhashable remembered value matches no index
+                choices = reply.all_choices
         index = rng.choice(choices)
         memory[key] = index
-        return self.fill(variants[index], language, fan_name=fan_name, rng=rng), language
+        compiled = reply.compiled[index]
+        if compiled is None:  # not a plain template: the general path
+            return self.fill(variants[index], language, fan_name=fan_name, rng=rng), language
+        catchphrases = reply.catchphrases
+        # fill() draws a catchphrase whether or not the template uses one: so do we (same rng).
+        catchphrase = rng.choice(catchphrases) if catchphrases else ""
+        if type(compiled) is str:
+            return compiled, language
+        text = compiled.format(fan=fan_name or reply.fan_address, catchphrase=catchphrase)
+        if reply.strip_emoji:
+            text = _EMOJI.sub("", text)
+        return text.strip(), language
+
+    def _reply(self, key: str, language: str) -> _Reply:
+        """Resolve once what rendering ``key`` for a fan writing ``language`` needs."""
+        resolved = self.language_for(key, language)
+        shared = self._replies.get((key, resolved))
+        if shared is None or shared.language != resolved:
+            p = self.persona
+            variants = p.replies.get(key, {}).get(resolved) or []
+            fields = self._fields_for(resolved)
+            strip_emoji = p.voice.emoji == "none"
+            n = len(variants)
+            shared = _Reply(
+                language=resolved,
+                variants=variants,
+                compiled=[_compile(t, fields, strip_emoji) for t in variants],
+                all_choices=tuple(range(n)),
+                choices_without={i: tuple(j for j in range(n) if j != i) or (0,) for i in range(n)},
+                catchphrases=p.voice.catchphrases.get(resolved) or [],
+                fan_address=p.text(p.identity.fan_address, resolved),
+                strip_emoji=strip_emoji,
+            )
+        if len(self._replies) < _MAX_CACHED:  # languages come from channels: keep it bounded
+            self._replies[(key, resolved)] = shared
+            self._replies[(key, language)] = shared
+        return shared
 
     def fill(
         self, template: str, language: str, *, fan_name: str | None, rng: random.Random
