@@ -1,8 +1,8 @@
 """The turn's cheaper parts behave exactly as the plain versions did.
 
-Voice.render (precompiled templates, precomputed choices), Dialog.fire (transitions' Transition
-without its logging calls while the transitions logger is quiet) and Metrics.observe_turn
-(cached label children) are checked against straightforward reference implementations.
+Voice.render (precompiled templates, precomputed choices), Dialog.fire (one event look-up) and
+Metrics.observe_turn (cached label children) are checked against straightforward reference
+implementations.
 """
 
 from __future__ import annotations

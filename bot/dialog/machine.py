@@ -4,21 +4,13 @@ Building a ``Machine`` costs 100–500 µs and a brand has millions of fans, so 
 its machine once (with no models) and each turn fires an event on a :class:`TurnModel` carrying
 the fan's stored state. Callbacks are closures over registry entries, resolved here once — never
 strings that transitions would resolve by importing dotted paths.
-
-The machine uses transitions' own Machine, Event and State; its :class:`_Transition` only skips
-the per-step logging calls (a dozen ``debug``/``info`` calls per fired event, each costing a
-level check) while the ``transitions`` logger is quiet, and calls our callbacks directly (they
-are callables taking the event, never names to resolve). When that logger is enabled for INFO,
-transitions' own code runs and logs exactly as usual.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from transitions import Machine
-from transitions.core import Condition, Transition
 
 from bot.dialog.context import TurnContext, TurnModel
 from bot.dialog.registry import ACTIONS, CONDITIONS
@@ -44,57 +36,6 @@ def run_actions(callbacks: list[Callback], ctx: TurnContext) -> None:
         ACTIONS[name].func(ctx, arg)
 
 
-# transitions.core's module logger (``logging.getLogger(__name__)`` there).
-_TRANSITIONS_LOG = logging.getLogger("transitions.core")
-_INFO = logging.INFO
-
-
-class _Condition(Condition):
-    def check(self, event_data) -> bool:
-        # Condition.check resolves a name (ours are callables) and reads send_event (always on).
-        return self.func(event_data) == self.target
-
-
-class _Transition(Transition):
-    """transitions' Transition, minus its logging calls while the transitions logger is quiet."""
-
-    condition_cls = _Condition
-
-    def execute(self, event_data) -> bool:
-        if _TRANSITIONS_LOG.isEnabledFor(_INFO):  # someone listens: transitions' own code
-            return super().execute(event_data)
-        machine = event_data.machine
-        for func in self.prepare:
-            func(event_data)
-        for cond in self.conditions:
-            if cond.func(event_data) != cond.target:
-                return False
-        if machine.before_state_change:
-            machine.callbacks(machine.before_state_change, event_data)
-        for func in self.before:
-            func(event_data)
-        if self.dest:  # None: an internal transition (no exit/enter)
-            states = machine.states
-            for func in states[self.source].on_exit:
-                func(event_data)
-            dest = states[self.dest]
-            setattr(event_data.model, machine.model_attribute, dest.value)
-            event_data.state = dest
-            for func in dest.on_enter:
-                func(event_data)
-            if dest.final:
-                machine.callbacks(machine.on_final, event_data)
-        for func in self.after:
-            func(event_data)
-        if machine.after_state_change:
-            machine.callbacks(machine.after_state_change, event_data)
-        return True
-
-
-class _Machine(Machine):
-    transition_cls = _Transition
-
-
 class Dialog:
     """A validated dialog and its shared machine. Build it with :func:`bot.dialog.load_dialog`."""
 
@@ -102,7 +43,7 @@ class Dialog:
         self.spec = spec
         self.source = source
         self._states = {s.name: s for s in spec.state_specs()}
-        self.machine = _Machine(
+        self.machine = Machine(
             model=[],
             states=[
                 {
