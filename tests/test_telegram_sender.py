@@ -8,7 +8,8 @@ import re
 import pytest
 
 from bot.channels.telegram import TelegramChannel
-from bot.channels.telegram_sender import MAX_TEXT, _units, split_text
+from bot.channels.telegram_sender import MAX_TEXT, split_text
+from bot.channels.textsplit import utf16_units as _units
 from bot.messages import FanRef, Reply
 from tests.fakes.telegram_api import FakeTelegram
 from tests.test_telegram import fan, polling, run

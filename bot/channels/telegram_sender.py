@@ -47,6 +47,9 @@ from telegram.error import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.channels import textsplit
+from bot.channels.textsplit import UTF16_UNITS
+
 log = logging.getLogger("brandbot.telegram")
 
 MAX_TEXT = 4096  # telegram.constants.MessageLimit.MAX_TEXT_LENGTH
@@ -58,37 +61,9 @@ _MAX_RETRY_AFTERS = 10  # 429s tolerated for one message before it is dropped
 _SENTENCE_END = re.compile(r"(?:[。！？；]|[.!?…](?=\s))[\"'”’」』）)\]]*")
 
 
-def _units(text: str) -> int:
-    """Length as Telegram counts it: UTF-16 code units (an emoji outside the BMP counts 2)."""
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
-
-
-def _fitting(text: str, limit: int) -> int:
-    """The longest prefix (in characters) whose UTF-16 length is at most ``limit``."""
-    if len(text) * 2 <= limit or _units(text) <= limit:
-        return len(text)
-    used = 0
-    for index, ch in enumerate(text):
-        used += 2 if ord(ch) > 0xFFFF else 1
-        if used > limit:
-            return index
-    return len(text)
-
-
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     """Cut ``text`` into messages of at most ``limit`` UTF-16 units, at natural boundaries."""
-    parts: list[str] = []
-    rest = text.strip()
-    # Nearly every reply is short: two UTF-16 units per character at most, no need to count.
-    while len(rest) * 2 > limit and _units(rest) > limit:
-        window = _fitting(rest, limit)
-        cut = _boundary(rest[:window])
-        head, rest = rest[:cut].rstrip(), rest[cut:].lstrip()
-        if head:
-            parts.append(head)
-    if rest:
-        parts.append(rest)
-    return parts
+    return textsplit.split_text(text, limit, UTF16_UNITS, _boundary)
 
 
 def _boundary(window: str) -> int:

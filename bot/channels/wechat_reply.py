@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import re
 
+from bot.channels import textsplit
+from bot.channels.textsplit import UTF8_BYTES
+
 MAX_TEXT_BYTES = 1800
 JOIN = "\n\n"  # replies of one turn joined into one passive message
 
@@ -45,24 +48,7 @@ def split_text(text: str, max_bytes: int = MAX_TEXT_BYTES) -> list[str]:
     """Pieces of at most ``max_bytes`` UTF-8 bytes, cut at the most natural boundary."""
     if max_bytes < 8:
         raise ValueError("max_bytes must be at least 8")
-    pieces: list[str] = []
-    rest = text.strip()
-    while rest:
-        if len(rest.encode("utf-8", "surrogatepass")) <= max_bytes:
-            pieces.append(rest)
-            break
-        window = _prefix(rest, max_bytes)
-        cut = _boundary(window)
-        piece, rest = rest[:cut].rstrip(), rest[cut:].lstrip()
-        if piece:
-            pieces.append(piece)
-    return pieces
-
-
-def _prefix(text: str, max_bytes: int) -> str:
-    """The longest prefix of ``text`` within ``max_bytes`` (whole characters only)."""
-    encoded = text.encode("utf-8", "surrogatepass")[:max_bytes]
-    return encoded.decode("utf-8", "ignore")
+    return textsplit.split_text(text, max_bytes, UTF8_BYTES, _boundary)
 
 
 def _boundary(window: str) -> int:
