@@ -198,7 +198,7 @@ _yaml_state: dict[str, Any] = {"data": {}, "path": None, "positions": {}}
 
 
 # The short environment names the channel docs promise, besides the nested BRANDBOT_X__Y form.
-_ENV_ALIASES = {
+ENV_ALIASES = {
     "BRANDBOT_TELEGRAM_TOKEN": ("telegram", "token"),
     "BRANDBOT_TELEGRAM_API_URL": ("telegram", "api_url"),
     "BRANDBOT_TELEGRAM_WEBHOOK_URL": ("telegram", "webhook_url"),
@@ -227,7 +227,7 @@ class _EnvAliasSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for name, (section, key) in _ENV_ALIASES.items():
+        for name, (section, key) in ENV_ALIASES.items():
             if os.environ.get(name):
                 values.setdefault(section, {})[key] = os.environ[name]
         return values

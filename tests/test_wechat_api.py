@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from bot.channels.wechat import WeChatChannelSettings, WeChatConfigError, qrcode
+from bot.channels.wechat import WeChatChannelSettings, WeChatConfigError, plain, qrcode
 from bot.channels.wechat_api import Quota, TokenOwner, WeChatAPIError, send_texts
 from bot.messages import FanRef, Reply
 from tests.fakes.wechat_api import AES_KEY, APP_ID, APP_SECRET, TOKEN, FakeWeChat
@@ -278,11 +278,12 @@ def test_settings_from_the_daemons_wechat_section_and_environment():
 
     section = WeChatSettings(app_id=APP_ID, app_secret=APP_SECRET, token=TOKEN, aes_key=AES_KEY)
     s = WeChatChannelSettings.from_section(section, environ={})
-    assert (s.app_id, s.app_secret, s.token, s.aes_key) == (APP_ID, APP_SECRET, TOKEN, AES_KEY)
+    secrets = tuple(map(plain, (s.app_secret, s.token, s.aes_key)))  # SecretStr, as in config
+    assert (s.app_id, *secrets) == (APP_ID, APP_SECRET, TOKEN, AES_KEY)
     assert s.encryption == "safe" and not s.verified
     s = WeChatChannelSettings.from_section(section, environ={
         "BRANDBOT_WECHAT_VERIFIED": "true", "BRANDBOT_WECHAT_PATH": "/wx/brand"})
-    assert s.verified and s.path == "/wx/brand" and s.aes_key == AES_KEY
+    assert s.verified and s.path == "/wx/brand" and plain(s.aes_key) == AES_KEY
     assert WeChatChannelSettings.from_section(WeChatSettings(), environ={}) is None
     assert WeChatChannelSettings.from_section(None, environ={
         "BRANDBOT_WECHAT_TOKEN": TOKEN, "BRANDBOT_WECHAT_APPID": APP_ID}).encryption == "plain"

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.messages import FanRef, Inbound, Reply
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 # How a channel runs one engine turn: the daemon's (metrics, turn threads) or a test's.
 RunTurn = Callable[[Inbound, str], Awaitable[list[Reply]]]
@@ -40,3 +43,38 @@ class Channel(Protocol):
         Returns None when all were sent or queued, or a result whose ``skipped`` (how many were
         not sent) and ``reason`` say why — :class:`NotSent`, or WeChat's ``SendResult``.
         """
+
+
+class BodyRefused(Exception):
+    """A request body not read: ``status`` 400 (a Content-Length that is not a number) or 413."""
+
+    def __init__(self, status: int, reason: str):
+        self.status, self.reason = status, reason
+        super().__init__(reason)
+
+
+def header(request: Request, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case, as ASGI gives it), as
+    ``request.headers.get`` reads it, without building a ``Headers``."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def read_capped_body(request: Request, cap: int) -> bytes:
+    """The request body, refused (:class:`BodyRefused`, 413) once it is over ``cap`` bytes:
+    at once when its Content-Length says so, else while it streams in (chunked bodies)."""
+    declared = header(request, b"content-length")
+    if declared is not None:
+        if not (declared.isascii() and declared.isdigit()):
+            raise BodyRefused(400, "invalid Content-Length")
+        if int(declared) > cap:
+            raise BodyRefused(413, f"body over {cap} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise BodyRefused(413, f"body over {cap} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -84,7 +84,7 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes, ExtBot, TypeHandler
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bot.channels.base import NotSent, RunTurn
+from bot.channels.base import BodyRefused, NotSent, RunTurn, read_capped_body
 from bot.channels.telegram_sender import Sender
 from bot.messages import FanRef, Inbound, Reply
 from bot.redact import SecretFilter
@@ -589,11 +589,10 @@ class TelegramChannel:
             return Response(status_code=403)
         if not self.running or self.app is None:
             return Response(status_code=503)  # Telegram retries later
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > _MAX_WEBHOOK_BODY:
-                return Response(status_code=413)
+        try:
+            body = await read_capped_body(request, _MAX_WEBHOOK_BODY)
+        except BodyRefused as exc:
+            return Response(status_code=exc.status)
         try:
             data = json.loads(body)
             if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):

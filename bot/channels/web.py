@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.channels.base import NotSent, RunTurn
+from bot.channels.base import BodyRefused, NotSent, RunTurn, read_capped_body
 from bot.messages import FanRef, Inbound, Reply
 from bot.relations import outbox
 
@@ -216,21 +216,12 @@ class WebChannel:
 
     async def _read_json(self, request: Request) -> dict[str, Any]:
         # Any Content-Type: the body must be JSON either way (curl -d sends a form type).
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            try:
-                if int(declared) > self.max_body_bytes:
-                    raise BadRequest(413, f"body over {self.max_body_bytes} bytes")
-            except ValueError:
-                raise BadRequest(400, "invalid Content-Length") from None
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise BadRequest(413, f"body over {self.max_body_bytes} bytes")
-            chunks.append(chunk)
         try:
-            data = json.loads(b"".join(chunks).decode("utf-8", "surrogatepass"))
+            body = await read_capped_body(request, self.max_body_bytes)
+        except BodyRefused as exc:
+            raise BadRequest(exc.status, exc.reason) from None
+        try:
+            data = json.loads(body.decode("utf-8", "surrogatepass"))
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise BadRequest(400, 'the body must be JSON: {"text": "..."}') from None
         if not isinstance(data, dict):

@@ -59,14 +59,15 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic import ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot.channels.base import RunTurn
+from bot.channels.base import BodyRefused, RunTurn, read_capped_body
 from bot.channels.wechat_api import (
     DEFAULT_API_URL,
     QRCode,
@@ -85,11 +86,10 @@ from bot.channels.wechat_crypto import (
     parse_xml,
 )
 from bot.channels.wechat_reply import JOIN, split_text, text_reply
+from bot.config import ENV_ALIASES, WeChatSettings
 from bot.messages import FanRef, Inbound, Reply
 
 CHANNEL = "wechat"
-DEFAULT_PATH = "/wechat"
-Encryption = Literal["plain", "compatible", "safe"]
 
 _TOKEN = re.compile(r"^[A-Za-z0-9]{3,32}$")
 _OPENID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -120,63 +120,57 @@ class WeChatConfigError(ValueError):
 # -- settings -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class WeChatChannelSettings:
-    """One account's settings. Secrets are kept out of ``repr``.
+class WeChatChannelSettings(WeChatSettings):
+    """One account's settings as the channel runs with them.
+
+    Every setting is declared once, in :class:`bot.config.WeChatSettings` (the daemon's
+    ``wechat:`` section: name, default, range, environment variable); this adds what the channel
+    needs on top: a token and an AppID (3-32 letters or digits), AES keys that work, the
+    combinations that make sense (each failure a :class:`WeChatConfigError` naming the variable
+    to set), ``encryption`` resolved, and ``max_clock_skew`` (not a settings key). Secrets stay
+    ``SecretStr`` (masked in ``repr``); :func:`plain` gives their values.
 
     ``encryption`` defaults to ``safe`` when ``aes_key`` is set, else ``plain``. ``compatible``
     accepts both plaintext and encrypted pushes (the console's 兼容模式, for migrating).
     """
 
-    token: str = field(repr=False)
-    app_id: str
-    app_secret: str | None = field(default=None, repr=False)
-    aes_key: str | None = field(default=None, repr=False)
-    previous_aes_key: str | None = field(default=None, repr=False)
-    encryption: Encryption | None = None
-    verified: bool = False
-    path: str = DEFAULT_PATH
-    api_url: str = DEFAULT_API_URL
-    reply_budget: float = 4.0
-    max_body_bytes: int = 65_536
-    max_clock_skew: float = 300.0
-    keep_aggregates: bool = True
+    model_config = ConfigDict(frozen=True)
 
-    def __post_init__(self) -> None:
-        if not _TOKEN.match(self.token or ""):
+    max_clock_skew: float = 300.0  # seconds a signed timestamp stays fresh
+
+    def __init__(self, **values: Any) -> None:
+        if not values.get("encryption"):
+            values["encryption"] = "safe" if plain(values.get("aes_key")) else "plain"
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise WeChatConfigError(_explain(exc)) from None
+        self._check()
+
+    def _check(self) -> None:
+        if not _TOKEN.match(plain(self.token) or ""):
             raise WeChatConfigError(
                 "wechat token: 3-32 letters or digits, the same as the console's Token "
                 "(基本配置 → 服务器配置); set BRANDBOT_WECHAT_TOKEN"
             )
         if not self.app_id:
             raise WeChatConfigError("wechat app_id: set BRANDBOT_WECHAT_APPID (开发者ID AppID)")
-        mode = self.encryption or ("safe" if self.aes_key else "plain")
-        object.__setattr__(self, "encryption", mode)
-        if mode not in ("plain", "compatible", "safe"):
+        aes_key, previous = plain(self.aes_key), plain(self.previous_aes_key)
+        if self.encryption != "plain" and not aes_key:
             raise WeChatConfigError(
-                f"wechat encryption: {mode!r} is not a mode; use plain, compatible or safe"
+                f"wechat encryption {self.encryption}: set BRANDBOT_WECHAT_AES_KEY (EncodingAESKey)"
             )
-        if mode != "plain" and not self.aes_key:
-            raise WeChatConfigError(
-                f"wechat encryption {mode}: set BRANDBOT_WECHAT_AES_KEY (EncodingAESKey)"
-            )
-        for name in ("aes_key", "previous_aes_key"):
-            if getattr(self, name):
+        for name, value in (("aes_key", aes_key), ("previous_aes_key", previous)):
+            if value:
                 try:
-                    check_aes_key(getattr(self, name), f"wechat {name}")
+                    check_aes_key(value, f"wechat {name}")
                 except ValueError as exc:
                     raise WeChatConfigError(f"{exc}; set BRANDBOT_WECHAT_{name.upper()}") from None
-        if self.previous_aes_key and not self.aes_key:
+        if previous and not aes_key:
             raise WeChatConfigError("wechat previous_aes_key needs aes_key (the current key)")
         if not self.path.startswith("/"):
             raise WeChatConfigError(f"wechat path: must start with '/' (got {self.path!r})")
-        if not 0 < self.reply_budget < 5:
-            raise WeChatConfigError(
-                "wechat reply_budget: seconds, above 0 and below 5 (WeChat waits 5 s)"
-            )
-        if not 1024 <= self.max_body_bytes <= 1_048_576:
-            raise WeChatConfigError("wechat max_body_bytes: 1024 to 1048576")
-        if self.verified and not self.app_secret:
+        if self.verified and not plain(self.app_secret):
             raise WeChatConfigError(
                 "wechat verified: customer-service sends need the AppSecret; set "
                 "BRANDBOT_WECHAT_SECRET"
@@ -191,7 +185,7 @@ class WeChatChannelSettings:
 
         ``TOKEN``, ``APPID``, ``SECRET``, ``AES_KEY`` (safe mode when set), ``PREVIOUS_AES_KEY``,
         ``ENCRYPTION``, ``VERIFIED`` (1/true/yes/on), ``PATH``, ``API_URL``, ``REPLY_BUDGET``,
-        ``MAX_BODY_BYTES``, ``KEEP_AGGREGATES``.
+        ``MAX_BODY_BYTES``, ``KEEP_AGGREGATES`` (the names of ``bot.config.ENV_ALIASES``).
         """
         return cls._build({**_env_values(environ), **overrides})
 
@@ -202,7 +196,7 @@ class WeChatChannelSettings:
         names; ``SecretStr`` values are unwrapped), overridden by the ``BRANDBOT_WECHAT_*``
         variables of :meth:`from_env`. None when neither gives a token and an AppID."""
         values: dict[str, Any] = {}
-        for name in cls.__dataclass_fields__:
+        for name in cls.model_fields:
             value = getattr(section, name, None) if section is not None else None
             if hasattr(value, "get_secret_value"):
                 value = value.get_secret_value()
@@ -218,32 +212,46 @@ class WeChatChannelSettings:
 
     def secrets(self) -> list[str]:
         """Values the daemon's log filter must mask."""
-        return [s for s in (self.token, self.app_secret, self.aes_key, self.previous_aes_key)
-                if s]
+        values = (self.token, self.app_secret, self.aes_key, self.previous_aes_key)
+        return [s for s in map(plain, values) if s]
 
 
-_ENV = (  # BRANDBOT_WECHAT_<NAME>, field, type
-    ("TOKEN", "token", str), ("APPID", "app_id", str), ("SECRET", "app_secret", str),
-    ("AES_KEY", "aes_key", str), ("PREVIOUS_AES_KEY", "previous_aes_key", str),
-    ("ENCRYPTION", "encryption", str), ("VERIFIED", "verified", bool), ("PATH", "path", str),
-    ("API_URL", "api_url", str), ("REPLY_BUDGET", "reply_budget", float),
-    ("MAX_BODY_BYTES", "max_body_bytes", int), ("KEEP_AGGREGATES", "keep_aggregates", bool),
-)
+def plain(value: Any) -> str | None:
+    """A secret's value (``SecretStr`` or ``str``); None when it is not set or empty."""
+    if hasattr(value, "get_secret_value"):
+        value = value.get_secret_value()
+    return value or None
+
+
+# Friendlier words than pydantic's for the settings people get wrong.
+_HINTS = {
+    "reply_budget": "seconds, above 0 and below 5 (WeChat waits 5 s)",
+    "max_body_bytes": "1024 to 1048576",
+    "encryption": "{input!r} is not a mode; use plain, compatible or safe",
+}
+
+
+def _explain(exc: ValidationError) -> str:
+    """The first error, as ``wechat <setting>: <what to do>`` (never showing a value)."""
+    err = exc.errors(include_url=False)[0]
+    name = ".".join(str(p) for p in err["loc"]) or "settings"
+    hint = _HINTS.get(name, err["msg"]).replace("{input!r}", repr(err.get("input")))
+    return f"wechat {name}: {hint}"
 
 
 def _env_values(environ: Mapping[str, str] | None) -> dict[str, Any]:
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    for name, key, kind in _ENV:
-        raw = (env.get("BRANDBOT_WECHAT_" + name) or "").strip()
+    for variable, (section, key) in ENV_ALIASES.items():
+        raw = (env.get(variable) or "").strip() if section == CHANNEL else ""
         if not raw:
             continue
+        annotation = WeChatSettings.model_fields[key].annotation
+        kind = annotation if annotation in (bool, int, float) else str
         try:
             values[key] = raw.lower() in ("1", "true", "yes", "on") if kind is bool else kind(raw)
         except ValueError:
-            raise WeChatConfigError(
-                f"BRANDBOT_WECHAT_{name}: not a {kind.__name__} ({raw!r})"
-            ) from None
+            raise WeChatConfigError(f"{variable}: not a {kind.__name__} ({raw!r})") from None
     return values
 
 
@@ -379,14 +387,14 @@ class WeChatChannel:
         self.clock = clock
         self.on_rejected = on_rejected or (lambda status: None)
         redact_logs(*settings.secrets())
+        self._token = plain(settings.token)
+        aes_key, app_secret = plain(settings.aes_key), plain(settings.app_secret)
         self.crypto = (
-            PushCrypto(settings.token, settings.app_id, settings.aes_key,
-                       settings.previous_aes_key)
-            if settings.aes_key else None
+            PushCrypto(self._token, settings.app_id, aes_key, plain(settings.previous_aes_key))
+            if aes_key else None
         )
         self.owner = (
-            TokenOwner(settings.app_id, settings.app_secret, settings.api_url)
-            if settings.app_secret else None
+            TokenOwner(settings.app_id, app_secret, settings.api_url) if app_secret else None
         )
         self.quota = Quota(clock)
         self._pending: dict[str, _Pending] = {}
@@ -469,10 +477,10 @@ class WeChatChannel:
         q = _query(request)
         try:
             self._check(q)
-            body = await self._read_body(request)
+            body = await read_capped_body(request, self.settings.max_body_bytes)
             fields, key_index, encrypted = self._open(body, q)
             incoming = read_push(fields)
-        except PushRejected as exc:
+        except (PushRejected, BodyRefused) as exc:
             return self._reject(exc, "push")
         if isinstance(incoming, str):
             log.debug("wechat: no turn for a push: %s", incoming)
@@ -481,25 +489,9 @@ class WeChatChannel:
 
     def _check(self, q) -> None:
         check_signature(
-            self.settings.token, q.get("signature"), q.get("timestamp"), q.get("nonce"),
+            self._token, q.get("signature"), q.get("timestamp"), q.get("nonce"),
             now=self.clock(), max_skew=self.settings.max_clock_skew,
         )
-
-    async def _read_body(self, request: Request) -> bytes:
-        limit = self.settings.max_body_bytes
-        declared = _header(request, b"content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                raise PushRejected(400, "invalid Content-Length")
-            if int(declared) > limit:
-                raise PushRejected(413, f"body over {limit} bytes")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PushRejected(413, f"body over {limit} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _open(self, body: bytes, q) -> tuple[dict[str, Any], int, bool]:
         """The push's fields, the key index that decrypted it, and whether it was encrypted."""
@@ -534,7 +526,7 @@ class WeChatChannel:
                      "remove it once WeChat uses the new one")
         return parse_xml(xml), key_index, True
 
-    def _reject(self, exc: PushRejected, what: str) -> Response:
+    def _reject(self, exc: PushRejected | BodyRefused, what: str) -> Response:
         log.warning("wechat: %s refused (%d): %s", what, exc.status, exc.reason)
         self.on_rejected(exc.status)
         text = {400: "bad request", 403: "forbidden", 413: "too large"}.get(exc.status, "error")
@@ -692,15 +684,6 @@ def _query(request: Request) -> Mapping[str, str]:
     return params
 
 
-def _header(request: Request, name: bytes) -> str | None:
-    """The first value of header ``name`` (lower case, as ASGI gives it), as
-    ``request.headers.get`` reads it, without building a ``Headers``."""
-    for key, value in request.scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
 def _empty() -> Response:
     """WeChat's "no reply": an empty 200 body (not an XML reply with empty content)."""
     return Response(b"", media_type="text/plain")
@@ -712,14 +695,15 @@ def qrcode(settings: WeChatChannelSettings, scene: str, permanent: bool = False)
     Returns a :class:`~bot.channels.wechat_api.QRCode`; raises ``WeChatAPIError`` (48001 means
     the account is not a verified service account) or :class:`WeChatConfigError`.
     """
-    if not settings.app_secret:
+    app_secret = plain(settings.app_secret)
+    if not app_secret:
         raise WeChatConfigError("QR codes need the AppSecret: set BRANDBOT_WECHAT_SECRET")
     if not settings.verified:
         raise WeChatConfigError(
             "parametric QR codes need a verified service account (认证服务号); if this account "
             "is one, set BRANDBOT_WECHAT_VERIFIED=true (wechat.verified: true)"
         )
-    owner = TokenOwner(settings.app_id, settings.app_secret, settings.api_url)
+    owner = TokenOwner(settings.app_id, app_secret, settings.api_url)
     return create_qrcode(owner, scene, permanent)
 
 
