@@ -152,3 +152,8 @@ def test_split_text_prefers_natural_boundaries_and_never_splits_a_character():
     pieces = split_text(emoji, 1800)
     assert "".join(pieces) == emoji and all(len(p.encode()) <= 1800 for p in pieces)
     assert split_text("short") == ["short"] and split_text("   ") == []
+    # Lone surrogates (possible in text from the web chat's JSON) once made this loop forever.
+    odd = "\ud800" * 20 + "好" * 10
+    pieces = split_text(odd, 8)
+    assert "".join(pieces) == odd
+    assert all(len(p.encode("utf-8", "surrogatepass")) <= 8 for p in pieces)

@@ -36,7 +36,8 @@ def split_text(
     pieces: list[str] = []
     rest = text.strip()
     while measure.over(rest, limit):
-        cut = boundary(measure.prefix(rest, limit))
+        # At least one character per piece, whatever the boundary says: never loop forever.
+        cut = max(1, boundary(measure.prefix(rest, limit) or rest[:1]))
         piece, rest = rest[:cut].rstrip(), rest[cut:].lstrip()
         if piece:
             pieces.append(piece)
@@ -80,8 +81,12 @@ def _utf8_over(text: str, limit: int) -> bool:
 
 
 def _utf8_prefix(text: str, limit: int) -> str:
-    encoded = text.encode("utf-8", "surrogatepass")[:limit]
-    return encoded.decode("utf-8", "ignore")
+    encoded = text.encode("utf-8", "surrogatepass")
+    end = min(limit, len(encoded))
+    while 0 < end < len(encoded) and encoded[end] & 0xC0 == 0x80:  # inside a character
+        end -= 1
+    # surrogatepass both ways: a lone surrogate counts its 3 bytes and stays in the text.
+    return encoded[:end].decode("utf-8", "surrogatepass")
 
 
 UTF8_BYTES = Measure(_utf8_over, _utf8_prefix)
