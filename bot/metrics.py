@@ -90,9 +90,10 @@ class Metrics:
             "brandbot_start_time_seconds", "Unix time the daemon started.", registry=r
         )
         self.start_time.set(time.time())
-        self._turn_children: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._out_children: dict[tuple[str, str], Any] = {}
-        self._intent_children: dict[tuple[str, str], Any] = {}
+        # .labels() converts, locks and looks up on every call: each turn's children are kept
+        # here. Each is still created by .labels() on first use, exactly when it was before (an
+        # unused series never shows up in /metrics), and these metrics never remove children.
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
 
     def set_persona(self, persona: str, version: Any, previous: Any = None) -> None:
         if previous is not None and str(previous) != str(version):
@@ -102,40 +103,26 @@ class Metrics:
 
     def observe_turn(self, channel: str, persona: str, seconds: float, turn: Turn) -> None:
         replies, outcome = turn.replies, turn.outcome
-        # .labels() converts, locks and looks up on every call: keep the children per turn's
-        # labels. Each is created by .labels() on first use, exactly when it was before (an
-        # unused series never shows up in /metrics), and these metrics never remove children.
-        children = self._turn_children.get((channel, persona))
-        if children is None:
-            children = self._turn_children[(channel, persona)] = (
-                self.messages_in.labels(channel, persona),
-                self.turn_seconds.labels(channel),
-            )
-        messages_in, seconds_child = children
-        messages_in.inc()
+        self._child(self.messages_in, channel, persona).inc()
         if replies:
-            out = self._out_children.get((channel, persona))
-            if out is None:
-                out = self._out_children[(channel, persona)] = self.messages_out.labels(
-                    channel, persona
-                )
-            out.inc(len(replies))
-        seconds_child.observe(seconds)
+            self._child(self.messages_out, channel, persona).inc(len(replies))
+        self._child(self.turn_seconds, channel).observe(seconds)
         if outcome is None:  # answered from the log (a repeated message id)
             return
         if outcome.intent:
-            intent = self._intent_children.get((persona, outcome.intent))
-            if intent is None:
-                intent = self._intent_children[(persona, outcome.intent)] = self.intents.labels(
-                    persona, outcome.intent
-                )
-            intent.inc()
+            self._child(self.intents, persona, outcome.intent).inc()
         if outcome.fallback:
             self.fallbacks.labels(persona).inc()
         if outcome.handoff:
             self.handoffs.labels(persona).inc()
         if outcome.failed:
             self.errors.labels("turn").inc()
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        child = self._children.get((metric, labels))
+        if child is None:
+            child = self._children[(metric, labels)] = metric.labels(*labels)
+        return child
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
