@@ -374,30 +374,48 @@ class Daemon:
         """Run one engine turn on the event loop; in a turn thread when it would have to wait.
 
         A turn is ~0.2 ms of CPU under the GIL: handing it to a thread costs more than it saves
-        (bench/README.md). But it must not block the loop waiting for the database (another
-        process writing, a turn thread holding the connection): then ``StoreBusy`` comes back
-        before anything was done, and the turn runs in a thread that may wait.
+        (bench/README.md). But it must not block the loop waiting for the database: then
+        ``StoreBusy`` comes back before anything was done. A thread of ours holding the
+        connection (briefly) is waited for here, asynchronously, and the turn retried on the
+        loop; another process holding the write lock (perhaps for long), or a wait beyond
+        ``BUSY_RETRY_SECONDS``, sends the turn to a turn thread that may wait.
         ``engine_threads: 0`` keeps every turn on the loop, waiting there if it must.
         """
         start = time.perf_counter()
         if self.executor is None:
             turn = self.engine.handle_turn(inbound, persona)
         else:
-            try:
-                committed = self._commit_group()
-                turn = self.engine.handle_turn(inbound, persona, wait=False)
-            except StoreBusy:
+            turn = await self._turn_on_loop(inbound, persona)
+            if turn is None:
                 self.metrics.turns_waited.inc()
                 loop = asyncio.get_running_loop()
                 turn = await loop.run_in_executor(
                     self.executor, self.engine.handle_turn, inbound, persona
                 )
-            else:
-                await committed
         self.metrics.observe_turn(inbound.fan.channel, persona, time.perf_counter() - start, turn)
         if self.desk is not None:
             self.desk.after_turn(inbound, persona, turn)
         return turn.replies
+
+    BUSY_RETRY_SECONDS = 0.05
+
+    async def _turn_on_loop(self, inbound, persona: str):
+        """The turn, run on the loop in a commit group; None if it has to wait in a thread."""
+        delay, waited = 0.0005, 0.0
+        while True:
+            try:
+                committed = self._commit_group()
+                turn = self.engine.handle_turn(inbound, persona, wait=False)
+            except StoreBusy as busy:
+                if busy.process or waited >= self.BUSY_RETRY_SECONDS:
+                    return None
+                await asyncio.sleep(delay)
+                waited, delay = waited + delay, min(delay * 2, 0.01)
+                continue
+            # Shielded: the group's other turns await the same future, and cancelling this
+            # request (a client gone, a shutdown timeout) must not cancel theirs.
+            await asyncio.shield(committed)
+            return turn
 
     def _commit_group(self) -> asyncio.Future:
         """The commit group this loop iteration's turns join (``Store.open_group``).
@@ -420,6 +438,7 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - disk full, I/O error: every turn fails
             log.error("could not commit the turns of this moment: %s", exc)
             committed.set_exception(exc)
+            committed.exception()  # retrieved: turns that were cancelled meanwhile do not care
         else:
             committed.set_result(None)
 

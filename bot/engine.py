@@ -148,7 +148,7 @@ class Engine:
         key = f"{brand.id}\0{inbound.fan.channel}\0{inbound.fan.external_id}"
         lock = self._fan_locks[zlib.crc32(key.encode()) % _LOCK_STRIPES]
         if not lock.acquire(blocking=wait):
-            raise StoreBusy("another turn of this fan is running")
+            raise StoreBusy("another turn of this fan is running", process=False)
         try:
             try:
                 return self._turn(brand, inbound, wait)
@@ -169,7 +169,7 @@ class Engine:
     def _turn(self, brand: Brand, inbound: Inbound, wait: bool = True) -> Turn:
         store, persona = self.store, brand.persona
         now = inbound.received_at or self.clock()
-        with store.transaction(wait) as conn:
+        with store.transaction(wait, join_group=True) as conn:
             fan, answered = store.find_fan_and_message(
                 persona.id, inbound.fan.channel, inbound.fan.external_id, inbound.platform_msg_id
             )
@@ -488,7 +488,7 @@ class Engine:
         reply = Reply(text, "error", language)
         try:
             now = inbound.received_at or self.clock()
-            with self.store.transaction() as conn:
+            with self.store.transaction(join_group=True) as conn:
                 fan = self.store.find_fan(persona.id, inbound.fan.channel, inbound.fan.external_id)
                 if fan is None:
                     fan = self._create_fan(conn, brand, inbound, now)

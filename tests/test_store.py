@@ -5,11 +5,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from bot.messages import FanRef, Inbound
-from bot.relations import Store, StoreBusy
+from bot.relations import Store, StoreBusy, StoreGroupLost
+from bot.relations.store import WAL_SAFETY_PAGES
 
 CONTRACT = {
     "fans": {"id", "channel", "external_id", "persona", "display_name", "language", "first_seen",
@@ -78,7 +80,7 @@ def test_background_checkpoints_copy_the_wal_into_the_database(tmp_path):
     path = tmp_path / "ck.db"
     store = Store(path)
     assert store.checkpoint_in_background(interval=0.05) is True
-    assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_SAFETY_PAGES
     size_before = path.stat().st_size
     _write_rows(store, 150)  # a few hundred WAL pages; no commit checkpoints any more
     deadline = time.monotonic() + 5
@@ -144,13 +146,13 @@ def test_a_commit_group_commits_its_turns_together_and_a_failed_one_alone_rolls_
         return [r[0] for r in conn.execute("SELECT kind FROM events ORDER BY id")]
 
     def add(kind: str) -> None:
-        with store.transaction(wait=False) as conn:
+        with store.transaction(wait=False, join_group=True) as conn:
             conn.execute("INSERT INTO events (fan_id, kind, created_at) VALUES (NULL, ?, 'now')",
                          (kind,))
 
     store.open_group()
     add("first")
-    with pytest.raises(ZeroDivisionError), store.transaction() as conn:
+    with pytest.raises(ZeroDivisionError), store.transaction(join_group=True) as conn:
         conn.execute("INSERT INTO events (fan_id, kind, created_at) VALUES (NULL, 'bad', 'now')")
         raise ZeroDivisionError
     add("second")
@@ -167,5 +169,61 @@ def test_a_commit_group_commits_its_turns_together_and_a_failed_one_alone_rolls_
     assert not store.in_group and not store.conn.in_transaction
     add("after")  # a plain transaction again
     assert kinds(outside) == ["first", "second", "after"]
+    # Anything else written by the group's thread commits the group first: when it returns,
+    # its writes (and the turns' before it) are committed, as its caller expects.
+    store.open_group()
+    add("turn")
+    with store.transaction() as conn:
+        conn.execute("INSERT INTO events (fan_id, kind, created_at) VALUES (NULL, 'other', 'n')")
+    assert kinds(outside)[-2:] == ["turn", "other"] and not store.in_group
+    store.commit_group()  # the daemon's flush: nothing left to do, and no error
     outside.close()
     store.close()
+
+
+def test_a_group_sqlite_rolled_back_fails_every_turn_in_it_and_commits_nothing(tmp_path):
+    path = tmp_path / "full.db"
+    store = Store(path)
+    pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+    store.conn.execute(f"PRAGMA max_page_count={pages + 3}")  # the disk is about full
+
+    def add(kind: str, size: int = 10) -> None:
+        with store.transaction(wait=False, join_group=True) as conn:
+            conn.execute("INSERT INTO events (fan_id, kind, payload, created_at) "
+                         "VALUES (NULL, ?, ?, 'now')", (kind, "x" * size))
+
+    store.open_group()
+    add("a")
+    with pytest.raises(sqlite3.OperationalError, match="full"):  # the real error, not masked
+        add("b", 200_000)
+    with pytest.raises(StoreGroupLost):  # no autocommitted savepoint after the group is gone
+        add("c")
+    with pytest.raises(StoreGroupLost):  # so none of the group's turns is answered
+        store.commit_group()
+    assert not store.in_group and not store.conn.in_transaction
+    outside = sqlite3.connect(path)
+    assert outside.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+    outside.close()
+    store.conn.execute("PRAGMA max_page_count=1000000")
+    add("d")  # the store works again afterwards
+    store.close()
+
+
+def test_the_wal_stays_bounded_under_writes_that_never_pause(tmp_path, monkeypatch):
+    # The thread's PASSIVE checkpoints never reach the end of a WAL that grows while they run,
+    # and SQLite only starts the WAL over after one that did: the writer's own checkpoint past
+    # WAL_SAFETY_PAGES is what bounds it (without it this WAL grew past 20 MB here).
+    monkeypatch.setattr("bot.relations.store.WAL_SAFETY_PAGES", 200)
+    path = tmp_path / "busy.db"
+    store = Store(path)
+    store.checkpoint_in_background(interval=0.001)
+    wal = Path(f"{path}-wal")
+    biggest = 0
+    for n in range(4000):
+        with store.transaction() as conn:
+            conn.execute("INSERT INTO events (fan_id, kind, payload, created_at) "
+                         "VALUES (NULL, 'x', ?, 'now')", ("p" * 2000 + str(n),))
+        if n % 100 == 0:
+            biggest = max(biggest, wal.stat().st_size)
+    store.close()
+    assert biggest < 4 * 1024 * 1024, f"the WAL reached {biggest / 2**20:.1f} MB"

@@ -534,8 +534,8 @@ class TelegramChannel:
                 await app.updater.stop()  # one last getUpdates confirms what was fetched
             if app.running:
                 await app.stop()  # drains the update queue: those turns run and queue replies
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+            while self._tasks:  # the updates' tasks, and what they start (callback answers)
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
             if self.sender is not None:
                 await self.sender.close(self.stop_timeout)
         finally:

@@ -23,12 +23,14 @@ GRACE = timedelta(days=1)
 
 
 def sent_topics(store: Store, persona: str) -> dict[str, int]:
-    """Topic id → broadcast id, for the topics of ``persona`` already recorded."""
-    with store.lock:
-        rows = store.conn.execute(
-            "SELECT topic, id FROM broadcasts WHERE persona = ? AND topic IS NOT NULL",
-            (persona,),
-        ).fetchall()
+    """Topic id → broadcast id, for the topics of ``persona`` already recorded.
+
+    On the lock-free read connection: the daemon asks every minute from its event loop, which
+    must not wait for a turn thread that is itself waiting for another process's write.
+    """
+    rows = store.read(
+        "SELECT topic, id FROM broadcasts WHERE persona = ? AND topic IS NOT NULL", (persona,)
+    )
     return {r[0]: r[1] for r in rows}
 
 

@@ -14,7 +14,9 @@ Checkpoints: by default SQLite copies the WAL back into the database inside whic
 crosses 1,000 pages, so one turn in a few hundred pays for everybody's writes (15% of the mean
 turn and most of its p99 in ``bench/engine.py``). The daemon calls
 :meth:`Store.checkpoint_in_background`: a thread with its own connection checkpoints every
-second, off the turn's path and outside the GIL (sqlite3 releases it while SQLite works).
+second, off the turn's path and outside the GIL (sqlite3 releases it while SQLite works); a
+commit still checkpoints past ``WAL_SAFETY_PAGES``, which keeps the WAL bounded under a
+write load that never pauses.
 
 Busy: a turn on the event loop must never wait for another process's write (an operator's
 ``brandbot broadcast`` in progress) — ``transaction(wait=False)`` raises :class:`StoreBusy` at
@@ -43,10 +45,27 @@ log = logging.getLogger("brandbot.store")
 BUSY_TIMEOUT_MS = 30_000
 # A WAL file left larger than this after a checkpoint is truncated back to it.
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+# With background checkpoints the writer still checkpoints in a commit past this many WAL pages
+# (~40 MB). Under a steady stream of commits the thread's PASSIVE checkpoints never catch up
+# with the end of the WAL, and SQLite only starts the WAL over after a checkpoint that did; the
+# writer's own (nobody appends during it, and it copies only what the thread has not) does.
+WAL_SAFETY_PAGES = 10_000
 
 
 class StoreBusy(Exception):
-    """``transaction(wait=False)`` found the log in use (another thread or process writing)."""
+    """``transaction(wait=False)`` found the log in use; nothing was done.
+
+    ``process``: another process holds SQLite's write lock (it may hold it for long: a
+    ``brandbot broadcast``); otherwise a thread of this process has the connection (briefly).
+    """
+
+    def __init__(self, message: str, process: bool):
+        super().__init__(message)
+        self.process = process
+
+
+class StoreGroupLost(Exception):
+    """The commit group's writes were lost (its transaction failed): its turns must fail."""
 
 
 @migrations()
@@ -287,13 +306,15 @@ class Store:
         self._reader_lock = threading.Lock()
         self._checkpointer: threading.Thread | None = None
         self._group_owner: int | None = None
+        self._group_error: BaseException | None = None
         self._stop_checkpoints = threading.Event()
 
     def checkpoint_in_background(self, interval: float = 1.0) -> bool:
         """Checkpoint the WAL from a thread every ``interval`` seconds instead of in commits.
 
         Returns False (and changes nothing) for an in-memory database. A PASSIVE checkpoint
-        never blocks the writer; the last connection to close checkpoints what is left.
+        never blocks the writer; the last connection to close checkpoints what is left; the
+        writer itself still checkpoints past ``WAL_SAFETY_PAGES`` so the WAL stays bounded.
         """
         if self.path == ":memory:" or self._checkpointer is not None:
             return self._checkpointer is not None
@@ -302,7 +323,7 @@ class Store:
             timeout=BUSY_TIMEOUT_MS / 1000,
         )
         with self.lock:
-            self.conn.execute("PRAGMA wal_autocheckpoint=0")
+            self.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_SAFETY_PAGES}")
 
         def run() -> None:
             try:
@@ -351,19 +372,26 @@ class Store:
             self.conn.close()
 
     @contextmanager
-    def transaction(self, wait: bool = True) -> Iterator[sqlite3.Connection]:
+    def transaction(
+        self, wait: bool = True, join_group: bool = False
+    ) -> Iterator[sqlite3.Connection]:
         """One atomic unit of work (``BEGIN IMMEDIATE`` so writers never deadlock).
 
         ``wait=False``: raise :class:`StoreBusy` at once, having done nothing, when another
-        thread holds the connection or another process holds the write lock. Inside a commit
-        group (:meth:`open_group`, same thread) it is a savepoint of the group's transaction.
+        thread holds the connection or another process holds the write lock.
+        ``join_group`` (turns): inside this thread's commit group (:meth:`open_group`) the unit
+        is a savepoint of the group's transaction, committed with the group. Any other
+        transaction opened while this thread has a group commits the group first, so what it
+        writes is committed when it returns, as callers expect.
         """
         if self._group_owner == threading.get_ident():
-            with self._savepoint():
-                yield self.conn
-            return
+            if join_group:
+                with self._savepoint():
+                    yield self.conn
+                return
+            self._commit_group_early()
         if not self.lock.acquire(blocking=wait):
-            raise StoreBusy("the relationship log is in use by another thread")
+            raise StoreBusy("the relationship log is in use by another thread", process=False)
         try:
             self._begin(wait)
             try:
@@ -378,12 +406,17 @@ class Store:
 
     @contextmanager
     def _savepoint(self) -> Iterator[None]:
+        if self._group_error is not None:  # the group's transaction is gone: nothing to join
+            raise StoreGroupLost("the commit group was rolled back") from self._group_error
         self.conn.execute("SAVEPOINT turn")
         try:
             yield
-        except BaseException:
-            self.conn.execute("ROLLBACK TO turn")
-            self.conn.execute("RELEASE turn")
+        except BaseException as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK TO turn")
+                self.conn.execute("RELEASE turn")
+            else:  # SQLite rolled the whole group back (disk full, I/O error): all of it failed
+                self._group_error = exc
             raise
         else:
             self.conn.execute("RELEASE turn")
@@ -399,24 +432,35 @@ class Store:
         return self._group_owner is not None
 
     def open_group(self) -> None:
-        """Start a commit group for this thread's next transactions; StoreBusy if it must wait."""
+        """Start a commit group for this thread's turns; StoreBusy if it would have to wait."""
         if self._group_owner is not None:
             return
         if not self.lock.acquire(blocking=False):
-            raise StoreBusy("the relationship log is in use by another thread")
+            raise StoreBusy("the relationship log is in use by another thread", process=False)
         try:
             self._begin(wait=False)
         except BaseException:
             self.lock.release()
             raise
         self._group_owner = threading.get_ident()
+        self._group_error = None
 
     def commit_group(self) -> None:
-        """Commit the group's transaction (rolled back if the COMMIT fails) and end the group."""
+        """Commit the group's transaction and end the group.
+
+        Raises if the group's writes were lost — its COMMIT failed, SQLite rolled it back, or it
+        was committed early and that failed — so that none of its turns is answered.
+        """
         if self._group_owner is None:
+            error, self._group_error = self._group_error, None
+            if error is not None:
+                raise StoreGroupLost("the commit group was not committed") from error
             return
         self._group_owner = None
+        error, self._group_error = self._group_error, None
         try:
+            if error is not None:
+                raise StoreGroupLost("the commit group was rolled back") from error
             self.conn.execute("COMMIT")
         except BaseException:
             if self.conn.in_transaction:
@@ -424,6 +468,13 @@ class Store:
             raise
         finally:
             self.lock.release()
+
+    def _commit_group_early(self) -> None:
+        try:
+            self.commit_group()
+        except BaseException as exc:
+            self._group_error = exc  # the group's own commit reports it too
+            raise
 
     def _begin(self, wait: bool) -> None:
         if wait:
@@ -435,7 +486,8 @@ class Store:
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
                 raise
-            raise StoreBusy("the relationship log is locked by another process") from exc
+            raise StoreBusy("the relationship log is locked by another process",
+                            process=True) from exc
         finally:
             self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
