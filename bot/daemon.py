@@ -158,7 +158,7 @@ class Daemon:
         self.store = None
         self.engine = None
         self.executor: ThreadPoolExecutor | None = None
-        self._group_committed: asyncio.Future | None = None
+        self._group_waiters: list[asyncio.Future] | None = None
         self._reload_lock: asyncio.Lock | None = None
         self._stop_event: asyncio.Event | None = None
         self._watch_stop: asyncio.Event | None = None
@@ -404,7 +404,7 @@ class Daemon:
         delay, waited = 0.0005, 0.0
         while True:
             try:
-                committed = self._commit_group()
+                self._join_group()
                 turn = self.engine.handle_turn(inbound, persona, wait=False)
             except StoreBusy as busy:
                 if busy.process or waited >= self.BUSY_RETRY_SECONDS:
@@ -412,35 +412,44 @@ class Daemon:
                 await asyncio.sleep(delay)
                 waited, delay = waited + delay, min(delay * 2, 0.01)
                 continue
-            # Shielded: the group's other turns await the same future, and cancelling this
-            # request (a client gone, a shutdown timeout) must not cancel theirs.
-            await asyncio.shield(committed)
+            await self._group_committed()
             return turn
 
-    def _commit_group(self) -> asyncio.Future:
-        """The commit group this loop iteration's turns join (``Store.open_group``).
+    def _join_group(self) -> None:
+        """Open the commit group this loop iteration's turns join, if it is not open yet.
 
-        Opened by the first turn of an iteration and committed by a callback that runs after
-        every turn already scheduled in it, so a burst of requests shares one COMMIT; each turn
-        awaits the returned future before its replies go out. StoreBusy if the group cannot open.
+        The group (``Store.open_group``) is opened by the first turn of an iteration and
+        committed by a callback that runs after every turn already scheduled in it, so a burst
+        of requests shares one COMMIT. StoreBusy if the group cannot open.
         """
-        if self._group_committed is None:
+        if self._group_waiters is None:
             self.store.open_group()
-            loop = asyncio.get_running_loop()
-            self._group_committed = loop.create_future()
-            loop.call_soon(self._flush_group)
-        return self._group_committed
+            self._group_waiters = []
+            asyncio.get_running_loop().call_soon(self._flush_group)
+
+    def _group_committed(self) -> asyncio.Future:
+        """Resolved once the group is committed; each turn awaits its own (cancelling one
+        request cancels nobody else's) before its replies go out."""
+        committed = asyncio.get_running_loop().create_future()
+        if self._group_waiters is None:  # not in a group (defensive: the flush comes later)
+            committed.set_result(None)
+        else:
+            self._group_waiters.append(committed)
+        return committed
 
     def _flush_group(self) -> None:
-        committed, self._group_committed = self._group_committed, None
+        waiters, self._group_waiters = self._group_waiters or [], None
         try:
             self.store.commit_group()
         except Exception as exc:  # noqa: BLE001 - disk full, I/O error: every turn fails
             log.error("could not commit the turns of this moment: %s", exc)
-            committed.set_exception(exc)
-            committed.exception()  # retrieved: turns that were cancelled meanwhile do not care
+            for committed in waiters:
+                if not committed.done():
+                    committed.set_exception(exc)
         else:
-            committed.set_result(None)
+            for committed in waiters:
+                if not committed.done():
+                    committed.set_result(None)
 
     def persona_info(self, persona: str) -> dict[str, Any]:
         p = self.engine.brand(persona).persona
