@@ -264,24 +264,20 @@ async def deliver(
     ``stop_after`` stops after that many deliveries (tests of the crash path). Returns the final
     count per status.
     """
-    row = broadcast_row(store, broadcast_id)
+    # Every database step runs in a thread (one per batch of deliveries): in the daemon this
+    # runs on the event loop, which must never wait for the log's write lock.
+    row = await asyncio.to_thread(broadcast_row, store, broadcast_id)
     if row["persona"] != persona.id:
         raise BroadcastError(f"broadcast {broadcast_id} is for persona {row['persona']!r}, "
                              f"not {persona.id!r}")
-    with store.transaction() as conn:
-        lost = conn.execute(
-            "UPDATE deliveries SET status = 'unknown', error = 'interrupted while sending: it "
-            "may have arrived, so it is not sent again' WHERE broadcast_id = ? "
-            "AND status = 'sending'",
-            (broadcast_id,),
-        ).rowcount
+    lost = await asyncio.to_thread(_mark_lost, store, broadcast_id)
     if lost:
         log.warning("broadcast %s: %d delivery(ies) were in flight at a crash; not resent",
                     broadcast_id, lost)
     voice, rng = Voice(persona), random.Random(broadcast_id)
     texts = {"": row["text"], **json.loads(row.get("texts") or "{}")}
     footers: dict[str, str] = {}
-    queued = counts(store, broadcast_id)["queued"]
+    queued = (await asyncio.to_thread(counts, store, broadcast_id))["queued"]
     progress = Progress(queued)
     sent_so_far = 0
     for outlet in outlets.values():
@@ -289,8 +285,10 @@ async def deliver(
     try:
         while stop_after is None or sent_so_far < stop_after:
             size = batch if stop_after is None else min(batch, stop_after - sent_so_far)
-            items, skipped = _claim(store, broadcast_id, size, clock(), persona, voice, rng,
-                                    footers, texts, outlets)
+            items, skipped = await asyncio.to_thread(
+                _claim, store, broadcast_id, size, clock(), persona, voice, rng, footers, texts,
+                outlets,
+            )
             if not items and not skipped:
                 break
             progress.counts["skipped"] += skipped
@@ -299,12 +297,7 @@ async def deliver(
             sends = [outlets[ch].deliver(group) for ch, group in items.items()]
             for part in await asyncio.gather(*sends):
                 results.update(part)
-            now = iso(clock())
-            with store.transaction() as conn:
-                conn.executemany(
-                    "UPDATE deliveries SET status = ?, error = ?, sent_at = ? WHERE id = ?",
-                    [(s, e, now if s == "sent" else None, i) for i, (s, e) in results.items()],
-                )
+            await asyncio.to_thread(_record_results, store, results, iso(clock()))
             for status, _ in results.values():
                 progress.counts[status] += 1
             progress.done += len(results)
@@ -314,11 +307,33 @@ async def deliver(
     finally:
         for outlet in outlets.values():
             await outlet.close()
+    return await asyncio.to_thread(_finish, store, broadcast_id, iso(clock()))
+
+
+def _mark_lost(store: Store, broadcast_id: int) -> int:
+    with store.transaction() as conn:
+        return conn.execute(
+            "UPDATE deliveries SET status = 'unknown', error = 'interrupted while sending: it "
+            "may have arrived, so it is not sent again' WHERE broadcast_id = ? "
+            "AND status = 'sending'",
+            (broadcast_id,),
+        ).rowcount
+
+
+def _record_results(store: Store, results: dict[int, tuple[str, str | None]], now: str) -> None:
+    with store.transaction() as conn:
+        conn.executemany(
+            "UPDATE deliveries SET status = ?, error = ?, sent_at = ? WHERE id = ?",
+            [(s, e, now if s == "sent" else None, i) for i, (s, e) in results.items()],
+        )
+
+
+def _finish(store: Store, broadcast_id: int, now: str) -> Counter[str]:
     final = counts(store, broadcast_id)
     if not final["queued"]:
         with store.transaction() as conn:
             conn.execute("UPDATE broadcasts SET status = 'done', finished_at = ? WHERE id = ?",
-                         (iso(clock()), broadcast_id))
+                         (now, broadcast_id))
     return final
 
 

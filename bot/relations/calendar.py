@@ -11,6 +11,7 @@ send`` does the same from cron.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
@@ -71,9 +72,10 @@ async def send_due_topics(store: Store, persona: Persona, outlets: dict[str, Out
                  else dict(topic.text))
         default = persona.text(topic.text, persona.default_language)
         try:
-            broadcast_id, _ = create(store, persona, default, topic.audience, now,
-                                     channel_reasons(outlets, missing), texts=texts,
-                                     topic=topic.id)
+            broadcast_id, _ = await asyncio.to_thread(
+                create, store, persona, default, topic.audience, now,
+                channel_reasons(outlets, missing), texts=texts, topic=topic.id,
+            )
         except sqlite3.IntegrityError:  # another process recorded it first
             continue
         await deliver(store, broadcast_id, persona, outlets, clock=clock or (lambda: now))
