@@ -50,10 +50,9 @@ def check_dialog(
             f"unknown state {spec.initial!r}; declare it in states or use one of: {known}",
         )
     for i, state in enumerate(spec.state_specs()):
-        base = ("states", i) if not isinstance(spec.states[i], str) else ("states", i)
         for hook in ("on_enter", "on_exit", "otherwise"):
             for j, cb in enumerate(getattr(state, hook) or []):
-                _check_callback(cb, ACTIONS, "action", base + (hook, j), bad, persona)
+                _check_callback(cb, ACTIONS, "action", ("states", i, hook, j), bad, persona)
     intents = set(persona.intents) if persona else None
     for i, t in enumerate(spec.transitions):
         where = ("transitions", i)
