@@ -369,8 +369,7 @@ class TelegramChannel:
 
     ``engine`` is a :class:`bot.engine.Engine` (its ``store`` records blocks); turns run with
     ``run_turn`` if given (the daemon's, which counts metrics and picks the thread), else on the
-    event loop (``turns_in_thread=True``: in a worker thread). ``base_url`` is what PTB's
-    ``base_url`` takes (the token is appended):
+    event loop. ``base_url`` is what PTB's ``base_url`` takes (the token is appended):
     ``https://api.telegram.org/bot`` by default, a self-hosted Bot API server or a local fake
     otherwise. Pacing: ``per_chat_rate``/``overall_rate`` messages per second (``None`` = off,
     for benchmarks against a fake only).
@@ -388,7 +387,6 @@ class TelegramChannel:
         webhook_secret: str | None = None,
         *,
         run_turn: RunTurn | None = None,
-        turns_in_thread: bool = False,
         webhook_path: str = WEBHOOK_PATH,
         poll_timeout: float = 10.0,
         per_chat_rate: float | None = 1.0,
@@ -426,9 +424,7 @@ class TelegramChannel:
         self.stats: Counter[str] = Counter()
         self._token = token
         self._secret = webhook_secret
-        self._run_turn = run_turn or (
-            self._turn_in_thread if turns_in_thread else self._turn_on_loop
-        )
+        self._run_turn = run_turn or self._turn_on_loop
         self.send_concurrency = send_concurrency
         self._sender_args = dict(per_chat_rate=per_chat_rate, per_chat_burst=per_chat_burst,
                                  overall_rate=overall_rate, max_attempts=send_attempts,
@@ -695,9 +691,6 @@ class TelegramChannel:
         # ~0.25 ms of CPU: a thread hop costs more, and a CPU-bound thread makes the loop wait
         # for the GIL (bench/README.md "telegram").
         return self.engine.handle(inbound, persona)
-
-    async def _turn_in_thread(self, inbound: Inbound, persona: str) -> list[Reply]:
-        return await asyncio.to_thread(self.engine.handle, inbound, persona)
 
     async def _answer_callback(self, query_id: str) -> None:
         try:
