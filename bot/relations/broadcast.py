@@ -231,18 +231,15 @@ class Progress:
 
 
 def counts(store: Store, broadcast_id: int) -> Counter[str]:
-    with store.lock:
-        rows = store.conn.execute(
-            "SELECT status, count(*) FROM deliveries WHERE broadcast_id = ? GROUP BY status",
-            (broadcast_id,),
-        ).fetchall()
+    rows = store.fetch_all(
+        "SELECT status, count(*) FROM deliveries WHERE broadcast_id = ? GROUP BY status",
+        (broadcast_id,),
+    )
     return Counter({r[0]: r[1] for r in rows})
 
 
 def broadcast_row(store: Store, broadcast_id: int) -> dict[str, Any]:
-    with store.lock:
-        row = store.conn.execute("SELECT * FROM broadcasts WHERE id = ?",
-                                 (broadcast_id,)).fetchone()
+    row = store.fetch_one("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
     if row is None:
         raise BroadcastError(f"no broadcast {broadcast_id}; see `brandbot broadcast list`")
     return dict(row)

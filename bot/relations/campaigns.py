@@ -75,8 +75,7 @@ def list_campaigns(store: Store, persona: str | None = None) -> list[Campaign]:
         "(SELECT count(*) FROM referrals r WHERE r.code = c.code AND r.referrer_id IS NULL) "
         "FROM campaigns c" + (" WHERE c.persona = ?" if persona else "") + " ORDER BY c.id"
     )
-    with store.lock:
-        rows = store.conn.execute(sql, (persona,) if persona else ()).fetchall()
+    rows = store.fetch_all(sql, (persona,) if persona else ())
     return [Campaign(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 

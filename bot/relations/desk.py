@@ -28,12 +28,11 @@ OPERATOR_KEY = "operator"
 
 def transcript(store: Store, fan_id: int, limit: int = 50) -> list[dict[str, Any]]:
     """The fan's last ``limit`` messages, oldest first, each with who wrote it."""
-    with store.lock:
-        rows = store.conn.execute(
-            "SELECT direction, text, reply_key, intent, created_at, kind FROM messages "
-            "WHERE fan_id = ? ORDER BY id DESC LIMIT ?",
-            (fan_id, limit),
-        ).fetchall()
+    rows = store.fetch_all(
+        "SELECT direction, text, reply_key, intent, created_at, kind FROM messages "
+        "WHERE fan_id = ? ORDER BY id DESC LIMIT ?",
+        (fan_id, limit),
+    )
     out = []
     for r in reversed(rows):
         who = "fan" if r[0] == "in" else ("operator" if r[2] == OPERATOR_KEY else "bot")
@@ -42,12 +41,9 @@ def transcript(store: Store, fan_id: int, limit: int = 50) -> list[dict[str, Any
 
 
 def handoff_started(store: Store, fan_id: int) -> str | None:
-    with store.lock:
-        row = store.conn.execute(
-            "SELECT max(created_at) FROM events WHERE fan_id = ? AND kind = 'handoff'",
-            (fan_id,),
-        ).fetchone()
-    return row[0]
+    return store.fetch_one(
+        "SELECT max(created_at) FROM events WHERE fan_id = ? AND kind = 'handoff'", (fan_id,)
+    )[0]
 
 
 def log_operator_reply(store: Store, fan: dict[str, Any], text: str, now: datetime,
@@ -75,16 +71,15 @@ def abandoned(store: Store, persona: str, timeout_minutes: float, now: datetime
               ) -> list[dict[str, Any]]:
     """Fans of ``persona`` in handoff with no operator activity for ``timeout_minutes``."""
     cutoff = iso(now - timedelta(minutes=timeout_minutes))
-    with store.lock:
-        rows = store.conn.execute(
-            "SELECT * FROM (SELECT f.*, max("
-            "  coalesce((SELECT max(created_at) FROM events e WHERE e.fan_id = f.id "
-            "            AND e.kind = 'handoff'), f.last_seen),"
-            "  coalesce((SELECT max(created_at) FROM messages m WHERE m.fan_id = f.id "
-            "            AND m.direction = 'out' AND m.reply_key = ?), '')) AS active_at "
-            " FROM fans f WHERE f.persona = ? AND f.handoff = 1) WHERE active_at < ?",
-            (OPERATOR_KEY, persona, cutoff),
-        ).fetchall()
+    rows = store.fetch_all(
+        "SELECT * FROM (SELECT f.*, max("
+        "  coalesce((SELECT max(created_at) FROM events e WHERE e.fan_id = f.id "
+        "            AND e.kind = 'handoff'), f.last_seen),"
+        "  coalesce((SELECT max(created_at) FROM messages m WHERE m.fan_id = f.id "
+        "            AND m.direction = 'out' AND m.reply_key = ?), '')) AS active_at "
+        " FROM fans f WHERE f.persona = ? AND f.handoff = 1) WHERE active_at < ?",
+        (OPERATOR_KEY, persona, cutoff),
+    )
     return [dict(r) for r in rows]
 
 
@@ -115,14 +110,13 @@ def expire_handoffs(engine: Any, now: datetime) -> list[Expired]:
 
 def time_to_first_reply(store: Store, since: str | None = None) -> list[float]:
     """Minutes from each handoff to the first operator reply after it (answered handoffs only)."""
-    with store.lock:
-        rows = store.conn.execute(
-            "SELECT e.created_at, (SELECT min(m.created_at) FROM messages m WHERE "
-            "m.fan_id = e.fan_id AND m.reply_key = ? AND m.direction = 'out' AND "
-            "m.created_at >= e.created_at) FROM events e WHERE e.kind = 'handoff' "
-            "AND e.created_at >= ?",
-            (OPERATOR_KEY, since or ""),
-        ).fetchall()
+    rows = store.fetch_all(
+        "SELECT e.created_at, (SELECT min(m.created_at) FROM messages m WHERE "
+        "m.fan_id = e.fan_id AND m.reply_key = ? AND m.direction = 'out' AND "
+        "m.created_at >= e.created_at) FROM events e WHERE e.kind = 'handoff' "
+        "AND e.created_at >= ?",
+        (OPERATOR_KEY, since or ""),
+    )
     out = []
     for start, first in rows:
         if first:

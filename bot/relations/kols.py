@@ -141,12 +141,11 @@ class Kol:
 
 def rank(store: Store, persona: str, rules: Relationship, now: datetime) -> list[Kol]:
     """Every fan of ``persona`` who brought anyone in, by influence (highest first)."""
-    with store.lock:
-        rows = store.conn.execute(
-            "SELECT id, channel, external_id, display_name, stage, score, score_at, referred_by, "
-            "tags FROM fans WHERE persona = ?",
-            (persona,),
-        ).fetchall()
+    rows = store.fetch_all(
+        "SELECT id, channel, external_id, display_name, stage, score, score_at, referred_by, "
+        "tags FROM fans WHERE persona = ?",
+        (persona,),
+    )
     score: dict[int, float] = {}
     children: dict[int, list[int]] = defaultdict(list)
     for r in rows:

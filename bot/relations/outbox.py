@@ -70,10 +70,9 @@ def take(store: Store, persona: str, external_id: str, now: datetime,
 
 def pending(store: Store, fan_id: int) -> list[dict[str, Any]]:
     """What still waits for a fan (for operators and tests)."""
-    with store.lock:
-        rows = store.conn.execute(
-            "SELECT id, text, reply_key, language, created_at FROM outbox "
-            "WHERE fan_id = ? AND delivered_at IS NULL ORDER BY id",
-            (fan_id,),
-        ).fetchall()
+    rows = store.fetch_all(
+        "SELECT id, text, reply_key, language, created_at FROM outbox "
+        "WHERE fan_id = ? AND delivered_at IS NULL ORDER BY id",
+        (fan_id,),
+    )
     return [dict(r) for r in rows]

@@ -28,11 +28,9 @@ def build(store: Store, now: datetime, since: datetime | None = None,
     start = iso(since)
     pf = " AND f.persona = ?" if persona else ""
     pp: tuple = (persona,) if persona else ()
-    conn = store.conn
 
     def q(sql: str, *args: Any) -> list[tuple]:
-        with store.lock:
-            return [tuple(r) for r in conn.execute(sql, args)]
+        return [tuple(r) for r in store.fetch_all(sql, args)]
 
     funnel = dict(q(f"SELECT stage, count(*) FROM fans f WHERE 1{pf} GROUP BY stage", *pp))
     new_per_day = q(f"SELECT substr(first_seen, 1, 10) d, count(*) FROM fans f "

@@ -494,17 +494,18 @@ class Store:
     # -- reads ---------------------------------------------------------------------------------
     # On the shared connection, under the lock: a read from another thread must not run inside
     # (and see the uncommitted rows of) a turn's transaction. ``read`` is the lock-free path.
+    # Every module that reads the log outside a transaction goes through these two.
 
-    def _all(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+    def fetch_all(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         with self.lock:
             return self.conn.execute(sql, params).fetchall()
 
-    def _one(self, sql: str, params: tuple = ()) -> sqlite3.Row | None:
+    def fetch_one(self, sql: str, params: tuple = ()) -> sqlite3.Row | None:
         with self.lock:
             return self.conn.execute(sql, params).fetchone()
 
     def find_fan(self, persona: str, channel: str, external_id: str) -> dict[str, Any] | None:
-        row = self._one(
+        row = self.fetch_one(
             "SELECT * FROM fans WHERE persona = ? AND channel = ? AND external_id = ?",
             (persona, channel, external_id),
         )
@@ -517,7 +518,7 @@ class Store:
 
         One statement for what every turn asks first (who is this, did we answer this already).
         """
-        row = self._one(
+        row = self.fetch_one(
             "SELECT *, (SELECT m.id FROM messages m WHERE m.fan_id = fans.id "
             "AND m.platform_msg_id = ? AND m.direction = 'in') AS logged_message_id "
             "FROM fans WHERE persona = ? AND channel = ? AND external_id = ?",
@@ -532,7 +533,7 @@ class Store:
         """The replies logged for one inbound message, in order."""
         return [
             dict(r)
-            for r in self._all(
+            for r in self.fetch_all(
                 "SELECT text, reply_key, language FROM messages WHERE in_reply_to = ? ORDER BY id",
                 (message_id,),
             )
@@ -540,20 +541,20 @@ class Store:
 
     def replies_for(self, fan_id: int, platform_msg_id: str) -> list[dict[str, Any]] | None:
         """The stored replies of an inbound message already handled, or None if it is new."""
-        row = self._one(
+        row = self.fetch_one(
             "SELECT id FROM messages WHERE fan_id = ? AND platform_msg_id = ? AND direction = 'in'",
             (fan_id, platform_msg_id),
         )
         return None if row is None else self.replies_to(row["id"])
 
     def count_events(self, fan_id: int, kind: str, since: str) -> int:
-        return self._one(
+        return self.fetch_one(
             "SELECT count(*) FROM events WHERE fan_id = ? AND kind = ? AND created_at >= ?",
             (fan_id, kind, since),
         )[0]
 
     def fan_by_referral_code(self, code: str) -> dict[str, Any] | None:
-        row = self._one("SELECT * FROM fans WHERE referral_code = ?", (code,))
+        row = self.fetch_one("SELECT * FROM fans WHERE referral_code = ?", (code,))
         return dict(row) if row else None
 
     def fans(self, persona: str | None = None, *, handoff_only: bool = False
@@ -561,12 +562,12 @@ class Store:
         """Fans, most recently seen first; of one persona, or only those a human holds."""
         where = [w for w, on in (("persona = ?", persona), ("handoff = 1", handoff_only)) if on]
         sql = "SELECT * FROM fans" + (" WHERE " + " AND ".join(where) if where else "")
-        return [dict(r) for r in self._all(sql + " ORDER BY last_seen DESC",
+        return [dict(r) for r in self.fetch_all(sql + " ORDER BY last_seen DESC",
                                            (persona,) if persona else ())]
 
     def find_fans(self, query: str) -> list[dict[str, Any]]:
         """Fans matching an operator's reference: numeric id, external id or display name."""
-        rows = self._all(
+        rows = self.fetch_all(
             "SELECT * FROM fans WHERE CAST(id AS TEXT) = ? OR external_id = ? OR display_name = ?",
             (query, query, query),
         )
