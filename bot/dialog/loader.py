@@ -19,9 +19,12 @@ from bot.persona.model import LANGUAGES, STAGES, Persona
 from bot.yaml_source import Positions, load_model, problem_at
 
 
-def load_dialog_spec(path: str | Path, text: str | None = None) -> tuple[DialogSpec, Positions]:
+def load_dialog_spec(
+    path: str | Path, text: str | None = None, persona: Persona | None = None
+) -> tuple[DialogSpec, Positions]:
+    """Read and check a dialog (against ``persona`` too, when given); ConfigError if invalid."""
     spec, positions = load_model(path, DialogSpec, text)
-    problems = check_dialog(spec, positions, str(path))
+    problems = check_dialog(spec, positions, str(path), persona)
     if problems:
         raise ConfigError(problems)
     return spec, positions
