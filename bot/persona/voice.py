@@ -180,8 +180,9 @@ class Voice:
     def _reply(self, key: str, language: str) -> _Reply:
         """Resolve once what rendering ``key`` for a fan writing ``language`` needs."""
         resolved = self.language_for(key, language)
+        # language_for is idempotent, so whatever is cached under (key, resolved) is in resolved.
         shared = self._replies.get((key, resolved))
-        if shared is None or shared.language != resolved:
+        if shared is None:
             p = self.persona
             variants = p.replies.get(key, {}).get(resolved) or []
             fields = self._fields_for(resolved)
