@@ -44,8 +44,6 @@ _SHORT = 128  # msg_id, ref, name
 
 log = logging.getLogger("brandbot.web")
 
-# (inbound, persona id) -> replies; provided by the daemon, which runs the engine turn.
-
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -165,10 +163,10 @@ class WebChannel:
 
     async def persona(self, request: Request) -> Response:
         """Names and greeting labels for the page: ``?persona=ID`` or the first web persona."""
-        pid = request.query_params.get("persona") or self.personas[0]
-        if pid not in self.personas:
-            served = ", ".join(self.personas)
-            return self._error(404, f"unknown persona; this chat serves: {served}")
+        try:
+            pid = self._persona(request.query_params.get("persona"))
+        except BadRequest as exc:
+            return self._error(exc.status, exc.message)
         return JSONResponse(self.persona_info(pid))
 
     async def chat(self, request: Request) -> Response:
@@ -195,16 +193,8 @@ class WebChannel:
     async def pending(self, request: Request) -> Response:
         """``GET /api/chat/pending?fan=ID&persona=ID``: waiting messages, each handed out once."""
         try:
-            persona = _opt_str(request.query_params, "persona") or self.personas[0]
-            if persona not in self.personas:
-                served = ", ".join(self.personas)
-                raise BadRequest(404, f"unknown persona; this chat serves: {served}")
-            fan = _opt_str(request.query_params, "fan")
-            if fan is None:
-                cookie = request.cookies.get(COOKIE)
-                fan = cookie if cookie and _FAN_ID.match(cookie) else None
-            elif not _FAN_ID.match(fan):
-                raise BadRequest(400, '"fan" must be 1-64 characters of A-Z a-z 0-9 . _ : @ -')
+            persona = self._persona(_opt_str(request.query_params, "persona"))
+            fan = _fan_id(request.query_params) or _cookie_fan(request)
         except BadRequest as exc:
             self.on_rejected(exc.status)
             return self._error(exc.status, exc.message)
@@ -234,19 +224,11 @@ class WebChannel:
             raise BadRequest(400, '"text" must be a non-empty string')
         if len(text) > self.max_text_chars:
             raise BadRequest(413, f'"text" over {self.max_text_chars} characters')
-        persona = _opt_str(data, "persona") or self.personas[0]
-        if persona not in self.personas:
-            raise BadRequest(404, f"unknown persona; this chat serves: {', '.join(self.personas)}")
-        fan = _opt_str(data, "fan")
-        new_cookie = False
-        if fan is None:
-            cookie = request.cookies.get(COOKIE)
-            if cookie and _FAN_ID.match(cookie):
-                fan = cookie
-            else:
-                fan, new_cookie = "w-" + secrets.token_urlsafe(12), True
-        elif not _FAN_ID.match(fan):
-            raise BadRequest(400, '"fan" must be 1-64 characters of A-Z a-z 0-9 . _ : @ -')
+        persona = self._persona(_opt_str(data, "persona"))
+        fan = _fan_id(data) or _cookie_fan(request)
+        new_cookie = fan is None
+        if new_cookie:
+            fan = "w-" + secrets.token_urlsafe(12)
         lang = _opt_str(data, "lang")
         if lang not in (None, "zh", "en"):
             raise BadRequest(400, '"lang" must be "zh" or "en"')
@@ -261,6 +243,14 @@ class WebChannel:
         )
         return inbound, persona, new_cookie
 
+    def _persona(self, pid: str | None) -> str:
+        """The persona asked for (the first web persona when none is); 404 if not served here."""
+        if not pid:
+            return self.personas[0]
+        if pid not in self.personas:
+            raise BadRequest(404, f"unknown persona; this chat serves: {', '.join(self.personas)}")
+        return pid
+
     @staticmethod
     def _error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
@@ -272,6 +262,20 @@ def _body(fan: str | None, persona: str, replies: list[Reply]) -> dict[str, Any]
         "persona": persona,
         "replies": [{"text": r.text, "key": r.key, "language": r.language} for r in replies],
     }
+
+
+def _fan_id(data: Any) -> str | None:
+    """The ``fan`` field or query parameter, if given: 400 unless it is a valid fan id."""
+    fan = _opt_str(data, "fan")
+    if fan is not None and not _FAN_ID.match(fan):
+        raise BadRequest(400, '"fan" must be 1-64 characters of A-Z a-z 0-9 . _ : @ -')
+    return fan
+
+
+def _cookie_fan(request: Request) -> str | None:
+    """The fan id in the page's cookie, when it holds a valid one."""
+    cookie = request.cookies.get(COOKIE)
+    return cookie if cookie and _FAN_ID.match(cookie) else None
 
 
 def _opt_str(data: Any, key: str, *, repair: bool = False) -> str | None:
