@@ -489,14 +489,14 @@ class Engine:
         try:
             now = inbound.received_at or self.clock()
             with self.store.transaction(join_group=True) as conn:
-                fan = self.store.find_fan(persona.id, inbound.fan.channel, inbound.fan.external_id)
+                fan, answered = self.store.find_fan_and_message(
+                    persona.id, inbound.fan.channel, inbound.fan.external_id,
+                    inbound.platform_msg_id,
+                )
+                if answered is not None:
+                    return Turn([reply], FAILED)
                 if fan is None:
                     fan = self._create_fan(conn, brand, inbound, now)
-                elif (
-                    inbound.platform_msg_id is not None
-                    and self.store.replies_for(fan["id"], inbound.platform_msg_id) is not None
-                ):
-                    return Turn([reply], FAILED)
                 in_id = insert_message(
                     conn,
                     fan_id=fan["id"],
