@@ -429,12 +429,10 @@ class Daemon:
 
     def _group_committed(self) -> asyncio.Future:
         """Resolved once the group is committed; each turn awaits its own (cancelling one
-        request cancels nobody else's) before its replies go out."""
+        request cancels nobody else's) before its replies go out. Called right after the turn,
+        in the same step as :meth:`_join_group`: the group is still open."""
         committed = asyncio.get_running_loop().create_future()
-        if self._group_waiters is None:  # not in a group (defensive: the flush comes later)
-            committed.set_result(None)
-        else:
-            self._group_waiters.append(committed)
+        self._group_waiters.append(committed)
         return committed
 
     def _flush_group(self) -> None:
@@ -692,9 +690,7 @@ class Daemon:
 
     def close(self) -> None:
         if self.store is not None:
-            # The lock waits for a turn still writing; the checkpoint folds the WAL back.
-            with contextlib.suppress(Exception), self.store.lock:
-                self.store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            # Waits for a turn still writing; closing the last connection folds the WAL back.
             self.store.close()
             self.store = None
 
