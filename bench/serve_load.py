@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,17 +26,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+from loadgen import drive, free_port, percentile_ms
+
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = [
     "你好", "你们几点开门", "有停车位吗", "地址在哪", "今天有什么菜", "可以订位吗", "谢谢",
     "hello", "what time do you open", "is there parking", "do you deliver", "菜单", "辣不辣",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -69,47 +64,28 @@ def start_daemon(port: int, db: str, extra_env: dict[str, str]) -> tuple[subproc
     raise SystemExit("daemon not ready within 30 s")
 
 
-async def worker(port: int, wid: int, stop_at: float, lat: list[float], errors: list[int]):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    rng = random.Random(wid)
-    n = 0
-    try:
-        while time.perf_counter() < stop_at:
-            n += 1
-            body = json.dumps(
-                {"text": rng.choice(MESSAGES), "fan": f"load-{wid}-{n % 50}",
-                 "msg_id": f"{wid}-{n}"},
-                ensure_ascii=False,
-            ).encode()
-            head = (
-                f"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-            ).encode()
-            t0 = time.perf_counter()
-            writer.write(head + body)
-            status_line = await reader.readline()
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
-            lat.append(time.perf_counter() - t0)
-            if b" 200 " not in status_line:
-                errors.append(1)
-    finally:
-        writer.close()
+def chat_requests(run: str):
+    """Web chat POSTs: per connection its own random messages, 50 fans, a new msg_id each
+    (``run`` keeps them apart between runs: a repeated msg_id is answered from the log)."""
+    rngs: dict[int, random.Random] = {}
+
+    def request(wid: int, n: int) -> bytes:
+        rng = rngs.setdefault(wid, random.Random(wid))
+        body = json.dumps(
+            {"text": rng.choice(MESSAGES), "fan": f"load-{wid}-{n % 50}",
+             "msg_id": f"{run}-{wid}-{n}"},
+            ensure_ascii=False,
+        ).encode()
+        return (
+            f"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+
+    return request
 
 
-async def drive(port: int, connections: int, duration: float) -> tuple[list[float], int, float]:
-    lat: list[float] = []
-    errors: list[int] = []
-    start = time.perf_counter()
-    stop_at = start + duration
-    await asyncio.gather(*(worker(port, i, stop_at, lat, errors) for i in range(connections)))
-    return lat, len(errors), time.perf_counter() - start
+def answered(status: bytes, body: bytes) -> str | None:
+    return None if b" 200 " in status else status.decode(errors="replace").strip()
 
 
 def main() -> None:
@@ -129,26 +105,24 @@ def main() -> None:
         port = free_port()
         proc, ready = start_daemon(port, str(Path(tmp) / "bench.db"), extra)
         try:
-            asyncio.run(drive(port, args.connections, min(args.warmup, 10.0)))
-            lat, errors, elapsed = asyncio.run(drive(port, args.connections, duration))
+            asyncio.run(drive(port, args.connections, min(args.warmup, 10.0),
+                              chat_requests("warm-up"), answered))
+            lat, errors, elapsed = asyncio.run(
+                drive(port, args.connections, duration, chat_requests("measured"), answered))
             rss = peak_rss_mb(proc.pid)
         finally:
             proc.terminate()
             code = proc.wait(timeout=15)
-    lat.sort()
-
-    def pct(p: float) -> float:
-        return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] * 1000
 
     report = {
         "connections": args.connections,
         "duration_s": round(elapsed, 2),
         "requests": len(lat),
-        "errors": errors,
+        "errors": len(errors),
         "req_per_s": round(len(lat) / elapsed, 1),
-        "p50_ms": round(pct(50), 2),
-        "p90_ms": round(pct(90), 2),
-        "p99_ms": round(pct(99), 2),
+        "p50_ms": round(percentile_ms(lat, 50), 2),
+        "p90_ms": round(percentile_ms(lat, 90), 2),
+        "p99_ms": round(percentile_ms(lat, 99), 2),
         "max_ms": round(lat[-1] * 1000, 2),
         "peak_rss_mb": round(rss, 1),
         "ready_s": round(ready, 2),

@@ -42,6 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from loadgen import drive, free_port, percentile_ms  # noqa: E402  (bench/, next to this file)
+
 TOKEN = "benchToken2026"
 APP_ID = "wxbench000000001"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -165,10 +167,13 @@ def build_pushes(count: int, seed: int = 7) -> list[bytes]:
 
 
 class Feed:
+    """The pre-built pushes, shared by every connection in turn (``wrapped``: some were sent
+    twice; a repeated MsgId is answered from the log, so the run should not wrap)."""
+
     def __init__(self, requests: list[bytes]):
         self.requests, self.next, self.wrapped = requests, 0, False
 
-    def take(self) -> bytes:
+    def take(self, connection: int = 0, n: int = 0) -> bytes:
         if self.next >= len(self.requests):
             self.next, self.wrapped = 0, True
         request = self.requests[self.next]
@@ -176,52 +181,10 @@ class Feed:
         return request
 
 
-async def worker(port: int, feed: Feed, stop_at: float, lat: list[float], bad: list[str]):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        while time.perf_counter() < stop_at:
-            t0 = time.perf_counter()
-            writer.write(feed.take())
-            status = await reader.readline()
-            length, chunked = 0, False
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.partition(b":")
-                if name.lower() == b"content-length":
-                    length = int(value)
-                elif name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
-                    chunked = True
-            body = b""
-            if chunked:
-                while True:
-                    size = int((await reader.readline()).strip(), 16)
-                    body += await reader.readexactly(size + 2)
-                    if size == 0:
-                        break
-            else:
-                body = await reader.readexactly(length)
-            lat.append(time.perf_counter() - t0)
-            if b" 200 " not in status or b"<Encrypt>" not in body:
-                bad.append(status.decode(errors="replace").strip() + f" ({len(body)} bytes)")
-    finally:
-        writer.close()
-
-
-async def drive(port: int, feed: Feed, connections: int, duration: float):
-    lat: list[float] = []
-    bad: list[str] = []
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(port, feed, start + duration, lat, bad)
-                           for _ in range(connections)))
-    return lat, bad, time.perf_counter() - start
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def encrypted_reply(status: bytes, body: bytes) -> str | None:
+    if b" 200 " in status and b"<Encrypt>" in body:
+        return None
+    return status.decode(errors="replace").strip() + f" ({len(body)} bytes)"
 
 
 def wait_ready(proc: subprocess.Popen, port: int, log, timeout: float = 60) -> float:
@@ -256,8 +219,9 @@ def measure(name: str, feed: Feed, args, tmp: str) -> dict:
     try:
         ready = wait_ready(proc, port, log)
         feed.next = 0
-        asyncio.run(drive(port, feed, args.connections, args.warmup))
-        lat, bad, elapsed = asyncio.run(drive(port, feed, args.connections, args.duration))
+        asyncio.run(drive(port, args.connections, args.warmup, feed.take, encrypted_reply))
+        lat, bad, elapsed = asyncio.run(
+            drive(port, args.connections, args.duration, feed.take, encrypted_reply))
     finally:
         proc.terminate()
         try:
@@ -265,13 +229,9 @@ def measure(name: str, feed: Feed, args, tmp: str) -> dict:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-    lat.sort()
-
-    def pct(p: float) -> float:
-        return round(lat[min(len(lat) - 1, int(p / 100 * len(lat)))] * 1000, 2)
-
     return {"server": name, "requests": len(lat), "req_per_s": round(len(lat) / elapsed, 1),
-            "p50_ms": pct(50), "p99_ms": pct(99), "max_ms": round(lat[-1] * 1000, 2),
+            "p50_ms": round(percentile_ms(lat, 50), 2), "p99_ms": round(percentile_ms(lat, 99), 2),
+            "max_ms": round(lat[-1] * 1000, 2),
             "errors": len(bad), "first_error": bad[0] if bad else None,
             "pushes_reused": feed.wrapped, "ready_s": round(ready, 2)}
 
