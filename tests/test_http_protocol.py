@@ -50,17 +50,37 @@ def test_writes_of_one_callback_are_sent_together_and_close_sends_what_is_left()
     asyncio.run(scenario())
 
 
-def test_uvicorn_serves_whole_responses_over_it():
+class CountingProtocol(CoalescingHttpProtocol):
+    """The daemon's protocol, counting the writes that reach the socket's transport."""
+
+    writes: list[bytes] = []
+
+    def connection_made(self, transport):
+        outer = self
+
+        class Counting:
+            def write(self, data):
+                outer.writes.append(bytes(data))
+                transport.write(data)
+
+            def __getattr__(self, name):
+                return getattr(transport, name)
+
+        super().connection_made(Counting())
+
+
+def test_uvicorn_serves_whole_responses_over_it_each_in_one_write():
     async def hello(request):
         return PlainTextResponse("你好 " * 1000)
 
     app = Starlette(routes=[Route("/", hello)])
+    CountingProtocol.writes = []
 
     async def scenario():
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, http=CoalescingHttpProtocol, log_config=None,
+        server = uvicorn.Server(uvicorn.Config(app, http=CountingProtocol, log_config=None,
                                                lifespan="off"))
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
@@ -78,3 +98,7 @@ def test_uvicorn_serves_whole_responses_over_it():
         return bodies
 
     assert asyncio.run(scenario()) == ["你好 " * 1000] * 3
+    # Head and body of each response reached the socket together: one write per response.
+    writes = CountingProtocol.writes
+    assert len(writes) == 3 and all(w.startswith(b"HTTP/1.1 200") for w in writes)
+    assert all(w.endswith(("你好 " * 1000).encode()) for w in writes)
