@@ -399,7 +399,7 @@ def test_every_odd_update_is_answered_in_voice_or_ignored(tiny_engine):
     assert fake.sent(-1001) == [] and fake.sent(-100) == []
 
 
-def test_unparseable_webhook_updates_are_skipped_with_200(tiny_engine, caplog):
+def test_unparseable_webhook_updates_are_skipped_with_200(tiny_engine):
     async def scenario():
         async with webhook(tiny_engine) as (fake, channel, port):
             url = f"http://127.0.0.1:{port}/telegram/webhook"
@@ -411,9 +411,12 @@ def test_unparseable_webhook_updates_are_skipped_with_200(tiny_engine, caplog):
                                                headers={SECRET_HEADER: SECRET})
             fake.push_message(42, "几点开门")
             await fake.wait_for(lambda: len(fake.sent(42)) == 2)
-            return broken.status_code, not_update.status_code
+            return broken.status_code, not_update.status_code, channel.stats
 
-    assert run(scenario()) == (200, 400)
+    broken, not_update, stats = run(scenario())
+    assert (broken, not_update) == (200, 400)
+    # Skipped, not handled: counted as unparseable, never an error or a turn of its own.
+    assert stats["unparseable"] == 1 and stats["errors"] == 0 and stats["turns"] == 1
 
 
 def test_in_groups_the_bot_answers_only_when_addressed(tiny_engine):
