@@ -119,11 +119,16 @@ def test_dry_run_says_why_each_fan_is_left_out(fresh_db):
         R_UNSUBSCRIBED: 2, R_BLOCKED: 3, R_HANDOFF: 1, R_WINDOW: 2,
         "no channel able to send (web chat cannot push)": 2,
     }
-    # Five customer-service messages already spent since 500's message: quota.
+    # Five customer-service messages already spent since 500's message: quota. Both kinds
+    # count: newsletters sent (two broadcasts) and operator replies (three).
     with fresh_db.transaction() as conn:
-        conn.execute("INSERT INTO broadcasts (persona, text, created_at) VALUES (?, 'x', ?)",
-                     (PERSONA, recent))
-        for _ in range(5):
+        for _ in range(2):
+            broadcast_id = conn.execute(
+                "INSERT INTO broadcasts (persona, text, created_at) VALUES (?, 'x', ?)",
+                (PERSONA, recent)).lastrowid
+            conn.execute("INSERT INTO deliveries (broadcast_id, fan_id, status, sent_at) "
+                         "VALUES (?, ?, 'sent', ?)", (broadcast_id, ids["500"], recent))
+        for _ in range(3):
             conn.execute("INSERT INTO messages (fan_id, direction, text, created_at, reply_key) "
                          "VALUES (?, 'out', 'op', ?, 'operator')", (ids["500"], recent))
     assert plan(fresh_db, PERSONA, "all", NOW, able).reasons[R_QUOTA] == 1

@@ -276,6 +276,18 @@ def m007_referrals_count(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m008_deliveries_sent_per_fan(db: sqlite_utils.Database) -> None:
+    # A newsletter's plan counts the WeChat customer-service messages already spent on each
+    # recent fan (bot/relations/broadcast.py): without this, one scan of every delivery ever
+    # made per such fan (77 s for 2,000 of them beside 1,000,000 deliveries).
+    db.executescript(
+        """
+        CREATE INDEX deliveries_sent_fan ON deliveries(fan_id, sent_at) WHERE status = 'sent';
+        """
+    )
+
+
 @functools.lru_cache(maxsize=16)  # a turn stamps its rows with one moment, five times or more
 def iso(moment: datetime) -> str:
     """UTC ISO-8601, the one timestamp format in the log."""
