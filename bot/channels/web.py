@@ -100,16 +100,14 @@ class WebChannel:
             "chat.js": (_static("chat.js"), "text/javascript; charset=utf-8"),
             "chat.css": (_static("chat.css"), "text/css; charset=utf-8"),
         }
-        self.running = False
 
     # -- the Channel protocol ----------------------------------------------------------------
 
     async def start(self) -> None:
-        self.running = True
+        """Nothing to open: the daemon's web server serves :meth:`routes`."""
 
     async def stop(self) -> None:
-        # Requests in flight are finished by the web server's graceful shutdown.
-        self.running = False
+        """Nothing to close: the web server's graceful shutdown finishes requests in flight."""
 
     async def send(self, fan: FanRef, replies: list[Reply], persona: str | None = None
                    ) -> NotSent | None:

@@ -401,7 +401,6 @@ class WeChatChannel:
         self._recent: OrderedDict[str, str] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
         self._json_hint_at = -_JSON_HINT_EVERY
-        self.running = False
 
     def __repr__(self) -> str:
         return f"WeChatChannel(persona={self.persona!r}, settings={self.settings!r})"
@@ -410,7 +409,6 @@ class WeChatChannel:
 
     async def start(self) -> None:
         """Nothing to open: WeChat pushes to our routes. The access_token is fetched lazily."""
-        self.running = True
         s = self.settings
         log.info(
             "wechat: persona %s on %s (AppID %s, %s mode%s, %s account, reply budget %.1f s)",
@@ -421,7 +419,6 @@ class WeChatChannel:
 
     async def stop(self, timeout: float = 8.0) -> None:
         """Finish turns and customer-service deliveries in flight (up to ``timeout``)."""
-        self.running = False
         tasks = [*self._tasks, *(p.task for p in self._pending.values())]
         if tasks:
             done, pending = await asyncio.wait(tasks, timeout=timeout)
