@@ -139,9 +139,9 @@ def _wechat_sends(store: Store, fan_id: int, since: str) -> int:
     ).fetchone()[0]
 
 
-def reason_for(row: tuple, able: dict[str, str | None], now: datetime) -> str | None:
-    """Why the fan in ``row`` (see :func:`_rows`) will not receive it; None if they will."""
-    _, channel, subscribed, blocked, handoff, last_in, sends = row
+def _why_not(channel: str, subscribed: int, blocked: int, handoff: int,
+             able: dict[str, str | None]) -> str | None:
+    """The reasons checked when planning and again when sending, in their documented order."""
     if blocked:
         return R_BLOCKED
     if not subscribed:
@@ -149,8 +149,15 @@ def reason_for(row: tuple, able: dict[str, str | None], now: datetime) -> str | 
     if handoff:
         return R_HANDOFF
     why = able.get(channel, f"no {channel} sender")
+    return None if why is None else f"{NO_CHANNEL} ({why})"
+
+
+def reason_for(row: tuple, able: dict[str, str | None], now: datetime) -> str | None:
+    """Why the fan in ``row`` (see :func:`_rows`) will not receive it; None if they will."""
+    _, channel, subscribed, blocked, handoff, last_in, sends = row
+    why = _why_not(channel, subscribed, blocked, handoff, able)
     if why is not None:
-        return f"{NO_CHANNEL} ({why})"
+        return why
     if channel == "wechat":
         if not last_in or last_in < iso(now - WECHAT_WINDOW):
             return R_WINDOW
@@ -272,6 +279,7 @@ async def deliver(
         log.warning("broadcast %s: %d delivery(ies) were in flight at a crash; not resent",
                     broadcast_id, lost)
     voice, rng = Voice(persona), random.Random(broadcast_id)
+    able = channel_reasons(outlets)
     texts = {"": row["text"], **json.loads(row.get("texts") or "{}")}
     footers: dict[str, str] = {}
     queued = (await asyncio.to_thread(counts, store, broadcast_id))["queued"]
@@ -284,7 +292,7 @@ async def deliver(
             size = batch if stop_after is None else min(batch, stop_after - sent_so_far)
             items, skipped = await asyncio.to_thread(
                 _claim, store, broadcast_id, size, clock(), persona, voice, rng, footers, texts,
-                outlets,
+                able,
             )
             if not items and not skipped:
                 break
@@ -334,7 +342,7 @@ def _finish(store: Store, broadcast_id: int, now: str) -> Counter[str]:
     return final
 
 
-def _claim(store, broadcast_id, size, now, persona, voice, rng, footers, texts, outlets):
+def _claim(store, broadcast_id, size, now, persona, voice, rng, footers, texts, able):
     """Take the next queued rows: re-check each fan, mark the rest ``sending``, commit."""
     items: dict[str, list[Item]] = {}
     skipped = 0
@@ -347,10 +355,7 @@ def _claim(store, broadcast_id, size, now, persona, voice, rng, footers, texts, 
         ).fetchall()
         sending, skips = [], []
         for r in rows:
-            why = (R_BLOCKED if r[6] else R_UNSUBSCRIBED if not r[5] else
-                   R_HANDOFF if r[7] else None)
-            if why is None and r[2] not in outlets:
-                why = f"{NO_CHANNEL} ({CANNOT_PUSH.get(r[2], f'no {r[2]} sender')})"
+            why = _why_not(r[2], r[5], r[6], r[7], able)
             if why is not None:
                 skips.append((why, r[0]))
                 continue
