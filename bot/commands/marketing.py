@@ -244,7 +244,6 @@ def _print_plan(p, *, dry_run: bool) -> None:
 def _send(store, broadcast_id, persona, outlets, batch) -> None:
     import asyncio
 
-    from bot.engine import utc_now
     from bot.relations.broadcast import deliver
 
     def show(progress) -> None:
@@ -254,7 +253,7 @@ def _send(store, broadcast_id, persona, outlets, batch) -> None:
         click.echo(f"\r[{'#' * filled}{'.' * (30 - filled)}] {progress.done}/{progress.total} "
                    f"{parts}", nl=False, err=True)
 
-    final = asyncio.run(deliver(store, broadcast_id, persona, outlets, clock=utc_now,
+    final = asyncio.run(deliver(store, broadcast_id, persona, outlets, clock=now,
                                 batch=batch, on_progress=show))
     click.echo("", err=True)
     click.echo(f"broadcast {broadcast_id}: " + ", ".join(
@@ -673,7 +672,6 @@ def calendar_send(personas, db, config) -> None:
     """
     import asyncio
 
-    from bot.engine import utc_now
     from bot.relations.broadcast import counts, outlets_from_settings
     from bot.relations.calendar import send_due_topics
 
@@ -684,7 +682,7 @@ def calendar_send(personas, db, config) -> None:
             model = load_persona(ref)
             outlets, missing = outlets_from_settings(settings, store, model.id)
             ids = asyncio.run(send_due_topics(store, model, outlets, now(), missing=missing,
-                                              clock=utc_now))
+                                              clock=now))
             for broadcast_id in ids:
                 final = counts(store, broadcast_id)
                 click.echo(f"{model.id}: broadcast {broadcast_id}: " + ", ".join(

@@ -525,8 +525,7 @@ def outlets_from_settings(settings: Any, store: Store, persona: str, *,
         missing["telegram"] = "telegram is not configured: set BRANDBOT_TELEGRAM_TOKEN"
     w = settings.wechat
     if w.enabled and w.app_secret is not None:
-        outlets["wechat"] = WeChatOutlet(w.app_id, w.app_secret.get_secret_value(),
-                                         getattr(w, "api_url", None))
+        outlets["wechat"] = WeChatOutlet(w.app_id, w.app_secret.get_secret_value(), w.api_url)
     else:
         missing["wechat"] = "wechat is not configured: set BRANDBOT_WECHAT_APPID and _SECRET"
     return outlets, missing
