@@ -282,7 +282,7 @@ class Engine:
         if actions is not None:
             run_actions(actions, ctx)
         elif ctx.intent:
-            ctx.reply_keys.append(ctx.intent_reply_key() or "fallback")
+            ctx.answer_intent()  # what the `answer_intent` action does
         elif trigger == "not_understood":
             ctx.reply_keys.append("fallback")
         elif trigger == "taboo":

@@ -34,8 +34,10 @@ class TurnContext:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     offers_this_week: Callable[[], int] = lambda: 0
 
-    def intent_reply_key(self) -> str | None:
-        return self.persona.reply_key_for(self.intent) if self.intent else None
+    def answer_intent(self) -> None:
+        """Say the recognised intent's reply (``fallback`` when it has none)."""
+        key = self.persona.reply_key_for(self.intent) if self.intent else None
+        self.reply_keys.append(key or "fallback")
 
     def commercial_allowed(self) -> bool:
         rules = self.persona.commercial

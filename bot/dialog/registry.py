@@ -81,8 +81,7 @@ def _reply(ctx: TurnContext, key: str) -> None:
 
 
 def _answer_intent(ctx: TurnContext, _: Any) -> None:
-    key = ctx.intent_reply_key()
-    ctx.reply_keys.append(key or "fallback")
+    ctx.answer_intent()
 
 
 def _subscribe(ctx: TurnContext, _: Any) -> None:
