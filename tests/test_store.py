@@ -216,7 +216,7 @@ def test_the_wal_stays_bounded_under_writes_that_never_pause(tmp_path, monkeypat
     monkeypatch.setattr("bot.relations.store.WAL_SAFETY_PAGES", 200)
     path = tmp_path / "busy.db"
     store = Store(path)
-    store.checkpoint_in_background(interval=0.001)
+    store.checkpoint_in_background(interval=0.05)
     wal = Path(f"{path}-wal")
     biggest = 0
     for n in range(4000):
