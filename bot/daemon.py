@@ -365,8 +365,8 @@ class Daemon:
         channel = self.channels.get(fan.channel)
         if channel is None:
             return f"the {fan.channel} channel is not running in this daemon"
-        result = await channel.send(fan, replies, persona=persona)
-        return (result.reason or "not sent") if result is not None and result.skipped else None
+        not_sent = await channel.send(fan, replies, persona=persona)
+        return None if not_sent is None else not_sent.reason
 
     # -- turns -------------------------------------------------------------------------------
 

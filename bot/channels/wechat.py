@@ -67,12 +67,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot.channels.base import BodyRefused, RunTurn, read_capped_body
+from bot.channels.base import BodyRefused, NotSent, RunTurn, read_capped_body
 from bot.channels.wechat_api import (
     DEFAULT_API_URL,
     QRCode,
     Quota,
-    SendResult,
     TokenOwner,
     create_qrcode,
     redact_logs,
@@ -428,19 +427,23 @@ class WeChatChannel:
                 log.warning("wechat: %d delivery(ies) cancelled at stop", len(pending))
 
     async def send(self, fan: FanRef, replies: list[Reply], persona: str | None = None
-                   ) -> SendResult:
+                   ) -> NotSent | None:
         """Send through the customer-service API, within the fan's quota (verified accounts).
 
-        One account serves one persona, so ``persona`` is not needed."""
+        One account serves one persona, so ``persona`` is not needed. None when everything
+        went, else what was not sent and why (the channel contract, bot/channels/base.py)."""
         texts = [p for r in replies for p in split_text(r.text)]
         if not texts:
-            return SendResult(0, 0)
+            return None
         if not self.settings.verified or self.owner is None:
             why = "the account is not verified (customer-service messages need verification)"
             log.warning("wechat: %d message(s) to %s not sent: %s", len(texts),
                         fan.external_id, why)
-            return SendResult(0, len(texts), why)
-        return await asyncio.to_thread(send_texts, self.owner, self.quota, fan.external_id, texts)
+            return NotSent(len(texts), why)
+        result = await asyncio.to_thread(
+            send_texts, self.owner, self.quota, fan.external_id, texts
+        )
+        return NotSent(result.skipped, result.reason or "not sent") if result.skipped else None
 
     def qrcode(self, scene: str, permanent: bool = False) -> QRCode:
         """Create a parametric QR code for a referral/campaign code (blocking; for the CLI)."""
