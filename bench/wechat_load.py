@@ -17,6 +17,7 @@ MsgIds) from C keep-alive connections for D seconds:
 
     python bench/wechat_load.py                     # 16 connections, 10 s each
     python bench/wechat_load.py -c 16 -d 10 --json --only brandbot,werobot
+    python bench/wechat_load.py --only bare --bare-one-write   # bare with one write per response
 
 Reports req/s, p50/p99/max, errors and the brandbot/WeRoBot ratio. Targets: brandbot >= 1.0x
 WeRoBot while doing the whole turn, p99 <= 50 ms. Only 127.0.0.1 is contacted; each run is
@@ -115,7 +116,7 @@ def serve_werobot(port: int) -> None:
     waitress.serve(robot.wsgi, host="127.0.0.1", port=port, _quiet=True)
 
 
-def serve_bare(port: int) -> None:
+def serve_bare(port: int, one_write: bool = False) -> None:
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -140,7 +141,10 @@ def serve_bare(port: int) -> None:
         reply = create_reply(FIXED, parse_message(xml)).render()
         return Response(crypto.encrypt_message(reply, q["nonce"]), media_type="application/xml")
 
-    run_uvicorn(Starlette(routes=[Route("/wechat", wechat, methods=["GET", "POST"])]), port)
+    from bot.http_protocol import CoalescingHttpProtocol
+
+    run_uvicorn(Starlette(routes=[Route("/wechat", wechat, methods=["GET", "POST"])]), port,
+                http=CoalescingHttpProtocol if one_write else "httptools")
 
 
 # -- the client -----------------------------------------------------------------------------------
@@ -210,7 +214,7 @@ def wait_ready(proc: subprocess.Popen, port: int, log, timeout: float = 60) -> f
 def measure(name: str, feed: Feed, args, tmp: str) -> dict:
     port = free_port()
     cmd = [sys.executable, __file__, "--serve", name, "--port", str(port),
-           "--db", str(Path(tmp) / f"{name}.db")]
+           "--db", str(Path(tmp) / f"{name}.db")] + (["--bare-one-write"] * args.bare_one_write)
     # stderr to a file, not a pipe: waitress warns about its queue depth under load, and a full
     # pipe would stall the server.
     log = open(Path(tmp) / f"{name}.log", "w+b")  # noqa: SIM115 - closed below
@@ -247,11 +251,13 @@ def main() -> None:
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
+    ap.add_argument("--bare-one-write", action="store_true",
+                    help="serve `bare` with the daemon's one-write HTTP protocol (its A/B)")
     args = ap.parse_args()
     if args.serve:
         {"brandbot": lambda: serve_brandbot(args.port, args.db),
          "werobot": lambda: serve_werobot(args.port),
-         "bare": lambda: serve_bare(args.port)}[args.serve]()
+         "bare": lambda: serve_bare(args.port, args.bare_one_write)}[args.serve]()
         return
     args.duration = min(args.duration, 60.0)
     args.warmup = min(args.warmup, 10.0)
