@@ -252,15 +252,13 @@ class TelegramDesk:
     # -- the table -----------------------------------------------------------------------------
 
     def _open_rows(self) -> list[tuple]:
-        with self.store.lock:
-            return [tuple(r) for r in self.store.conn.execute(
-                "SELECT f.id, f.persona, f.channel, f.external_id, t.thread_id FROM desk_topics t "
-                "JOIN fans f ON f.id = t.fan_id WHERE t.chat_id = ? AND t.closed_at IS NULL",
-                (self.group_id,))]
+        return [tuple(r) for r in self.store.fetch_all(
+            "SELECT f.id, f.persona, f.channel, f.external_id, t.thread_id FROM desk_topics t "
+            "JOIN fans f ON f.id = t.fan_id WHERE t.chat_id = ? AND t.closed_at IS NULL",
+            (self.group_id,))]
 
     def _fan(self, fan_id: int) -> dict[str, Any] | None:
-        with self.store.lock:
-            row = self.store.conn.execute("SELECT * FROM fans WHERE id = ?", (fan_id,)).fetchone()
+        row = self.store.fetch_one("SELECT * FROM fans WHERE id = ?", (fan_id,))
         return dict(row) if row else None
 
     def _remember(self, fan_id: int, thread_id: int) -> None:

@@ -551,14 +551,6 @@ class Store:
             )
         ]
 
-    def replies_for(self, fan_id: int, platform_msg_id: str) -> list[dict[str, Any]] | None:
-        """The stored replies of an inbound message already handled, or None if it is new."""
-        row = self.fetch_one(
-            "SELECT id FROM messages WHERE fan_id = ? AND platform_msg_id = ? AND direction = 'in'",
-            (fan_id, platform_msg_id),
-        )
-        return None if row is None else self.replies_to(row["id"])
-
     def count_events(self, fan_id: int, kind: str, since: str) -> int:
         return self.fetch_one(
             "SELECT count(*) FROM events WHERE fan_id = ? AND kind = ? AND created_at >= ?",
