@@ -99,6 +99,9 @@ def test_an_abandoned_handoff_goes_back_to_the_bot_in_voice(tiny_engine, fresh_d
     assert kinds[-2:] == ["handoff_end", "handoff_timeout"]
     assert expire_handoffs(tiny_engine, clock.now + timedelta(days=1)) == []
     assert time_to_first_reply(fresh_db) == [180.0]
+    assert time_to_first_reply(fresh_db, persona="tiny") == [180.0]
+    # Another persona's report counts only its own fans' handoffs.
+    assert time_to_first_reply(fresh_db, persona="laowang-kitchen") == []
 
 
 def test_handoff_expire_command_returns_abandoned_conversations(tmp_path, tiny_brand, clock):

@@ -108,14 +108,16 @@ def expire_handoffs(engine: Any, now: datetime) -> list[Expired]:
     return out
 
 
-def time_to_first_reply(store: Store, since: str | None = None) -> list[float]:
-    """Minutes from each handoff to the first operator reply after it (answered handoffs only)."""
+def time_to_first_reply(store: Store, since: str | None = None,
+                        persona: str | None = None) -> list[float]:
+    """Minutes from each handoff to the first operator reply after it (answered handoffs only),
+    of one persona's fans or of all."""
     rows = store.fetch_all(
         "SELECT e.created_at, (SELECT min(m.created_at) FROM messages m WHERE "
         "m.fan_id = e.fan_id AND m.reply_key = ? AND m.direction = 'out' AND "
-        "m.created_at >= e.created_at) FROM events e WHERE e.kind = 'handoff' "
-        "AND e.created_at >= ?",
-        (OPERATOR_KEY, since or ""),
+        "m.created_at >= e.created_at) FROM events e JOIN fans f ON f.id = e.fan_id "
+        "WHERE e.kind = 'handoff' AND e.created_at >= ? AND (? IS NULL OR f.persona = ?)",
+        (OPERATOR_KEY, since or "", persona, persona),
     )
     out = []
     for start, first in rows:

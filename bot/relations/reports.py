@@ -75,7 +75,7 @@ def build(store: Store, now: datetime, since: datetime | None = None,
         f"WHERE e.kind IN ('handoff', 'handoff_timeout') AND e.created_at >= ?{pf}",
         start, *pp)[0]
     open_now = q(f"SELECT count(*) FROM fans f WHERE handoff = 1{pf}", *pp)[0][0]
-    waits = time_to_first_reply(store, start)
+    waits = time_to_first_reply(store, start, persona)
     kols = []
     if persona and rules is not None:
         kols = [{"fan_id": k.fan_id, "name": k.name, "channel": k.channel, "direct": k.direct,
