@@ -189,8 +189,16 @@ def test_decay_is_applied_to_influence(chain, fresh_db, clock):
     rules = load_brand(str(TINY)).persona.relationship
     later = clock.now.replace(year=2027)
     ranked = rank(fresh_db, "tiny", rules, later)
-    a = chain["a"]
-    assert ranked[0].score == pytest.approx(decayed(a["score"], a["score_at"], later, rules))
+    a, b, c, d = (chain[w] for w in "abcd")
+
+    def now_(f: dict) -> float:
+        return decayed(f["score"], f["score_at"], later, rules)
+
+    assert ranked[0].score == pytest.approx(now_(a))
+    # Influence is made of the decayed scores, not of the stored ones: it fades with them.
+    expected = (10 + now_(b)) + (10 + now_(c)) + 0.5 * (10 + now_(d)) + 0.5 * now_(a)
+    assert now_(b) < b["score"]
+    assert ranked[0].influence == pytest.approx(expected)
 
 
 def test_each_fan_counts_who_they_brought_in_whoever_changes_it(chain, fresh_db):
