@@ -8,10 +8,8 @@ client wakes up twice.
 :class:`CoalescingHttpProtocol` hands uvicorn a transport that gathers what is written during one
 event-loop callback and sends it in one ``write`` from the next: head and body leave together,
 as waitress, nginx and most servers send them. Everything else is uvicorn's own code.
-``tests/test_http_protocol.py`` checks the one write per response. What it gained was measured
-once by hand with ``bench/wechat_load.py`` when it was added (its ``bare`` server switched to this
-protocol for the run: 4,900 → 6,250 req/s; ``brandbot`` 2,250–2,680 → 2,690–2,940). The script
-as it stands runs ``bare`` on stock uvicorn only, so it does not repeat that A/B.
+``tests/test_http_protocol.py`` checks the one write per response; the gain is measured by
+``bench/wechat_load.py --only bare`` against ``--only bare --bare-one-write`` (bench/README.md).
 """
 
 from __future__ import annotations
