@@ -45,8 +45,9 @@ class Channel(Protocol):
         """
 
 
-class BodyRefused(Exception):
-    """A request body not read: ``status`` 400 (a Content-Length that is not a number) or 413."""
+class Refused(Exception):
+    """A request refused: ``status`` is the HTTP answer, ``reason`` says why (for the log, and
+    for the web chat's JSON error). Channels raise it, or a subclass, from their checks."""
 
     def __init__(self, status: int, reason: str):
         self.status, self.reason = status, reason
@@ -63,18 +64,18 @@ def header(request: Request, name: bytes) -> str | None:
 
 
 async def read_capped_body(request: Request, cap: int) -> bytes:
-    """The request body, refused (:class:`BodyRefused`, 413) once it is over ``cap`` bytes:
+    """The request body, refused (:class:`Refused`, 413) once it is over ``cap`` bytes:
     at once when its Content-Length says so, else while it streams in (chunked bodies)."""
     declared = header(request, b"content-length")
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()):
-            raise BodyRefused(400, "invalid Content-Length")
+            raise Refused(400, "invalid Content-Length")
         if int(declared) > cap:
-            raise BodyRefused(413, f"body over {cap} bytes")
+            raise Refused(413, f"body over {cap} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > cap:
-            raise BodyRefused(413, f"body over {cap} bytes")
+            raise Refused(413, f"body over {cap} bytes")
         chunks.append(chunk)
     return b"".join(chunks)

@@ -84,7 +84,7 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes, ExtBot, TypeHandler
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bot.channels.base import BodyRefused, NotSent, RunTurn, read_capped_body
+from bot.channels.base import NotSent, Refused, RunTurn, read_capped_body
 from bot.channels.telegram_sender import Sender
 from bot.messages import FanRef, Inbound, Reply
 from bot.redact import SecretFilter
@@ -587,7 +587,7 @@ class TelegramChannel:
             return Response(status_code=503)  # Telegram retries later
         try:
             body = await read_capped_body(request, _MAX_WEBHOOK_BODY)
-        except BodyRefused as exc:
+        except Refused as exc:
             return Response(status_code=exc.status)
         try:
             data = json.loads(body)

@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.channels.base import BodyRefused, NotSent, RunTurn, read_capped_body
+from bot.channels.base import NotSent, Refused, RunTurn, read_capped_body
 from bot.messages import FanRef, Inbound, Reply
 from bot.relations import outbox
 
@@ -53,12 +53,6 @@ _SECURITY_HEADERS = {
         "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     ),
 }
-
-
-class BadRequest(Exception):
-    def __init__(self, status: int, message: str):
-        self.status, self.message = status, message
-        super().__init__(message)
 
 
 def _static(name: str) -> bytes:
@@ -163,17 +157,17 @@ class WebChannel:
         """Names and greeting labels for the page: ``?persona=ID`` or the first web persona."""
         try:
             pid = self._persona(request.query_params.get("persona"))
-        except BadRequest as exc:
-            return self._error(exc.status, exc.message)
+        except Refused as exc:
+            return self._error(exc.status, exc.reason)
         return JSONResponse(self.persona_info(pid))
 
     async def chat(self, request: Request) -> Response:
         try:
             data = await self._read_json(request)
             inbound, persona, new_cookie = self._inbound(request, data)
-        except BadRequest as exc:
+        except Refused as exc:
             self.on_rejected(exc.status)
-            return self._error(exc.status, exc.message)
+            return self._error(exc.status, exc.reason)
         replies = await self.run_turn(inbound, persona)
         pending = await self._take(persona, inbound.fan.external_id, inbound.platform_msg_id)
         response = JSONResponse(_body(inbound.fan.external_id, persona, [*pending, *replies]))
@@ -193,9 +187,9 @@ class WebChannel:
         try:
             persona = self._persona(_opt_str(request.query_params, "persona"))
             fan = _fan_id(request.query_params) or _cookie_fan(request)
-        except BadRequest as exc:
+        except Refused as exc:
             self.on_rejected(exc.status)
-            return self._error(exc.status, exc.message)
+            return self._error(exc.status, exc.reason)
         if fan is None:  # no conversation yet: nothing can wait for this page
             return JSONResponse(_body(None, persona, []))
         return JSONResponse(_body(fan, persona, await self._take(persona, fan)))
@@ -204,24 +198,21 @@ class WebChannel:
 
     async def _read_json(self, request: Request) -> dict[str, Any]:
         # Any Content-Type: the body must be JSON either way (curl -d sends a form type).
-        try:
-            body = await read_capped_body(request, self.max_body_bytes)
-        except BodyRefused as exc:
-            raise BadRequest(exc.status, exc.reason) from None
+        body = await read_capped_body(request, self.max_body_bytes)  # Refused: 400/413
         try:
             data = json.loads(body.decode("utf-8", "surrogatepass"))
         except (ValueError, UnicodeDecodeError, RecursionError):
-            raise BadRequest(400, 'the body must be JSON: {"text": "..."}') from None
+            raise Refused(400, 'the body must be JSON: {"text": "..."}') from None
         if not isinstance(data, dict):
-            raise BadRequest(400, 'the body must be a JSON object: {"text": "..."}')
+            raise Refused(400, 'the body must be a JSON object: {"text": "..."}')
         return data
 
     def _inbound(self, request: Request, data: dict[str, Any]) -> tuple[Inbound, str, bool]:
         text = data.get("text")
         if not isinstance(text, str) or not text.strip():
-            raise BadRequest(400, '"text" must be a non-empty string')
+            raise Refused(400, '"text" must be a non-empty string')
         if len(text) > self.max_text_chars:
-            raise BadRequest(413, f'"text" over {self.max_text_chars} characters')
+            raise Refused(413, f'"text" over {self.max_text_chars} characters')
         persona = self._persona(_opt_str(data, "persona"))
         fan = _fan_id(data) or _cookie_fan(request)
         new_cookie = fan is None
@@ -229,7 +220,7 @@ class WebChannel:
             fan = "w-" + secrets.token_urlsafe(12)
         lang = _opt_str(data, "lang")
         if lang not in (None, "zh", "en"):
-            raise BadRequest(400, '"lang" must be "zh" or "en"')
+            raise Refused(400, '"lang" must be "zh" or "en"')
         ref = _opt_str(data, "ref")
         inbound = Inbound(
             FanRef(CHANNEL, fan),
@@ -246,7 +237,7 @@ class WebChannel:
         if not pid:
             return self.personas[0]
         if pid not in self.personas:
-            raise BadRequest(404, f"unknown persona; this chat serves: {', '.join(self.personas)}")
+            raise Refused(404, f"unknown persona; this chat serves: {', '.join(self.personas)}")
         return pid
 
     @staticmethod
@@ -266,7 +257,7 @@ def _fan_id(data: Any) -> str | None:
     """The ``fan`` field or query parameter, if given: 400 unless it is a valid fan id."""
     fan = _opt_str(data, "fan")
     if fan is not None and not _FAN_ID.match(fan):
-        raise BadRequest(400, '"fan" must be 1-64 characters of A-Z a-z 0-9 . _ : @ -')
+        raise Refused(400, '"fan" must be 1-64 characters of A-Z a-z 0-9 . _ : @ -')
     return fan
 
 
@@ -284,14 +275,14 @@ def _opt_str(data: Any, key: str, *, repair: bool = False) -> str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
-        raise BadRequest(400, f'"{key}" must be a string')
+        raise Refused(400, f'"{key}" must be a string')
     if len(value) > _SHORT:
-        raise BadRequest(400, f'"{key}" over {_SHORT} characters')
+        raise Refused(400, f'"{key}" over {_SHORT} characters')
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         if repair:
             return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-        raise BadRequest(400, f'"{key}" is not valid Unicode text') from None
+        raise Refused(400, f'"{key}" is not valid Unicode text') from None
     return value
 

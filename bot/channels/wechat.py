@@ -67,7 +67,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot.channels.base import BodyRefused, NotSent, RunTurn, read_capped_body
+from bot.channels.base import NotSent, Refused, RunTurn, read_capped_body
 from bot.channels.wechat_api import (
     DEFAULT_API_URL,
     QRCode,
@@ -480,7 +480,7 @@ class WeChatChannel:
             body = await read_capped_body(request, self.settings.max_body_bytes)
             fields, key_index, encrypted = self._open(body, q)
             incoming = read_push(fields)
-        except (PushRejected, BodyRefused) as exc:
+        except Refused as exc:
             return self._reject(exc, "push")
         if isinstance(incoming, str):
             log.debug("wechat: no turn for a push: %s", incoming)
@@ -526,7 +526,7 @@ class WeChatChannel:
                      "remove it once WeChat uses the new one")
         return parse_xml(xml), key_index, True
 
-    def _reject(self, exc: PushRejected | BodyRefused, what: str) -> Response:
+    def _reject(self, exc: Refused, what: str) -> Response:
         log.warning("wechat: %s refused (%d): %s", what, exc.status, exc.reason)
         self.on_rejected(exc.status)
         text = {400: "bad request", 403: "forbidden", 413: "too large"}.get(exc.status, "error")

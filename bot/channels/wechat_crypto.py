@@ -41,6 +41,8 @@ from xml.parsers.expat import ExpatError, ParserCreate
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from bot.channels.base import Refused
+
 _AES_KEY = re.compile(r"^[A-Za-z0-9]{43}$")
 _MAX_FIELD_CHARS = 64_000  # no WeChat field comes close; a bigger one is not a WeChat push
 _MAX_DEPTH = 16  # WeChat nests 5 deep at most (SendPicsInfo/PicList/item/PicMd5Sum)
@@ -55,12 +57,8 @@ _ENVELOPE = (
 )
 
 
-class PushRejected(Exception):
+class PushRejected(Refused):
     """A push (or verification) refused; ``status`` is the HTTP answer (400, 403)."""
-
-    def __init__(self, status: int, reason: str):
-        self.status, self.reason = status, reason
-        super().__init__(reason)
 
 
 def signature(*parts: str) -> str:
