@@ -274,20 +274,27 @@ class Daemon:
 
         return Starlette(routes=routes, exception_handlers={Exception: internal_error})
 
+    def _persona_for(self, channel: str, enabled: bool, serves: str) -> str | None:
+        """The persona a one-persona channel serves, or None when it is off or unused."""
+        personas = [p for p, st in self.personas.items() if channel in st.channels]
+        if not (enabled and personas):
+            return None
+        if len(personas) > 1:
+            log.warning("%s: %s serves one persona; using %s", channel, serves, personas[0])
+        return personas[0]
+
     def _telegram_routes(self) -> list:
         """Hold the Telegram channel when a token is set; its webhook route if it has one."""
         t = self.settings.telegram
-        personas = [p for p, st in self.personas.items() if "telegram" in st.channels]
-        if not (t.enabled and personas):
+        persona = self._persona_for("telegram", t.enabled, "one bot token")
+        if persona is None:
             return []
         from bot.channels.telegram import TelegramChannel, TelegramConfigError
 
-        if len(personas) > 1:
-            log.warning("telegram: one bot token serves one persona; using %s", personas[0])
         try:
             channel = TelegramChannel(
                 self.engine,
-                personas[0],
+                persona,
                 t.token.get_secret_value(),
                 base_url=t.api_url,
                 webhook_url=t.webhook_url,
@@ -308,19 +315,17 @@ class Daemon:
     def _wechat_routes(self) -> list:
         """Hold the WeChat channel when a token and AppID are set; its GET/POST routes."""
         w = self.settings.wechat
-        personas = [p for p, st in self.personas.items() if "wechat" in st.channels]
-        if not (w.enabled and personas):
+        persona = self._persona_for("wechat", w.enabled, "one account")
+        if persona is None:
             return []
         from bot.channels.wechat import WeChatChannel, WeChatChannelSettings, WeChatConfigError
 
-        if len(personas) > 1:
-            log.warning("wechat: one account serves one persona; using %s", personas[0])
         try:
             # The settings already merged file and environment: don't read the environment again.
             settings = WeChatChannelSettings.from_section(w, environ={})
             channel = WeChatChannel(
                 self.run_turn,
-                personas[0],
+                persona,
                 settings,
                 store=self.store,
                 on_rejected=lambda status: self.metrics.errors.labels(f"http_{status}").inc(),
