@@ -68,6 +68,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bot.channels import wechat_unfollow
 from bot.channels.base import NotSent, Refused, RunTurn, read_capped_body
 from bot.channels.wechat_api import (
     DEFAULT_API_URL,
@@ -86,6 +87,8 @@ from bot.channels.wechat_crypto import (
     check_signature,
     parse_xml,
 )
+from bot.channels.wechat_replay import ReplayGuard
+from bot.channels.wechat_replay import digest as push_digest
 from bot.channels.wechat_reply import JOIN, split_text, text_reply
 from bot.config import ENV_ALIASES, WeChatSettings
 from bot.messages import FanRef, Inbound, Reply
@@ -110,6 +113,7 @@ _IGNORED_EVENTS = {
 }
 _RECENT = 20_000  # push ids remembered as handed to customer service / forgotten
 _JSON_HINT_EVERY = 60.0
+UNFOLLOW_CHECK_EVERY = 60.0  # seconds between two looks for deferred unfollows that are due
 NOT_DELIVERED = "not_delivered"  # the event recorded on a fan when an answer could not be sent
 
 log = logging.getLogger("brandbot.wechat")
@@ -140,6 +144,9 @@ class WeChatChannelSettings(WeChatSettings):
     model_config = ConfigDict(frozen=True)
 
     max_clock_skew: float = 300.0  # seconds a signed timestamp stays fresh
+    # Seconds before an unauthenticated (plaintext) unsubscribe is carried out: the fan is
+    # forgotten then, unless a push from them undoes it first (bot/channels/wechat_unfollow.py).
+    unfollow_grace: float = 86_400.0
 
     def __init__(self, **values: Any) -> None:
         if not values.get("encryption"):
@@ -400,6 +407,11 @@ class WeChatChannel:
             TokenOwner(settings.app_id, app_secret, settings.api_url) if app_secret else None
         )
         self.quota = Quota(clock)
+        # Plain and compatible mode: the signature does not cover the body (wechat_replay.py).
+        self.replay = (ReplayGuard(settings.app_id, settings.max_clock_skew, clock, store)
+                       if settings.encryption != "safe" else None)
+        self._unfollows: set[str] = set()  # OpenIDs with a deferred unfollow pending
+        self._unfollow_task: asyncio.Task | None = None
         self._pending: dict[str, _Pending] = {}
         self._recent: OrderedDict[str, str] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
@@ -419,9 +431,24 @@ class WeChatChannel:
             ", previous key kept" if s.previous_aes_key else "",
             "verified" if s.verified else "unverified: passive replies only", s.reply_budget,
         )
+        if self.replay is not None:
+            log.info("wechat: %s mode cannot authenticate push bodies: each signed URL is "
+                     "accepted once, and an unsubscribe is carried out after %.0f h unless the "
+                     "fan writes again; use safe mode (docs/channels/wechat.md)",
+                     s.encryption, s.unfollow_grace / 3600)
+            await self.replay.start()
+            if self.store is not None:
+                self._unfollows = await asyncio.to_thread(
+                    wechat_unfollow.pending, self.store, self.persona)
+                self._unfollow_task = asyncio.get_running_loop().create_task(
+                    self._unfollow_forever())
 
     async def stop(self, timeout: float = 8.0) -> None:
         """Finish turns and customer-service deliveries in flight (up to ``timeout``)."""
+        if self._unfollow_task is not None:
+            self._unfollow_task.cancel()
+            await asyncio.gather(self._unfollow_task, return_exceptions=True)
+            self._unfollow_task = None
         tasks = [*self._tasks, *(p.task for p in self._pending.values())]
         if tasks:
             done, pending = await asyncio.wait(tasks, timeout=timeout)
@@ -429,6 +456,8 @@ class WeChatChannel:
                 task.cancel()
             if pending:
                 log.warning("wechat: %d delivery(ies) cancelled at stop", len(pending))
+        if self.replay is not None:
+            await self.replay.stop()
 
     async def send(self, fan: FanRef, replies: list[Reply], persona: str | None = None
                    ) -> NotSent | None:
@@ -479,6 +508,9 @@ class WeChatChannel:
             echo = q.get("echostr")
             if not echo or len(echo) > 512:
                 raise PushRejected(400, "missing or overlong echostr")
+            if self.replay is not None:  # its URL must not sign a push afterwards
+                self.replay.admit(q.get("timestamp") or "", q.get("nonce") or "",
+                                  push_digest({"GET": echo}), authenticated=False)
         except PushRejected as exc:
             return self._reject(exc, "verification")
         log.info("wechat: server verification answered (persona %s)", self.persona)
@@ -492,12 +524,20 @@ class WeChatChannel:
             self._check(q)
             body = await read_capped_body(request, self.settings.max_body_bytes)
             fields, key_index, encrypted = self._open(body, q)
+            if self.replay is not None:
+                self.replay.admit(q.get("timestamp") or "", q.get("nonce") or "",
+                                  push_digest(fields), authenticated=encrypted)
             incoming = read_push(fields)
         except Refused as exc:
             return self._reject(exc, "push")
         if isinstance(incoming, str):
             log.debug("wechat: no turn for a push: %s", incoming)
             return _empty()
+        if self.replay is not None:
+            if incoming.inbound.event == "unfollow" and not encrypted:
+                return await self._defer_unfollow(incoming)
+            if incoming.openid in self._unfollows:
+                await self._undo_unfollow(incoming.openid)
         return await self._answer(incoming, q, key_index, encrypted, started)
 
     def _check(self, q) -> None:
@@ -599,6 +639,82 @@ class WeChatChannel:
             await self._forget(incoming.openid)
             return []
         return replies
+
+    # -- unsubscribes nobody signed (plain and compatible mode) ----------------------------------
+
+    async def _defer_unfollow(self, incoming: Incoming) -> Response:
+        """A plaintext unsubscribe may be forged: record it, carry it out when due."""
+        openid = incoming.openid
+        if self.store is None:
+            log.error("wechat: an unsubscribe from %s cannot be deferred without a store; "
+                      "ignored (pass store= to WeChatChannel)", openid)
+            return _empty()
+        self.quota.close(openid)  # nothing can be sent to someone who (perhaps) unfollowed
+        due = self.clock() + self.settings.unfollow_grace
+        received = iso(datetime.now(UTC))
+        try:
+            new = await asyncio.to_thread(
+                wechat_unfollow.defer, self.store, self.persona, openid,
+                incoming.inbound.platform_msg_id or "", received, due)
+        except Exception:  # noqa: BLE001 - WeChat re-sends it (no answer in 5 s would be worse)
+            log.exception("wechat: could not record an unsubscribe from %s", openid)
+            return _empty()
+        self._unfollows.add(openid)
+        if new:
+            log.warning(
+                "wechat: unsubscribe from %s in a plaintext push (%s mode: nothing proves the "
+                "body came from WeChat): the fan is forgotten in %.0f h unless they write "
+                "again first", openid, self.settings.encryption,
+                self.settings.unfollow_grace / 3600)
+        return _empty()
+
+    async def _undo_unfollow(self, openid: str) -> None:
+        """A push from a fan with a pending unfollow: they still follow, so keep them."""
+        self._unfollows.discard(openid)
+        try:
+            undone = await asyncio.to_thread(
+                wechat_unfollow.cancel, self.store, self.persona, openid)
+        except Exception:  # noqa: BLE001 - the due run checks again
+            log.exception("wechat: could not cancel the pending unfollow of %s", openid)
+            return
+        if undone:
+            log.warning("wechat: %s wrote again after an unsubscribe nobody signed: the "
+                        "unsubscribe is cancelled, nothing was forgotten", openid)
+
+    async def run_due_unfollows(self) -> int:
+        """Carry out the deferred unfollows that are due: the unfollow turn (blocked,
+        unsubscribed) then forgetting the fan. Returns how many."""
+        if self.store is None:
+            return 0
+        done = 0
+        rows = await asyncio.to_thread(wechat_unfollow.due, self.store, self.persona,
+                                       self.clock())
+        for openid, push_id in rows:
+            # Claim it: a push from the fan may have undone it since it was read.
+            if not await asyncio.to_thread(wechat_unfollow.cancel, self.store, self.persona,
+                                           openid):
+                continue
+            self._unfollows.discard(openid)
+            inbound = Inbound(FanRef(CHANNEL, openid), kind="event", event="unfollow",
+                              platform_msg_id=push_id or None)
+            try:
+                await self.run_turn(inbound, self.persona)
+            except Exception:  # noqa: BLE001 - forgetting matters more than the turn's log
+                log.exception("wechat: the deferred unfollow turn of %s failed", openid)
+            self.quota.close(openid)
+            self._remember(f"{openid}\0{push_id}", "forgotten")
+            await self._forget(openid)
+            done += 1
+        return done
+
+    async def _unfollow_forever(self) -> None:
+        while True:
+            await asyncio.sleep(UNFOLLOW_CHECK_EVERY)
+            try:
+                await self.run_due_unfollows()
+            except Exception:  # noqa: BLE001 - retried at the next check
+                log.exception("wechat: deferred unfollows failed; retrying in %.0f s",
+                              UNFOLLOW_CHECK_EVERY)
 
     async def _forget(self, openid: str) -> None:
         """WeChat's rule: delete what we hold about a fan who unfollows (privacy.py)."""
