@@ -10,6 +10,9 @@ A push, step by step:
 1. ``signature`` over token/timestamp/nonce, in constant time, with a freshness window
    (``max_clock_skew``, 300 s): else **403**, nothing read. A body over ``max_body_bytes``:
    **413**. (GET: the same check, then ``echostr`` is echoed — plaintext in every mode.)
+   In plain and compatible mode that signature does not cover the body, so each signed
+   (timestamp, nonce) is accepted once (:mod:`~bot.channels.wechat_replay`): the same pair with
+   the same fields is WeChat's retry; with other fields, **403**.
 2. ``encrypt_type=aes``: ``msg_signature`` checked and ``Encrypt`` decrypted with the current
    EncodingAESKey, then the previous one (rotation); the reply is encrypted with the key that
    worked. Another AppID or a bad ``msg_signature``: **403**; a ciphertext no key opens: **400**.
@@ -31,7 +34,10 @@ A push, step by step:
    event ``SCAN`` (already following)         ``follow`` with ``ref`` = the scene: logged as a
                                               ``touch`` (or the referral if new to us), greeted
    event ``unsubscribe``                      ``unfollow`` (blocked, unsubscribed), then the
-                                              fan's personal data is forgotten (privacy.py)
+                                              fan's personal data is forgotten (privacy.py);
+                                              from a plaintext push (unauthenticated): only
+                                              after ``unfollow_grace`` and unless the fan
+                                              writes first (wechat_unfollow.py)
    event ``CLICK``, ``scancode_waitmsg``      ``click`` with ``key`` = ``EventKey``
                                               (``menu_clicks`` in the persona)
    ``VIEW``, ``LOCATION`` (auto-reported),    no turn, empty body (a link opened, a position we
@@ -44,7 +50,8 @@ A push, step by step:
    split to :data:`~bot.channels.wechat_reply.MAX_TEXT_BYTES` (the first piece passively, the rest
    through customer service). Otherwise the answer is an empty body (WeChat then does not retry)
    and the replies go out through ``message/custom/send`` when the account is ``verified``,
-   within the fan's quota (bot/channels/wechat_api.py); else they are logged as not delivered.
+   within the fan's quota (bot/channels/wechat_api.py); what is not sent (unverified account,
+   quota, API unreachable) is logged and recorded as a ``not_delivered`` event on the fan.
 6. Retries: WeChat re-sends a push it got no answer to. A re-sent id never runs a second turn:
    while the turn runs, retries wait for the same turn; afterwards the engine answers the id from
    the log (identical replies). A push whose replies went to customer service gets an empty body.
@@ -695,13 +702,15 @@ class WeChatChannel:
                                            openid):
                 continue
             self._unfollows.discard(openid)
+            self.quota.close(openid)
+            if await asyncio.to_thread(self.store.find_fan, self.persona, CHANNEL, openid) is None:
+                continue  # forgotten meanwhile (`brandbot fan forget`): nothing left to do
             inbound = Inbound(FanRef(CHANNEL, openid), kind="event", event="unfollow",
                               platform_msg_id=push_id or None)
             try:
                 await self.run_turn(inbound, self.persona)
             except Exception:  # noqa: BLE001 - forgetting matters more than the turn's log
                 log.exception("wechat: the deferred unfollow turn of %s failed", openid)
-            self.quota.close(openid)
             self._remember(f"{openid}\0{push_id}", "forgotten")
             await self._forget(openid)
             done += 1
