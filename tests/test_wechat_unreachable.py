@@ -158,3 +158,31 @@ def test_broadcast_with_telegram_unreachable_is_one_clear_line_and_resumable(
     assert_secret_free(out.stdout, out.stderr, secrets=(BOT_TOKEN, BOT_TOKEN.split(":")[1]))
     queued = fresh_db.fetch_one("SELECT count(*) FROM deliveries WHERE status = 'queued'")[0]
     assert queued == 3  # nothing lost: resume sends them once the API is back
+
+
+# -- the channel's proactive send, in this process ------------------------------------------------
+
+
+@pytest.mark.parametrize("failure", ["refused", "dns"])
+def test_a_proactive_send_with_the_api_unreachable_is_not_sent_and_recorded(
+        failure, tiny_engine, fresh_db, caplog):
+    from bot.channels.base import NotSent
+    from bot.messages import Reply
+    from tests.test_wechat import channel, run
+
+    caplog.set_level(logging.DEBUG)
+
+    async def scenario():
+        async with channel(tiny_engine, app_secret=APP_SECRET, verified=True,
+                           api_url=api_urls()[failure]) as h:
+            assert h.reply(await h.text("几点开门", 7101, openid=OPENID))["Content"]
+            return await h.channel.send(FanRef("wechat", OPENID), [Reply("店长：已为您安排")])
+
+    result = run(scenario())
+    assert isinstance(result, NotSent) and result.skipped == 1
+    assert REASONS[failure] in result.reason
+    event = fresh_db.fetch_one(
+        "SELECT e.payload FROM events e JOIN fans f ON f.id = e.fan_id "
+        "WHERE f.external_id = ? AND e.kind = 'not_delivered'", (OPENID,))
+    assert event is not None and REASONS[failure] in event[0]
+    assert_secret_free(result.reason, event[0], caplog.text)

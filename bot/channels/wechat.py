@@ -475,13 +475,17 @@ class WeChatChannel:
         texts = [p for r in replies for p in split_text(r.text)]
         if not texts:
             return None
+        what = "a message the fan did not ask for (operator reply, notice)"
         if not self.settings.verified or self.owner is None:
             why = "the account is not verified (customer-service messages need verification)"
-            log.warning("wechat: %d message(s) to %s not sent: %s", len(texts),
-                        fan.external_id, why)
+            await self._not_delivered(fan.external_id, what, len(texts), why)
             return NotSent(len(texts), why)
         result = await self._send_texts(fan.external_id, texts)
-        return NotSent(result.skipped, result.reason or "not sent") if result.skipped else None
+        if not result.skipped:
+            return None
+        why = result.reason or "not sent"
+        await self._not_delivered(fan.external_id, what, result.skipped, why)
+        return NotSent(result.skipped, why)
 
     async def _send_texts(self, openid: str, texts: list[str]) -> SendResult:
         """``send_texts`` in a thread; whatever goes wrong comes back as a :class:`SendResult`
