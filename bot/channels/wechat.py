@@ -444,9 +444,11 @@ class WeChatChannel:
                      "fan writes again; use safe mode (docs/channels/wechat.md)",
                      s.encryption, s.unfollow_grace / 3600)
             await self.replay.start()
-            if self.store is not None:
-                self._unfollows = await asyncio.to_thread(
-                    wechat_unfollow.pending, self.store, self.persona)
+        if self.store is not None:
+            # Also in safe mode: unfollows deferred before a switch from compatible mode.
+            self._unfollows = await asyncio.to_thread(
+                wechat_unfollow.pending, self.store, self.persona)
+            if self.replay is not None or self._unfollows:
                 self._unfollow_task = asyncio.get_running_loop().create_task(
                     self._unfollow_forever())
 
@@ -544,11 +546,10 @@ class WeChatChannel:
         if isinstance(incoming, str):
             log.debug("wechat: no turn for a push: %s", incoming)
             return _empty()
-        if self.replay is not None:
-            if incoming.inbound.event == "unfollow" and not encrypted:
-                return await self._defer_unfollow(incoming)
-            if incoming.openid in self._unfollows:
-                await self._undo_unfollow(incoming.openid)
+        if not encrypted and incoming.inbound.event == "unfollow":  # plain/compatible only
+            return await self._defer_unfollow(incoming)
+        if self._unfollows and incoming.openid in self._unfollows:
+            await self._undo_unfollow(incoming.openid)
         return await self._answer(incoming, q, key_index, encrypted, started)
 
     def _check(self, q) -> None:
