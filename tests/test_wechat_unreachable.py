@@ -186,3 +186,21 @@ def test_a_proactive_send_with_the_api_unreachable_is_not_sent_and_recorded(
         "WHERE f.external_id = ? AND e.kind = 'not_delivered'", (OPENID,))
     assert event is not None and REASONS[failure] in event[0]
     assert_secret_free(result.reason, event[0], caplog.text)
+
+
+def test_handoff_reply_to_a_telegram_fan_with_the_api_unreachable(tiny_engine, fresh_db,
+                                                                   tmp_path):
+    fan = FanRef("telegram", "4242")
+    for text in ("你好", "我要投诉"):
+        tiny_engine.handle(Inbound(fan, text=text))
+    row = fresh_db.find_fan("tiny", "telegram", "4242")
+    assert row["handoff"] == 1
+    env = {"BRANDBOT_TELEGRAM_TOKEN": BOT_TOKEN,
+           "BRANDBOT_TELEGRAM_API_URL": f"http://127.0.0.1:{closed_port()}/bot"}
+    out = run_cli("handoff", "reply", "4242", "您好，我是店长", "--db", fresh_db.path,
+                  env=env, cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    assert f"not delivered to fan {row['id']} on telegram" in out.stderr
+    assert "cannot reach the Telegram API" in out.stderr
+    assert_secret_free(out.stdout, out.stderr, secrets=(BOT_TOKEN, BOT_TOKEN.split(":")[1]))
