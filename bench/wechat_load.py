@@ -18,6 +18,7 @@ MsgIds) from C keep-alive connections for D seconds:
     python bench/wechat_load.py                     # 16 connections, 10 s each
     python bench/wechat_load.py -c 16 -d 10 --json --only brandbot,werobot
     python bench/wechat_load.py --only bare --bare-one-write   # bare with one write per response
+    python bench/wechat_load.py -d 8 --only brandbot,brandbot-compatible,werobot  # replay guard A/B
 
 Reports req/s, p50/p99/max, errors and the brandbot/WeRoBot ratio. Targets: brandbot >= 1.0x
 WeRoBot while doing the whole turn, p99 <= 50 ms. Only 127.0.0.1 is contacted; each run is
@@ -76,7 +77,7 @@ def run_uvicorn(app, port: int, http: object = "httptools") -> None:
         runner.run(server.serve(sockets=[tcp_socket(port)]))
 
 
-def serve_brandbot(port: int, db: str) -> None:
+def serve_brandbot(port: int, db: str, encryption: str = "safe") -> None:
     import gc
     import logging
 
@@ -93,7 +94,7 @@ def serve_brandbot(port: int, db: str) -> None:
     daemon.open()  # the daemon's own setup: prefit, brands, store, metrics, turn threads
     channel = WeChatChannel(
         daemon.run_turn, PERSONA,
-        WeChatChannelSettings(token=TOKEN, app_id=APP_ID, aes_key=AES_KEY),
+        WeChatChannelSettings(token=TOKEN, app_id=APP_ID, aes_key=AES_KEY, encryption=encryption),
         store=daemon.store,
     )
     gc.collect()
@@ -256,6 +257,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.serve:
         {"brandbot": lambda: serve_brandbot(args.port, args.db),
+         # The same encrypted pushes in compatible mode: each signed URL is checked and
+         # recorded by the replay guard (bot/channels/wechat_replay.py), its A/B.
+         "brandbot-compatible": lambda: serve_brandbot(args.port, args.db, "compatible"),
          "werobot": lambda: serve_werobot(args.port),
          "bare": lambda: serve_bare(args.port, args.bare_one_write)}[args.serve]()
         return
@@ -271,6 +275,9 @@ def main() -> None:
     if "brandbot" in by and "werobot" in by:
         summary["ratio_brandbot_to_werobot"] = round(
             by["brandbot"]["req_per_s"] / by["werobot"]["req_per_s"], 2)
+    if "brandbot-compatible" in by and "werobot" in by:
+        summary["ratio_brandbot_compatible_to_werobot"] = round(
+            by["brandbot-compatible"]["req_per_s"] / by["werobot"]["req_per_s"], 2)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
         return

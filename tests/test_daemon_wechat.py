@@ -6,6 +6,8 @@ The daemon is a real subprocess; pushes are signed and encrypted with wechatpy a
 
 from __future__ import annotations
 
+import json
+import socket
 import sqlite3
 
 from tests.fakes.wechat_api import (
@@ -18,7 +20,7 @@ from tests.fakes.wechat_api import (
     event_push,
     text_push,
 )
-from tests.test_daemon import serve, tiny_args, workdir  # noqa: F401 - fixtures
+from tests.test_daemon import edit, poll, serve, tiny_args, workdir  # noqa: F401 - fixtures
 
 
 def wechat_env(api_url: str) -> dict[str, str]:
@@ -67,5 +69,39 @@ def test_safe_mode_conversation_referral_and_unfollow(serve, workdir):  # noqa: 
                                 ).fetchone() == (0,)  # personal data forgotten (WeChat rules)
         daemon.signal(15)
         assert daemon.wait() == 0
+    for secret in (APP_SECRET, AES_KEY, TOKEN):
+        assert secret not in daemon.output
+
+
+def test_customer_service_sends_with_the_api_unreachable_are_recorded_not_delivered(
+        serve, workdir):  # noqa: F811
+    """The token request fails (connection refused): the rest of a long welcome is recorded as
+    not delivered, with the reason; no task dies unseen and no secret reaches the log."""
+    long_welcome = "欢迎来到{brand}，{fan}！" + "这是一段很长的欢迎词。" * 200
+    edit(workdir / "personas" / "tiny.yaml", '"欢迎来到{brand}，{fan}！"', f'"{long_welcome}"')
+    with socket.socket() as sock:  # a loopback port nobody listens on: connections refused
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    pusher = Pusher(aes_key=AES_KEY)
+    daemon = serve(*tiny_args(workdir), env={
+        **wechat_env(f"http://127.0.0.1:{closed}/cgi-bin/"), "BRANDBOT_LOG_LEVEL": "debug",
+    }).wait_ready()
+    status, body, _ = post(daemon, pusher, event_push("o-bob", "subscribe"))
+    assert status == 200
+    assert pusher.open_reply(body)["Content"].startswith("欢迎来到小店")  # the first piece
+    line = daemon.wait_for_log(r"not delivered", timeout=20)
+    assert "connection refused" in line
+    db = workdir / "brandbot.db"
+    payload = poll(lambda: sqlite3.connect(db).execute(
+        "SELECT e.payload FROM events e JOIN fans f ON f.id = e.fan_id "
+        "WHERE f.external_id = 'o-bob' AND e.kind = 'not_delivered'").fetchone(), 10)
+    assert payload is not None
+    recorded = json.loads(payload[0])
+    assert recorded["channel"] == "wechat" and recorded["messages"] >= 1
+    assert "cannot reach the WeChat API: connection refused" in recorded["reason"]
+    daemon.signal(15)
+    assert daemon.wait() == 0
+    assert "Task exception was never retrieved" not in daemon.output
+    assert "Traceback" not in daemon.output
     for secret in (APP_SECRET, AES_KEY, TOKEN):
         assert secret not in daemon.output

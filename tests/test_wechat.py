@@ -422,8 +422,8 @@ def test_a_qr_scene_is_recorded_as_the_fans_campaign_and_a_later_scan_as_a_touch
 
 
 def test_unfollow_marks_the_fan_and_forgets_their_personal_data(tiny_engine, fresh_db):
-    async def scenario():
-        async with channel(tiny_engine) as h:
+    async def scenario():  # safe mode: the unsubscribe's body is signed, so it is acted on at once
+        async with channel(tiny_engine, aes_key=AES_KEY) as h:
             now = int(time.time())
             await h.send(event_push(OPENID, "subscribe", "qrscene_spring26", create_time=now))
             await h.text("我叫王小明，几点开门", 5001)

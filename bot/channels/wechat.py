@@ -10,6 +10,9 @@ A push, step by step:
 1. ``signature`` over token/timestamp/nonce, in constant time, with a freshness window
    (``max_clock_skew``, 300 s): else **403**, nothing read. A body over ``max_body_bytes``:
    **413**. (GET: the same check, then ``echostr`` is echoed — plaintext in every mode.)
+   In plain and compatible mode that signature does not cover the body, so each signed
+   (timestamp, nonce) is accepted once (:mod:`~bot.channels.wechat_replay`): the same pair with
+   the same fields is WeChat's retry; with other fields, **403**.
 2. ``encrypt_type=aes``: ``msg_signature`` checked and ``Encrypt`` decrypted with the current
    EncodingAESKey, then the previous one (rotation); the reply is encrypted with the key that
    worked. Another AppID or a bad ``msg_signature``: **403**; a ciphertext no key opens: **400**.
@@ -31,7 +34,10 @@ A push, step by step:
    event ``SCAN`` (already following)         ``follow`` with ``ref`` = the scene: logged as a
                                               ``touch`` (or the referral if new to us), greeted
    event ``unsubscribe``                      ``unfollow`` (blocked, unsubscribed), then the
-                                              fan's personal data is forgotten (privacy.py)
+                                              fan's personal data is forgotten (privacy.py);
+                                              from a plaintext push (unauthenticated): only
+                                              after ``unfollow_grace`` and unless the fan
+                                              writes first (wechat_unfollow.py)
    event ``CLICK``, ``scancode_waitmsg``      ``click`` with ``key`` = ``EventKey``
                                               (``menu_clicks`` in the persona)
    ``VIEW``, ``LOCATION`` (auto-reported),    no turn, empty body (a link opened, a position we
@@ -44,7 +50,8 @@ A push, step by step:
    split to :data:`~bot.channels.wechat_reply.MAX_TEXT_BYTES` (the first piece passively, the rest
    through customer service). Otherwise the answer is an empty body (WeChat then does not retry)
    and the replies go out through ``message/custom/send`` when the account is ``verified``,
-   within the fan's quota (bot/channels/wechat_api.py); else they are logged as not delivered.
+   within the fan's quota (bot/channels/wechat_api.py); what is not sent (unverified account,
+   quota, API unreachable) is logged and recorded as a ``not_delivered`` event on the fan.
 6. Retries: WeChat re-sends a push it got no answer to. A re-sent id never runs a second turn:
    while the turn runs, retries wait for the same turn; afterwards the engine answers the id from
    the log (identical replies). A push whose replies went to customer service gets an empty body.
@@ -60,6 +67,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import ConfigDict, ValidationError
@@ -67,11 +75,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bot.channels import wechat_unfollow
 from bot.channels.base import NotSent, Refused, RunTurn, read_capped_body
 from bot.channels.wechat_api import (
     DEFAULT_API_URL,
     QRCode,
     Quota,
+    SendResult,
     TokenOwner,
     create_qrcode,
     redact_logs,
@@ -84,9 +94,12 @@ from bot.channels.wechat_crypto import (
     check_signature,
     parse_xml,
 )
+from bot.channels.wechat_replay import ReplayGuard
+from bot.channels.wechat_replay import digest as push_digest
 from bot.channels.wechat_reply import JOIN, split_text, text_reply
 from bot.config import ENV_ALIASES, WeChatSettings
 from bot.messages import FanRef, Inbound, Reply
+from bot.relations.store import iso, log_event
 
 CHANNEL = "wechat"
 
@@ -107,6 +120,8 @@ _IGNORED_EVENTS = {
 }
 _RECENT = 20_000  # push ids remembered as handed to customer service / forgotten
 _JSON_HINT_EVERY = 60.0
+UNFOLLOW_CHECK_EVERY = 60.0  # seconds between two looks for deferred unfollows that are due
+NOT_DELIVERED = "not_delivered"  # the event recorded on a fan when an answer could not be sent
 
 log = logging.getLogger("brandbot.wechat")
 
@@ -136,6 +151,9 @@ class WeChatChannelSettings(WeChatSettings):
     model_config = ConfigDict(frozen=True)
 
     max_clock_skew: float = 300.0  # seconds a signed timestamp stays fresh
+    # Seconds before an unauthenticated (plaintext) unsubscribe is carried out: the fan is
+    # forgotten then, unless a push from them undoes it first (bot/channels/wechat_unfollow.py).
+    unfollow_grace: float = 86_400.0
 
     def __init__(self, **values: Any) -> None:
         if not values.get("encryption"):
@@ -396,6 +414,11 @@ class WeChatChannel:
             TokenOwner(settings.app_id, app_secret, settings.api_url) if app_secret else None
         )
         self.quota = Quota(clock)
+        # Plain and compatible mode: the signature does not cover the body (wechat_replay.py).
+        self.replay = (ReplayGuard(settings.app_id, settings.max_clock_skew, clock, store)
+                       if settings.encryption != "safe" else None)
+        self._unfollows: set[str] = set()  # OpenIDs with a deferred unfollow pending
+        self._unfollow_task: asyncio.Task | None = None
         self._pending: dict[str, _Pending] = {}
         self._recent: OrderedDict[str, str] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
@@ -415,9 +438,26 @@ class WeChatChannel:
             ", previous key kept" if s.previous_aes_key else "",
             "verified" if s.verified else "unverified: passive replies only", s.reply_budget,
         )
+        if self.replay is not None:
+            log.info("wechat: %s mode cannot authenticate push bodies: each signed URL is "
+                     "accepted once, and an unsubscribe is carried out after %.0f h unless the "
+                     "fan writes again; use safe mode (docs/channels/wechat.md)",
+                     s.encryption, s.unfollow_grace / 3600)
+            await self.replay.start()
+        if self.store is not None:
+            # Also in safe mode: unfollows deferred before a switch from compatible mode.
+            self._unfollows = await asyncio.to_thread(
+                wechat_unfollow.pending, self.store, self.persona)
+            if self.replay is not None or self._unfollows:
+                self._unfollow_task = asyncio.get_running_loop().create_task(
+                    self._unfollow_forever())
 
     async def stop(self, timeout: float = 8.0) -> None:
         """Finish turns and customer-service deliveries in flight (up to ``timeout``)."""
+        if self._unfollow_task is not None:
+            self._unfollow_task.cancel()
+            await asyncio.gather(self._unfollow_task, return_exceptions=True)
+            self._unfollow_task = None
         tasks = [*self._tasks, *(p.task for p in self._pending.values())]
         if tasks:
             done, pending = await asyncio.wait(tasks, timeout=timeout)
@@ -425,6 +465,8 @@ class WeChatChannel:
                 task.cancel()
             if pending:
                 log.warning("wechat: %d delivery(ies) cancelled at stop", len(pending))
+        if self.replay is not None:
+            await self.replay.stop()
 
     async def send(self, fan: FanRef, replies: list[Reply], persona: str | None = None
                    ) -> NotSent | None:
@@ -435,15 +477,28 @@ class WeChatChannel:
         texts = [p for r in replies for p in split_text(r.text)]
         if not texts:
             return None
+        what = "a message the fan did not ask for (operator reply, notice)"
         if not self.settings.verified or self.owner is None:
             why = "the account is not verified (customer-service messages need verification)"
-            log.warning("wechat: %d message(s) to %s not sent: %s", len(texts),
-                        fan.external_id, why)
+            await self._not_delivered(fan.external_id, what, len(texts), why)
             return NotSent(len(texts), why)
-        result = await asyncio.to_thread(
-            send_texts, self.owner, self.quota, fan.external_id, texts
-        )
-        return NotSent(result.skipped, result.reason or "not sent") if result.skipped else None
+        result = await self._send_texts(fan.external_id, texts)
+        if not result.skipped:
+            return None
+        why = result.reason or "not sent"
+        await self._not_delivered(fan.external_id, what, result.skipped, why)
+        return NotSent(result.skipped, why)
+
+    async def _send_texts(self, openid: str, texts: list[str]) -> SendResult:
+        """``send_texts`` in a thread; whatever goes wrong comes back as a :class:`SendResult`
+        saying why (never an exception: a delivery task must not die unseen)."""
+        try:
+            return await asyncio.to_thread(send_texts, self.owner, self.quota, openid, texts)
+        except Exception as exc:  # noqa: BLE001 - reported as not sent, with the reason
+            why = f"sending failed: {type(exc).__name__}"
+            log.warning("wechat: %d customer-service message(s) to %s not sent: %s",
+                        len(texts), openid, why)
+            return SendResult(0, len(texts), why)
 
     def qrcode(self, scene: str, permanent: bool = False) -> QRCode:
         """Create a parametric QR code for a referral/campaign code (blocking; for the CLI)."""
@@ -466,6 +521,9 @@ class WeChatChannel:
             echo = q.get("echostr")
             if not echo or len(echo) > 512:
                 raise PushRejected(400, "missing or overlong echostr")
+            if self.replay is not None:  # its URL must not sign a push afterwards
+                self.replay.admit(q.get("timestamp") or "", q.get("nonce") or "",
+                                  push_digest({"GET": echo}), authenticated=False)
         except PushRejected as exc:
             return self._reject(exc, "verification")
         log.info("wechat: server verification answered (persona %s)", self.persona)
@@ -479,12 +537,19 @@ class WeChatChannel:
             self._check(q)
             body = await read_capped_body(request, self.settings.max_body_bytes)
             fields, key_index, encrypted = self._open(body, q)
+            if self.replay is not None:
+                self.replay.admit(q.get("timestamp") or "", q.get("nonce") or "",
+                                  push_digest(fields), authenticated=encrypted)
             incoming = read_push(fields)
         except Refused as exc:
             return self._reject(exc, "push")
         if isinstance(incoming, str):
             log.debug("wechat: no turn for a push: %s", incoming)
             return _empty()
+        if not encrypted and incoming.inbound.event == "unfollow":  # plain/compatible only
+            return await self._defer_unfollow(incoming)
+        if self._unfollows and incoming.openid in self._unfollows:
+            await self._undo_unfollow(incoming.openid)
         return await self._answer(incoming, q, key_index, encrypted, started)
 
     def _check(self, q) -> None:
@@ -587,6 +652,84 @@ class WeChatChannel:
             return []
         return replies
 
+    # -- unsubscribes nobody signed (plain and compatible mode) ----------------------------------
+
+    async def _defer_unfollow(self, incoming: Incoming) -> Response:
+        """A plaintext unsubscribe may be forged: record it, carry it out when due."""
+        openid = incoming.openid
+        if self.store is None:
+            log.error("wechat: an unsubscribe from %s cannot be deferred without a store; "
+                      "ignored (pass store= to WeChatChannel)", openid)
+            return _empty()
+        self.quota.close(openid)  # nothing can be sent to someone who (perhaps) unfollowed
+        due = self.clock() + self.settings.unfollow_grace
+        received = iso(datetime.now(UTC))
+        try:
+            new = await asyncio.to_thread(
+                wechat_unfollow.defer, self.store, self.persona, openid,
+                incoming.inbound.platform_msg_id or "", received, due)
+        except Exception:  # noqa: BLE001 - WeChat re-sends it (no answer in 5 s would be worse)
+            log.exception("wechat: could not record an unsubscribe from %s", openid)
+            return _empty()
+        self._unfollows.add(openid)
+        if new:
+            log.warning(
+                "wechat: unsubscribe from %s in a plaintext push (%s mode: nothing proves the "
+                "body came from WeChat): the fan is forgotten in %.0f h unless they write "
+                "again first", openid, self.settings.encryption,
+                self.settings.unfollow_grace / 3600)
+        return _empty()
+
+    async def _undo_unfollow(self, openid: str) -> None:
+        """A push from a fan with a pending unfollow: they still follow, so keep them."""
+        self._unfollows.discard(openid)
+        try:
+            undone = await asyncio.to_thread(
+                wechat_unfollow.cancel, self.store, self.persona, openid)
+        except Exception:  # noqa: BLE001 - the due run checks again
+            log.exception("wechat: could not cancel the pending unfollow of %s", openid)
+            return
+        if undone:
+            log.warning("wechat: %s wrote again after an unsubscribe nobody signed: the "
+                        "unsubscribe is cancelled, nothing was forgotten", openid)
+
+    async def run_due_unfollows(self) -> int:
+        """Carry out the deferred unfollows that are due: the unfollow turn (blocked,
+        unsubscribed) then forgetting the fan. Returns how many."""
+        if self.store is None:
+            return 0
+        done = 0
+        rows = await asyncio.to_thread(wechat_unfollow.due, self.store, self.persona,
+                                       self.clock())
+        for openid, push_id in rows:
+            # Claim it: a push from the fan may have undone it since it was read.
+            if not await asyncio.to_thread(wechat_unfollow.cancel, self.store, self.persona,
+                                           openid):
+                continue
+            self._unfollows.discard(openid)
+            self.quota.close(openid)
+            if await asyncio.to_thread(self.store.find_fan, self.persona, CHANNEL, openid) is None:
+                continue  # forgotten meanwhile (`brandbot fan forget`): nothing left to do
+            inbound = Inbound(FanRef(CHANNEL, openid), kind="event", event="unfollow",
+                              platform_msg_id=push_id or None)
+            try:
+                await self.run_turn(inbound, self.persona)
+            except Exception:  # noqa: BLE001 - forgetting matters more than the turn's log
+                log.exception("wechat: the deferred unfollow turn of %s failed", openid)
+            self._remember(f"{openid}\0{push_id}", "forgotten")
+            await self._forget(openid)
+            done += 1
+        return done
+
+    async def _unfollow_forever(self) -> None:
+        while True:
+            await asyncio.sleep(UNFOLLOW_CHECK_EVERY)
+            try:
+                await self.run_due_unfollows()
+            except Exception:  # noqa: BLE001 - retried at the next check
+                log.exception("wechat: deferred unfollows failed; retrying in %.0f s",
+                              UNFOLLOW_CHECK_EVERY)
+
     async def _forget(self, openid: str) -> None:
         """WeChat's rule: delete what we hold about a fan who unfollows (privacy.py)."""
         if self.store is None:
@@ -622,15 +765,38 @@ class WeChatChannel:
         await self._deliver(incoming.openid, pieces, "a reply after the passive-reply budget")
 
     async def _deliver(self, openid: str, pieces: list[str], what: str) -> None:
+        """Send through customer service; what is not sent is logged and recorded on the fan."""
         if not self.settings.verified or self.owner is None:
-            log.warning(
-                "wechat: %s for %s not delivered (%d message(s)): the account is not verified, "
-                "so only passive replies within 5 s are possible", what, openid, len(pieces),
-            )
+            why = ("the account is not verified, so only passive replies within 5 s are "
+                   "possible")
+            await self._not_delivered(openid, what, len(pieces), why)
             return
-        result = await asyncio.to_thread(send_texts, self.owner, self.quota, openid, pieces)
+        result = await self._send_texts(openid, pieces)
         if result.sent:
             log.debug("wechat: %s sent to %s (%d message(s))", what, openid, result.sent)
+        if result.skipped:
+            await self._not_delivered(openid, what, result.skipped, result.reason or "not sent")
+
+    async def _not_delivered(self, openid: str, what: str, count: int, why: str) -> None:
+        """Log it, and record a ``not_delivered`` event on the fan (channel, what, how many,
+        why) so that the log shows which answers never reached them."""
+        log.warning("wechat: %s for %s not delivered (%d message(s)): %s", what, openid,
+                    count, why)
+        if self.store is None:
+            return
+        payload = {"channel": CHANNEL, "what": what, "messages": count, "reason": why}
+
+        def record() -> None:
+            fan = self.store.find_fan(self.persona, CHANNEL, openid)
+            if fan is None:
+                return
+            with self.store.transaction() as conn:
+                log_event(conn, fan["id"], NOT_DELIVERED, payload, iso(datetime.now(UTC)))
+
+        try:
+            await asyncio.to_thread(record)
+        except Exception:  # noqa: BLE001 - the warning above says it already
+            log.exception("wechat: could not record an undelivered reply for %s", openid)
 
     def _remember(self, key: str, state: str) -> None:
         self._recent[key] = state

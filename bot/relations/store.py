@@ -288,6 +288,35 @@ def m008_deliveries_sent_per_fan(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m009_wechat_nonces(db: sqlite_utils.Database) -> None:
+    # WeChat plain/compatible mode signs the URL, not the body: each signed (timestamp, nonce)
+    # is accepted once, remembered while the timestamp is fresh (bot/channels/wechat_replay.py).
+    # An unsubscribe pushed without a body signature is not trusted at once: the fan is
+    # forgotten when it is due, unless they show up again first (bot/channels/wechat_unfollow.py).
+    db.executescript(
+        """
+        CREATE TABLE wechat_nonces (
+            app_id TEXT NOT NULL,
+            timestamp TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (app_id, timestamp, nonce)
+        ) WITHOUT ROWID;
+        CREATE INDEX wechat_nonces_expiry ON wechat_nonces(expires_at);
+        CREATE TABLE wechat_unfollows (
+            persona TEXT NOT NULL,
+            openid TEXT NOT NULL,
+            push_id TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            due_at REAL NOT NULL,
+            PRIMARY KEY (persona, openid)
+        ) WITHOUT ROWID;
+        """
+    )
+
+
 @functools.lru_cache(maxsize=16)  # a turn stamps its rows with one moment, five times or more
 def iso(moment: datetime) -> str:
     """UTC ISO-8601, the one timestamp format in the log."""
