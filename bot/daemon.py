@@ -434,7 +434,7 @@ class Daemon:
             if not storage_full(exc):
                 raise
             raise self._not_logged(inbound, persona, exc) from exc
-        if self._write_fault is not None:
+        if self._write_fault is not None and turn.outcome is not None:  # None: read, not written
             self._writes_work_again()
         self.metrics.observe_turn(inbound.fan.channel, persona, time.perf_counter() - start, turn)
         if self.desk is not None:
@@ -709,7 +709,9 @@ class Daemon:
             on_read_timeout=errors.labels("read_timeout").inc,
             on_over_cap=errors.labels("over_capacity").inc,
         )
-        logging.getLogger("uvicorn.error").addFilter(OverCapLogLimit())
+        uvicorn_log = logging.getLogger("uvicorn.error")
+        if not any(isinstance(f, OverCapLogLimit) for f in uvicorn_log.filters):
+            uvicorn_log.addFilter(OverCapLogLimit())
         config = uvicorn.Config(
             app,
             http=protocol,
