@@ -48,9 +48,11 @@ def settings_for(tmp_path, monkeypatch):
 
 
 @contextlib.asynccontextmanager
-async def running(settings):
+async def running(settings, prepare=None):
     daemon = Daemon(settings)
     daemon.open()
+    if prepare is not None:
+        prepare(daemon)
     serving = asyncio.create_task(daemon.run())
     deadline = time.monotonic() + 30
     while not daemon.url:
@@ -361,5 +363,27 @@ def test_a_client_leaving_mid_body_is_a_client_abort_not_an_internal_error(setti
                     metrics = await until(counted, what="three client aborts counted")
             assert metric(metrics, "internal") == 0
             assert [r.getMessage() for r in seen.records] == []  # no 500, no traceback
+
+    run_async(scenario(), timeout=60)
+
+
+def test_an_internal_error_is_one_traceback_per_interval_not_two_per_request(settings_for):
+    def a_bug(persona):  # a fault injected into one route: the handler is what is tested
+        raise RuntimeError("a bug on /api/persona")
+
+    def with_a_bug(daemon):
+        daemon.persona_info = a_bug
+
+    async def scenario():
+        async with running(settings_for(), prepare=with_a_bug) as daemon, \
+                httpx.AsyncClient(base_url=daemon.url, timeout=20) as http:
+            with Records() as seen:
+                answers = [await http.get("/api/persona") for _ in range(50)]
+            assert {a.status_code for a in answers} == {500}
+            assert {a.json()["error"] for a in answers} == {"internal error"}
+            assert len(seen.records) == 1, [r.getMessage() for r in seen.records]
+            assert seen.records[0].exc_info and "GET /api/persona" in seen.records[0].getMessage()
+            metrics = (await http.get("/metrics")).text
+            assert metric(metrics, "internal") == 50
 
     run_async(scenario(), timeout=60)
