@@ -563,14 +563,14 @@ class WeChatChannel:
                 self._remember(key, "customer-service")
                 self._spawn(self._deliver_late(incoming, pending.task))
             return _empty()
-        except StoreFull:
-            # Not logged (disk full): a non-200 makes WeChat push it again (3 tries in 15 s),
-            # never an empty 200 for a message we did not keep. The daemon logs the condition.
-            return Response("service unavailable", status_code=503, media_type="text/plain")
         except Exception as exc:  # noqa: BLE001 - the runner failed (the engine never raises)
-            limiter.log(log, logging.ERROR, f"wechat-turn:{type(exc).__name__}",
-                        "wechat: turn failed for %s", incoming.openid, exc_info=exc)
-            return _empty()
+            # Not logged (disk full; a lost commit): a non-200 makes WeChat push it again (3
+            # tries in 15 s), never an empty 200 for a message we did not keep. A full disk is
+            # logged by the daemon, once per interval.
+            if not isinstance(exc, StoreFull):
+                limiter.log(log, logging.ERROR, f"wechat-turn:{type(exc).__name__}",
+                            "wechat: turn failed for %s", incoming.openid, exc_info=exc)
+            return Response("service unavailable", status_code=503, media_type="text/plain")
         if pending.handed_off or not incoming.answer or not replies:
             return _empty()
         pieces = split_text(JOIN.join(r.text for r in replies))
