@@ -138,6 +138,15 @@ class Settings(BaseSettings):
     reload_debounce_ms: int = Field(150, ge=10, le=10_000)
     engine_threads: int = Field(2, ge=0, le=64)
     shutdown_timeout: float = Field(8.0, gt=0, le=60)
+    # HTTP server limits (docs/configuration.md "Connection limits").
+    read_timeout: float = Field(
+        10.0, gt=0, le=300,
+        description="Seconds a client has to send a whole request (headers and body): 408.",
+    )
+    max_connections: int = Field(
+        1000, ge=1, le=1_000_000,
+        description="Open HTTP connections served at once; a request beyond gets 503.",
+    )
 
     @field_validator("personas", mode="before")
     @classmethod

@@ -28,6 +28,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -38,8 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
+from bot.logthrottle import limiter
 from bot.redact import SecretFilter
-from bot.relations.store import StoreBusy
+from bot.relations.store import StoreBusy, StoreFull, storage_full
 
 log = logging.getLogger("brandbot.daemon")
 reload_log = logging.getLogger("brandbot.reload")
@@ -163,6 +165,8 @@ class Daemon:
         self._stop_event: asyncio.Event | None = None
         self._watch_stop: asyncio.Event | None = None
         self.url = ""
+        self._write_fault: str | None = None  # why the log cannot be written (disk full)
+        self._refused_while_full = 0
 
     # -- startup ---------------------------------------------------------------------------
 
@@ -244,6 +248,7 @@ class Daemon:
         from starlette.routing import Route
 
         from bot.channels.web import WebChannel
+        from bot.http_protocol import TIMED_OUT_KEY
 
         routes = [
             Route("/healthz", self.healthz, methods=["GET", "HEAD"]),
@@ -267,12 +272,38 @@ class Daemon:
         routes.extend(self._wechat_routes())
 
         async def internal_error(request: Request, exc: Exception) -> Response:
-            log.error("internal error on %s %s", request.method, request.url.path,
-                      exc_info=exc)
+            # One traceback per kind of failure and path per interval, however many requests
+            # hit it; the wrapper below keeps uvicorn from logging it a second time.
+            where = f"{request.method} {request.url.path}"
+            limiter.log(log, logging.ERROR, f"internal:{where}:{type(exc).__name__}",
+                        "internal error on %s", where, exc_info=exc)
             self.metrics.errors.labels("internal").inc()
+            request.scope["brandbot.handled"] = True
             return JSONResponse({"error": "internal error"}, status_code=500)
 
-        return Starlette(routes=routes, exception_handlers={Exception: internal_error})
+        async def client_abort(request: Request, exc: Exception) -> Response:
+            # The client went away before its body arrived: nothing of ours failed. (Or the read
+            # timeout closed it: counted as read_timeout already.)
+            if not request.scope.get(TIMED_OUT_KEY):
+                self.metrics.errors.labels("client_abort").inc()
+            log.debug("client went away during %s %s", request.method, request.url.path)
+            return Response(status_code=400)  # nobody is left to read it
+
+        from starlette.requests import ClientDisconnect
+
+        app = Starlette(routes=routes, exception_handlers={ClientDisconnect: client_abort,
+                                                           Exception: internal_error})
+
+        async def served(scope, receive, send) -> None:
+            try:
+                await app(scope, receive, send)
+            except Exception:
+                # Starlette re-raises what its 500 handler answered, for the server to log
+                # again: internal_error logged it already (rate-limited).
+                if not scope.get("brandbot.handled"):
+                    raise
+
+        return served
 
     def _persona_for(self, channel: str, enabled: bool, serves: str) -> str | None:
         """The persona a one-persona channel serves, or None when it is off or unused."""
@@ -305,6 +336,7 @@ class Daemon:
         except TelegramConfigError as exc:
             raise StartupError([f"telegram: {exc}"]) from None
         self.channels["telegram"] = channel
+        channel.write_fault = self.write_fault
         if t.operator_group_id is not None:
             from bot.channels.telegram_desk import TelegramDesk
 
@@ -387,16 +419,23 @@ class Daemon:
         ``engine_threads: 0`` keeps every turn on the loop, waiting there if it must.
         """
         start = time.perf_counter()
-        if self.executor is None:
-            turn = self.engine.handle_turn(inbound, persona)
-        else:
-            turn = await self._turn_on_loop(inbound, persona)
-            if turn is None:
-                self.metrics.turns_waited.inc()
-                loop = asyncio.get_running_loop()
-                turn = await loop.run_in_executor(
-                    self.executor, self.engine.handle_turn, inbound, persona
-                )
+        try:
+            if self.executor is None:
+                turn = self.engine.handle_turn(inbound, persona)
+            else:
+                turn = await self._turn_on_loop(inbound, persona)
+                if turn is None:
+                    self.metrics.turns_waited.inc()
+                    loop = asyncio.get_running_loop()
+                    turn = await loop.run_in_executor(
+                        self.executor, self.engine.handle_turn, inbound, persona
+                    )
+        except Exception as exc:
+            if not storage_full(exc):
+                raise
+            raise self._not_logged(inbound, persona, exc) from exc
+        if self._write_fault is not None and turn.outcome is not None:  # None: read, not written
+            self._writes_work_again()
         self.metrics.observe_turn(inbound.fan.channel, persona, time.perf_counter() - start, turn)
         if self.desk is not None:
             self.desk.after_turn(inbound, persona, turn)
@@ -445,7 +484,9 @@ class Daemon:
         try:
             self.store.commit_group()
         except Exception as exc:  # noqa: BLE001 - disk full, I/O error: every turn fails
-            log.error("could not commit the turns of this moment: %s", exc)
+            if not storage_full(exc):  # a full disk: each turn's run_turn reports it
+                limiter.log(log, logging.ERROR, "group_commit",
+                            "could not commit the turns of this moment: %s", exc)
             for committed in waiters:
                 if not committed.done():
                     committed.set_exception(exc)
@@ -453,6 +494,42 @@ class Daemon:
             for committed in waiters:
                 if not committed.done():
                     committed.set_result(None)
+
+    # -- a log that cannot be written (disk full) ---------------------------------------------
+
+    def write_fault(self) -> str | None:
+        """Why turns cannot be logged right now (the disk is full), or None: /healthz shows
+        it. Set by a turn that hit SQLITE_FULL, cleared by the next turn that was logged."""
+        return self._write_fault
+
+    def _not_logged(self, inbound, persona: str, exc: BaseException) -> StoreFull:
+        """A turn could not be logged: count it, log it (once per interval), and say so with
+        an apology in the persona's voice (``unavailable``, else ``error``)."""
+        self.metrics.errors.labels("storage_full").inc()
+        self._refused_while_full += 1
+        cause = next((e for e in _chain(exc) if isinstance(e, sqlite3.Error)), exc)
+        if self._write_fault is None:
+            self._write_fault = f"{_now()}: cannot write the database: {cause}"
+        limiter.log(
+            log, logging.ERROR, "storage_full",
+            "cannot write the database %s (%s): turns are refused with 503 so that platforms "
+            "retry them; free disk space, nothing else is needed", self.settings.db, cause,
+        )
+        brand = self.engine.brand(persona)
+        key = "unavailable" if "unavailable" in brand.persona.replies else "error"
+        text, language = brand.voice.render(
+            key, inbound.language or brand.persona.default_language,
+            fan_name=inbound.display_name, memory={}, rng=self.engine.rng,
+        )
+        from bot.messages import Reply
+
+        return StoreFull(str(cause), [Reply(text, key, language)])
+
+    def _writes_work_again(self) -> None:
+        limiter.reset("storage_full")
+        log.warning("the database can be written again; %d turn(s) were refused while it "
+                    "was full", self._refused_while_full)
+        self._write_fault, self._refused_while_full = None, 0
 
     def persona_info(self, persona: str) -> dict[str, Any]:
         p = self.engine.brand(persona).persona
@@ -486,9 +563,10 @@ class Daemon:
         except TimeoutError:
             error = "the database did not answer within 2 s"
         failed = {pid: st for pid, st in self.personas.items() if st.reload_error}
+        write_fault = self.write_fault()
         body = {
             "status": "stopping" if self.stopping else
-            ("unavailable" if error else ("degraded" if failed else "ok")),
+            ("unavailable" if error else ("degraded" if failed or write_fault else "ok")),
             "uptime_s": round(time.monotonic() - self.started_at, 3),
             "personas": [
                 {
@@ -500,8 +578,9 @@ class Daemon:
                 }
                 for pid, st in self.personas.items()
             ],
-            "database": {"ok": error is None, "path": self.settings.db}
-            | ({"error": error} if error else {}),
+            "database": {"ok": error is None and write_fault is None, "path": self.settings.db}
+            | ({"error": error} if error else {})
+            | ({"write_error": write_fault} if write_fault else {}),
             "reload": {
                 "enabled": self.settings.reload,
                 "ok": not failed,
@@ -616,7 +695,7 @@ class Daemon:
     async def run(self) -> int:
         import uvicorn
 
-        from bot.http_protocol import CoalescingHttpProtocol
+        from bot.http_protocol import CoalescingHttpProtocol, OverCapLogLimit
 
         loop = asyncio.get_running_loop()
         self._reload_lock = asyncio.Lock()
@@ -624,9 +703,19 @@ class Daemon:
         self._watch_stop = asyncio.Event()
         sock = self._bind()
         app = self._build_app()
+        errors = self.metrics.errors
+        protocol = CoalescingHttpProtocol.with_limits(
+            self.settings.read_timeout,
+            on_read_timeout=errors.labels("read_timeout").inc,
+            on_over_cap=errors.labels("over_capacity").inc,
+        )
+        uvicorn_log = logging.getLogger("uvicorn.error")
+        if not any(isinstance(f, OverCapLogLimit) for f in uvicorn_log.filters):
+            uvicorn_log.addFilter(OverCapLogLimit())
         config = uvicorn.Config(
             app,
-            http=CoalescingHttpProtocol,
+            http=protocol,
+            limit_concurrency=self.settings.max_connections,
             log_config=None,
             access_log=False,
             lifespan="off",
@@ -755,6 +844,14 @@ class Daemon:
         lines.append(f"ready in {self.ready_after:.2f} s")
         for line in lines:
             log.info("%s", line)
+
+
+def _chain(exc: BaseException | None):
+    """``exc`` and what caused it, outermost first."""
+    seen = 0
+    while exc is not None and seen < 10:
+        yield exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
 
 
 def _loop_factory():

@@ -33,7 +33,16 @@ from bot.errors import UnknownPersonaError
 from bot.messages import FanRef, Inbound, Reply
 from bot.relations import kols
 from bot.relations.scoring import add_interactions, decayed, stage_for
-from bot.relations.store import Store, StoreBusy, dumps, insert_message, iso, log_event
+from bot.relations.store import (
+    Store,
+    StoreBusy,
+    StoreFull,
+    dumps,
+    insert_message,
+    iso,
+    log_event,
+    storage_full,
+)
 
 log = logging.getLogger("brandbot.engine")
 
@@ -154,7 +163,9 @@ class Engine:
                 return self._turn(brand, inbound, wait)
             except StoreBusy:
                 raise
-            except Exception:
+            except Exception as exc:
+                if storage_full(exc):  # nothing can be logged: no apology turn either
+                    raise StoreFull() from exc
                 log.exception(
                     "turn failed: persona=%s channel=%s fan=%s msg_id=%s",
                     brand.id,
@@ -518,7 +529,9 @@ class Engine:
                     reply_key="error",
                     in_reply_to=in_id,
                 )
-        except Exception:
+        except Exception as exc:
+            if storage_full(exc):  # the fan's message is not logged: it must be sent again
+                raise StoreFull() from exc
             log.exception(
                 "could not record the failed turn either (fan=%s)", inbound.fan.external_id
             )

@@ -10,14 +10,26 @@ event-loop callback and sends it in one ``write`` from the next: head and body l
 as waitress, nginx and most servers send them. Everything else is uvicorn's own code.
 ``tests/test_http_protocol.py`` checks the one write per response; the gain is measured by
 ``bench/wechat_load.py --only bare`` against ``--only bare --bare-one-write`` (bench/README.md).
+
+It also bounds how long a client may take to send a request (**read timeout**): uvicorn times
+out idle keep-alive connections, but not a request whose headers or body never finish, so a
+thousand clients trickling bodies held a thousand sockets (and file descriptors) for ever and
+nobody else was served. From a connection's first byte (and each later request's) until its body
+is complete, the client has ``read_timeout`` seconds; then it gets ``408`` (if nothing was
+answered yet) and the connection is closed. The connection cap is uvicorn's own
+``limit_concurrency`` (a ``503`` over it; the daemon sets it from ``max_connections``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from bot.logthrottle import limiter
 
 __all__ = ["CoalescingHttpProtocol", "CoalescingTransport"]
 
@@ -58,8 +70,91 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
+_TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+              b"content-length: 15\r\nconnection: close\r\n\r\nRequest Timeout")
+# Set in a request's scope when the read timeout ended it: not counted again as a client abort.
+TIMED_OUT_KEY = "brandbot.read_timeout"
+
+
+def _nothing() -> None:
+    return None
+
+
 class CoalescingHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol over a :class:`CoalescingTransport` (``Config(http=...)``)."""
+    """uvicorn's httptools protocol over a :class:`CoalescingTransport` (``Config(http=...)``),
+    with a read timeout when made by :meth:`with_read_timeout` (none by default)."""
+
+    read_timeout: float | None = None
+    on_read_timeout: Callable[[], None] = staticmethod(_nothing)
+    on_over_cap: Callable[[], None] = staticmethod(_nothing)
+    _read_timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def with_limits(cls, read_timeout: float, *, on_read_timeout: Callable[[], None] | None = None,
+                    on_over_cap: Callable[[], None] | None = None) -> type:
+        """This protocol, closing requests not fully received within ``read_timeout`` seconds.
+        ``on_read_timeout`` and ``on_over_cap`` (a request refused with 503 by uvicorn's
+        ``limit_concurrency``) are called for each (metrics)."""
+        return type(cls.__name__, (cls,), {
+            "read_timeout": read_timeout,
+            "on_read_timeout": staticmethod(on_read_timeout or _nothing),
+            "on_over_cap": staticmethod(on_over_cap or _nothing),
+        })
+
+    def on_headers_complete(self) -> None:
+        limit = self.limit_concurrency
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            self.on_over_cap()  # uvicorn answers it 503 (its warning: see OverCapLogLimit)
+        super().on_headers_complete()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+        self._arm_read_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._read_timer is None:  # a later request on a kept-alive connection
+            self._arm_read_timer()
+
+    def on_message_complete(self) -> None:
+        self._disarm_read_timer()
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_read_timer()
+        super().connection_lost(exc)
+
+    def _arm_read_timer(self) -> None:
+        if self.read_timeout is not None:
+            self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
+
+    def _disarm_read_timer(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _read_timed_out(self) -> None:
+        self._read_timer = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.scope[TIMED_OUT_KEY] = True  # type: ignore[literal-required]
+        if cycle is None or not cycle.response_started:
+            self.transport.write(_TIMED_OUT)
+        self.on_read_timeout()
+        limiter.log(logging.getLogger("brandbot.http"), logging.WARNING, "read_timeout",
+                    "a client did not send its whole request within %g s; closed (408)",
+                    self.read_timeout)
+        self.transport.close()
+
+
+
+class OverCapLogLimit(logging.Filter):
+    """On ``uvicorn.error``: its "Exceeded concurrency limit." (one per refused request) at most
+    once per interval of the daemon's :data:`~bot.logthrottle.limiter`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Exceeded concurrency limit.":
+            return limiter.allow("connection_cap") is not None
+        return True

@@ -76,7 +76,8 @@ class Metrics:
         )
         self.errors = Counter(
             "brandbot_errors",
-            "Errors: failed turns, rejected requests, internal errors.",
+            "Errors: failed turns, rejected requests, internal errors, turns not logged (disk "
+            "full), client aborts, read timeouts, requests over the connection cap.",
             ["kind"],
             registry=r,
         )

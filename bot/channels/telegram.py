@@ -51,9 +51,12 @@ the reply quotes the message that addressed the bot.
 
 Delivery guarantee: PTB confirms updates to Telegram when it fetches them (polling), and a
 webhook is confirmed by our immediate 200, so an update being handled when the process dies is
-lost (at-most-once per crash). Repeated deliveries of one ``update_id`` never run a second turn:
-the channel remembers recent ids, and the engine answers a known ``platform_msg_id`` from the
-log (after a restart its stored replies are sent again: at-least-once for replies).
+lost (at-most-once per crash). An update whose turn cannot be logged (the disk is full) is held
+in memory and tried again every few seconds until it is logged; meanwhile the webhook answers
+503 to further updates, which Telegram keeps and delivers again. Repeated deliveries of one
+``update_id`` never run a second turn: the channel remembers recent ids, and the engine answers
+a known ``platform_msg_id`` from the log (after a restart its stored replies are sent again:
+at-least-once for replies).
 Outbound pacing, splitting, 429, 403 and retries: :mod:`bot.channels.telegram_sender`.
 
 The bot token appears in every Bot API URL, which httpx logs at INFO; the channel installs a
@@ -86,9 +89,10 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.channels.base import NotSent, Refused, RunTurn, read_capped_body
 from bot.channels.telegram_sender import Sender
+from bot.logthrottle import limiter
 from bot.messages import FanRef, Inbound, Reply
 from bot.redact import SecretFilter
-from bot.relations.store import iso
+from bot.relations.store import StoreFull, iso
 
 DEFAULT_NONE = BaseRequest.DEFAULT_NONE  # PTB's "not given" marker for timeouts
 
@@ -113,6 +117,8 @@ _PRESENT = {ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR, ChatMemberS
             ChatMemberStatus.RESTRICTED}
 _SEEN_IDS = 50_000  # update ids remembered for dedupe (Telegram re-delivers within 24 h)
 _MAX_WEBHOOK_BODY = 1_048_576
+# An update whose turn could not be logged (disk full) is held and tried again, this often.
+HOLD_RETRY_FIRST, HOLD_RETRY_MAX = 0.5, 5.0
 
 log = logging.getLogger("brandbot.telegram")
 
@@ -443,6 +449,10 @@ class TelegramChannel:
         self.operator_group_id = operator_group_id
         # Receives OperatorMessages from the operator group (a TelegramDesk's on_operator).
         self.desk: Callable[[OperatorMessage], Awaitable[None]] | None = None
+        # Why the log cannot be written now (the daemon's write_fault), or None: while it says
+        # something and an update is already held, the webhook answers 503 (Telegram retries).
+        self.write_fault: Callable[[], str | None] | None = None
+        self._held: set[int] = set()  # updates whose turn waits for the log to be writable
 
     def __repr__(self) -> str:  # never the token
         return (f"TelegramChannel(persona={self.persona_id!r}, {self.mode}, "
@@ -585,6 +595,11 @@ class TelegramChannel:
             return Response(status_code=403)
         if not self.running or self.app is None:
             return Response(status_code=503)  # Telegram retries later
+        if self._held and self.write_fault is not None and self.write_fault():
+            # The disk is full and an update is already held (it retries, so it notices when
+            # space returns): Telegram keeps this one and delivers it again later.
+            self.stats["webhook_unavailable"] += 1
+            return Response(status_code=503)
         try:
             body = await read_capped_body(request, _MAX_WEBHOOK_BODY)
         except Refused as exc:
@@ -632,9 +647,10 @@ class TelegramChannel:
             if before is not None:
                 await before
             await self._handle(update)
-        except Exception:
+        except Exception as exc:
             self.stats["errors"] += 1
-            log.exception("telegram: update %s failed", update.update_id)
+            limiter.log(log, logging.ERROR, f"telegram-update:{type(exc).__name__}",
+                        "telegram: update %s failed", update.update_id, exc_info=exc)
         finally:
             done.set_result(None)
             if self._chat_tails.get(chat) is done:
@@ -671,7 +687,7 @@ class TelegramChannel:
         if inbound.event != "unfollow" and self.sender.unblock(incoming.chat_id):
             await asyncio.to_thread(self._mark_blocked, incoming.chat_id, False,
                                     "telegram_message")
-        replies = await self._run_turn(inbound, self.persona_id)
+        replies = await self._turn_kept(inbound, update.update_id)
         self.stats["turns"] += 1
         if inbound.event == "unfollow":
             self.sender.block(incoming.chat_id)
@@ -679,6 +695,29 @@ class TelegramChannel:
         if incoming.deliver and replies:
             self.sender.enqueue(incoming.chat_id, [r.text for r in replies],
                                 reply_to=incoming.reply_to)
+
+    async def _turn_kept(self, inbound: Inbound, update_id: int) -> list[Reply]:
+        """The turn; held and tried again while it cannot be logged (the disk is full).
+
+        The update is confirmed to Telegram already (fetched, or answered 200), so it must not
+        be dropped: it waits here (its chat's later updates wait behind it) and runs once the
+        log takes writes again. Given up only when the channel stops (logged).
+        """
+        delay = HOLD_RETRY_FIRST
+        try:
+            while True:
+                try:
+                    return await self._run_turn(inbound, self.persona_id)
+                except StoreFull:
+                    if not self.running:
+                        raise
+                    if update_id not in self._held:
+                        self._held.add(update_id)
+                        self.stats["held"] += 1
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, HOLD_RETRY_MAX)
+        finally:
+            self._held.discard(update_id)
 
     def _language(self, code: str | None) -> str | None:
         if not code:

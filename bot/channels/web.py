@@ -5,7 +5,9 @@
 ``{"fan": ID, "persona": ID, "replies": [{"text": ..., "key": ..., "language": ...}]}``.
 Without ``fan`` the fan id comes from the ``brandbot_fan`` cookie, else a new one is made and
 set in that cookie. ``msg_id`` makes a retried request idempotent (the engine answers a repeated
-id from the log). Errors are JSON ``{"error": ...}`` with 400, 404 or 413.
+id from the log). Errors are JSON ``{"error": ...}`` with 400, 404 or 413; 503 (with
+``Retry-After`` and the persona's ``unavailable`` apology in ``replies``) when the message could
+not be logged (disk full): nothing was kept, so send it again later with the same ``msg_id``.
 
 A page cannot be pushed to: what is sent to a web fan unasked (:meth:`WebChannel.send`, and
 ``brandbot handoff reply`` from another process) waits in the log's ``outbox`` table
@@ -36,11 +38,13 @@ from starlette.routing import Route
 from bot.channels.base import NotSent, Refused, RunTurn, read_capped_body
 from bot.messages import FanRef, Inbound, Reply
 from bot.relations import outbox
+from bot.relations.store import StoreFull
 
 CHANNEL = "web"
 COOKIE = "brandbot_fan"
 _FAN_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,64}$")
 _SHORT = 128  # msg_id, ref, name
+RETRY_AFTER_SECONDS = 30  # a 503 while the log cannot be written (disk full)
 
 log = logging.getLogger("brandbot.web")
 
@@ -168,7 +172,14 @@ class WebChannel:
         except Refused as exc:
             self.on_rejected(exc.status)
             return self._error(exc.status, exc.reason)
-        replies = await self.run_turn(inbound, persona)
+        try:
+            replies = await self.run_turn(inbound, persona)
+        except StoreFull as full:  # not logged (disk full): the page may send it again later
+            return JSONResponse(
+                {"error": "the chat cannot keep messages right now; send it again later",
+                 **_body(inbound.fan.external_id, persona, full.replies)},
+                status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         pending = await self._take(persona, inbound.fan.external_id, inbound.platform_msg_id)
         response = JSONResponse(_body(inbound.fan.external_id, persona, [*pending, *replies]))
         if new_cookie:

@@ -55,6 +55,8 @@ A push, step by step:
 6. Retries: WeChat re-sends a push it got no answer to. A re-sent id never runs a second turn:
    while the turn runs, retries wait for the same turn; afterwards the engine answers the id from
    the log (identical replies). A push whose replies went to customer service gets an empty body.
+   A push that could not be logged (the disk is full) gets **503**, never an empty 200, so WeChat
+   pushes it again; once space returns the retry is logged and answered like a first push.
 """
 
 from __future__ import annotations
@@ -98,8 +100,9 @@ from bot.channels.wechat_replay import ReplayGuard
 from bot.channels.wechat_replay import digest as push_digest
 from bot.channels.wechat_reply import JOIN, split_text, text_reply
 from bot.config import ENV_ALIASES, WeChatSettings
+from bot.logthrottle import limiter
 from bot.messages import FanRef, Inbound, Reply
-from bot.relations.store import iso, log_event
+from bot.relations.store import StoreFull, iso, log_event
 
 CHANNEL = "wechat"
 
@@ -624,9 +627,14 @@ class WeChatChannel:
                 self._remember(key, "customer-service")
                 self._spawn(self._deliver_late(incoming, pending.task))
             return _empty()
-        except Exception:  # noqa: BLE001 - the runner failed (the engine itself never raises)
-            log.exception("wechat: turn failed for %s", incoming.openid)
-            return _empty()
+        except Exception as exc:  # noqa: BLE001 - the runner failed (the engine never raises)
+            # Not logged (disk full; a lost commit): a non-200 makes WeChat push it again (3
+            # tries in 15 s), never an empty 200 for a message we did not keep. A full disk is
+            # logged by the daemon, once per interval.
+            if not isinstance(exc, StoreFull):
+                limiter.log(log, logging.ERROR, f"wechat-turn:{type(exc).__name__}",
+                            "wechat: turn failed for %s", incoming.openid, exc_info=exc)
+            return Response("service unavailable", status_code=503, media_type="text/plain")
         if pending.handed_off or not incoming.answer or not replies:
             return _empty()
         pieces = split_text(JOIN.join(r.text for r in replies))
@@ -756,8 +764,9 @@ class WeChatChannel:
         """A turn missed the passive-reply budget: send its replies through customer service."""
         try:
             replies = await task
-        except Exception:  # noqa: BLE001
-            log.exception("wechat: late turn failed for %s", incoming.openid)
+        except Exception as exc:  # noqa: BLE001 - a full disk included: WeChat was answered
+            limiter.log(log, logging.ERROR, f"wechat-late-turn:{type(exc).__name__}",
+                        "wechat: late turn failed for %s", incoming.openid, exc_info=exc)
             return
         if not incoming.answer or not replies:
             return

@@ -68,6 +68,35 @@ class StoreGroupLost(Exception):
     """The commit group's writes were lost (its transaction failed): its turns must fail."""
 
 
+class StoreFull(Exception):
+    """The log cannot be written: the disk (or the database's size limit) is full.
+
+    Nothing of the turn was logged, so it must not be answered as if it had been: channels
+    answer so that the platform retries (HTTP 503), and the retry is logged and answered once
+    space returns. ``replies``: an apology in the persona's voice, for channels that can show
+    one (the web chat); set by the daemon.
+    """
+
+    def __init__(self, message: str = "the relationship log is full (no space left)",
+                 replies: list | None = None):
+        super().__init__(message)
+        self.replies = replies or []
+
+
+def storage_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what caused it: a lost commit group) is SQLite's "database or disk
+    is full" (SQLITE_FULL: no space on the disk, or ``max_page_count`` reached)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, StoreFull):
+            return True
+        if (isinstance(exc, sqlite3.Error)
+                and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 @migrations()
 def m001_initial(db: sqlite_utils.Database) -> None:
     db.executescript(
