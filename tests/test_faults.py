@@ -387,3 +387,33 @@ def test_an_internal_error_is_one_traceback_per_interval_not_two_per_request(set
             assert metric(metrics, "internal") == 50
 
     run_async(scenario(), timeout=60)
+
+
+def test_disk_full_wechat_retry_with_the_same_signed_url_is_answered_once_space_returns(
+        settings_for):
+    """WeChat may retry with the very same query string; the replay guard must let that retry
+    through to a real turn when the first attempt was refused (503) and never logged."""
+    pusher = Pusher()
+
+    async def scenario():
+        settings = settings_for(wechat={"app_id": APP_ID, "token": TOKEN})
+        async with running(settings) as daemon, \
+                httpx.AsyncClient(base_url=daemon.url, timeout=20) as http:
+            xml = text_push("o-same-url", LONG, 8101)
+            query, body = pusher.plain(xml)
+
+            async def push():
+                return await http.post("/wechat", params=query, content=body,
+                                       headers={"Content-Type": "text/xml"})
+
+            disk_full(daemon)
+            assert (await push()).status_code == 503
+            assert logged_in(daemon.settings.db, "wechat", "o-same-url") == []
+            space_returns(daemon)
+            answered = await push()
+            assert answered.status_code == 200
+            reply = pusher.open_reply(answered.content)["Content"]
+            assert reply.startswith("欢迎来到小店")
+            assert logged_in(daemon.settings.db, "wechat", "o-same-url") == [LONG]
+
+    run_async(scenario(), timeout=60)
