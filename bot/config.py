@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     reload_debounce_ms: int = Field(150, ge=10, le=10_000)
     engine_threads: int = Field(2, ge=0, le=64)
     shutdown_timeout: float = Field(8.0, gt=0, le=60)
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token for /metrics and the /healthz details "
+        "(Authorization: Bearer TOKEN); without it /healthz shows the status only."
+    )
 
     @field_validator("personas", mode="before")
     @classmethod
@@ -182,6 +186,7 @@ class Settings(BaseSettings):
             self.wechat.token,
             self.wechat.aes_key,
             self.wechat.previous_aes_key,
+            self.metrics_token,
         ]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 
@@ -293,7 +298,8 @@ def load_settings(config: str | None = None, **overrides: Any) -> Settings:
         _yaml_state.update(data={}, path=None, positions={})
 
 
-_SECRET_KEYS = {"token", "webhook_secret", "app_secret", "aes_key", "previous_aes_key"}
+_SECRET_KEYS = {"token", "webhook_secret", "app_secret", "aes_key", "previous_aes_key",
+                "metrics_token"}
 _FLAGS = {"host": "--host", "port": "--port", "db": "--db", "personas": "--persona"}
 
 

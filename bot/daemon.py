@@ -513,11 +513,52 @@ class Daemon:
             "channels": sorted(self.channels),
         }
         status = 503 if (error or self.stopping) else 200
+        if not self._operator(request):  # paths and problems are for the operator only
+            body = {"status": body["status"]}
         return JSONResponse(body, status_code=status)
+
+    def _metrics_token(self) -> str | None:
+        token = self.settings.metrics_token
+        return token.get_secret_value() or None if token is not None else None
+
+    def _operator(self, request) -> bool:
+        """The request carries ``Authorization: Bearer <metrics_token>`` (none configured: no)."""
+        import hmac
+
+        token = self._metrics_token()
+        if token is None:
+            return False
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), token.encode())
+
+    def metrics_open_without_token(self) -> bool:
+        """/metrics needs no token only with none configured and a loopback-only listener.
+
+        In a container the daemon must listen on 0.0.0.0 (127.0.0.1 there is unreachable from
+        the published port), so a non-loopback listener without a token refuses /metrics
+        rather than show it to whoever reaches the port.
+        """
+        import ipaddress
+
+        if self._metrics_token() is not None:
+            return False
+        try:
+            return ipaddress.ip_address(self.settings.host).is_loopback
+        except ValueError:
+            return self.settings.host == "localhost"
 
     async def metrics_endpoint(self, request):
         from starlette.responses import Response
 
+        if not (self.metrics_open_without_token() or self._operator(request)):
+            configured = self._metrics_token() is not None
+            why = ("send Authorization: Bearer <metrics_token>" if configured else
+                   f"the daemon listens on {self.settings.host}: set metrics_token "
+                   "(BRANDBOT_METRICS_TOKEN) to read /metrics (docs/deploy.md)")
+            return Response(f"/metrics: {why}\n", status_code=401 if configured else 403,
+                            media_type="text/plain",
+                            headers={"WWW-Authenticate": "Bearer"} if configured else None)
         return Response(self.metrics.render(), media_type=self.metrics.content_type)
 
     # -- reload ------------------------------------------------------------------------------
@@ -752,6 +793,13 @@ class Daemon:
         else:
             lines.append("  reload: off (SIGHUP still reloads)")
         lines.append(f"  health {self.url}healthz, metrics {self.url}metrics")
+        if self._metrics_token() is not None:
+            lines.append("  /metrics and /healthz details: Authorization: Bearer <metrics_token>")
+        elif not self.metrics_open_without_token():
+            lines.append(f"  /metrics refused: listening on {s.host} without metrics_token "
+                         "(set BRANDBOT_METRICS_TOKEN); /healthz shows the status only")
+        else:
+            lines.append("  /healthz shows the status only; set metrics_token for the details")
         lines.append(f"ready in {self.ready_after:.2f} s")
         for line in lines:
             log.info("%s", line)

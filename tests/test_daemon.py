@@ -23,6 +23,10 @@ import pytest
 
 from tests.conftest import ROOT, TINY, clean_environ
 
+# The operator's token for /metrics and the /healthz details: requests send it unless asked
+# not to (auth=False), so tests see the details as an operator does.
+METRICS_TOKEN = "test-metrics-token-5d1c"
+
 
 class ServeProcess:
     """One `brandbot serve` subprocess; its stderr is collected line by line."""
@@ -33,7 +37,8 @@ class ServeProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve", "--port", "0", *args],
             cwd=cwd,
-            env={**clean, "PYTHONUNBUFFERED": "1", **(env or {})},
+            env={**clean, "PYTHONUNBUFFERED": "1", "BRANDBOT_METRICS_TOKEN": METRICS_TOKEN,
+                 **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -56,7 +61,8 @@ class ServeProcess:
     def wait_ready(self, timeout: float = 20) -> ServeProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            match = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", self.output)
+            match = re.search(r"serving on http://(?:127\.0\.0\.1|0\.0\.0\.0):(\d+)/",
+                              self.output)
             if match and "ready in" in self.output:
                 self.port = int(match.group(1))
                 return self
@@ -75,11 +81,15 @@ class ServeProcess:
             time.sleep(0.02)
         pytest.fail(f"no log line matching {pattern!r} in:\n{self.output}")
 
-    def request(self, method: str, path: str, body=None, headers=None, timeout: float = 10):
+    def request(self, method: str, path: str, body=None, headers=None, timeout: float = 10,
+                auth: bool = True):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        headers = dict(headers or {})
+        if auth and path in ("/healthz", "/metrics"):
+            headers.setdefault("Authorization", f"Bearer {METRICS_TOKEN}")
         try:
             data = body if isinstance(body, bytes | None) else json.dumps(body).encode()
-            conn.request(method, path, body=data, headers=headers or {})
+            conn.request(method, path, body=data, headers=headers)
             response = conn.getresponse()
             raw = response.read()
             return response.status, raw, dict(response.getheaders())
@@ -91,8 +101,8 @@ class ServeProcess:
         assert status == 200, raw
         return json.loads(raw)
 
-    def health(self) -> tuple[int, dict]:
-        status, raw, _ = self.request("GET", "/healthz")
+    def health(self, auth: bool = True) -> tuple[int, dict]:
+        status, raw, _ = self.request("GET", "/healthz", auth=auth)
         return status, json.loads(raw)
 
     def signal(self, sig: int) -> None:
@@ -379,6 +389,39 @@ def test_health_and_metrics(serve, workdir):
         'brandbot_persona_info{persona="tiny",version="1"} 1.0',
     ):
         assert expected in metrics, expected
+
+
+def test_health_without_the_token_says_the_status_only(serve, workdir):
+    daemon = serve(*tiny_args(workdir)).wait_ready()
+    for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": METRICS_TOKEN},
+                    {"Authorization": f"Basic {METRICS_TOKEN}"}):
+        status, raw, _ = daemon.request("GET", "/healthz", headers=headers, auth=False)
+        assert (status, json.loads(raw)) == (200, {"status": "ok"}), headers
+        assert str(workdir) not in raw.decode() and "brandbot.db" not in raw.decode()
+        status, raw, answer = daemon.request("GET", "/metrics", headers=headers, auth=False)
+        assert status == 401 and b"brandbot_" not in raw and answer["www-authenticate"] == "Bearer"
+    status, health = daemon.health()  # the operator, with the token: the details as before
+    assert status == 200 and health["database"]["path"].endswith("brandbot.db")
+    assert health["personas"][0]["file"].startswith(str(workdir))
+    assert daemon.request("GET", "/metrics")[0] == 200
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    assert METRICS_TOKEN not in daemon.output  # never logged
+
+
+def test_metrics_without_a_token_is_open_on_loopback_only(serve, workdir):
+    local = serve(*tiny_args(workdir), env={"BRANDBOT_METRICS_TOKEN": ""}).wait_ready()
+    status, raw, _ = local.request("GET", "/metrics", auth=False)
+    assert status == 200 and b"brandbot_messages_in_total" in raw
+    assert local.health(auth=False) == (200, {"status": "ok"})  # details need a token
+    local.signal(signal.SIGTERM)
+    assert local.wait() == 0
+    # Listening on every address (a container) without a token: refused, and the banner says so.
+    exposed = serve(*tiny_args(workdir), "--host", "0.0.0.0",
+                    env={"BRANDBOT_METRICS_TOKEN": ""}).wait_ready()
+    status, raw, _ = exposed.request("GET", "/metrics", auth=False)
+    assert status == 403 and b"BRANDBOT_METRICS_TOKEN" in raw and b"brandbot_" not in raw
+    assert "/metrics refused" in exposed.output
 
 
 def test_a_database_locked_by_another_process_never_stalls_the_daemon(serve, workdir):
