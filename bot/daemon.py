@@ -162,6 +162,9 @@ class Daemon:
         self._reload_lock: asyncio.Lock | None = None
         self._stop_event: asyncio.Event | None = None
         self._watch_stop: asyncio.Event | None = None
+        self.watch_mode = "off"  # inotify, polling or failed once the watcher runs (/healthz)
+        self.watch_error: str | None = None
+        self._watch_skipped: set[str] = set()  # paths the watcher skips, each logged once
         self.url = ""
 
     # -- startup ---------------------------------------------------------------------------
@@ -488,7 +491,8 @@ class Daemon:
         failed = {pid: st for pid, st in self.personas.items() if st.reload_error}
         body = {
             "status": "stopping" if self.stopping else
-            ("unavailable" if error else ("degraded" if failed else "ok")),
+            ("unavailable" if error else
+             ("degraded" if failed or self.watch_mode == "failed" else "ok")),
             "uptime_s": round(time.monotonic() - self.started_at, 3),
             "personas": [
                 {
@@ -504,12 +508,13 @@ class Daemon:
             | ({"error": error} if error else {}),
             "reload": {
                 "enabled": self.settings.reload,
-                "ok": not failed,
+                "ok": not failed and self.watch_mode != "failed",
+                "watcher": self.watch_mode,
                 "failed": [
                     {"persona": pid, "at": st.failed_at, "problems": st.reload_error}
                     for pid, st in failed.items()
                 ],
-            },
+            } | ({"watcher_error": self.watch_error} if self.watch_error else {}),
             "channels": sorted(self.channels),
         }
         status = 503 if (error or self.stopping) else 200
@@ -621,7 +626,26 @@ class Daemon:
             pid, reason, len(problems), self.engine.brand(pid).persona.version,
         )
 
+    def _resolve_changed(self, path: str) -> Path:
+        """The real file behind a changed path; a symlink loop is skipped (logged once)."""
+        try:
+            return Path(path).resolve(strict=False)
+        except (RuntimeError, OSError) as exc:  # RuntimeError: Python 3.11's "Symlink loop"
+            self._skip_once(path, exc)
+            return Path(os.path.abspath(path))
+
+    def _skip_once(self, path: str, exc: BaseException) -> None:
+        if path not in self._watch_skipped:
+            self._watch_skipped.add(path)
+            reload_log.warning("file watching: skipping %s (%s)", path, exc)
+
     async def _watch(self) -> None:
+        """Reload on edits: inotify (watchfiles), else our own polling of the YAML files.
+
+        ``self.watch_mode`` ("inotify", "polling", "failed") is what /healthz reports. Polling
+        is ours, not watchfiles': its poller gives up on the whole folder at the first entry
+        it cannot stat (a symlink loop: ELOOP), and hot reload would be gone until a restart.
+        """
         import watchfiles
 
         dirs = self.watch_dirs()
@@ -629,8 +653,8 @@ class Daemon:
         def yaml_only(change, path: str) -> bool:
             return path.endswith((".yaml", ".yml"))
 
-        force_polling = os.environ.get("WATCHFILES_FORCE_POLLING") in ("1", "true")
-        while not self._watch_stop.is_set():
+        if os.environ.get("WATCHFILES_FORCE_POLLING") not in ("1", "true"):
+            self.watch_mode = "inotify"
             try:
                 async for changes in watchfiles.awatch(
                     *dirs,
@@ -638,19 +662,55 @@ class Daemon:
                     debounce=self.settings.reload_debounce_ms,
                     step=min(50, self.settings.reload_debounce_ms),
                     stop_event=self._watch_stop,
-                    force_polling=force_polling,
-                    poll_delay_ms=300,
                     recursive=False,
                 ):
-                    changed = {Path(p).resolve() for _, p in changes}
-                    names = ", ".join(sorted(p.name for p in changed))
-                    await self.reload(f"changed: {names}", changed)
+                    await self._reload_changed({self._resolve_changed(p) for _, p in changes})
+                return
             except Exception as exc:  # noqa: BLE001 - inotify limits and the like
-                if force_polling:
-                    reload_log.error("file watching failed: %s; reload with SIGHUP", exc)
-                    return
                 reload_log.warning("file watching failed (%s); polling instead", exc)
-                force_polling = True
+        self.watch_mode = "polling"
+        try:
+            await self._poll_yaml(dirs)
+        except Exception as exc:  # noqa: BLE001 - shown by /healthz; SIGHUP still reloads
+            self.watch_mode, self.watch_error = "failed", f"{type(exc).__name__}: {exc}"
+            reload_log.error("file watching failed: %s; reload with SIGHUP", exc)
+
+    async def _reload_changed(self, changed: set[Path]) -> None:
+        names = ", ".join(sorted(p.name for p in changed))
+        await self.reload(f"changed: {names}", changed)
+
+    async def _poll_yaml(self, dirs: list[Path], interval: float = 0.3) -> None:
+        """Every ``interval`` s, compare each folder's YAML files (size, mtime, inode)."""
+
+        def snapshot() -> dict[Path, tuple[int, int, int]]:
+            seen = {}
+            for folder in dirs:
+                try:
+                    entries = list(os.scandir(folder))
+                except OSError as exc:  # the folder itself is gone: try again next round
+                    self._skip_once(str(folder), exc)
+                    continue
+                for entry in entries:
+                    if not entry.name.endswith((".yaml", ".yml")):
+                        continue
+                    try:
+                        st = entry.stat()  # follows symlinks: ELOOP for a loop
+                    except OSError as exc:
+                        self._skip_once(entry.path, exc)
+                        continue
+                    seen[Path(entry.path)] = (st.st_size, st.st_mtime_ns, st.st_ino)
+            return seen
+
+        before = await asyncio.to_thread(snapshot)
+        while not self._watch_stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._watch_stop.wait(), timeout=interval)
+                return
+            now = await asyncio.to_thread(snapshot)
+            changed = {p for p in before.keys() | now.keys() if before.get(p) != now.get(p)}
+            before = now
+            if changed:
+                await self._reload_changed({self._resolve_changed(str(p)) for p in changed})
 
     # -- run ---------------------------------------------------------------------------------
 

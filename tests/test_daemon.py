@@ -257,6 +257,44 @@ def test_edit_reloads_within_a_second_and_a_broken_edit_keeps_the_old_persona(se
     assert daemon.health()[1]["status"] == "ok"
 
 
+def _symlink_loops(folder: Path) -> None:
+    """a.yaml -> b -> a.yaml, and a folder link to its own parent."""
+    (folder / "a.yaml").symlink_to("b")
+    (folder / "b").symlink_to("a.yaml")
+    (folder / "up").symlink_to("..", target_is_directory=True)
+
+
+@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
+def test_a_symlink_loop_in_personas_does_not_stop_hot_reload(serve, workdir, polling):
+    persona = workdir / "personas" / "tiny.yaml"
+    if polling:  # the loop is there from the start; polling stats every entry
+        _symlink_loops(workdir / "personas")
+    env = {"WATCHFILES_FORCE_POLLING": "1"} if polling else None
+    daemon = serve(*tiny_args(workdir), env=env).wait_ready()
+    if not polling:  # appears while watching: the change event names the loop
+        _symlink_loops(workdir / "personas")
+        time.sleep(0.5)  # the loop's own change event first (debounce 150 ms)
+    edit(persona, "每天9点到21点", "每天8点到22点")
+    assert poll(lambda: "8点到22点" in texts(daemon.chat("几点开门")), timeout=5), daemon.output
+    edit(persona, "每天8点到22点", "每天7点到23点")  # and again: the watcher is still alive
+    assert poll(lambda: "7点到23点" in texts(daemon.chat("几点开门")), timeout=5), daemon.output
+    status, health = daemon.health()
+    assert status == 200 and health["status"] == "ok", health
+    assert health["reload"]["ok"] is True
+    assert health["reload"]["watcher"] == ("polling" if polling else "inotify")
+    daemon.wait_for_log(r"file watching: skipping .*a\.yaml", timeout=5)
+    loop_lines = [line for line in daemon.lines if "skipping" in line and "a.yaml" in line]
+    assert len(loop_lines) == 1, loop_lines  # logged once, not at every event or poll
+    assert "file watching failed" not in daemon.output
+
+
+def test_health_names_the_watcher_it_runs(serve, workdir):
+    daemon = serve(*tiny_args(workdir)).wait_ready()
+    assert daemon.health()[1]["reload"]["watcher"] == "inotify"
+    off = serve(*tiny_args(workdir, "--no-reload")).wait_ready()
+    assert off.health()[1]["reload"]["watcher"] == "off"
+
+
 def test_sighup_forces_a_reload_and_sigterm_exits_0_with_every_turn_logged(serve, workdir):
     persona = workdir / "personas" / "tiny.yaml"
     daemon = serve(*tiny_args(workdir, "--no-reload")).wait_ready()
