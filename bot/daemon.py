@@ -40,6 +40,7 @@ from typing import Any
 from bot.config import Settings
 from bot.redact import SecretFilter
 from bot.relations.store import StoreBusy
+from bot.tables import json_safe, terminal_safe
 
 log = logging.getLogger("brandbot.daemon")
 reload_log = logging.getLogger("brandbot.reload")
@@ -89,9 +90,9 @@ class _MaskingFormatter(logging.Formatter):
                 entry["exc"] = self.formatException(record.exc_info)
             elif record.exc_text:  # already cleaned by a channel's SecretFilter
                 entry["exc"] = record.exc_text
-            text = json.dumps(entry, ensure_ascii=False)
-        else:
-            text = super().format(record)
+            text = json_safe(json.dumps(entry, ensure_ascii=False))
+        else:  # a fan's words in a message must not drive the terminal showing the log
+            text = terminal_safe(super().format(record), keep_newlines=True)
         return self.mask.redact(text)
 
 

@@ -86,7 +86,12 @@ def json_text(value: Any, indent: int | None = None) -> str:
     """JSON for the terminal: like ``json.dumps(ensure_ascii=False)`` (CJK stays readable),
     with DEL, C1 and invisible format characters written as ``\\uXXXX`` (same data once
     parsed). JSON already escapes C0 controls such as ESC."""
-    return _JSON_UNSAFE.sub(_json_escape, json.dumps(value, ensure_ascii=False, indent=indent))
+    return json_safe(json.dumps(value, ensure_ascii=False, indent=indent))
+
+
+def json_safe(encoded: str) -> str:
+    """:func:`json_text` for JSON already encoded (with ``ensure_ascii=False``)."""
+    return _JSON_UNSAFE.sub(_json_escape, encoded)
 
 
 def echo(message: Any = "", err: bool = False, nl: bool = True) -> None:

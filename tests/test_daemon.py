@@ -487,3 +487,31 @@ def test_a_database_locked_by_another_process_never_stalls_the_daemon(serve, wor
     assert "brandbot_turns_waited_total 1.0" in raw.decode()
     db = sqlite3.connect(workdir / "brandbot.db")
     assert db.execute("SELECT count(*) FROM messages WHERE direction = 'in'").fetchone()[0] == 2
+
+
+# -- the log on a terminal -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_fan_text_in_a_log_line_cannot_drive_the_terminal(fmt):
+    import io
+    import logging
+
+    from bot.daemon import _MaskingFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_MaskingFormatter(fmt, []))
+    logger = logging.getLogger(f"brandbot.test.escape.{fmt}")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("fan %s said %s", "\x1b]0;owned\x07", "退款\x9b2J\u202e 🎉")
+    finally:
+        logger.removeHandler(handler)
+    out = stream.getvalue()
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in out
+    assert "退款" in out and "🎉" in out
+    if fmt == "json":
+        assert json.loads(out)["msg"] == "fan \x1b]0;owned\x07 said 退款\x9b2J\u202e 🎉"
