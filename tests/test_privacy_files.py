@@ -104,3 +104,29 @@ def test_a_campaign_code_survives_forgetting_the_fan_it_brought(live_store, tiny
     assert codes == ["spring26", "spring26", FORGOTTEN_CODE]
     assert store.fetch_one("SELECT code FROM referrals WHERE referred_id = ?",
                            (fan["id"],))["code"] == "spring26"
+
+
+def test_a_reader_holding_the_wal_delays_nothing_and_forget_again_empties_it(
+        live_store, tiny_brand, clock, caplog):
+    import sqlite3
+    import time
+
+    store = live_store
+    engine = Engine(store, tiny_brand, clock=clock, seed=3)
+    fan = talk(engine, "oFrank", WORDS, payload={"ref": TYPED_REF})
+    reader = sqlite3.connect(store.path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM messages").fetchone()  # a snapshot from before
+    try:
+        started = time.monotonic()
+        forget_fan(store, fan["id"])
+        assert time.monotonic() - started < 10  # bounded wait, not the 30 s busy timeout
+        assert "run the same `brandbot fan forget` again" in caplog.text
+        assert holders(Path(store.path), WORDS) == ["brandbot.db-wal"]  # the old frames
+        assert talk(engine, "oGrace", "你好")["id"]  # the store still works
+    finally:
+        reader.execute("COMMIT")
+        reader.close()
+    forget_fan(store, fan["id"])  # again, as the warning says: harmless, and the WAL empties
+    assert holders(Path(store.path), WORDS) == []
+    assert holders(Path(store.path), TYPED_REF) == []

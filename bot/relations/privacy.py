@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from typing import Any
 
 from bot.errors import UnknownFanError
@@ -64,6 +65,8 @@ _CODE_KEYS = ("code", "ref")
 FORGOTTEN_CODE = "(forgotten)"
 # Channels whose codes no fan can choose: a WeChat QR scene is created by the account's API.
 _OPERATOR_CODE_CHANNELS = frozenset({"wechat"})
+# How long the WAL truncation after a forget waits for readers of older snapshots.
+TRUNCATE_WAIT_MS = 2_000
 
 
 def export_fan(store: Store, fan_id: int) -> dict[str, Any]:
@@ -130,19 +133,28 @@ def forget_fan(store: Store, fan_id: int, keep_aggregates: bool = True) -> dict[
     return changed
 
 
-def _truncate_wal(store: Store) -> None:
+def _truncate_wal(store: Store, wait_ms: int = TRUNCATE_WAIT_MS) -> bool:
     """Copy the WAL into the database and empty it: its old frames still hold the fan's words.
 
-    Waits (busy timeout) for readers of older snapshots to finish; if one still holds on, the
-    WAL is left as it is and the next checkpoint copies it, which is logged.
+    On a connection of its own, so the store's lock (the daemon's turns) is not held while it
+    waits up to ``wait_ms`` for readers of older snapshots (another process's long report).
+    Returns False, and logs what to do, if one still holds on.
     """
     if store.path == ":memory:":
-        return
-    with store.lock:
-        busy, _, _ = store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return True
+    conn = sqlite3.connect(store.path, isolation_level=None, timeout=wait_ms / 1000)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.OperationalError:  # locked past the wait
+        busy = 1
+    finally:
+        conn.close()
     if busy:
-        log.warning("forget: the WAL could not be emptied now (a reader held it); "
-                    "the next checkpoint removes the old pages")
+        log.warning("forget: a reader kept the WAL file open, so it still holds old pages; "
+                    "run the same `brandbot fan forget` again when it is done (harmless) "
+                    "to empty it")
+    return not busy
 
 
 def _scrub_codes(conn, fan_id: int, channel: str, own_code: str | None) -> None:
