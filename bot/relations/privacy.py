@@ -39,7 +39,8 @@ crash forgets everything or nothing.
 Deleted bytes do not linger: the store runs with ``PRAGMA secure_delete`` (SQLite overwrites
 what it deletes with zeros) and, once the transaction is committed, :func:`forget_fan` runs a
 ``wal_checkpoint(TRUNCATE)``, so the old pages still in the ``-wal`` file go too, even while
-the daemon keeps the database open.
+the daemon keeps the database open (a reader holding an old snapshot past 2 s: logged, and a
+second forget empties it).
 """
 
 from __future__ import annotations
