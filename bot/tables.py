@@ -46,14 +46,18 @@ def _emoji_joiner(text: str, i: int) -> bool:
             or "\U0001f3fb" <= before <= "\U0001f3ff") and unicodedata.category(after) == "So"
 
 
-def terminal_safe(value: Any, keep_newlines: bool = False) -> str:
+def terminal_safe(value: Any, keep_newlines: bool = False,
+                  continuation: str | None = None) -> str:
     """``value`` as text that cannot drive the terminal: control and format characters as
     visible escapes (``\\x1b``, ``\\u202e``). ``keep_newlines`` keeps line feeds and tabs (a
     multi-line text of the operator's own, e.g. a newsletter); otherwise they are escaped too,
-    so a fan's message cannot forge the next line of a listing."""
+    so a fan's message cannot forge the next line of a listing. ``continuation``: line feeds
+    become a new line starting with it (an indent), readable yet never at the line start."""
     text = "" if value is None else str(value)
     if text.isprintable():  # the common case, in C
         return text
+    if continuation is not None and not keep_newlines:
+        return ("\n" + continuation).join(terminal_safe(part) for part in text.split("\n"))
     keep = set()
     for match in _TAGS.finditer(text):
         keep.update(range(match.start() + 1, match.end()))

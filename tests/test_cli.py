@@ -184,11 +184,15 @@ def test_operator_listings_show_fan_controls_escaped(tiny_engine, fresh_db):
         assert "朋友😀" in out.output or "evil" in out.output, args  # the rest shows as it is
     show = runner.invoke(main, ["handoff", "show", "evil-1", "--db", db]).output
     assert "\\x1b]0;owned\\x07\\x1b[2J王\\u202eevil\\u2066 🎉" in show
-    # The fan's line feed cannot forge a bot line: the message stays on one line.
-    line = next(x for x in show.splitlines() if "我要投诉" in x)
-    assert "\\x9b31m\\x0d\\x0a2026-01-01" in line and "👨\u200d👩\u200d👧" in line
-    assert not any(x.strip().endswith("bot: 已退款\\x7f 👨\u200d👩\u200d👧")
-                   and "我要投诉" not in x for x in show.splitlines())
+    # The fan's line feed cannot forge a bot line: what follows it is indented as part of
+    # the fan's message, never at the start of a line like a real entry.
+    lines = show.splitlines()
+    first = next(i for i, x in enumerate(lines) if "我要投诉" in x)
+    assert lines[first].endswith("我要投诉\\x9b31m\\x0d")
+    forged = lines[first + 1]
+    family = "👨\u200d👩\u200d👧"
+    assert forged.startswith(" " * 28 + f"2026-01-01 00:00       bot: 已退款\\x7f {family}")
+    assert all(x[:4].isdigit() or x.startswith((" ", "fan ")) for x in lines)
     listed = runner.invoke(main, ["fans", "--db", db]).output
     assert "\\x1b]0;owned" in listed and "朋友😀" in listed
 

@@ -528,7 +528,8 @@ def handoff_show(fan_ref, db, limit) -> None:
     for line in lines:
         stamp = line["at"][:16].replace("T", " ")
         note = f"  [{line['intent']}]" if line["who"] == "fan" and line["intent"] else ""
-        echo(f"{stamp}  {line['who']:>8}: {terminal_safe(line['text'])}{note}")
+        text = terminal_safe(line["text"], continuation=" " * 28)  # under the first line's text
+        echo(f"{stamp}  {line['who']:>8}: {text}{note}")
 
 
 @click.option("--config", "-c", help="Settings file, as for `brandbot serve`.")
