@@ -10,6 +10,7 @@ import click
 
 from bot.commands.common import DEFAULT_DB, fail, one_fan, open_store, print_table
 from bot.errors import BrandbotError, ConfigError
+from bot.tables import echo, json_text
 
 
 def _load_brand(persona: str):
@@ -202,9 +203,9 @@ def nlu_eval(persona: str, data: Path, as_json: bool) -> None:
             fail(f'{data}:{number}: expected {{"text": ..., "intent": NAME or null}} ({exc})')
     report = evaluate(brand.understander, rows)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        click.echo(json_text(report.to_dict()))
     else:
-        click.echo(report.format_text())
+        echo(report.format_text())
 
 
 @main.group()
@@ -256,7 +257,7 @@ def fans(db: str, persona: str | None, as_json: bool) -> None:
     ]
     if as_json:
         for row in rows:
-            click.echo(json.dumps({c: row[c] for c in columns}, ensure_ascii=False))
+            click.echo(json_text({c: row[c] for c in columns}))
         return
     print_table(columns, [[row[c] for c in columns] for row in rows])
     click.echo(f"{len(rows)} fan(s)")
@@ -339,13 +340,13 @@ def handoff_end(fan: str, db: str, persona: str | None, config: str | None) -> N
             Inbound(FanRef(row["channel"], row["external_id"]), kind="event", event="handoff_end")
         )
         for reply in replies:
-            click.echo(reply.text)
+            echo(reply.text)
         if replies and row["channel"] != "console":
             # Tell the fan too, through their channel (web chat: the outbox their page polls).
             from bot.commands.marketing import _push, _settings
 
             status, why = _push(_settings(config, db), store, brand.id, row, replies)
-            click.echo(f"{status}" + (f": {why}" if why else ""), err=True)
+            echo(f"{status}" + (f": {why}" if why else ""), err=True)
             if status == "failed":
                 sys.exit(1)
     finally:
@@ -382,8 +383,8 @@ def wechat_qrcode(scene: str, permanent: bool) -> None:
         fail(str(exc), 2)
     except (WeChatAPIError, ValueError) as exc:
         fail(str(exc), 1)
-    click.echo(code.url)
-    click.echo(f"image: {code.image_url}")
+    echo(code.url)
+    echo(f"image: {code.image_url}")
     click.echo("permanent" if code.permanent else f"expires in {code.expire_seconds // 86400} days")
 
 

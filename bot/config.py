@@ -147,6 +147,10 @@ class Settings(BaseSettings):
         1000, ge=1, le=1_000_000,
         description="Open HTTP connections served at once; a request beyond gets 503.",
     )
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token for /metrics and the /healthz details "
+        "(Authorization: Bearer TOKEN); without it /healthz shows the status only."
+    )
 
     @field_validator("personas", mode="before")
     @classmethod
@@ -191,6 +195,7 @@ class Settings(BaseSettings):
             self.wechat.token,
             self.wechat.aes_key,
             self.wechat.previous_aes_key,
+            self.metrics_token,
         ]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 
@@ -302,7 +307,8 @@ def load_settings(config: str | None = None, **overrides: Any) -> Settings:
         _yaml_state.update(data={}, path=None, positions={})
 
 
-_SECRET_KEYS = {"token", "webhook_secret", "app_secret", "aes_key", "previous_aes_key"}
+_SECRET_KEYS = {"token", "webhook_secret", "app_secret", "aes_key", "previous_aes_key",
+                "metrics_token"}
 _FLAGS = {"host": "--host", "port": "--port", "db": "--db", "personas": "--persona"}
 
 

@@ -42,6 +42,7 @@ from bot.config import Settings
 from bot.logthrottle import limiter
 from bot.redact import SecretFilter
 from bot.relations.store import StoreBusy, StoreFull, storage_full
+from bot.tables import json_safe, terminal_safe
 
 log = logging.getLogger("brandbot.daemon")
 reload_log = logging.getLogger("brandbot.reload")
@@ -91,9 +92,9 @@ class _MaskingFormatter(logging.Formatter):
                 entry["exc"] = self.formatException(record.exc_info)
             elif record.exc_text:  # already cleaned by a channel's SecretFilter
                 entry["exc"] = record.exc_text
-            text = json.dumps(entry, ensure_ascii=False)
-        else:
-            text = super().format(record)
+            text = json_safe(json.dumps(entry, ensure_ascii=False))
+        else:  # a fan's words in a message must not drive the terminal showing the log
+            text = terminal_safe(super().format(record), keep_newlines=True)
         return self.mask.redact(text)
 
 
@@ -164,6 +165,9 @@ class Daemon:
         self._reload_lock: asyncio.Lock | None = None
         self._stop_event: asyncio.Event | None = None
         self._watch_stop: asyncio.Event | None = None
+        self.watch_mode = "off"  # inotify, polling or failed once the watcher runs (/healthz)
+        self.watch_error: str | None = None
+        self._watch_skipped: set[str] = set()  # paths the watcher skips, each logged once
         self.url = ""
         self._write_fault: str | None = None  # why the log cannot be written (disk full)
         self._refused_while_full = 0
@@ -566,7 +570,8 @@ class Daemon:
         write_fault = self.write_fault()
         body = {
             "status": "stopping" if self.stopping else
-            ("unavailable" if error else ("degraded" if failed or write_fault else "ok")),
+            ("unavailable" if error else
+             ("degraded" if failed or write_fault or self.watch_mode == "failed" else "ok")),
             "uptime_s": round(time.monotonic() - self.started_at, 3),
             "personas": [
                 {
@@ -583,20 +588,62 @@ class Daemon:
             | ({"write_error": write_fault} if write_fault else {}),
             "reload": {
                 "enabled": self.settings.reload,
-                "ok": not failed,
+                "ok": not failed and self.watch_mode != "failed",
+                "watcher": self.watch_mode,
                 "failed": [
                     {"persona": pid, "at": st.failed_at, "problems": st.reload_error}
                     for pid, st in failed.items()
                 ],
-            },
+            } | ({"watcher_error": self.watch_error} if self.watch_error else {}),
             "channels": sorted(self.channels),
         }
         status = 503 if (error or self.stopping) else 200
+        if not self._operator(request):  # paths and problems are for the operator only
+            body = {"status": body["status"]}
         return JSONResponse(body, status_code=status)
+
+    def _metrics_token(self) -> str | None:
+        token = self.settings.metrics_token
+        return token.get_secret_value() or None if token is not None else None
+
+    def _operator(self, request) -> bool:
+        """The request carries ``Authorization: Bearer <metrics_token>`` (none configured: no)."""
+        import hmac
+
+        token = self._metrics_token()
+        if token is None:
+            return False
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), token.encode())
+
+    def metrics_open_without_token(self) -> bool:
+        """/metrics needs no token only with none configured and a loopback-only listener.
+
+        In a container the daemon must listen on 0.0.0.0 (127.0.0.1 there is unreachable from
+        the published port), so a non-loopback listener without a token refuses /metrics
+        rather than show it to whoever reaches the port.
+        """
+        import ipaddress
+
+        if self._metrics_token() is not None:
+            return False
+        try:
+            return ipaddress.ip_address(self.settings.host).is_loopback
+        except ValueError:
+            return self.settings.host == "localhost"
 
     async def metrics_endpoint(self, request):
         from starlette.responses import Response
 
+        if not (self.metrics_open_without_token() or self._operator(request)):
+            configured = self._metrics_token() is not None
+            why = ("send Authorization: Bearer <metrics_token>" if configured else
+                   f"the daemon listens on {self.settings.host}: set metrics_token "
+                   "(BRANDBOT_METRICS_TOKEN) to read /metrics (docs/deploy.md)")
+            return Response(f"/metrics: {why}\n", status_code=401 if configured else 403,
+                            media_type="text/plain",
+                            headers={"WWW-Authenticate": "Bearer"} if configured else None)
         return Response(self.metrics.render(), media_type=self.metrics.content_type)
 
     # -- reload ------------------------------------------------------------------------------
@@ -659,7 +706,26 @@ class Daemon:
             pid, reason, len(problems), self.engine.brand(pid).persona.version,
         )
 
+    def _resolve_changed(self, path: str) -> Path:
+        """The real file behind a changed path; a symlink loop is skipped (logged once)."""
+        try:
+            return Path(path).resolve(strict=False)
+        except (RuntimeError, OSError) as exc:  # RuntimeError: Python 3.11's "Symlink loop"
+            self._skip_once(path, exc)
+            return Path(os.path.abspath(path))
+
+    def _skip_once(self, path: str, exc: BaseException) -> None:
+        if path not in self._watch_skipped:
+            self._watch_skipped.add(path)
+            reload_log.warning("file watching: skipping %s (%s)", path, exc)
+
     async def _watch(self) -> None:
+        """Reload on edits: inotify (watchfiles), else our own polling of the YAML files.
+
+        ``self.watch_mode`` ("inotify", "polling", "failed") is what /healthz reports. Polling
+        is ours, not watchfiles': its poller gives up on the whole folder at the first entry
+        it cannot stat (a symlink loop: ELOOP), and hot reload would be gone until a restart.
+        """
         import watchfiles
 
         dirs = self.watch_dirs()
@@ -667,8 +733,8 @@ class Daemon:
         def yaml_only(change, path: str) -> bool:
             return path.endswith((".yaml", ".yml"))
 
-        force_polling = os.environ.get("WATCHFILES_FORCE_POLLING") in ("1", "true")
-        while not self._watch_stop.is_set():
+        if os.environ.get("WATCHFILES_FORCE_POLLING") not in ("1", "true"):
+            self.watch_mode = "inotify"
             try:
                 async for changes in watchfiles.awatch(
                     *dirs,
@@ -676,19 +742,55 @@ class Daemon:
                     debounce=self.settings.reload_debounce_ms,
                     step=min(50, self.settings.reload_debounce_ms),
                     stop_event=self._watch_stop,
-                    force_polling=force_polling,
-                    poll_delay_ms=300,
                     recursive=False,
                 ):
-                    changed = {Path(p).resolve() for _, p in changes}
-                    names = ", ".join(sorted(p.name for p in changed))
-                    await self.reload(f"changed: {names}", changed)
+                    await self._reload_changed({self._resolve_changed(p) for _, p in changes})
+                return
             except Exception as exc:  # noqa: BLE001 - inotify limits and the like
-                if force_polling:
-                    reload_log.error("file watching failed: %s; reload with SIGHUP", exc)
-                    return
                 reload_log.warning("file watching failed (%s); polling instead", exc)
-                force_polling = True
+        self.watch_mode = "polling"
+        try:
+            await self._poll_yaml(dirs)
+        except Exception as exc:  # noqa: BLE001 - shown by /healthz; SIGHUP still reloads
+            self.watch_mode, self.watch_error = "failed", f"{type(exc).__name__}: {exc}"
+            reload_log.error("file watching failed: %s; reload with SIGHUP", exc)
+
+    async def _reload_changed(self, changed: set[Path]) -> None:
+        names = ", ".join(sorted(p.name for p in changed))
+        await self.reload(f"changed: {names}", changed)
+
+    async def _poll_yaml(self, dirs: list[Path], interval: float = 0.3) -> None:
+        """Every ``interval`` s, compare each folder's YAML files (size, mtime, inode)."""
+
+        def snapshot() -> dict[Path, tuple[int, int, int]]:
+            seen = {}
+            for folder in dirs:
+                try:
+                    entries = list(os.scandir(folder))
+                except OSError as exc:  # the folder itself is gone: try again next round
+                    self._skip_once(str(folder), exc)
+                    continue
+                for entry in entries:
+                    if not entry.name.endswith((".yaml", ".yml")):
+                        continue
+                    try:
+                        st = entry.stat()  # follows symlinks: ELOOP for a loop
+                    except OSError as exc:
+                        self._skip_once(entry.path, exc)
+                        continue
+                    seen[Path(entry.path)] = (st.st_size, st.st_mtime_ns, st.st_ino)
+            return seen
+
+        before = await asyncio.to_thread(snapshot)
+        while not self._watch_stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._watch_stop.wait(), timeout=interval)
+                return
+            now = await asyncio.to_thread(snapshot)
+            changed = {p for p in before.keys() | now.keys() if before.get(p) != now.get(p)}
+            before = now
+            if changed:
+                await self._reload_changed({self._resolve_changed(str(p)) for p in changed})
 
     # -- run ---------------------------------------------------------------------------------
 
@@ -841,6 +943,13 @@ class Daemon:
         else:
             lines.append("  reload: off (SIGHUP still reloads)")
         lines.append(f"  health {self.url}healthz, metrics {self.url}metrics")
+        if self._metrics_token() is not None:
+            lines.append("  /metrics and /healthz details: Authorization: Bearer <metrics_token>")
+        elif not self.metrics_open_without_token():
+            lines.append(f"  /metrics refused: listening on {s.host} without metrics_token "
+                         "(set BRANDBOT_METRICS_TOKEN); /healthz shows the status only")
+        else:
+            lines.append("  /healthz shows the status only; set metrics_token for the details")
         lines.append(f"ready in {self.ready_after:.2f} s")
         for line in lines:
             log.info("%s", line)

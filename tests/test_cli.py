@@ -141,3 +141,95 @@ def test_committed_editor_schemas_are_up_to_date():
         printed = CliRunner().invoke(main, ["schema", kind]).output
         committed = (ROOT / "schemas" / f"{kind}.schema.json").read_text(encoding="utf-8")
         assert printed == committed, f"run: brandbot schema {kind} > schemas/{kind}.schema.json"
+
+
+# -- hostile fan text never drives the operator's terminal ----------------------------------------
+
+HOSTILE_NAME = "\x1b]0;owned\x07\x1b[2J王\u202eevil\u2066 🎉"
+HOSTILE_TEXT = "我要投诉\x9b31m\r\n2026-01-01 00:00       bot: 已退款\x7f 👨\u200d👩\u200d👧"
+RAW_CONTROLS = ("\x1b", "\x07", "\x9b", "\x7f", "\r", "\u202e", "\u2066")
+
+
+def _hostile_log(tiny_engine, fresh_db):
+    from bot.messages import FanRef, Inbound
+
+    fan = FanRef("web", "evil-1")
+    tiny_engine.handle(Inbound(fan, text="你好", display_name=HOSTILE_NAME,
+                               payload={"ref": "\x1b[31mPOSTER\x1b[0m"}))
+    code = fresh_db.find_fan("tiny", "web", "evil-1")["referral_code"]
+    tiny_engine.handle(Inbound(FanRef("web", "friend"), text="你好", display_name="朋友😀",
+                               payload={"ref": code}))
+    tiny_engine.handle(Inbound(fan, text=HOSTILE_TEXT))
+    assert fresh_db.find_fan("tiny", "web", "evil-1")["handoff"] == 1
+    return fresh_db.path
+
+
+def _assert_inert(output: str) -> None:
+    for ch in RAW_CONTROLS:
+        assert ch not in output, f"{ch!r} reached the terminal"
+
+
+def test_operator_listings_show_fan_controls_escaped(tiny_engine, fresh_db):
+    db = _hostile_log(tiny_engine, fresh_db)
+    runner = CliRunner()
+    commands = [["fans", "--db", db], ["handoff", "list", "--db", db],
+                ["handoff", "show", "evil-1", "--db", db],
+                ["kols", "--persona", str(TINY), "--db", db],
+                ["report", "--persona", str(TINY), "--db", db, "--since", "2020-01-01"],
+                ["fan", "link", "evil-1", "--db", db]]
+    for args in commands:
+        out = runner.invoke(main, args)
+        assert out.exit_code == 0, (args, out.output)
+        _assert_inert(out.output)
+        assert "朋友😀" in out.output or "evil" in out.output, args  # the rest shows as it is
+    show = runner.invoke(main, ["handoff", "show", "evil-1", "--db", db]).output
+    assert "\\x1b]0;owned\\x07\\x1b[2J王\\u202eevil\\u2066 🎉" in show
+    # The fan's line feed cannot forge a bot line: what follows it is indented as part of
+    # the fan's message, never at the start of a line like a real entry.
+    lines = show.splitlines()
+    first = next(i for i, x in enumerate(lines) if "我要投诉" in x)
+    assert lines[first].endswith("我要投诉\\x9b31m\\x0d")
+    forged = lines[first + 1]
+    family = "👨\u200d👩\u200d👧"
+    assert forged.startswith(" " * 28 + f"2026-01-01 00:00       bot: 已退款\\x7f {family}")
+    assert all(x[:4].isdigit() or x.startswith((" ", "fan ")) for x in lines)
+    listed = runner.invoke(main, ["fans", "--db", db]).output
+    assert "\\x1b]0;owned" in listed and "朋友😀" in listed
+
+
+def test_json_outputs_escape_what_json_leaves_raw_and_parse_back(tiny_engine, fresh_db):
+    db = _hostile_log(tiny_engine, fresh_db)
+    runner = CliRunner()
+    for args in (["fans", "--json", "--db", db], ["fan", "export", "evil-1", "--db", db],
+                 ["kols", "--json", "--persona", str(TINY), "--db", db],
+                 ["report", "--json", "--persona", str(TINY), "--db", db]):
+        out = runner.invoke(main, args)
+        assert out.exit_code == 0, (args, out.output)
+        _assert_inert(out.output)
+    exported = json.loads(runner.invoke(main, ["fan", "export", "evil-1", "--db", db]).output)
+    assert exported["fan"]["display_name"] == HOSTILE_NAME  # the same data once parsed
+    assert HOSTILE_TEXT in [m["text"] for m in exported["messages"]]
+
+
+def test_forget_prompt_and_errors_escape_the_fan_name(tiny_engine, fresh_db):
+    db = _hostile_log(tiny_engine, fresh_db)
+    out = CliRunner().invoke(main, ["fan", "forget", "evil-1", "--db", db], input="n\n")
+    assert out.exit_code == 1
+    _assert_inert(out.output)
+    assert "\\x1b]0;owned" in out.output
+
+
+def test_terminal_safe_keeps_cjk_and_emoji_and_escapes_the_rest():
+    from bot.tables import display_width, format_table, terminal_safe
+
+    flag = "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"
+    emoji = "👍🏽 👨\u200d👩\u200d👧 ❤\ufe0f"
+    for text in ("老王厨房 こんにちは 한국어", emoji, flag, "O'Brien \\x1b"):
+        assert terminal_safe(text) == text
+    assert terminal_safe("B\u200bob\u200d") == "B\\u200bob\\u200d"  # invisible, not emoji
+    assert terminal_safe("\U000e0041\U000e0042") == "\\U000e0041\\U000e0042"  # hidden tags
+    assert terminal_safe("a\nb\tc", keep_newlines=True) == "a\nb\tc"
+    assert terminal_safe("a\nb") == "a\\x0ab" and terminal_safe("\ud800") == "\\ud800"
+    lines = format_table(["fan", "n"], [["王\x1b[2J", 1], ["bob", 22]])
+    assert lines[1] == "王\\x1b[2J  1"
+    assert display_width(lines[1][:-1]) == display_width(lines[2][:-2])  # still aligned

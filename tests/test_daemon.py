@@ -23,6 +23,10 @@ import pytest
 
 from tests.conftest import ROOT, TINY, clean_environ
 
+# The operator's token for /metrics and the /healthz details: requests send it unless asked
+# not to (auth=False), so tests see the details as an operator does.
+METRICS_TOKEN = "test-metrics-token-5d1c"
+
 
 class ServeProcess:
     """One `brandbot serve` subprocess; its stderr is collected line by line."""
@@ -33,7 +37,8 @@ class ServeProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve", "--port", "0", *args],
             cwd=cwd,
-            env={**clean, "PYTHONUNBUFFERED": "1", **(env or {})},
+            env={**clean, "PYTHONUNBUFFERED": "1", "BRANDBOT_METRICS_TOKEN": METRICS_TOKEN,
+                 **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -56,7 +61,8 @@ class ServeProcess:
     def wait_ready(self, timeout: float = 20) -> ServeProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            match = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", self.output)
+            match = re.search(r"serving on http://(?:127\.0\.0\.1|0\.0\.0\.0):(\d+)/",
+                              self.output)
             if match and "ready in" in self.output:
                 self.port = int(match.group(1))
                 return self
@@ -75,11 +81,15 @@ class ServeProcess:
             time.sleep(0.02)
         pytest.fail(f"no log line matching {pattern!r} in:\n{self.output}")
 
-    def request(self, method: str, path: str, body=None, headers=None, timeout: float = 10):
+    def request(self, method: str, path: str, body=None, headers=None, timeout: float = 10,
+                auth: bool = True):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        headers = dict(headers or {})
+        if auth and path in ("/healthz", "/metrics"):
+            headers.setdefault("Authorization", f"Bearer {METRICS_TOKEN}")
         try:
             data = body if isinstance(body, bytes | None) else json.dumps(body).encode()
-            conn.request(method, path, body=data, headers=headers or {})
+            conn.request(method, path, body=data, headers=headers)
             response = conn.getresponse()
             raw = response.read()
             return response.status, raw, dict(response.getheaders())
@@ -91,8 +101,8 @@ class ServeProcess:
         assert status == 200, raw
         return json.loads(raw)
 
-    def health(self) -> tuple[int, dict]:
-        status, raw, _ = self.request("GET", "/healthz")
+    def health(self, auth: bool = True) -> tuple[int, dict]:
+        status, raw, _ = self.request("GET", "/healthz", auth=auth)
         return status, json.loads(raw)
 
     def signal(self, sig: int) -> None:
@@ -247,6 +257,44 @@ def test_edit_reloads_within_a_second_and_a_broken_edit_keeps_the_old_persona(se
     assert daemon.health()[1]["status"] == "ok"
 
 
+def _symlink_loops(folder: Path) -> None:
+    """a.yaml -> b -> a.yaml, and a folder link to its own parent."""
+    (folder / "a.yaml").symlink_to("b")
+    (folder / "b").symlink_to("a.yaml")
+    (folder / "up").symlink_to("..", target_is_directory=True)
+
+
+@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
+def test_a_symlink_loop_in_personas_does_not_stop_hot_reload(serve, workdir, polling):
+    persona = workdir / "personas" / "tiny.yaml"
+    if polling:  # the loop is there from the start; polling stats every entry
+        _symlink_loops(workdir / "personas")
+    env = {"WATCHFILES_FORCE_POLLING": "1"} if polling else None
+    daemon = serve(*tiny_args(workdir), env=env).wait_ready()
+    if not polling:  # appears while watching: the change event names the loop
+        _symlink_loops(workdir / "personas")
+        time.sleep(0.5)  # the loop's own change event first (debounce 150 ms)
+    edit(persona, "每天9点到21点", "每天8点到22点")
+    assert poll(lambda: "8点到22点" in texts(daemon.chat("几点开门")), timeout=5), daemon.output
+    edit(persona, "每天8点到22点", "每天7点到23点")  # and again: the watcher is still alive
+    assert poll(lambda: "7点到23点" in texts(daemon.chat("几点开门")), timeout=5), daemon.output
+    status, health = daemon.health()
+    assert status == 200 and health["status"] == "ok", health
+    assert health["reload"]["ok"] is True
+    assert health["reload"]["watcher"] == ("polling" if polling else "inotify")
+    daemon.wait_for_log(r"file watching: skipping .*a\.yaml", timeout=5)
+    loop_lines = [line for line in daemon.lines if "skipping" in line and "a.yaml" in line]
+    assert len(loop_lines) == 1, loop_lines  # logged once, not at every event or poll
+    assert "file watching failed" not in daemon.output
+
+
+def test_health_names_the_watcher_it_runs(serve, workdir):
+    daemon = serve(*tiny_args(workdir)).wait_ready()
+    assert daemon.health()[1]["reload"]["watcher"] == "inotify"
+    off = serve(*tiny_args(workdir, "--no-reload")).wait_ready()
+    assert off.health()[1]["reload"]["watcher"] == "off"
+
+
 def test_sighup_forces_a_reload_and_sigterm_exits_0_with_every_turn_logged(serve, workdir):
     persona = workdir / "personas" / "tiny.yaml"
     daemon = serve(*tiny_args(workdir, "--no-reload")).wait_ready()
@@ -381,6 +429,39 @@ def test_health_and_metrics(serve, workdir):
         assert expected in metrics, expected
 
 
+def test_health_without_the_token_says_the_status_only(serve, workdir):
+    daemon = serve(*tiny_args(workdir)).wait_ready()
+    for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": METRICS_TOKEN},
+                    {"Authorization": f"Basic {METRICS_TOKEN}"}):
+        status, raw, _ = daemon.request("GET", "/healthz", headers=headers, auth=False)
+        assert (status, json.loads(raw)) == (200, {"status": "ok"}), headers
+        assert str(workdir) not in raw.decode() and "brandbot.db" not in raw.decode()
+        status, raw, answer = daemon.request("GET", "/metrics", headers=headers, auth=False)
+        assert status == 401 and b"brandbot_" not in raw and answer["www-authenticate"] == "Bearer"
+    status, health = daemon.health()  # the operator, with the token: the details as before
+    assert status == 200 and health["database"]["path"].endswith("brandbot.db")
+    assert health["personas"][0]["file"].startswith(str(workdir))
+    assert daemon.request("GET", "/metrics")[0] == 200
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    assert METRICS_TOKEN not in daemon.output  # never logged
+
+
+def test_metrics_without_a_token_is_open_on_loopback_only(serve, workdir):
+    local = serve(*tiny_args(workdir), env={"BRANDBOT_METRICS_TOKEN": ""}).wait_ready()
+    status, raw, _ = local.request("GET", "/metrics", auth=False)
+    assert status == 200 and b"brandbot_messages_in_total" in raw
+    assert local.health(auth=False) == (200, {"status": "ok"})  # details need a token
+    local.signal(signal.SIGTERM)
+    assert local.wait() == 0
+    # Listening on every address (a container) without a token: refused, and the banner says so.
+    exposed = serve(*tiny_args(workdir), "--host", "0.0.0.0",
+                    env={"BRANDBOT_METRICS_TOKEN": ""}).wait_ready()
+    status, raw, _ = exposed.request("GET", "/metrics", auth=False)
+    assert status == 403 and b"BRANDBOT_METRICS_TOKEN" in raw and b"brandbot_" not in raw
+    assert "/metrics refused" in exposed.output
+
+
 def test_a_database_locked_by_another_process_never_stalls_the_daemon(serve, workdir):
     """Turns run on the event loop; one that would wait for the database goes to a thread."""
     daemon = serve(*tiny_args(workdir)).wait_ready()
@@ -406,3 +487,31 @@ def test_a_database_locked_by_another_process_never_stalls_the_daemon(serve, wor
     assert "brandbot_turns_waited_total 1.0" in raw.decode()
     db = sqlite3.connect(workdir / "brandbot.db")
     assert db.execute("SELECT count(*) FROM messages WHERE direction = 'in'").fetchone()[0] == 2
+
+
+# -- the log on a terminal -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_fan_text_in_a_log_line_cannot_drive_the_terminal(fmt):
+    import io
+    import logging
+
+    from bot.daemon import _MaskingFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_MaskingFormatter(fmt, []))
+    logger = logging.getLogger(f"brandbot.test.escape.{fmt}")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("fan %s said %s", "\x1b]0;owned\x07", "退款\x9b2J\u202e 🎉")
+    finally:
+        logger.removeHandler(handler)
+    out = stream.getvalue()
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in out
+    assert "退款" in out and "🎉" in out
+    if fmt == "json":
+        assert json.loads(out)["msg"] == "fan \x1b]0;owned\x07 said 退款\x9b2J\u202e 🎉"

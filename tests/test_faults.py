@@ -35,12 +35,17 @@ UNAVAILABLE_ZH = "暂时记不下消息，请过几分钟再发一次"  # tiny.y
 WEBHOOK_SECRET = "s3cret-for-tests"
 
 
+METRICS_TOKEN = "faults-metrics-token"
+ADMIN = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
 @pytest.fixture
 def settings_for(tmp_path, monkeypatch):
     clear_brandbot_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
 
     def make(**overrides):
+        overrides.setdefault("metrics_token", METRICS_TOKEN)  # /healthz details, /metrics
         return load_settings(None, personas=[str(TINY)], db=str(tmp_path / "faults.db"),
                              port=0, reload=False, **overrides)
 
@@ -149,10 +154,10 @@ def test_disk_full_web_gets_503_with_an_apology_one_log_line_health_degraded_the
             # One line for the condition, not one (or two tracebacks) per request.
             assert 1 <= len(seen.records) <= 3, [r.getMessage() for r in seen.records]
             assert not any(r.exc_info for r in seen.records)
-            health = (await http.get("/healthz")).json()
+            health = (await http.get("/healthz", headers=ADMIN)).json()
             assert health["status"] == "degraded"
             assert "full" in health["database"]["write_error"]
-            metrics = (await http.get("/metrics")).text
+            metrics = (await http.get("/metrics", headers=ADMIN)).text
             assert metric(metrics, "storage_full") == 200
             assert metric(metrics, "internal") == 0
             assert logged_in(daemon.settings.db, "web", "w7") == []
@@ -164,7 +169,7 @@ def test_disk_full_web_gets_503_with_an_apology_one_log_line_health_degraded_the
             again = await http.post("/api/chat", json={"text": LONG, "fan": "w7", "msg_id": "m7"})
             assert again.json()["replies"] == retry.json()["replies"]  # answered from the log
             assert logged_in(daemon.settings.db, "web", "w7") == [LONG]
-            assert (await http.get("/healthz")).json()["status"] == "ok"
+            assert (await http.get("/healthz", headers=ADMIN)).json()["status"] == "ok"
 
     run_async(scenario(), timeout=120)
 
@@ -329,7 +334,7 @@ def test_slow_bodies_are_cut_off_others_are_served_and_over_the_cap_is_503(setti
             async with httpx.AsyncClient(base_url=daemon.url, timeout=20) as http:
                 after = await http.post("/api/chat", json={"text": "几点开门", "fan": "n3"})
                 assert after.status_code == 200
-                metrics = (await http.get("/metrics")).text
+                metrics = (await http.get("/metrics", headers=ADMIN)).text
             assert metric(metrics, "read_timeout") == 25 - refused
             assert metric(metrics, "over_capacity") == refused
             assert metric(metrics, "client_abort") == 0
@@ -358,7 +363,7 @@ def test_a_client_leaving_mid_body_is_a_client_abort_not_an_internal_error(setti
                     sock.close()  # gone before the rest of the body
                 async with httpx.AsyncClient(base_url=daemon.url, timeout=20) as http:
                     async def counted():
-                        text = (await http.get("/metrics")).text
+                        text = (await http.get("/metrics", headers=ADMIN)).text
                         return metric(text, "client_abort") == 3 and text
                     metrics = await until(counted, what="three client aborts counted")
             assert metric(metrics, "internal") == 0
@@ -383,7 +388,7 @@ def test_an_internal_error_is_one_traceback_per_interval_not_two_per_request(set
             assert {a.json()["error"] for a in answers} == {"internal error"}
             assert len(seen.records) == 1, [r.getMessage() for r in seen.records]
             assert seen.records[0].exc_info and "GET /api/persona" in seen.records[0].getMessage()
-            metrics = (await http.get("/metrics")).text
+            metrics = (await http.get("/metrics", headers=ADMIN)).text
             assert metric(metrics, "internal") == 50
 
     run_async(scenario(), timeout=60)

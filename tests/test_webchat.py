@@ -133,12 +133,17 @@ def test_page_and_static_files_are_served_with_a_strict_policy(client):
 
 
 def test_health_is_503_when_the_database_is_not_usable(client, daemon):
-    ok = client.get("/healthz")
+    from pydantic import SecretStr
+
+    daemon.settings.metrics_token = SecretStr("ops-token")  # details are for the operator
+    operator = {"Authorization": "Bearer ops-token"}
+    ok = client.get("/healthz", headers=operator)
     assert ok.status_code == 200 and ok.json()["database"]["ok"] is True
     daemon.store.conn.close()
-    bad = client.get("/healthz")
+    bad = client.get("/healthz", headers=operator)
     assert bad.status_code == 503
     assert bad.json()["status"] == "unavailable" and bad.json()["database"]["error"]
+    assert client.get("/healthz").json() == {"status": "unavailable"}
 
 
 def test_metrics_count_intents_fallbacks_and_handoffs(client):

@@ -10,14 +10,14 @@ from typing import Any
 import click
 
 from bot.relations import Store
-from bot.tables import format_table
+from bot.tables import echo, format_table
 
 DEFAULT_DB = "brandbot.db"
 DB_HELP = "SQLite relationship log."
 
 
 def fail(message: str, code: int = 1) -> None:
-    click.echo(f"error: {message}", err=True)
+    echo(f"error: {message}", err=True)
     sys.exit(code)
 
 

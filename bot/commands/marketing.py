@@ -5,7 +5,6 @@ Each command's docstring is its help text and ends with an example.
 
 from __future__ import annotations
 
-import json
 import re
 
 import click
@@ -20,6 +19,7 @@ from bot.commands.common import (
     open_store,
     print_table,
 )
+from bot.tables import echo, json_text, terminal_safe
 
 DEFAULT_PERSONA = "laowang-kitchen"
 
@@ -69,9 +69,9 @@ def campaign_create(name, code, persona, db, telegram_bot, web_url) -> None:
         fail(str(exc))
     finally:
         store.close()
-    click.echo(f"campaign {created.name!r}: code {created.code}")
+    echo(f"campaign {created.name!r}: code {created.code}")
     for where, link in links(created.code, telegram_bot=telegram_bot, web_url=web_url).items():
-        click.echo(f"  {where:9} {link}")
+        echo(f"  {where:9} {link}")
 
 
 @campaign.command("list")
@@ -89,7 +89,7 @@ def campaign_list(persona, db) -> None:
     store.close()
     print_table(["name", "code", "persona", "fans", "created"],
            [[c.name, c.code, c.persona, str(c.fans), c.created_at[:10]] for c in rows])
-    click.echo(f"{len(rows)} campaign(s)")
+    echo(f"{len(rows)} campaign(s)")
 
 
 @click.group()
@@ -115,11 +115,11 @@ def fan_link(fan_ref, db, telegram_bot, web_url) -> None:
     store.close()
     if not row["referral_code"]:
         fail(f"fan {fan_ref!r} has no referral code (forgotten?)")
-    click.echo(f"fan {row['id']} ({row['display_name'] or row['external_id']}): "
-               f"code {row['referral_code']}")
+    echo(f"fan {row['id']} ({terminal_safe(row['display_name'] or row['external_id'])}): "
+         f"code {row['referral_code']}")
     for where, link in links(row["referral_code"], telegram_bot=telegram_bot,
                              web_url=web_url).items():
-        click.echo(f"  {where:9} {link}")
+        echo(f"  {where:9} {link}")
 
 
 # -- KOLs ----------------------------------------------------------------------------------------
@@ -147,11 +147,10 @@ def kols(top, persona, db, as_json) -> None:
     store.close()
     if as_json:
         for i, k in enumerate(rows, 1):
-            click.echo(json.dumps({"rank": i, "fan_id": k.fan_id, "channel": k.channel,
-                                   "name": k.name, "stage": k.stage, "direct": k.direct,
-                                   "second": k.second, "score": round(k.score, 2),
-                                   "influence": round(k.influence, 2), "kol": k.tagged},
-                                  ensure_ascii=False))
+            click.echo(json_text({"rank": i, "fan_id": k.fan_id, "channel": k.channel,
+                                  "name": k.name, "stage": k.stage, "direct": k.direct,
+                                  "second": k.second, "score": round(k.score, 2),
+                                  "influence": round(k.influence, 2), "kol": k.tagged}))
         return
     print_table(
         ["rank", "id", "fan", "channel", "stage", "direct", "2nd level", "score", "influence",
@@ -161,7 +160,7 @@ def kols(top, persona, db, as_json) -> None:
          for i, k in enumerate(rows, 1)],
     )
     threshold = rules.relationship.kol_threshold
-    click.echo(f"{len(rows)} fan(s) who brought others in; kol tag at influence "
+    echo(f"{len(rows)} fan(s) who brought others in; kol tag at influence "
                f"{threshold if threshold is not None else 'off'}")
 
 
@@ -186,7 +185,7 @@ def fan_export(fan_ref, db) -> None:
         data = export_fan(store, row["id"])
     finally:
         store.close()
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    click.echo(json_text(data, indent=2))
 
 
 @fan.command("forget")
@@ -208,14 +207,15 @@ def fan_forget(fan_ref, db, no_aggregates, yes) -> None:
     store = open_store(db)
     try:
         row = one_fan(store, fan_ref)
-        who = f"fan {row['id']} ({row['channel']}, {row['display_name'] or row['external_id']})"
+        who = (f"fan {row['id']} ({row['channel']}, "
+               f"{terminal_safe(row['display_name'] or row['external_id'])})")
         if not yes and not click.confirm(f"forget {who}? This cannot be undone"):
             fail("nothing forgotten")
         changed = forget_fan(store, row["id"], keep_aggregates=not no_aggregates)
     finally:
         store.close()
     summary = ", ".join(f"{table}: {n}" for table, n in sorted(changed.items()))
-    click.echo(f"forgot {who}: {'deleted' if no_aggregates else 'anonymised'} ({summary})")
+    echo(f"forgot {who}: {'deleted' if no_aggregates else 'anonymised'} ({summary})")
 
 
 # -- newsletters ---------------------------------------------------------------------------------
@@ -228,17 +228,17 @@ def _settings(config: str | None, db: str | None):
         return load_settings(config, db=db)
     except SettingsError as exc:
         for line in exc.lines:
-            click.echo(f"error: {line}", err=True)
+            echo(f"error: {line}", err=True)
         fail("invalid settings; see docs/configuration.md", 2)
 
 
 def _print_plan(p, *, dry_run: bool) -> None:
     channels = ", ".join(f"{c} {n}" for c, n in sorted(p.by_channel.items()))
     verb = "would receive" if dry_run else "will receive"
-    click.echo(f"audience {p.audience.text!r}: {p.total} fan(s); {p.recipients} {verb} it"
+    echo(f"audience {p.audience.text!r}: {p.total} fan(s); {p.recipients} {verb} it"
                + (f" ({channels})" if channels else ""))
     if p.reasons:
-        click.echo(f"not sent to {p.skipped}:")
+        echo(f"not sent to {p.skipped}:")
         print_table(["reason", "fans"], [[r, str(n)] for r, n in p.reasons.most_common()])
 
 
@@ -311,7 +311,7 @@ def _send(store, broadcast_id, persona, outlets, batch, secrets=()) -> None:
              f"(广播已暂停：{_why_failed_zh(exc)}；恢复后运行 `brandbot broadcast resume "
              f"{broadcast_id}` 继续，不会重复发送)")
     click.echo("", err=True)
-    click.echo(f"broadcast {broadcast_id}: " + ", ".join(
+    echo(f"broadcast {broadcast_id}: " + ", ".join(
         f"{status} {n}" for status, n in sorted(final.items())))
 
 
@@ -378,7 +378,7 @@ def broadcast(ctx, persona, text, file, audience, dry_run, db, config, rate, bat
             broadcast_id, p = create(store, model, text, audience, now(), able)
         except BroadcastError as exc:
             fail(str(exc))
-        click.echo(f"broadcast {broadcast_id} recorded")
+        echo(f"broadcast {broadcast_id} recorded")
         _print_plan(p, dry_run=False)
         _send(store, broadcast_id, model, outlets, batch or max(20, int(rate or 500)),
               _secrets(settings))
@@ -461,9 +461,9 @@ def broadcast_show(broadcast_id, db) -> None:
         ).fetchall()
     finally:
         store.close()
-    click.echo(f"broadcast {broadcast_id} ({row['persona']}, {row['status']}), audience "
+    echo(f"broadcast {broadcast_id} ({row['persona']}, {row['status']}), audience "
                f"{row['audience']!r}, created {row['created_at']}")
-    click.echo(row["text"])
+    echo(row["text"])
     print_table(["status", "why", "fans"], [[r[0], r[1], str(r[2])] for r in rows])
 
 
@@ -561,10 +561,10 @@ def handoff_reply(fan_ref, text, db, config) -> None:
     finally:
         store.close()
     if status == "queued":
-        click.echo(f"queued for fan {row['id']} on web: their chat page shows it on its next "
+        echo(f"queued for fan {row['id']} on web: their chat page shows it on its next "
                    "request (it polls every few seconds while open)")
     else:
-        click.echo(f"sent to fan {row['id']} on {row['channel']}")
+        echo(f"sent to fan {row['id']} on {row['channel']}")
 
 
 @click.option("--limit", "-n", default=50, show_default=True, help="How many messages.")
@@ -586,12 +586,13 @@ def handoff_show(fan_ref, db, limit) -> None:
     finally:
         store.close()
     state = f"in handoff since {since}" if row["handoff"] else "with the bot"
-    click.echo(f"fan {row['id']} · {row['display_name'] or row['external_id']} · "
-               f"{row['channel']} · {row['stage']} · {state}")
+    echo(f"fan {row['id']} · {terminal_safe(row['display_name'] or row['external_id'])} · "
+         f"{row['channel']} · {row['stage']} · {state}")
     for line in lines:
         stamp = line["at"][:16].replace("T", " ")
         note = f"  [{line['intent']}]" if line["who"] == "fan" and line["intent"] else ""
-        click.echo(f"{stamp}  {line['who']:>8}: {line['text']}{note}")
+        text = terminal_safe(line["text"], continuation=" " * 28)  # under the first line's text
+        echo(f"{stamp}  {line['who']:>8}: {text}{note}")
 
 
 @click.option("--config", "-c", help="Settings file, as for `brandbot serve`.")
@@ -624,11 +625,11 @@ def handoff_expire(config, db, personas) -> None:
         ])
         told = {"sent": "told so", "queued": "told on their chat page's next request"}
         for item, (status, why) in zip(expired, statuses, strict=True):
-            click.echo(f"fan {item.fan_id} ({item.fan.channel}) back with the bot; "
+            echo(f"fan {item.fan_id} ({item.fan.channel}) back with the bot; "
                        + told.get(status, f"not told: {why}"))
     finally:
         store.close()
-    click.echo(f"{len(expired)} abandoned handoff(s) returned to the bot")
+    echo(f"{len(expired)} abandoned handoff(s) returned to the bot")
 
 
 # -- reports -------------------------------------------------------------------------------------
@@ -670,11 +671,11 @@ def report(since, html_file, persona, db, as_json) -> None:
     if html_file:
         Path(html_file).write_text(to_html(data), encoding="utf-8")
     if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        click.echo(json_text(data, indent=2))
     else:
-        click.echo(to_text(data), nl=False)
+        echo(to_text(data), nl=False)
     if html_file:
-        click.echo(f"wrote {html_file}", err=True)
+        echo(f"wrote {html_file}", err=True)
 
 
 # -- the topic calendar --------------------------------------------------------------------------
@@ -719,7 +720,7 @@ def calendar_list(persona, db) -> None:
         rows.append([t.id, t.at().strftime("%Y-%m-%d %H:%M UTC"), t.audience, state,
                      model.text(t.text, model.default_language)[:30]])
     print_table(["topic", "when", "audience", "state", "text"], rows)
-    click.echo(f"{len(rows)} topic(s)")
+    echo(f"{len(rows)} topic(s)")
 
 
 @calendar.command("send")
@@ -747,9 +748,9 @@ def calendar_send(personas, db, config) -> None:
                                               clock=now))
             for broadcast_id in ids:
                 final = counts(store, broadcast_id)
-                click.echo(f"{model.id}: broadcast {broadcast_id}: " + ", ".join(
+                echo(f"{model.id}: broadcast {broadcast_id}: " + ", ".join(
                     f"{k} {v}" for k, v in sorted(final.items())))
             if not ids:
-                click.echo(f"{model.id}: nothing due")
+                echo(f"{model.id}: nothing due")
     finally:
         store.close()

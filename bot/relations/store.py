@@ -366,6 +366,9 @@ class Store:
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute(f"PRAGMA synchronous={synchronous}")
+        # Deleted and overwritten content is zeroed, not left in free space: a forgotten fan's
+        # words must not survive in the file (bot/relations/privacy.py).
+        self.conn.execute("PRAGMA secure_delete=ON")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         self.conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
