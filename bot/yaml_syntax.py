@@ -172,25 +172,35 @@ def indentation_suspects(lines: list[str]) -> list[_Suspect]:
     stack: list[tuple[int, int, int]] = [(0, 0, -1)]
     opens = False
     prev_indent, prev_stack = 0, list(stack)  # the stack as it was before the previous line
+    prev_orphaned: int | None = None
     for n, indent, text in content:
         levels = [lvl for lvl, _, _ in stack]
         before_line = list(stack)
+        orphaned = None  # the opener's indent when this line should have been its child
         if opens and (indent > levels[-1] or (indent == levels[-1] and text.startswith("-"))):
             if indent > levels[-1]:
                 stack.append((indent, n, levels[-1]))
         elif indent in levels:
+            if opens and indent <= levels[-1]:
+                orphaned = levels[-1]
             while stack[-1][0] > indent:
                 stack.pop()
         elif indent > levels[-1]:
             # Deeper after a line that opened nothing: a stray indent, or the line above stepped
             # out of a block this one is still in.
             before = [lvl for lvl, _, _ in prev_stack]
-            if indent in before and prev_indent < indent:
+            if prev_orphaned is not None and prev_orphaned < indent and _looks_structural(text):
+                # `facts:` then `hours:` at the facts' own level then `  parking:`: the
+                # de-indented `hours:` is the line to fix.
+                suspects.append(_Suspect(n - _gap(content, n), prev_indent, (indent,)))
+                stack = [e for e in prev_stack if e[0] <= prev_orphaned]
+                stack.append((indent, n, prev_orphaned))
+            elif indent in before and prev_indent < indent:
                 suspects.append(_Suspect(n - _gap(content, n), prev_indent, (indent,)))
                 stack = [e for e in prev_stack if e[0] <= indent]
             elif _looks_structural(text):
                 suspects.append(_Suspect(n, indent, _neighbours(content, n, indent)))
-                prev_indent, prev_stack = indent, before_line
+                prev_indent, prev_stack, prev_orphaned = indent, before_line, None
                 opens = False
                 continue
         else:
@@ -205,7 +215,7 @@ def indentation_suspects(lines: list[str]) -> list[_Suspect]:
                 around = _neighbours(content, n, indent)
                 suspects.append(_Suspect(n, indent, around if len(around) == 1
                                          and not _opens_block(text) else (below, above)))
-        prev_indent, prev_stack = indent, before_line
+        prev_indent, prev_stack, prev_orphaned = indent, before_line, orphaned
         opens = _opens_block(text)
         if text.startswith("- ") and not opens:
             # `- key: value` continues at the item's content column.
