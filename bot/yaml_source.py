@@ -51,8 +51,9 @@ def load_yaml(path: str | Path, text: str | None = None) -> tuple[Any, Positions
             text = Path(path).read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise ConfigError(
-                [Problem(path, 1, 1, "", say(f"not UTF-8 text ({exc.reason}); save the file as UTF-8",
-                                             f"不是 UTF-8 文本（{exc.reason}）；请另存为 UTF-8"))]
+                [Problem(path, 1, 1, "", say(
+                    f"not UTF-8 text ({exc.reason}); save the file as UTF-8",
+                    f"不是 UTF-8 文本（{exc.reason}）；请另存为 UTF-8"))]
             ) from None
         except OSError as exc:
             raise ConfigError(
