@@ -424,6 +424,9 @@ def _register_more() -> None:
     from bot.commands import register
 
     register(main, handoff)
+    from bot.commands.doctor import doctor  # brandbot doctor: checks a deployment end to end
+
+    main.add_command(doctor)
 
 
 _register_more()

@@ -85,6 +85,9 @@ class TelegramSettings(_Section):
     operator_group_id: int | None = Field(
         None, description="Forum supergroup where operators answer handoffs (one topic per fan)."
     )
+    bot_username: str | None = Field(
+        None, description="The bot's @username, for campaign links (default: asked with getMe)."
+    )
 
     @property
     def enabled(self) -> bool:
@@ -125,6 +128,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     db: str = "brandbot.db"
+    public_url: str | None = Field(
+        None, description="The address fans reach the web chat at (https://chat.example.com/); "
+        "campaign links and QR codes use it, `brandbot doctor` checks it is reachable."
+    )
     db_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     personas: list[PersonaSettings] = Field(
         default_factory=lambda: [PersonaSettings(persona="laowang-kitchen")]
@@ -204,6 +211,7 @@ ENV_ALIASES = {
     "BRANDBOT_TELEGRAM_WEBHOOK_URL": ("telegram", "webhook_url"),
     "BRANDBOT_TELEGRAM_WEBHOOK_SECRET": ("telegram", "webhook_secret"),
     "BRANDBOT_TELEGRAM_OPERATOR_GROUP": ("telegram", "operator_group_id"),
+    "BRANDBOT_TELEGRAM_BOT_USERNAME": ("telegram", "bot_username"),
     "BRANDBOT_WECHAT_TOKEN": ("wechat", "token"),
     "BRANDBOT_WECHAT_APPID": ("wechat", "app_id"),
     "BRANDBOT_WECHAT_SECRET": ("wechat", "app_secret"),
