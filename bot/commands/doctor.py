@@ -14,6 +14,7 @@ the settings themselves are invalid (nothing else can be checked).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import resource
@@ -81,7 +82,8 @@ def check_settings(config: str | None):
         settings = load_settings(config)
     except SettingsError as exc:
         return None, Finding(FAIL, what, "\n".join(exc.lines), say(
-            "fix the lines above (docs/configuration.md)", "按上面各行修改（见 docs/configuration.md）"))
+            "fix the lines above (docs/configuration.md)",
+            "按上面各行修改（见 docs/configuration.md）"))
     path = config_path(config)
     source = str(path) if path else say("defaults and BRANDBOT_* environment",
                                          "默认值和 BRANDBOT_* 环境变量")
@@ -118,7 +120,8 @@ def check_database(db: str) -> list[Finding]:
                                                 f"{path} 不可写（{exc}）"),
                                 say(f"give the brandbot user write access to {folder} and the "
                                     "file (chown brandbot …)",
-                                    f"让运行 brandbot 的用户能写 {folder} 和数据库文件（chown brandbot …）")))
+                                    f"让运行 brandbot 的用户能写 {folder} 和数据库文件"
+                                    "（chown brandbot …）")))
     free = shutil.disk_usage(folder).free
     mib = free // (1024 * 1024)
     if free < MIN_FREE_BYTES:
@@ -126,7 +129,8 @@ def check_database(db: str) -> list[Finding]:
                                 say(f"only {mib} MiB free where the database lives",
                                     f"数据库所在磁盘只剩 {mib} MiB"),
                                 say("free some space (old logs, backups) or move db: to a "
-                                    "bigger disk", "清理空间（旧日志、备份），或把 db: 移到更大的磁盘")))
+                                    "bigger disk",
+                                    "清理空间（旧日志、备份），或把 db: 移到更大的磁盘")))
     else:
         findings.append(Finding(OK, say("disk space", "磁盘空间"),
                                 say(f"{mib} MiB free", f"剩余 {mib} MiB")))
@@ -167,7 +171,8 @@ def check_telegram(settings, dates: Dates, timeout: float) -> list[Finding]:
     what = "Telegram"
     if not tg.enabled:
         return [Finding(SKIP, what, say("no bot token (BRANDBOT_TELEGRAM_TOKEN): Telegram is off",
-                                        "没有设置机器人令牌（BRANDBOT_TELEGRAM_TOKEN）：未启用 Telegram"))]
+                                        "没有设置机器人令牌（BRANDBOT_TELEGRAM_TOKEN）："
+                                        "未启用 Telegram"))]
     return asyncio.run(_telegram(settings, dates, timeout))
 
 
@@ -343,7 +348,8 @@ def check_public_url(settings, dates: Dates, timeout: float) -> list[Finding]:
                                         f"从本机访问不到 {health}（{type(exc).__name__}）"), say(
             "is `brandbot serve` running, does the domain point at this server, does nginx "
             "forward to it? (docs/deploy.md)",
-            "`brandbot serve` 在运行吗？域名解析到本服务器了吗？nginx 转发到它了吗？（见 docs/deploy.md）"))]
+            "`brandbot serve` 在运行吗？域名解析到本服务器了吗？nginx 转发到它了吗？"
+            "（见 docs/deploy.md）"))]
     dates.record("public URL", response.headers.get("Date"))
     if response.status_code != 200:
         return [Finding(FAIL, what, say(f"{health} answered HTTP {response.status_code}",
@@ -460,10 +466,8 @@ def doctor(config: str | None, lang: str | None, timeout: float) -> None:
     try:
         from bot.config import SettingsError, load_settings
 
-        try:
+        with contextlib.suppress(SettingsError):
             masks[0].add(*load_settings(config).secrets())
-        except SettingsError:
-            pass
         status = run_checks(config, timeout, emit)
         summary = {0: say("all checks passed", "全部检查通过"),
                    1: say("something needs fixing (see the lines marked FAIL)",
