@@ -75,6 +75,8 @@ def test_dialog_problems(tmp_path):
     out = run_check(dialog).output
     assert f"{dialog}:2:1: initial: unknown state 'nope'" in out
     assert "transitions[0].dest: unknown state 'c'" in out
+    # No suggestion when nothing is close.
+    assert "unknown state 'zz'; use one of: a, b, or '*' for any state\n" in out
     assert "unknown action 'os.system'; dotted import paths are not allowed" in out
     assert "transitions[0].after[1]: action 'reply' needs a name, got 3" in out
     assert "unknown stage 'god'" in out
@@ -93,6 +95,7 @@ def test_dialog_trigger_must_be_an_intent_of_its_personas(tmp_path):
     )
     out = run_check(tmp_path / "dialogs").output
     assert "dialogs/mini.yaml:6:" in out and "unknown trigger 'hoursss'" in out
+    assert "(did you mean 'hours'?)" in out
     assert "unknown trigger 'hours'" not in out  # a real intent of the persona
 
 
