@@ -184,3 +184,12 @@ def test_syntax_errors_in_one_file_and_structure_errors_in_another_in_one_run(tm
     assert f"{tmp_path / 'a.yaml'}:3:1: YAML syntax error: line 3 is indented with a tab" in out
     assert f"{tmp_path / 'a.yaml'}:4:" in out
     assert "voice.emoji: must be 'none', 'light' or 'lots'" in out
+
+
+def test_a_file_saved_with_a_bom_and_windows_line_endings_is_fine(tmp_path):
+    saved = tmp_path / "windows.yaml"
+    text = TINY.read_text(encoding="utf-8").replace("\n", "\r\n")
+    saved.write_bytes("\ufeff".encode() + text.encode("utf-8"))
+    result = run_check(saved)
+    assert result.exit_code == 0, result.output
+    assert f"ok: {saved}" in result.output
