@@ -151,7 +151,7 @@ def _check(paths: tuple[Path, ...]) -> None:
                  f"{'、'.join(map(str, targets))} 里没有 .yaml 文件"), 2)
     problems, count = check_paths(targets)
     for problem in problems:
-        click.echo(problem.render())
+        click.echo(_with_source(problem).render())
     bad = {Path(p.path).resolve() for p in problems}
     for file in files:
         n = sum(1 for p in problems if Path(p.path).resolve() == file.resolve())
@@ -162,6 +162,28 @@ def _check(paths: tuple[Path, ...]) -> None:
                        f"{count} 个文件中有 {len(problems)} 个问题"), err=True)
         sys.exit(1)
     click.echo(say(f"ok: {count} file(s) checked", f"通过：检查了 {count} 个文件"))
+
+
+def _with_source(problem, _cache: dict[str, list[str]] = {}):  # noqa: B006 - per-process cache
+    """The problem with its file's line attached, so render() shows it under a caret."""
+    import dataclasses
+    import re
+
+    if problem.source is not None:
+        return problem
+    if problem.path not in _cache:
+        try:
+            _cache[problem.path] = Path(problem.path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            _cache[problem.path] = []
+    lines = _cache[problem.path]
+    if not 1 <= problem.line <= len(lines):
+        return problem
+    line = lines[problem.line - 1].lstrip("\ufeff")
+    name = re.sub(r"\[\d+\]", "", problem.field).rsplit(".", 1)[-1]
+    if name and name not in line:
+        return problem  # a missing field: its parent's line would only mislead
+    return dataclasses.replace(problem, source=line)
 
 
 @main.command("test")

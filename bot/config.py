@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
-from bot.errors import BrandbotError, ConfigError
+from bot.errors import BrandbotError, ConfigError, did_you_mean
 from bot.yaml_source import Positions, load_yaml, position_of
 
 ENV_PREFIX = "BRANDBOT_"
@@ -341,7 +341,7 @@ def _fix(err: dict[str, Any], loc: tuple) -> str:
         known = _known_keys(loc[:-1])
         return f"unknown key {name!r}; check the spelling or remove it" + (
             f" (known keys here: {', '.join(known)})" if known else ""
-        )
+        ) + did_you_mean(name, known)
     if kind == "missing":
         return f"required key {name!r} is missing; add it"
     msg = msg.replace("Value error, ", "").replace("Input should be", "must be")

@@ -174,6 +174,6 @@ def test_invalid_settings_exit_2_and_name_the_key(deployment, tmp_path):
     (tmp_path / "brandbot.yaml").write_text("prot: 8080\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["doctor", "--lang", "en"])
     assert result.exit_code == 2
-    assert "unknown key 'prot'" in result.output
+    assert "unknown key 'prot'" in result.output and "(did you mean 'port'?)" in result.output
     assert "the settings are invalid" in result.output
     assert telegram.calls == []
