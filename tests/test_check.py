@@ -172,7 +172,7 @@ def test_unknown_fields_suggest_the_name_meant(tmp_path):
     assert "intents.hours.keyword: unknown field 'keyword'" in out
     assert "did you mean 'keywords'?" in out
     # Structure problems show their line too; a missing field's parent line is not shown.
-    assert "| ^" in out.split("unknown field 'emojis'")[1].splitlines()[2]
+    assert out.split("unknown field 'emojis'")[1].splitlines()[2].endswith("|   ^")
     assert "  emojis: none" in out.split("unknown field 'emojis'")[1].splitlines()[1]
     assert "（是不是要写 'emoji'？）" in run_check(broken, lang="zh").output
 
