@@ -130,7 +130,8 @@ def _build(
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = (
-                _scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+                _readable(key_node, where, problems, path)
+                if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
             )
             if isinstance(key, bool) or key is None or not isinstance(key, str | int | float):
                 # YAML 1.1 reads keys like `yes`, `no`, `on` as booleans; operators mean words.
@@ -161,7 +162,33 @@ def _build(
             _build(item, where + (i,), positions, problems, path, seen)
             for i, item in enumerate(node.value)
         ]
-    return _scalar(node)
+    return _readable(node, where, problems, path)
+
+
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{name}"
+               for name in ("str", "int", "float", "bool", "null", "timestamp")}
+
+
+def _readable(node: yaml.Node, where: FieldPath, problems: list[Problem], path: str) -> Any:
+    """The scalar's value; a problem (not a crash) for a tag we refuse or a value that cannot be
+    read, such as the date ``2026-13-45`` or ``!!python/object``."""
+    line, col = node.start_mark.line + 1, node.start_mark.column + 1
+    if node.tag not in _PLAIN_TAGS:
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        problems.append(Problem(path, line, col, _dotted(where), say(
+            f"the tag {tag!r} is not allowed; remove it (quote the value to keep it as text)",
+            f"不允许使用标签 {tag!r}；删掉它（要保留为文字请加引号）"),
+            _source_line(node.start_mark)))
+        return None
+    try:
+        return _scalar(node)
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problems.append(Problem(path, line, col, _dotted(where), say(
+            f"not a valid date or number ({reason}); fix it, or quote it to keep it as text",
+            f"不是有效的日期或数字（{reason}）；改正它，或加引号作为文字"),
+            _source_line(node.start_mark)))
+        return None
 
 
 def _source_line(mark: yaml.Mark) -> str | None:

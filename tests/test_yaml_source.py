@@ -166,3 +166,42 @@ def test_aliases_of_collections_are_refused_so_a_tiny_file_cannot_explode():
     with pytest.raises(ConfigError) as err:
         load_yaml("bomb.yaml", text=bomb)
     assert "aliases" in str(err.value) and "bomb.yaml:2:" in str(err.value)
+
+
+def test_random_damage_never_crashes_and_always_points_inside_the_file():
+    """Hostile input: a persona mangled at random (seeded) gives located problems, not a crash."""
+    import random
+
+    rng = random.Random(20261206)
+    damage = [" ", "  ", "\t", ": ", ":", '"', "'", "[", "]", "{", "}", "- ", "#", "|", ">",
+              "&a ", "*a", "!!python/object ", "\ufeff", "\r"]
+    text = "\n".join(TINY_LINES) + "\n"
+    for _ in range(400):
+        chars = list(text)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(chars))
+            if rng.random() < 0.3:
+                del chars[at]
+            else:
+                chars.insert(at, rng.choice(damage))
+        broken = "".join(chars)
+        try:
+            load_yaml("p.yaml", text=broken)
+        except ConfigError as err:
+            lines = max(1, len(broken.splitlines()))
+            for problem in err.problems:
+                assert 1 <= problem.line <= lines + 1, (problem, broken)
+                assert problem.render().startswith(str(problem))
+
+
+@pytest.mark.parametrize("line, hint", [
+    ("date: 2026-13-45", "not a valid date or number (month must be in 1..12)"),
+    ("kind: !!python/object social", "the tag '!!python/object' is not allowed"),
+    ("kind: !foo social", "the tag '!foo' is not allowed"),
+    ("ratio: !!float abc", "not a valid date or number"),
+    ("blob: !!binary xx", "the tag '!!binary' is not allowed"),
+])
+def test_an_unreadable_value_or_a_tag_is_a_located_problem_not_a_crash(line, hint):
+    problems = _problems(f"id: x\nfacts:\n  {line}\n")
+    assert (problems[0].line, problems[0].column) == (3, 3 + line.index(":") + 2)
+    assert hint in problems[0].message and problems[0].source == f"  {line}"
