@@ -150,8 +150,9 @@ def _check(paths: tuple[Path, ...]) -> None:
         fail(say(f"no .yaml files in {', '.join(map(str, targets))}",
                  f"{'、'.join(map(str, targets))} 里没有 .yaml 文件"), 2)
     problems, count = check_paths(targets)
+    read: dict[str, list[str]] = {}
     for problem in problems:
-        click.echo(_with_source(problem).render())
+        click.echo(_with_source(problem, read).render())
     bad = {Path(p.path).resolve() for p in problems}
     for file in files:
         n = sum(1 for p in problems if Path(p.path).resolve() == file.resolve())
@@ -164,8 +165,9 @@ def _check(paths: tuple[Path, ...]) -> None:
     click.echo(say(f"ok: {count} file(s) checked", f"通过：检查了 {count} 个文件"))
 
 
-def _with_source(problem, _cache: dict[str, list[str]] = {}):  # noqa: B006 - per-process cache
-    """The problem with its file's line attached, so render() shows it under a caret."""
+def _with_source(problem, _cache: dict[str, list[str]]):
+    """The problem with its file's line attached, so render() shows it under a caret
+    (``_cache``: the files read so far in this run)."""
     import dataclasses
     import re
 
