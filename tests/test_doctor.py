@@ -177,3 +177,22 @@ def test_invalid_settings_exit_2_and_name_the_key(deployment, tmp_path):
     assert "unknown key 'prot'" in result.output and "(did you mean 'port'?)" in result.output
     assert "the settings are invalid" in result.output
     assert telegram.calls == []
+
+
+def test_a_broken_persona_and_a_webhook_telegram_does_not_know(deployment, tmp_path):
+    telegram, wechat, monkeypatch = deployment
+    broken = tmp_path / "shop.yaml"
+    broken.write_text(TINY.read_text(encoding="utf-8").replace("  emoji: none", "   emoji: none"),
+                      encoding="utf-8")
+    monkeypatch.setenv("BRANDBOT_PERSONAS", f'["{broken}"]')
+    monkeypatch.setenv("BRANDBOT_TELEGRAM_WEBHOOK_URL", "https://bot.example/telegram/webhook")
+    monkeypatch.setenv("BRANDBOT_TELEGRAM_WEBHOOK_SECRET", "webhook-secret-value")
+    result = doctor(wechat, monkeypatch)
+    assert result.exit_code == 1
+    assert f"[FAIL] persona {broken}: {broken}:" in result.output
+    assert "is indented 3 spaces; the lines around it use 2" in result.output
+    assert f"`brandbot check {broken}` lists them all" in result.output
+    assert ("[WARN] Telegram webhook: Telegram has none, settings say "
+            "https://bot.example/telegram/webhook") in result.output
+    assert "webhook-secret-value" not in result.output
+    assert_nothing_sent(telegram, wechat)
