@@ -113,25 +113,80 @@ def serve(config, host, port, db, personas, log_format, reload) -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-def check(paths: tuple[Path, ...]) -> None:
+@click.option("--lang", type=click.Choice(["zh", "en"]),
+              help="Language of the messages (default: from LANG/LC_ALL; zh* is Chinese).")
+def check(paths: tuple[Path, ...], lang: str | None) -> None:
     """Validate persona and dialog files (default: ./personas and ./dialogs).
 
-    Prints every problem as `path:line:col: field: what is wrong and how to fix it` and exits 1
-    if there is any.
+    Prints every problem as `path:line:col: field: what is wrong and how to fix it` (syntax
+    errors with the line and a caret), then each file checked, and exits 1 if there is any.
+    检查人格和对话文件（默认 ./personas 和 ./dialogs），逐条指出问题所在的行和改法。
 
     Example: brandbot check personas/ dialogs/
     """
-    from bot.brand import check_paths
-    from bot.persona.loader import search_dirs
+    from bot.errors import language, set_language
 
-    targets = list(paths) or [d for kind in ("personas", "dialogs") for d in search_dirs(kind)[:1]]
+    previous = language()
+    set_language(lang)
+    try:
+        _check(paths)
+    finally:
+        set_language(previous)
+
+
+def _check(paths: tuple[Path, ...]) -> None:
+    from bot.brand import check_paths
+    from bot.errors import say
+    from bot.yaml_source import yaml_files
+
+    targets = list(paths) or [Path(kind) for kind in ("personas", "dialogs")
+                              if Path(kind).is_dir()]
+    if not targets:
+        fail(say("no ./personas or ./dialogs folder here; run this in your brand's folder or "
+                 "name the files: brandbot check path/to/persona.yaml",
+                 "当前目录下没有 ./personas 或 ./dialogs 文件夹；请在品牌的目录里运行，或写明文件："
+                 "brandbot check 路径/人格.yaml"), 2)
+    files = yaml_files(targets)
+    if not files:
+        fail(say(f"no .yaml files in {', '.join(map(str, targets))}",
+                 f"{'、'.join(map(str, targets))} 里没有 .yaml 文件"), 2)
     problems, count = check_paths(targets)
+    read: dict[str, list[str]] = {}
     for problem in problems:
-        click.echo(str(problem))
+        click.echo(_with_source(problem, read).render())
+    bad = {Path(p.path).resolve() for p in problems}
+    for file in files:
+        n = sum(1 for p in problems if Path(p.path).resolve() == file.resolve())
+        mark = say(f"{n} problem(s)", f"{n} 个问题") if file.resolve() in bad else "ok"
+        click.echo(f"{mark}: {file}")
     if problems:
-        click.echo(f"{len(problems)} problem(s) in {count} file(s)", err=True)
+        click.echo(say(f"{len(problems)} problem(s) in {count} file(s)",
+                       f"{count} 个文件中有 {len(problems)} 个问题"), err=True)
         sys.exit(1)
-    click.echo(f"ok: {count} file(s) checked")
+    click.echo(say(f"ok: {count} file(s) checked", f"通过：检查了 {count} 个文件"))
+
+
+def _with_source(problem, _cache: dict[str, list[str]]):
+    """The problem with its file's line attached, so render() shows it under a caret
+    (``_cache``: the files read so far in this run)."""
+    import dataclasses
+    import re
+
+    if problem.source is not None:
+        return problem
+    if problem.path not in _cache:
+        try:
+            _cache[problem.path] = Path(problem.path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            _cache[problem.path] = []
+    lines = _cache[problem.path]
+    if not 1 <= problem.line <= len(lines):
+        return problem
+    line = lines[problem.line - 1].lstrip("\ufeff")
+    name = re.sub(r"\[\d+\]", "", problem.field).rsplit(".", 1)[-1]
+    if name and name not in line:
+        return problem  # a missing field: its parent's line would only mislead
+    return dataclasses.replace(problem, source=line)
 
 
 @main.command("test")
@@ -394,6 +449,9 @@ def _register_more() -> None:
     from bot.commands import register
 
     register(main, handoff)
+    from bot.commands.doctor import doctor  # brandbot doctor: checks a deployment end to end
+
+    main.add_command(doctor)
 
 
 _register_more()

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
-from bot.errors import BrandbotError, ConfigError
+from bot.errors import BrandbotError, ConfigError, did_you_mean
 from bot.yaml_source import Positions, load_yaml, position_of
 
 ENV_PREFIX = "BRANDBOT_"
@@ -85,6 +85,9 @@ class TelegramSettings(_Section):
     operator_group_id: int | None = Field(
         None, description="Forum supergroup where operators answer handoffs (one topic per fan)."
     )
+    bot_username: str | None = Field(
+        None, description="The bot's @username, for campaign links (default: asked with getMe)."
+    )
 
     @property
     def enabled(self) -> bool:
@@ -125,6 +128,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     db: str = "brandbot.db"
+    public_url: str | None = Field(
+        None, description="The address fans reach the web chat at (https://chat.example.com/); "
+        "campaign links and QR codes use it, `brandbot doctor` checks it is reachable."
+    )
     db_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     personas: list[PersonaSettings] = Field(
         default_factory=lambda: [PersonaSettings(persona="laowang-kitchen")]
@@ -218,6 +225,7 @@ ENV_ALIASES = {
     "BRANDBOT_TELEGRAM_WEBHOOK_URL": ("telegram", "webhook_url"),
     "BRANDBOT_TELEGRAM_WEBHOOK_SECRET": ("telegram", "webhook_secret"),
     "BRANDBOT_TELEGRAM_OPERATOR_GROUP": ("telegram", "operator_group_id"),
+    "BRANDBOT_TELEGRAM_BOT_USERNAME": ("telegram", "bot_username"),
     "BRANDBOT_WECHAT_TOKEN": ("wechat", "token"),
     "BRANDBOT_WECHAT_APPID": ("wechat", "app_id"),
     "BRANDBOT_WECHAT_SECRET": ("wechat", "app_secret"),
@@ -348,7 +356,7 @@ def _fix(err: dict[str, Any], loc: tuple) -> str:
         known = _known_keys(loc[:-1])
         return f"unknown key {name!r}; check the spelling or remove it" + (
             f" (known keys here: {', '.join(known)})" if known else ""
-        )
+        ) + did_you_mean(name, known)
     if kind == "missing":
         return f"required key {name!r} is missing; add it"
     msg = msg.replace("Value error, ", "").replace("Input should be", "must be")

@@ -11,24 +11,88 @@ Unexpected exceptions inside a turn are logged with context and the fan gets the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+import os
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+# -- the operator's language ----------------------------------------------------------------------
+# Operators read Chinese first. Commands an operator runs (`check`, `doctor`) call
+# set_language() with --lang or the locale; library code phrases its messages with say().
+# Until a command chooses, messages are English (what tests and logs expect).
+
+_language = {"current": "en"}
+
+
+def operator_language(environ: Mapping[str, str] | None = None) -> str:
+    """``zh`` when the locale (LC_ALL, else LC_MESSAGES, else LANG) starts with zh, else ``en``."""
+    env = os.environ if environ is None else environ
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = env.get(name)
+        if value:
+            return "zh" if value.lower().startswith("zh") else "en"
+    return "en"
+
+
+def set_language(language: str | None) -> str:
+    """Choose the language of operator messages (None: from the locale); returns it."""
+    chosen = language or operator_language()
+    _language["current"] = "zh" if chosen.startswith("zh") else "en"
+    return _language["current"]
+
+
+def language() -> str:
+    return _language["current"]
+
+
+def say(en: str, zh: str) -> str:
+    """The message in the operator's language."""
+    return zh if _language["current"] == "zh" else en
+
+
+def did_you_mean(name: object, candidates: Iterable[object]) -> str:
+    """`` (did you mean 'hours'?)`` when ``name`` looks like a misspelling of a candidate."""
+    names = [str(c) for c in candidates]
+    close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return say(f" (did you mean {close[0]!r}?)", f"（是不是要写 {close[0]!r}？）")
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 @dataclass(frozen=True, order=True)
 class Problem:
-    """One problem in a file, printed as ``path:line:col: field.path: message``."""
+    """One problem in a file, printed as ``path:line:col: field.path: message``.
+
+    ``source`` is the offending line as written, when known: :meth:`render` shows it under the
+    message with a caret at the column, so an operator sees the spot without opening an editor.
+    """
 
     path: str
     line: int
     column: int
     field: str
     message: str
+    source: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}:{self.column}"
         return (
             f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
         )
+
+    def render(self) -> str:
+        """``str(self)`` plus the offending line and a caret under the column (when known)."""
+        if self.source is None:
+            return str(self)
+        shown = self.source.rstrip("\r\n").replace("\t", "→")
+        gutter = f"{self.line:>5} | "
+        caret = " " * (len(gutter) - 2) + "| " + " " * _width(shown[: self.column - 1]) + "^"
+        return f"{self}\n{gutter}{shown}\n{caret}"
 
 
 class BrandbotError(Exception):

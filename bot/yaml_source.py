@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from bot.errors import ConfigError, Problem
+from bot.errors import ConfigError, Problem, did_you_mean, say
+from bot.yaml_syntax import syntax_problems
 
 M = TypeVar("M", bound=BaseModel)
 FieldPath = tuple[str | int, ...]
@@ -50,27 +51,24 @@ def load_yaml(path: str | Path, text: str | None = None) -> tuple[Any, Positions
             text = Path(path).read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise ConfigError(
-                [Problem(path, 1, 1, "", f"not UTF-8 text ({exc.reason}); save the file as UTF-8")]
+                [Problem(path, 1, 1, "", say(
+                    f"not UTF-8 text ({exc.reason}); save the file as UTF-8",
+                    f"不是 UTF-8 文本（{exc.reason}）；请另存为 UTF-8"))]
             ) from None
         except OSError as exc:
             raise ConfigError(
-                [Problem(path, 1, 1, "", f"cannot read file: {exc.strerror}")]
+                [Problem(path, 1, 1, "", say(f"cannot read file: {exc.strerror}",
+                                             f"无法读取文件：{exc.strerror}"))]
             ) from None
-    loader = _UniqueKeyLoader(text)
     try:
-        node = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError([Problem(path, line, col, "", f"YAML syntax error: {what}")]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([Problem(path, 1, 1, "", f"YAML syntax error: {exc}")]) from None
-    finally:
-        loader.dispose()
+        node = _compose(text)
+    except yaml.YAMLError:
+        # Explained, at the line to fix, and every one of them (bot/yaml_syntax.py).
+        raise ConfigError(syntax_problems(path, text, _compose)) from None
     if node is None:
         raise ConfigError(
-            [Problem(path, 1, 1, "", "the file is empty; see docs/ for a complete example")]
+            [Problem(path, 1, 1, "", say("the file is empty; see docs/ for a complete example",
+                                         "文件是空的；完整示例见 docs/"))]
         )
     positions: Positions = {}
     problems: list[Problem] = []
@@ -78,6 +76,14 @@ def load_yaml(path: str | Path, text: str | None = None) -> tuple[Any, Positions
     if problems:
         raise ConfigError(problems)
     return data, positions
+
+
+def _compose(text: str) -> yaml.Node | None:
+    loader = _UniqueKeyLoader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
 
 
 def yaml_files(paths: list[Path]) -> list[Path]:
@@ -97,7 +103,7 @@ def load_model(path: str | Path, model: type[M], text: str | None = None) -> tup
     try:
         return model.model_validate(data), positions
     except ValidationError as exc:
-        raise ConfigError(problems_from_validation(exc, str(path), positions)) from None
+        raise ConfigError(problems_from_validation(exc, str(path), positions, model)) from None
 
 
 def _build(
@@ -114,27 +120,33 @@ def _build(
         # aliases expand exponentially ("billion laughs") and would hang a reload.
         if id(node) in seen:
             problems.append(Problem(path, node.start_mark.line + 1, node.start_mark.column + 1,
-                                    _dotted(where), "YAML aliases (*name) of lists or mappings "
-                                    "are not supported; write the value out"))
+                                    _dotted(where), say(
+                                        "YAML aliases (*name) of lists or mappings are not "
+                                        "supported; write the value out",
+                                        "不支持列表或映射的 YAML 别名（*name）；请把值直接写出来")))
             return None
         seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = (
-                _scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+                _readable(key_node, where, problems, path)
+                if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
             )
             if isinstance(key, bool) or key is None or not isinstance(key, str | int | float):
                 # YAML 1.1 reads keys like `yes`, `no`, `on` as booleans; operators mean words.
                 key = str(key_node.value)
             if key in result:
+                first_line = positions[where + (key,)][0]
                 problems.append(
                     Problem(
                         path,
                         key_node.start_mark.line + 1,
                         key_node.start_mark.column + 1,
                         _dotted(where + (key,)),
-                        f"duplicate key {key!r}; keep only one",
+                        say(f"duplicate key {key!r} (first on line {first_line}); keep only one",
+                            f"重复的键 {key!r}（第 {first_line} 行已有）；只保留一个"),
+                        _source_line(key_node.start_mark),
                     )
                 )
                 continue
@@ -150,7 +162,43 @@ def _build(
             _build(item, where + (i,), positions, problems, path, seen)
             for i, item in enumerate(node.value)
         ]
-    return _scalar(node)
+    return _readable(node, where, problems, path)
+
+
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{name}"
+               for name in ("str", "int", "float", "bool", "null", "timestamp")}
+
+
+def _readable(node: yaml.Node, where: FieldPath, problems: list[Problem], path: str) -> Any:
+    """The scalar's value; a problem (not a crash) for a tag we refuse or a value that cannot be
+    read, such as the date ``2026-13-45`` or ``!!python/object``."""
+    line, col = node.start_mark.line + 1, node.start_mark.column + 1
+    if node.tag not in _PLAIN_TAGS:
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        problems.append(Problem(path, line, col, _dotted(where), say(
+            f"the tag {tag!r} is not allowed; remove it (quote the value to keep it as text)",
+            f"不允许使用标签 {tag!r}；删掉它（要保留为文字请加引号）"),
+            _source_line(node.start_mark)))
+        return None
+    try:
+        return _scalar(node)
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problems.append(Problem(path, line, col, _dotted(where), say(
+            f"not a valid date or number ({reason}); fix it, or quote it to keep it as text",
+            f"不是有效的日期或数字（{reason}）；改正它，或加引号作为文字"),
+            _source_line(node.start_mark)))
+        return None
+
+
+def _source_line(mark: yaml.Mark) -> str | None:
+    """The whole line ``mark`` points into (PyYAML keeps the text it parsed in the mark)."""
+    buffer = getattr(mark, "buffer", None)
+    if not buffer:
+        return None
+    start = buffer.rfind("\n", 0, mark.pointer) + 1
+    end = buffer.find("\n", mark.pointer)
+    return buffer[start: end if end >= 0 else len(buffer)].rstrip("\r\x00")
 
 
 def _scalar(node: yaml.Node) -> Any:
@@ -183,13 +231,17 @@ def problem_at(path: str, positions: Positions, where: FieldPath, message: str) 
 
 
 def problems_from_validation(
-    exc: ValidationError, path: str, positions: Positions
+    exc: ValidationError, path: str, positions: Positions, model: type[BaseModel] | None = None
 ) -> list[Problem]:
-    """Turn pydantic's errors into located problems phrased as fixes."""
+    """Turn pydantic's errors into located problems phrased as fixes (with "did you mean" for
+    a misspelt field when ``model`` is given)."""
     problems = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
-        problems.append(problem_at(path, positions, loc, _phrase(err, loc)))
+        message = _phrase(err, loc)
+        if err["type"] == "extra_forbidden" and model is not None and loc:
+            message += did_you_mean(loc[-1], _field_names(model, loc[:-1]))
+        problems.append(problem_at(path, positions, loc, message))
     # pydantic reports one error per union branch; keep one message per field.
     seen: set[tuple[int, int, str]] = set()
     unique = []
@@ -206,16 +258,44 @@ def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and (part in {"str", "int", "float", "bool"} or "[" in part)
 
 
+def _field_names(model: Any, parent: FieldPath) -> list[str]:
+    """The field names of the model at ``parent`` inside ``model`` (through lists and dicts)."""
+    import typing
+
+    def step(annotation: Any, part: str | int) -> list[Any]:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            return [field.annotation] if field is not None else []
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if origin in (dict, typing.Mapping) or (origin is not None and args and origin is list):
+            return [args[-1]]
+        return [a for arg in args for a in step(arg, part)]  # Optional[...], unions
+
+    def models(annotation: Any) -> list[Any]:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return [annotation]
+        return [m for arg in typing.get_args(annotation) for m in models(arg)]
+
+    current: list[Any] = [model]
+    for part in parent:
+        current = [a for annotation in current for a in step(annotation, part)]
+    return sorted({name for a in current for m in models(a) for name in m.model_fields})
+
+
 def _phrase(err: dict[str, Any], loc: FieldPath) -> str:
     kind, msg = err["type"], err["msg"]
     name = loc[-1] if loc else ""
     if kind == "extra_forbidden":
-        return f"unknown field {name!r}; check the spelling or remove it (see docs/)"
+        return say(f"unknown field {name!r}; check the spelling or remove it (see docs/)",
+                   f"未知字段 {name!r}；检查拼写或删除它（见 docs/）")
     if kind == "missing":
-        return f"required field {name!r} is missing; add it"
+        return say(f"required field {name!r} is missing; add it",
+                   f"缺少必填字段 {name!r}；请补上")
     if kind == "literal_error":
-        return f"{msg.replace('Input should be', 'must be')}"
+        en = f"{msg.replace('Input should be', 'must be')}"
+        return say(en, f"取值不对：{msg.replace('Input should be ', '应为 ')}")
     if kind.endswith("_type") or kind in {"model_type", "dict_type", "list_type"}:
         got = type(err.get("input")).__name__
-        return f"{msg.replace('Input should be', 'must be')} (got {got})"
+        return say(f"{msg.replace('Input should be', 'must be')} (got {got})",
+                   f"类型不对：{msg.replace('Input should be ', '应为 ')}（实际是 {got}）")
     return msg.replace("Value error, ", "").replace("Input should be", "must be")

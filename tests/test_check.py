@@ -8,8 +8,8 @@ from bot.cli import main
 from tests.conftest import ROOT, TINY
 
 
-def run_check(*paths: Path):
-    return CliRunner().invoke(main, ["check", *map(str, paths)])
+def run_check(*paths: Path, lang: str = "en"):
+    return CliRunner().invoke(main, ["check", "--lang", lang, *map(str, paths)])
 
 
 def test_shipped_personas_and_dialogs_are_valid():
@@ -58,7 +58,9 @@ def test_yaml_syntax_error(tmp_path):
     broken.write_text("id: x\nbrand: [oops\nidentity: {}\n", encoding="utf-8")
     result = run_check(broken)
     assert result.exit_code == 1
-    assert f"{broken}:3:" in result.output and "YAML syntax error" in result.output
+    # Reported where the bracket opens, not where PyYAML noticed it.
+    assert f"{broken}:2:8: YAML syntax error: the [ opened here is never closed" in result.output
+    assert "    2 | brand: [oops\n" in result.output
 
 
 def test_dialog_problems(tmp_path):
@@ -73,6 +75,8 @@ def test_dialog_problems(tmp_path):
     out = run_check(dialog).output
     assert f"{dialog}:2:1: initial: unknown state 'nope'" in out
     assert "transitions[0].dest: unknown state 'c'" in out
+    # No suggestion when nothing is close.
+    assert "unknown state 'zz'; use one of: a, b, or '*' for any state\n" in out
     assert "unknown action 'os.system'; dotted import paths are not allowed" in out
     assert "transitions[0].after[1]: action 'reply' needs a name, got 3" in out
     assert "unknown stage 'god'" in out
@@ -91,6 +95,7 @@ def test_dialog_trigger_must_be_an_intent_of_its_personas(tmp_path):
     )
     out = run_check(tmp_path / "dialogs").output
     assert "dialogs/mini.yaml:6:" in out and "unknown trigger 'hoursss'" in out
+    assert "(did you mean 'hours'?)" in out
     assert "unknown trigger 'hours'" not in out  # a real intent of the persona
 
 
@@ -112,3 +117,82 @@ def test_a_persona_is_reported_even_when_its_dialog_is_checked_first(tmp_path):
     (tmp_path / "personas" / "tiny.yaml").write_text(broken, encoding="utf-8")
     out = run_check(ROOT / "dialogs", tmp_path / "personas").output
     assert "voice.emoji: must be 'none', 'light' or 'lots'" in out
+
+
+def test_from_an_empty_folder_check_says_what_to_do_instead_of_checking_the_install(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["check", "--lang", "en"])
+    assert result.exit_code == 2
+    assert "no ./personas or ./dialogs folder here" in result.output
+    assert "ok:" not in result.output
+
+
+def test_check_defaults_to_the_working_folder_and_names_each_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("personas").mkdir()
+    Path("dialogs").mkdir()
+    Path("personas/tiny.yaml").write_text(TINY.read_text(encoding="utf-8"), encoding="utf-8")
+    Path("dialogs/default.yaml").write_text(
+        (ROOT / "dialogs" / "default.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    Path("personas/broken.yaml").write_text("id: b\nbrand: [x\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["check", "--lang", "en"])
+    lines = result.output.splitlines()
+    assert result.exit_code == 1
+    assert "ok: personas/tiny.yaml" in lines and "ok: dialogs/default.yaml" in lines
+    assert "1 problem(s): personas/broken.yaml" in lines
+    assert str(ROOT / "personas") not in result.output  # not the installed checkout's files
+
+
+def test_messages_follow_the_locale_or_lang(tmp_path, monkeypatch):
+    broken = tmp_path / "p.yaml"
+    broken.write_text("id: x\nfacts:\n  hours: 9\n   parking: 5\n", encoding="utf-8")
+    for name in ("LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    chinese = CliRunner().invoke(main, ["check", str(broken)])
+    assert "第 4 行缩进了 3 个空格，而前后的行用的是 2 个" in chinese.output
+    english = CliRunner().invoke(main, ["check", "--lang", "en", str(broken)])
+    assert "line 4 is indented 3 spaces; the lines around it use 2" in english.output
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    monkeypatch.setenv("LC_ALL", "zh_TW.UTF-8")
+    assert "YAML 语法错误" in CliRunner().invoke(main, ["check", str(broken)]).output
+    # The command's choice does not leak into later messages of the same process.
+    assert "YAML syntax error" in run_check(broken).output
+
+
+def test_unknown_fields_suggest_the_name_meant(tmp_path):
+    text = TINY.read_text(encoding="utf-8").replace("  emoji: none", "  emojis: none")
+    text = text.replace("    keywords: {zh: [营业时间]", "    keyword: {zh: [营业时间]")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(text, encoding="utf-8")
+    out = run_check(broken).output
+    assert "voice.emojis: unknown field 'emojis'" in out and "did you mean 'emoji'?" in out
+    assert "intents.hours.keyword: unknown field 'keyword'" in out
+    assert "did you mean 'keywords'?" in out
+    # Structure problems show their line too; a missing field's parent line is not shown.
+    assert out.split("unknown field 'emojis'")[1].splitlines()[2].endswith("|   ^")
+    assert "  emojis: none" in out.split("unknown field 'emojis'")[1].splitlines()[1]
+    assert "（是不是要写 'emoji'？）" in run_check(broken, lang="zh").output
+
+
+def test_syntax_errors_in_one_file_and_structure_errors_in_another_in_one_run(tmp_path):
+    (tmp_path / "a.yaml").write_text(
+        "id: a\nbrand:\n\tzh: x\nidentity: {name: 营业时间: 9点}\n", encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(
+        TINY.read_text(encoding="utf-8").replace("  emoji: none", "  emoji: lite"),
+        encoding="utf-8")
+    out = run_check(tmp_path).output
+    assert f"{tmp_path / 'a.yaml'}:3:1: YAML syntax error: line 3 is indented with a tab" in out
+    assert f"{tmp_path / 'a.yaml'}:4:" in out
+    assert "voice.emoji: must be 'none', 'light' or 'lots'" in out
+
+
+def test_a_file_saved_with_a_bom_and_windows_line_endings_is_fine(tmp_path):
+    saved = tmp_path / "windows.yaml"
+    text = TINY.read_text(encoding="utf-8").replace("\n", "\r\n")
+    saved.write_bytes("\ufeff".encode() + text.encode("utf-8"))
+    result = run_check(saved)
+    assert result.exit_code == 0, result.output
+    assert f"ok: {saved}" in result.output

@@ -49,13 +49,17 @@ def campaign() -> None:
 @click.option("--code", help="The code itself (default: from the name + 4 random characters).")
 @click.option("--persona", "-p", default=DEFAULT_PERSONA, show_default=True, help="Persona id.")
 @click.option("--db", default=DEFAULT_DB, show_default=True, help=DB_HELP)
-@click.option("--telegram-bot", help="The bot's @username, for the deep link.")
-@click.option("--web-url", default="http://127.0.0.1:8080/", show_default=True,
-              help="Public address of the web chat.")
-def campaign_create(name, code, persona, db, telegram_bot, web_url) -> None:
+@click.option("--telegram-bot", help="The bot's @username (default: telegram.bot_username, "
+              "else asked with getMe).")
+@click.option("--web-url", help="Public address of the web chat (default: public_url from the "
+              "settings, else http://127.0.0.1:8080/).")
+@click.option("--config", "-c", help="Settings file, as for `brandbot serve`.")
+def campaign_create(name, code, persona, db, telegram_bot, web_url, config) -> None:
     """Create a campaign code and print the links that carry it.
 
     Fans whose first contact carries the code are counted for the campaign (first touch).
+    The links use public_url and the bot's username from the settings; `brandbot campaign qr`
+    prints one as a QR image.
 
     Example: brandbot campaign create "spring poster" --telegram-bot laowang_bot
     """
@@ -70,6 +74,7 @@ def campaign_create(name, code, persona, db, telegram_bot, web_url) -> None:
     finally:
         store.close()
     echo(f"campaign {created.name!r}: code {created.code}")
+    telegram_bot, web_url = link_targets(config, telegram_bot, web_url)
     for where, link in links(created.code, telegram_bot=telegram_bot, web_url=web_url).items():
         echo(f"  {where:9} {link}")
 
@@ -92,6 +97,117 @@ def campaign_list(persona, db) -> None:
     echo(f"{len(rows)} campaign(s)")
 
 
+@campaign.command("qr")
+@click.argument("code")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
+              help="Image file: .png or .svg.")
+@click.option("--channel", type=click.Choice(["web", "telegram"]), default="web",
+              show_default=True, help="Which link the QR code opens.")
+@click.option("--db", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@click.option("--telegram-bot", help="The bot's @username (default: telegram.bot_username, "
+              "else asked with getMe).")
+@click.option("--web-url", help="Public address of the web chat (default: public_url from the "
+              "settings).")
+@click.option("--config", "-c", help="Settings file, as for `brandbot serve`.")
+@click.option("--scale", default=10, show_default=True, type=click.IntRange(1, 100),
+              help="Pixels per QR module (PNG).")
+def campaign_qr(code, output, channel, db, telegram_bot, web_url, config, scale) -> None:
+    """Write a campaign's (or a fan's referral) link as a QR image, ready to print.
+
+    PNG or SVG by the file's extension. --channel web opens the web chat at public_url with
+    ?ref=CODE; --channel telegram opens the bot with /start CODE. For WeChat's own parametric
+    QR code see `brandbot wechat qrcode`.
+
+    Example: brandbot campaign qr spring-x7k2 -o poster.png
+    """
+    from pathlib import Path
+
+    import segno
+
+    from bot.relations import Store
+    from bot.relations.campaigns import CODE, links
+
+    suffix = Path(output).suffix.lower()
+    if suffix not in (".png", ".svg"):
+        fail(f"{output}: write the image as .png or .svg")
+    if not CODE.match(code):
+        fail(f"code {code!r} cannot travel in a link: use 1-64 of A-Z a-z 0-9 _ -")
+    if Path(db).exists():
+        store = Store(db)
+        try:
+            known = store.fetch_all("SELECT 1 FROM campaigns WHERE code = ?", (code,)) or (
+                store.fan_by_referral_code(code) is not None)
+        finally:
+            store.close()
+        if not known:
+            fail(f"no campaign or fan with code {code!r} in {db}; see `brandbot campaign list` "
+                 "or create it with `brandbot campaign create NAME --code CODE`")
+    telegram_bot, web_url = link_targets(config, telegram_bot, web_url,
+                                         need_telegram=channel == "telegram",
+                                         need_web=channel == "web")
+    link = links(code, telegram_bot=telegram_bot, web_url=web_url)[channel]
+    qr = segno.make(link, error="m")
+    if suffix == ".png":
+        qr.save(output, scale=scale, border=4)
+    else:
+        qr.save(output, scale=scale, border=4, xmldecl=True, svgns=True)
+    click.echo(f"wrote {output}: {link}")
+
+
+def link_targets(config: str | None, telegram_bot: str | None, web_url: str | None, *,
+                 need_telegram: bool = False, need_web: bool = False) -> tuple[str | None, str]:
+    """The bot's username and the web chat's public address for links: the flags, else the
+    settings (telegram.bot_username, public_url), else the bot's getMe; a note on stderr (or
+    exit 1 when the link asked for needs it) when one is unknown."""
+    settings = None
+    if telegram_bot is None or web_url is None:
+        settings = _settings(config, None)
+    if web_url is None:
+        web_url = settings.public_url
+        if web_url is None:
+            if need_web:
+                fail("set public_url (brandbot.yaml or BRANDBOT_PUBLIC_URL) to the address fans "
+                     "reach the web chat at, or pass --web-url; a printed QR code of "
+                     "127.0.0.1 opens nothing")
+            click.echo("note: public_url is not set; web links point at this machine "
+                       "(http://127.0.0.1:8080/)", err=True)
+            web_url = "http://127.0.0.1:8080/"
+    if telegram_bot is None:
+        telegram_bot = settings.telegram.bot_username or _bot_username_from_getme(settings)
+        if telegram_bot is None and need_telegram:
+            fail("the bot's username is unknown: set telegram.bot_username "
+                 "(BRANDBOT_TELEGRAM_BOT_USERNAME) or BRANDBOT_TELEGRAM_TOKEN, or pass "
+                 "--telegram-bot")
+    return telegram_bot, web_url
+
+
+def _bot_username_from_getme(settings) -> str | None:
+    """Ask Telegram who the configured token belongs to (None without a token or an answer)."""
+    import asyncio
+
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    from bot.channels.telegram import DEFAULT_API_URL
+
+    if not settings.telegram.enabled:
+        return None
+
+    async def ask() -> str | None:
+        bot = Bot(settings.telegram.token.get_secret_value(),
+                  base_url=(settings.telegram.api_url or DEFAULT_API_URL).rstrip("/"))
+        try:
+            return (await bot.get_me()).username
+        finally:
+            await bot.shutdown()
+
+    try:
+        return asyncio.run(ask())
+    except TelegramError as exc:
+        click.echo(f"note: Telegram getMe failed ({exc.message}); no Telegram link", err=True)
+        return None
+
+
 @click.group()
 def fan() -> None:
     """One fan: referral links, personal data export, forgetting."""
@@ -100,10 +216,12 @@ def fan() -> None:
 @fan.command("link")
 @click.argument("fan_ref", metavar="FAN")
 @click.option("--db", default=DEFAULT_DB, show_default=True, help=DB_HELP)
-@click.option("--telegram-bot", help="The bot's @username, for the deep link.")
-@click.option("--web-url", default="http://127.0.0.1:8080/", show_default=True,
-              help="Public address of the web chat.")
-def fan_link(fan_ref, db, telegram_bot, web_url) -> None:
+@click.option("--telegram-bot", help="The bot's @username (default: telegram.bot_username, "
+              "else asked with getMe).")
+@click.option("--web-url", help="Public address of the web chat (default: public_url from the "
+              "settings, else http://127.0.0.1:8080/).")
+@click.option("--config", "-c", help="Settings file, as for `brandbot serve`.")
+def fan_link(fan_ref, db, telegram_bot, web_url, config) -> None:
     """Print a fan's personal referral links (FAN: id, external id or name).
 
     Example: brandbot fan link 42 --telegram-bot laowang_bot
@@ -117,6 +235,7 @@ def fan_link(fan_ref, db, telegram_bot, web_url) -> None:
         fail(f"fan {fan_ref!r} has no referral code (forgotten?)")
     echo(f"fan {row['id']} ({terminal_safe(row['display_name'] or row['external_id'])}): "
          f"code {row['referral_code']}")
+    telegram_bot, web_url = link_targets(config, telegram_bot, web_url)
     for where, link in links(row["referral_code"], telegram_bot=telegram_bot,
                              web_url=web_url).items():
         echo(f"  {where:9} {link}")

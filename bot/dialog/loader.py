@@ -14,7 +14,7 @@ from typing import Any
 from bot.dialog.machine import Dialog
 from bot.dialog.registry import ACTIONS, BUILTIN_TRIGGERS, CONDITIONS, Entry
 from bot.dialog.spec import DialogSpec, parse_callback
-from bot.errors import ConfigError, Problem
+from bot.errors import ConfigError, Problem, did_you_mean
 from bot.persona.model import LANGUAGES, STAGES, Persona
 from bot.yaml_source import Positions, load_model, problem_at
 
@@ -50,7 +50,8 @@ def check_dialog(
     if spec.initial not in states:
         bad(
             ("initial",),
-            f"unknown state {spec.initial!r}; declare it in states or use one of: {known}",
+            f"unknown state {spec.initial!r}; declare it in states or use one of: {known}"
+            + did_you_mean(spec.initial, states),
         )
     for i, state in enumerate(spec.state_specs()):
         for hook in ("on_enter", "on_exit", "otherwise"):
@@ -63,14 +64,17 @@ def check_dialog(
             bad(
                 where + ("trigger",),
                 f"unknown trigger {t.trigger!r}: not an intent of persona "
-                f"{persona.id!r} nor a builtin trigger ({', '.join(BUILTIN_TRIGGERS)})",
+                f"{persona.id!r} nor a builtin trigger ({', '.join(BUILTIN_TRIGGERS)})"
+                + did_you_mean(t.trigger, [*intents, *BUILTIN_TRIGGERS]),
             )
         for src_i, src in enumerate(t.sources):
             if src != "*" and src not in states:
                 loc = where + ("source",) + ((src_i,) if isinstance(t.source, list) else ())
-                bad(loc, f"unknown state {src!r}; use one of: {known}, or '*' for any state")
+                bad(loc, f"unknown state {src!r}; use one of: {known}, or '*' for any state"
+                    + did_you_mean(src, states))
         if t.dest not in (None, "=") and t.dest not in states:
-            bad(where + ("dest",), f"unknown state {t.dest!r}; use one of: {known}, '=' or null")
+            bad(where + ("dest",), f"unknown state {t.dest!r}; use one of: {known}, '=' or null"
+                + did_you_mean(t.dest, states))
         for hook, registry, kind in (
             ("conditions", CONDITIONS, "condition"),
             ("unless", CONDITIONS, "condition"),

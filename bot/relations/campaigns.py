@@ -81,11 +81,17 @@ def list_campaigns(store: Store, persona: str | None = None) -> list[Campaign]:
 
 def links(code: str, *, telegram_bot: str | None = None,
           web_url: str = "http://127.0.0.1:8080/") -> dict[str, str]:
-    """Where ``code`` can be put: a Telegram deep link, a WeChat QR scene, a web chat link."""
-    bot = (telegram_bot or "<bot_username>").lstrip("@")
+    """Where ``code`` can be put: a Telegram deep link, a WeChat QR scene, a web chat link.
+
+    Without the bot's username the Telegram entry says which setting gives it, instead of a link
+    that would not work.
+    """
     sep = "&" if "?" in web_url else "?"
+    telegram = (f"https://t.me/{telegram_bot.lstrip('@')}?start={quote(code)}" if telegram_bot
+                else "(set telegram.bot_username or BRANDBOT_TELEGRAM_TOKEN for this link)")
     return {
-        "telegram": f"https://t.me/{bot}?start={quote(code)}",
-        "wechat": f"QR scene {code} (a parametric QR code: WeChatChannel.qrcode)",
+        "telegram": telegram,
+        "wechat": f"QR scene {code}: `brandbot wechat qrcode --scene {code}` makes its QR code "
+                  "(verified service accounts)",
         "web": f"{web_url}{sep}ref={quote(code)}",
     }

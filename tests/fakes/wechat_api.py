@@ -12,6 +12,7 @@ Endpoints (semantics from ../shared/docs/channels.md §1.7, §1.10, §1.12):
 * ``POST /cgi-bin/message/custom/send`` (text), ``POST /cgi-bin/message/custom/typing``;
 * ``POST /cgi-bin/qrcode/create`` → ``ticket``, ``url``, ``expire_seconds``;
 * a missing or unknown ``access_token`` → 40001 (41001 when absent);
+* ``fake.date_offset = -600`` before ``with``: its HTTP ``Date`` header runs 10 minutes behind;
 * injectable errors: ``fake.fail("message/custom/send", 45047, times=1)`` (``times=None``: every
   call) — 40001/42001 (token errors), 45015/45047 (reply window / quota), 48001, -1...;
 * every call is recorded in ``calls`` (endpoint, query, JSON body, errcode, monotonic time).
@@ -59,6 +60,7 @@ _ERRMSG = {
     41001: "access_token missing",
     42001: "access_token expired",
     40125: "invalid appsecret",
+    40164: "invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist rid: 6570-fake",
     45015: "response out of time limit or subscription is canceled",
     45047: "out of response count limit",
     43004: "require subscribe",
@@ -94,6 +96,8 @@ class FakeWeChat:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
+        # Seconds the fake's HTTP Date header is off from this machine's clock (a clock check).
+        self.date_offset = 0.0
 
     # -- control ---------------------------------------------------------------------------
 
@@ -208,6 +212,9 @@ class FakeWeChat:
         self.port = sock.getsockname()[1]
         self._server = uvicorn.Server(uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off", log_level="warning"))
+        if self.date_offset:
+            app.add_middleware(_ShiftedDate, offset=self.date_offset)
+            self._server.config.date_header = False  # the middleware writes Date instead
         self._server.capture_signals = contextlib.nullcontext
 
         def run() -> None:
@@ -223,6 +230,25 @@ class FakeWeChat:
         assert self._server is not None and self._thread is not None
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+
+class _ShiftedDate:
+    """ASGI middleware: every response's Date header is ``offset`` seconds off the real time."""
+
+    def __init__(self, app, offset: float):
+        self.app, self.offset = app, offset
+
+    async def __call__(self, scope, receive, send):
+        from email.utils import formatdate
+
+        async def send_shifted(message):
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                date = formatdate(time.time() + self.offset, usegmt=True).encode()
+                message = {**message, "headers": [*headers, (b"date", date)]}
+            await send(message)
+
+        await self.app(scope, receive, send_shifted)
 
 
 # -- the push side ------------------------------------------------------------------------------
