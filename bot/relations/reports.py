@@ -80,7 +80,7 @@ def build(store: Store, now: datetime, since: datetime | None = None,
     if persona and rules is not None:
         kols = [{"fan_id": k.fan_id, "name": k.name, "channel": k.channel, "direct": k.direct,
                  "second": k.second, "influence": round(k.influence, 1), "kol": k.tagged}
-                for k in rank(store, persona, rules, now)[:10]]
+                for k in rank(store, persona, rules, now, limit=10)]
     return {
         "persona": persona,
         "since": start[:10],

@@ -288,6 +288,68 @@ def m008_deliveries_sent_per_fan(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m011_influence_sums(db: sqlite_utils.Database) -> None:
+    """What a turn needs to re-tag KOLs without reading everyone they brought in (issue item 14).
+
+    ``referrals2``: how many fans the fans a fan brought in brought in (second level), kept by
+    triggers like ``referrals``. ``kin_score`` / ``kin2_score``: the sums of those fans' scores
+    (first / second level), decayed to ``kin_at``; kept by the engine as scores move
+    (bot/relations/kols.py ``pass_on``), NULL ``kin_at`` = not known, computed from the tree
+    when first needed. A change in the tree under a fan (``referred_by`` rewritten for a fan
+    who has a score or referrals, a fan deleted, a fan inserted with a score) makes the sums of
+    the two fans above unknown again, whoever writes it.
+    """
+    db.executescript(
+        """
+        ALTER TABLE fans ADD COLUMN referrals2 INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE fans ADD COLUMN kin_score REAL;
+        ALTER TABLE fans ADD COLUMN kin2_score REAL;
+        ALTER TABLE fans ADD COLUMN kin_at TEXT;
+        UPDATE fans SET referrals2 = (SELECT coalesce(sum(c.referrals), 0) FROM fans c
+                                      WHERE c.referred_by = fans.id)
+            WHERE referrals > 0;
+        CREATE TRIGGER fans_referrals2_count AFTER UPDATE OF referrals ON fans
+            WHEN NEW.referred_by IS NOT NULL AND OLD.referrals != NEW.referrals
+        BEGIN
+            UPDATE fans SET referrals2 = referrals2 + NEW.referrals - OLD.referrals
+                WHERE id = NEW.referred_by;
+        END;
+        CREATE TRIGGER fans_referrals2_move AFTER UPDATE OF referred_by ON fans
+            WHEN OLD.referred_by IS NOT NEW.referred_by AND NEW.referrals > 0
+        BEGIN
+            UPDATE fans SET referrals2 = referrals2 - NEW.referrals WHERE id = OLD.referred_by;
+            UPDATE fans SET referrals2 = referrals2 + NEW.referrals WHERE id = NEW.referred_by;
+        END;
+        CREATE TRIGGER fans_referrals2_delete AFTER DELETE ON fans
+            WHEN OLD.referred_by IS NOT NULL AND OLD.referrals > 0
+        BEGIN
+            UPDATE fans SET referrals2 = referrals2 - OLD.referrals WHERE id = OLD.referred_by;
+        END;
+        CREATE TRIGGER fans_kin_moved AFTER UPDATE OF referred_by ON fans
+            WHEN OLD.referred_by IS NOT NEW.referred_by AND (NEW.score != 0 OR NEW.referrals > 0)
+        BEGIN
+            UPDATE fans SET kin_at = NULL WHERE id IN (
+                OLD.referred_by, NEW.referred_by,
+                (SELECT referred_by FROM fans WHERE id = OLD.referred_by),
+                (SELECT referred_by FROM fans WHERE id = NEW.referred_by));
+        END;
+        CREATE TRIGGER fans_kin_deleted AFTER DELETE ON fans
+            WHEN OLD.referred_by IS NOT NULL AND (OLD.score != 0 OR OLD.referrals > 0)
+        BEGIN
+            UPDATE fans SET kin_at = NULL WHERE id IN (
+                OLD.referred_by, (SELECT referred_by FROM fans WHERE id = OLD.referred_by));
+        END;
+        CREATE TRIGGER fans_kin_inserted AFTER INSERT ON fans
+            WHEN NEW.referred_by IS NOT NULL AND NEW.score != 0
+        BEGIN
+            UPDATE fans SET kin_at = NULL WHERE id IN (
+                NEW.referred_by, (SELECT referred_by FROM fans WHERE id = NEW.referred_by));
+        END;
+        """
+    )
+
+
 @functools.lru_cache(maxsize=16)  # a turn stamps its rows with one moment, five times or more
 def iso(moment: datetime) -> str:
     """UTC ISO-8601, the one timestamp format in the log."""
