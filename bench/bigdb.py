@@ -225,6 +225,49 @@ def turns(path: Path, count: int) -> None:
 _CHANNELS = ("web", "telegram", "wechat")
 
 
+def stalls(path: Path, count: int) -> None:
+    """Turns one after another on the log as the daemon writes it (background checkpoints),
+    each timed, with the WAL's size and restarts (its header's checkpoint sequence) beside:
+    a stall that comes with the WAL starting over is the writer's own checkpoint."""
+    from bot.brand import load_brand
+    from bot.engine import Engine
+    from bot.messages import FanRef, Inbound
+    from bot.relations import Store
+
+    store = Store(path)
+    store.checkpoint_in_background()
+    engine = Engine(store, load_brand(PERSONA), seed=0)
+    wal = Path(f"{path}-wal")
+    rng, run = random.Random(2), int(time.time())
+    fans = [FanRef("web", f"stall-{run}-{i}") for i in range(800)]
+
+    def restarts() -> int:
+        with open(wal, "rb") as f:
+            return int.from_bytes(f.read(16)[12:16], "big")
+
+    samples = []
+    for i in range(count):
+        before = restarts()
+        t0 = time.perf_counter()
+        engine.handle(Inbound(rng.choice(fans), text=rng.choice(TEXTS), platform_msg_id=f"s{i}"))
+        samples.append((time.perf_counter() - t0, i, restarts() != before))
+    store.close()
+    # The WAL starts over at the write *after* the checkpoint that emptied it: mark the turn
+    # before each restart (its commit checkpointed, if it was the writer's own checkpoint).
+    samples = [(d, i, i + 1 < len(samples) and samples[i + 1][2]) for d, i, _ in samples]
+    lat = sorted(s[0] for s in samples)
+    slow = [s for s in samples if s[0] > 0.02]
+    print(json.dumps({
+        "turns": count, "p50_ms": round(lat[len(lat) // 2] * 1000, 2),
+        "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 2), "max_ms": round(lat[-1] * 1000, 1),
+        "wal_restarts": sum(1 for s in samples if s[2]),
+        "turns_over_20ms": len(slow),
+        "of_them_just_before_a_wal_restart": sum(1 for s in slow if s[2]),
+        "slowest": [[i, round(d * 1000, 1), r] for d, i, r in sorted(samples)[-8:]],
+        "before_restarts_ms": [round(d * 1000, 1) for d, _, r in samples if r],
+    }))
+
+
 # -- item 16: the operator commands ---------------------------------------------------------------
 
 
@@ -322,6 +365,9 @@ def main() -> None:
     t = sub.add_parser("turns", help="engine turns: fans under the KOL vs other fans")
     t.add_argument("db", type=Path)
     t.add_argument("--turns", type=int, default=3000)
+    st = sub.add_parser("stalls", help="turn latency over time and the WAL's restarts")
+    st.add_argument("db", type=Path)
+    st.add_argument("--turns", type=int, default=20000)
     c = sub.add_parser("commands", help="peak RSS and time of kols / report --persona")
     c.add_argument("db", type=Path)
     c.add_argument("--since", default=(datetime.now(UTC) - timedelta(days=30)).strftime("%Y-%m-%d"))
@@ -336,6 +382,8 @@ def main() -> None:
         build(args.db, args.fans, args.messages, args.kol)
     elif args.command == "turns":
         turns(args.db, args.turns)
+    elif args.command == "stalls":
+        stalls(args.db, args.turns)
     elif args.command == "commands":
         commands(args.db, args.since)
     else:

@@ -227,3 +227,42 @@ def test_the_wal_stays_bounded_under_writes_that_never_pause(tmp_path, monkeypat
             biggest = max(biggest, wal.stat().st_size)
     store.close()
     assert biggest < 4 * 1024 * 1024, f"the WAL reached {biggest / 2**20:.1f} MB"
+
+
+def _wal_restarts(path: Path) -> int:
+    """The WAL header's checkpoint sequence number: one more each time the WAL starts over."""
+    with open(f"{path}-wal", "rb") as wal:
+        return int.from_bytes(wal.read(16)[12:16], "big")
+
+
+def test_the_wal_starts_over_under_turns_that_never_pause(tmp_path):
+    # Issue item 15: the thread's PASSIVE checkpoints never copied the whole WAL while turns
+    # kept committing, SQLite starts the WAL over only after one that did, so the WAL grew to
+    # WAL_SAFETY_PAGES and the writer's own checkpoint stalled every connection (48-80 ms on a
+    # 1 M-fan log). A round now finishes what its first pass left with our writer held off.
+    path = tmp_path / "restart.db"
+    store = Store(path)
+    _write_rows(store, 1)
+    first = _wal_restarts(path)
+    stop = threading.Event()
+    commits = [0]
+
+    def turns() -> None:  # a writer that never pauses
+        while not stop.is_set():
+            _write_rows(store, 1)
+            commits[0] += 1
+
+    writer = threading.Thread(target=turns)
+    writer.start()
+    try:
+        store.checkpoint_in_background(interval=0.02)
+        deadline = time.monotonic() + 20
+        while _wal_restarts(path) == first and time.monotonic() < deadline:
+            time.sleep(0.01)
+        restarted = _wal_restarts(path) != first
+    finally:
+        stop.set()
+        writer.join()
+        store.close()
+    assert restarted, f"the WAL never started over in {commits[0]} commits"
+    assert commits[0] > 0

@@ -50,6 +50,11 @@ JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 # with the end of the WAL, and SQLite only starts the WAL over after a checkpoint that did; the
 # writer's own (nobody appends during it, and it copies only what the thread has not) does.
 WAL_SAFETY_PAGES = 10_000
+# The checkpoint thread lets the WAL start over once it holds this many pages (~8 MB), and the
+# pass that does it, with our writer held off, waits until no more than WAL_LAST_PASS_PAGES
+# landed during the pass before it.
+WAL_RESTART_PAGES = 2_000
+WAL_LAST_PASS_PAGES = 64
 
 
 class StoreBusy(Exception):
@@ -350,6 +355,14 @@ def m011_influence_sums(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m011_messages_by_time(db: sqlite_utils.Database) -> None:
+    # `brandbot report --since` counts the messages of a period: without this, every message of
+    # every fan was looked up (10 M on a 1 M-fan log, minutes). Times grow with ids, so each
+    # turn adds at the end of this index (a building log pays ~20 s once for 10 M messages).
+    db.executescript("CREATE INDEX messages_created ON messages(created_at);")
+
+
 @functools.lru_cache(maxsize=16)  # a turn stamps its rows with one moment, five times or more
 def iso(moment: datetime) -> str:
     """UTC ISO-8601, the one timestamp format in the log."""
@@ -403,7 +416,7 @@ class Store:
             try:
                 while not self._stop_checkpoints.wait(interval):
                     try:
-                        checkpoints.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        self._checkpoint_round(checkpoints)
                     except sqlite3.Error as exc:  # a busy moment: the next round catches up
                         log.warning("background WAL checkpoint failed: %s", exc)
             finally:
@@ -412,6 +425,32 @@ class Store:
         self._checkpointer = threading.Thread(target=run, name="wal-checkpoint", daemon=True)
         self._checkpointer.start()
         return True
+
+    def _checkpoint_round(self, checkpoints: sqlite3.Connection) -> None:
+        """PASSIVE checkpoints beside the writer; past ``WAL_RESTART_PAGES``, a last one with
+        our writer held off, so that the WAL starts over.
+
+        SQLite starts the WAL over (from its first frame) only when a write begins after a
+        checkpoint that copied *every* frame. Under turns that never pause a pass never does
+        (commits land while it copies), so the WAL grew to ``WAL_SAFETY_PAGES`` and the
+        writer's own checkpoint, copying the pages of ~1,300 turns and syncing, stalled every
+        connection for 20-60 ms on a 1 M-fan log (issue item 15; measured by
+        ``bench/bigdb.py stalls``: each such stall was the commit just before a WAL restart).
+        Here the passes beside the writer go on while each still finds much to copy, and the
+        last one, under the store's lock, copies only what landed during the one before: a
+        turn that finds the lock taken waits that long, as for any other thread.
+        """
+        busy, frames, copied = checkpoints.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0]
+        if busy or frames < WAL_RESTART_PAGES or copied < frames:
+            return  # a small WAL, or a reader holds an old snapshot: the next round tries
+        for _ in range(8):  # catch up while commits keep landing during each pass
+            _, now_frames, copied = checkpoints.execute(
+                "PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0]
+            landed, frames = now_frames - frames, now_frames
+            if now_frames < frames or landed <= WAL_LAST_PASS_PAGES or copied < now_frames:
+                break
+        with self.lock:
+            checkpoints.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def read(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         """A quick read on a second, read-only connection: never waits for a turn in progress.
