@@ -14,8 +14,10 @@ is made of. A fan whose influence reaches the persona's ``relationship.kol_thres
 fan hovering around the line does not flap. Dialogs branch on it with ``has_tag: kol``.
 
 The engine re-tags during a turn: the fan who spoke, and the one or two fans above them in the
-referral chain (whose influence that fan's score is part of). ``brandbot kols`` ranks everybody
-from one pass over the fans.
+referral chain (whose influence that fan's score is part of), from sums each fan keeps of the
+scores of their two levels (:func:`pass_on`), so a turn costs the same under a fan with 50,000
+referrals as under one with none. ``brandbot kols`` ranks everybody in one SQL aggregation over
+the fans, from the log itself.
 """
 
 from __future__ import annotations

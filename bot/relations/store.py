@@ -14,9 +14,10 @@ Checkpoints: by default SQLite copies the WAL back into the database inside whic
 crosses 1,000 pages, so one turn in a few hundred pays for everybody's writes (15% of the mean
 turn and most of its p99 in ``bench/engine.py``). The daemon calls
 :meth:`Store.checkpoint_in_background`: a thread with its own connection checkpoints every
-second, off the turn's path and outside the GIL (sqlite3 releases it while SQLite works); a
-commit still checkpoints past ``WAL_SAFETY_PAGES``, which keeps the WAL bounded under a
-write load that never pauses.
+second, off the turn's path and outside the GIL (sqlite3 releases it while SQLite works). Past
+``WAL_RESTART_PAGES`` a round ends with a short pass that holds our writer off so the WAL
+starts over (see ``_checkpoint_round``); a commit still checkpoints past ``WAL_SAFETY_PAGES``
+(another process writing, a reader holding an old snapshot), which keeps the WAL bounded.
 
 Busy: a turn on the event loop must never wait for another process's write (an operator's
 ``brandbot broadcast`` in progress) — ``transaction(wait=False)`` raises :class:`StoreBusy` at
