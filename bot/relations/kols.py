@@ -229,23 +229,22 @@ def rank(store: Store, persona: str, rules: Relationship, now: datetime,
     when it did). Scores decay in SQL by the formula of ``scoring.decayed`` (``julianday``
     reads timestamps to the millisecond: a relative difference below 1e-9).
     """
-    sql = """
+    decay = ("CASE WHEN {t}.score = 0 OR {t}.score_at IS NULL THEN {t}.score ELSE {t}.score * "
+             "pow(0.5, max(0.0, :now - julianday({t}.score_at)) / :half_life) END")
+    # d: the fans somebody brought in (the only ones whose scores count for others).
+    sql = f"""
         WITH d AS MATERIALIZED (
-            SELECT id, referred_by AS parent,
-                   CASE WHEN score = 0 OR score_at IS NULL THEN score
-                        ELSE score * pow(0.5, max(0.0, :now - julianday(score_at))
-                                              / :half_life) END AS s
-            FROM fans WHERE persona = :persona),
-        kids AS (SELECT parent, count(*) AS n, sum(:per_fan + s) AS v
-                 FROM d WHERE parent IS NOT NULL GROUP BY parent),
+            SELECT id, referred_by AS parent, {decay.format(t="fans")} AS s
+            FROM fans WHERE persona = :persona AND referred_by IS NOT NULL),
+        kids AS (SELECT parent, count(*) AS n, sum(:per_fan + s) AS v FROM d GROUP BY parent),
         grand AS (SELECT d.parent, sum(kids.n) AS n, sum(kids.v) AS v
-                  FROM kids JOIN d ON d.id = kids.parent
-                  WHERE d.parent IS NOT NULL GROUP BY d.parent),
+                  FROM kids JOIN d ON d.id = kids.parent GROUP BY d.parent),
         ranked AS (
             SELECT f.id, f.channel, coalesce(nullif(f.display_name, ''), f.external_id) AS name,
-                   f.stage, kids.n AS direct, coalesce(grand.n, 0) AS second, d.s AS score,
-                   kids.v + :second * coalesce(grand.v, 0) + :own * d.s AS influence, f.tags
-            FROM kids JOIN d ON d.id = kids.parent JOIN fans f ON f.id = kids.parent
+                   f.stage, kids.n AS direct, coalesce(grand.n, 0) AS second,
+                   {decay.format(t="f")} AS score, kids.v + :second * coalesce(grand.v, 0)
+                   + :own * {decay.format(t="f")} AS influence, f.tags
+            FROM kids JOIN fans f ON f.id = kids.parent AND f.persona = :persona
             LEFT JOIN grand ON grand.parent = kids.parent)
         SELECT * FROM ranked ORDER BY influence DESC, id LIMIT :limit
     """
