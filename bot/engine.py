@@ -364,10 +364,10 @@ class Engine:
             "UPDATE fans SET score = ?, score_at = ?, stage = ? WHERE id = ?",
             (score, iso(now), stage, fan["id"]),
         )
-        # Their score is in the kept influence sums of the two fans above them.
-        rules = brand.persona.relationship
-        before = decayed(fan["score"], fan["score_at"], now, rules)
-        kols.pass_on(conn, rules, fan["referred_by"], score - before, now, retag=False)
+        if fan["referred_by"] is not None:  # their score is in the sums of the two above
+            rules = brand.persona.relationship
+            before = decayed(fan["score"], fan["score_at"], now, rules)
+            kols.pass_on(conn, rules, fan["referred_by"], score - before, now, retag=False)
 
     def _rescore(
         self, conn, brand: Brand, fan: dict[str, Any], kinds: list[str], now: datetime
