@@ -53,17 +53,9 @@ def influence(direct: Iterable[float], second: Iterable[float], own: float) -> f
     )
 
 
-def _children(conn, fan_ids: list[int], now: datetime, rules: Relationship) -> list[tuple]:
-    """(id, decayed score) of the fans that ``fan_ids`` brought in."""
-    if not fan_ids:
-        return []
-    marks = ",".join("?" * len(fan_ids))
-    return [
-        (child, decayed(score, score_at, now, rules))
-        for child, score, score_at in conn.execute(
-            f"SELECT id, score, score_at FROM fans WHERE referred_by IN ({marks})", fan_ids
-        )
-    ]
+def _level_sum(conn, sql: str, fan_id: int, now: datetime, rules: Relationship) -> float:
+    return sum(decayed(score, score_at, now, rules)
+               for score, score_at in conn.execute(sql, (fan_id,)))
 
 
 def _decay_factor(since: str, now: datetime, rules: Relationship) -> float:
@@ -83,9 +75,10 @@ def kept_sums(conn, fan_id: int, row, now: datetime, rules: Relationship) -> tup
     if at is not None:
         factor = _decay_factor(at, now, rules)
         return kin * factor, kin2 * factor
-    direct = _children(conn, [fan_id], now, rules)
-    kin = sum(s for _, s in direct)
-    kin2 = sum(s for _, s in _children(conn, [c for c, _ in direct], now, rules))
+    kin = _level_sum(conn, "SELECT score, score_at FROM fans WHERE referred_by = ?",
+                     fan_id, now, rules)
+    kin2 = _level_sum(conn, "SELECT score, score_at FROM fans WHERE referred_by IN "
+                      "(SELECT id FROM fans WHERE referred_by = ?)", fan_id, now, rules)
     conn.execute("UPDATE fans SET kin_score = ?, kin2_score = ?, kin_at = ? WHERE id = ?",
                  (kin, kin2, iso(now), fan_id))
     return kin, kin2
