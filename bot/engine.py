@@ -375,6 +375,10 @@ class Engine:
             "UPDATE fans SET score = ?, score_at = ?, stage = ? WHERE id = ?",
             (score, iso(now), stage, fan["id"]),
         )
+        if fan["referred_by"] is not None:  # their score is in the sums of the two above
+            rules = brand.persona.relationship
+            before = decayed(fan["score"], fan["score_at"], now, rules)
+            kols.pass_on(conn, rules, fan["referred_by"], score - before, now, retag=False)
 
     def _rescore(
         self, conn, brand: Brand, fan: dict[str, Any], kinds: list[str], now: datetime
@@ -416,8 +420,7 @@ class Engine:
         if inbound.kind == "event" and inbound.event in ("unfollow", "follow"):
             blocked = 1 if inbound.event == "unfollow" else 0
             self._event(conn, fan["id"], inbound.event, dict(inbound.payload), now)
-        kol = kols.tag_speaker(conn, persona.relationship, fan["id"], score, now, ctx.tags,
-                               referrals=fan["referrals"])
+        kol = kols.tag_speaker(conn, persona.relationship, fan["id"], score, now, ctx.tags, fan)
         if kol is not None:
             ctx.add_event(*kol)
         subscribed_at = fan["subscribed_at"]
@@ -449,7 +452,10 @@ class Engine:
         for kind, payload in ctx.events:
             self._event(conn, fan["id"], kind, payload, now)
         # The speaker's score is part of the influence of whoever brought them in.
-        kols.retag_referrers(conn, persona.relationship, fan["referred_by"], now)
+        if fan["referred_by"] is not None:
+            before = decayed(fan["score"], fan["score_at"], now, persona.relationship)
+            kols.retag_referrers(conn, persona.relationship, fan["referred_by"], now,
+                                 score - before)
 
     @staticmethod
     def _event(conn, fan_id: int, kind: str, payload: dict[str, Any], now: datetime) -> None:

@@ -239,3 +239,84 @@ def test_the_count_is_filled_in_for_a_log_made_before_it(tmp_path):
     assert [r[0] for r in store.conn.execute("SELECT referrals FROM fans ORDER BY id")] == [
         2, 1, 0, 0]
     store.close()
+
+
+def _bring_in(store, referrer_id: int, how_many: int, score: float, at: str) -> None:
+    """``how_many`` fans brought in by ``referrer_id``, written by SQL (as an import would)."""
+    store.conn.executemany(
+        "INSERT INTO fans (channel, external_id, persona, first_seen, last_seen, score, "
+        "score_at, referred_by) VALUES ('web', ?, 'tiny', ?, ?, ?, ?, ?)",
+        [(f"bulk-{referrer_id}-{i}", at, at, score, at, referrer_id) for i in range(how_many)],
+    )
+
+
+def _sqlite_steps(store, action) -> int:
+    """SQLite virtual-machine instructions that ``action`` costs: every row read shows here."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    store.conn.set_progress_handler(count, 1)
+    try:
+        action()
+    finally:
+        store.conn.set_progress_handler(None, 1)
+    return steps[0]
+
+
+def test_a_turn_under_a_kol_does_not_read_everyone_the_kol_brought_in(chain, tiny_engine,
+                                                                      fresh_db, clock):
+    """Issue item 14: re-tagging the referrer read all its referrals (and theirs) every turn."""
+    a = chain["a"]
+    say(tiny_engine, "b", "几点开门")
+    before = _sqlite_steps(fresh_db, lambda: say(tiny_engine, "b", "有停车位吗"))
+    _bring_in(fresh_db, a["id"], 3000, 2.0, fan(fresh_db, "b")["score_at"])
+    say(tiny_engine, "b", "几点开门")  # the tree changed by SQL: the sums are made again, once
+    after = _sqlite_steps(fresh_db, lambda: say(tiny_engine, "b", "有停车位吗"))
+    assert fan(fresh_db, "a")["referrals"] == 3002
+    assert after < before * 1.5, (before, after)
+    # ... and what the turn decided from its kept sums is what the full ranking computes.
+    rules = load_brand(str(TINY)).persona.relationship
+    ranked = {k.fan_id: k.influence for k in rank(fresh_db, "tiny", rules, clock.now)}
+    assert "kol" in json.loads(fan(fresh_db, "a")["tags"])
+    from bot.relations.kols import influence_of
+    a_now = fan(fresh_db, "a")
+    own = decayed(a_now["score"], a_now["score_at"], clock.now, rules)
+    assert influence_of(fresh_db.conn, a["id"], own, clock.now, rules) == pytest.approx(
+        ranked[a["id"]])
+
+
+def test_the_kept_sums_follow_turns_referrals_decay_and_tree_changes(chain, tiny_engine,
+                                                                   fresh_db, clock):
+    from bot.relations.kols import influence_of
+
+    rules = load_brand(str(TINY)).persona.relationship
+
+    def agree() -> None:
+        ranked = {k.fan_id: k for k in rank(fresh_db, "tiny", rules, clock.now)}
+        for who in "abcd":
+            f = fan(fresh_db, who)
+            own = decayed(f["score"], f["score_at"], clock.now, rules)
+            kept = influence_of(fresh_db.conn, f["id"], own, clock.now, rules)
+            k = ranked.get(f["id"])
+            assert kept == pytest.approx(k.influence if k else 0.0), who
+            assert (f["referrals"], f["referrals2"]) == ((k.direct, k.second) if k else (0, 0))
+
+    say(tiny_engine, "d", "几点开门")  # a grandchild of A's
+    agree()
+    clock.advance(days=10)
+    say(tiny_engine, "b", "有停车位吗")
+    say(tiny_engine, "e", ref=fan(fresh_db, "d")["referral_code"])  # D brings E: A's 3rd level
+    say(tiny_engine, "f", ref=fan(fresh_db, "b")["referral_code"])  # B brings F: A's 2nd level
+    agree()
+    clock.advance(days=45)
+    say(tiny_engine, "f", "几点开门")
+    agree()
+    # An operator moves D from C to B by hand: the triggers make the sums known-stale.
+    fresh_db.conn.execute("UPDATE fans SET referred_by = ? WHERE id = ?",
+                          (chain["b"]["id"], chain["d"]["id"]))
+    agree()
+    say(tiny_engine, "d", "谢谢")
+    agree()

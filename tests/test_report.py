@@ -112,3 +112,31 @@ def test_the_html_report_opens_in_a_real_browser(history, tiny_brand, clock, tmp
             assert page.title().startswith("brandbot report")
         finally:
             browser.close()
+
+
+def test_a_persona_report_leaves_out_another_personas_fans(history, tiny_brand, clock, tmp_path):
+    # A one-persona log skips the per-message persona look-up (issue item 16); a log with a
+    # second persona must still count only the asked persona's fans, and everybody without it.
+    rules = tiny_brand.persona.relationship
+    since = clock.now - timedelta(days=10)
+    alone = build(history, clock.now, since, "tiny", rules)
+    from bot.brand import load_brand
+    from bot.engine import Engine
+    from tests.conftest import ROOT
+
+    other = Engine(history, load_brand(str(ROOT / "personas" / "northbound-coffee.yaml")),
+                   clock=clock, seed=2)
+    for who in "xy":
+        other.handle(Inbound(FanRef("web", who), text="hello"))
+        other.handle(Inbound(FanRef("web", who), text="blorp zzz"))
+    history.conn.execute("INSERT INTO events (fan_id, kind, payload, created_at) VALUES "
+                         "((SELECT id FROM fans WHERE external_id = 'x'), 'handoff', '{}', ?)",
+                         (clock.now.isoformat(),))
+    beside = build(history, clock.now, since, "tiny", rules)
+    for key in ("fans", "funnel", "new_fans_per_day", "new_fans_by_source", "messages_per_day",
+                "top_intents", "not_understood", "handoffs", "top_kols", "subscribed"):
+        assert beside[key] == alone[key], key
+    everybody = build(history, clock.now, since)
+    assert everybody["fans"] == 7
+    assert dict(everybody["not_understood"])["blorp zzz"] == 6
+    assert everybody["handoffs"]["started"] == 2

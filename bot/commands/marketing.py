@@ -262,7 +262,7 @@ def kols(top, persona, db, as_json) -> None:
 
     rules = load_persona(persona)
     store = open_store(db)
-    rows = rank(store, rules.id, rules.relationship, now())[:top]
+    rows = rank(store, rules.id, rules.relationship, now(), limit=top)
     store.close()
     if as_json:
         for i, k in enumerate(rows, 1):

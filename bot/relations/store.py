@@ -14,9 +14,10 @@ Checkpoints: by default SQLite copies the WAL back into the database inside whic
 crosses 1,000 pages, so one turn in a few hundred pays for everybody's writes (15% of the mean
 turn and most of its p99 in ``bench/engine.py``). The daemon calls
 :meth:`Store.checkpoint_in_background`: a thread with its own connection checkpoints every
-second, off the turn's path and outside the GIL (sqlite3 releases it while SQLite works); a
-commit still checkpoints past ``WAL_SAFETY_PAGES``, which keeps the WAL bounded under a
-write load that never pauses.
+second, off the turn's path and outside the GIL (sqlite3 releases it while SQLite works). Past
+``WAL_RESTART_PAGES`` a round ends with a short pass that holds our writer off so the WAL
+starts over (see ``_checkpoint_round``); a commit still checkpoints past ``WAL_SAFETY_PAGES``
+(another process writing, a reader holding an old snapshot), which keeps the WAL bounded.
 
 Busy: a turn on the event loop must never wait for another process's write (an operator's
 ``brandbot broadcast`` in progress) — ``transaction(wait=False)`` raises :class:`StoreBusy` at
@@ -50,6 +51,11 @@ JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 # with the end of the WAL, and SQLite only starts the WAL over after a checkpoint that did; the
 # writer's own (nobody appends during it, and it copies only what the thread has not) does.
 WAL_SAFETY_PAGES = 10_000
+# The checkpoint thread lets the WAL start over once it holds this many pages (~8 MB), and the
+# pass that does it, with our writer held off, waits until no more than WAL_LAST_PASS_PAGES
+# landed during the pass before it.
+WAL_RESTART_PAGES = 2_000
+WAL_LAST_PASS_PAGES = 64
 
 
 class StoreBusy(Exception):
@@ -346,6 +352,79 @@ def m009_wechat_nonces(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m011_influence_sums(db: sqlite_utils.Database) -> None:
+    """What a turn needs to re-tag KOLs without reading everyone they brought in (issue item 14).
+
+    ``referrals2``: how many fans the fans a fan brought in brought in (second level), kept by
+    triggers like ``referrals``. ``kin_score`` / ``kin2_score``: the sums of those fans' scores
+    (first / second level), decayed to ``kin_at``; kept by the engine as scores move
+    (bot/relations/kols.py ``pass_on``), NULL ``kin_at`` = not known, computed from the tree
+    when first needed. A change in the tree under a fan (``referred_by`` rewritten for a fan
+    who has a score or referrals, a fan deleted, a fan inserted with a score) makes the sums of
+    the two fans above unknown again, whoever writes it.
+    """
+    db.executescript(
+        """
+        ALTER TABLE fans ADD COLUMN referrals2 INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE fans ADD COLUMN kin_score REAL;
+        ALTER TABLE fans ADD COLUMN kin2_score REAL;
+        ALTER TABLE fans ADD COLUMN kin_at TEXT;
+        UPDATE fans SET referrals2 = (SELECT coalesce(sum(c.referrals), 0) FROM fans c
+                                      WHERE c.referred_by = fans.id)
+            WHERE referrals > 0;
+        CREATE TRIGGER fans_referrals2_count AFTER UPDATE OF referrals ON fans
+            WHEN NEW.referred_by IS NOT NULL AND OLD.referrals != NEW.referrals
+        BEGIN
+            UPDATE fans SET referrals2 = referrals2 + NEW.referrals - OLD.referrals
+                WHERE id = NEW.referred_by;
+        END;
+        CREATE TRIGGER fans_referrals2_move AFTER UPDATE OF referred_by ON fans
+            WHEN OLD.referred_by IS NOT NEW.referred_by AND NEW.referrals > 0
+        BEGIN
+            UPDATE fans SET referrals2 = referrals2 - NEW.referrals WHERE id = OLD.referred_by;
+            UPDATE fans SET referrals2 = referrals2 + NEW.referrals WHERE id = NEW.referred_by;
+        END;
+        CREATE TRIGGER fans_referrals2_delete AFTER DELETE ON fans
+            WHEN OLD.referred_by IS NOT NULL AND OLD.referrals > 0
+        BEGIN
+            UPDATE fans SET referrals2 = referrals2 - OLD.referrals WHERE id = OLD.referred_by;
+        END;
+        CREATE TRIGGER fans_kin_moved AFTER UPDATE OF referred_by ON fans
+            WHEN OLD.referred_by IS NOT NEW.referred_by AND (NEW.score != 0 OR NEW.referrals > 0)
+        BEGIN
+            UPDATE fans SET kin_at = NULL WHERE id IN (
+                OLD.referred_by, NEW.referred_by,
+                (SELECT referred_by FROM fans WHERE id = OLD.referred_by),
+                (SELECT referred_by FROM fans WHERE id = NEW.referred_by));
+        END;
+        CREATE TRIGGER fans_kin_deleted AFTER DELETE ON fans
+            WHEN OLD.referred_by IS NOT NULL AND (OLD.score != 0 OR OLD.referrals > 0)
+        BEGIN
+            UPDATE fans SET kin_at = NULL WHERE id IN (
+                OLD.referred_by, (SELECT referred_by FROM fans WHERE id = OLD.referred_by));
+        END;
+        CREATE TRIGGER fans_kin_inserted AFTER INSERT ON fans
+            WHEN NEW.referred_by IS NOT NULL AND NEW.score != 0
+        BEGIN
+            UPDATE fans SET kin_at = NULL WHERE id IN (
+                NEW.referred_by, (SELECT referred_by FROM fans WHERE id = NEW.referred_by));
+        END;
+        """
+    )
+
+
+@migrations()
+def m011_messages_by_time(db: sqlite_utils.Database) -> None:
+    # `brandbot report --since` counts the messages of a period: without this, every message of
+    # every fan was looked up (10 M on a 1 M-fan log, minutes). It covers what the counts per
+    # day and intent read, so they need no table row. Times grow with ids, so each turn adds at
+    # the end of this index (an existing log pays ~30 s once for 10 M messages).
+    db.executescript(
+        "CREATE INDEX messages_created ON messages(created_at, direction, kind, intent);"
+    )
+
+
 @functools.lru_cache(maxsize=16)  # a turn stamps its rows with one moment, five times or more
 def iso(moment: datetime) -> str:
     """UTC ISO-8601, the one timestamp format in the log."""
@@ -402,7 +481,7 @@ class Store:
             try:
                 while not self._stop_checkpoints.wait(interval):
                     try:
-                        checkpoints.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        self._checkpoint_round(checkpoints)
                     except sqlite3.Error as exc:  # a busy moment: the next round catches up
                         log.warning("background WAL checkpoint failed: %s", exc)
             finally:
@@ -411,6 +490,32 @@ class Store:
         self._checkpointer = threading.Thread(target=run, name="wal-checkpoint", daemon=True)
         self._checkpointer.start()
         return True
+
+    def _checkpoint_round(self, checkpoints: sqlite3.Connection) -> None:
+        """PASSIVE checkpoints beside the writer; past ``WAL_RESTART_PAGES``, a last one with
+        our writer held off, so that the WAL starts over.
+
+        SQLite starts the WAL over (from its first frame) only when a write begins after a
+        checkpoint that copied *every* frame. Under turns that never pause a pass never does
+        (commits land while it copies), so the WAL grew to ``WAL_SAFETY_PAGES`` and the
+        writer's own checkpoint, copying the pages of ~1,300 turns and syncing, stalled every
+        connection for 20-60 ms on a 1 M-fan log (issue item 15; measured by
+        ``bench/bigdb.py stalls``: each such stall was the commit just before a WAL restart).
+        Here the passes beside the writer go on while each still finds much to copy, and the
+        last one, under the store's lock, copies only what landed during the one before: a
+        turn that finds the lock taken waits that long, as for any other thread.
+        """
+        busy, frames, copied = checkpoints.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0]
+        if busy or frames < WAL_RESTART_PAGES or copied < frames:
+            return  # a small WAL, or a reader holds an old snapshot: the next round tries
+        for _ in range(8):  # catch up while commits keep landing during each pass
+            _, now_frames, copied = checkpoints.execute(
+                "PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0]
+            landed, frames = now_frames - frames, now_frames
+            if now_frames < frames or landed <= WAL_LAST_PASS_PAGES or copied < now_frames:
+                break
+        with self.lock:
+            checkpoints.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def read(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         """A quick read on a second, read-only connection: never waits for a turn in progress.
