@@ -243,7 +243,7 @@ class Daemon:
         from starlette.responses import JSONResponse, Response
         from starlette.routing import Route
 
-        from bot.channels.web import WebChannel
+        from bot.channels.web import WebChannel, web_security
 
         routes = [
             Route("/healthz", self.healthz, methods=["GET", "HEAD"]),
@@ -260,6 +260,7 @@ class Daemon:
                 max_text_chars=self.settings.web.max_text_chars,
                 cookie_secure=self.settings.web.cookie_secure,
                 on_rejected=lambda status: self.metrics.errors.labels(f"http_{status}").inc(),
+                **web_security(self.settings.web, self.settings.db),
             )
             self.channels["web"] = web
             routes.extend(web.routes())

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TINY, clean_environ
+from tests.conftest import API_HEADERS, ROOT, TEST_API_KEY, TINY, clean_environ
 
 
 class ServeProcess:
@@ -33,7 +33,8 @@ class ServeProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve", "--port", "0", *args],
             cwd=cwd,
-            env={**clean, "PYTHONUNBUFFERED": "1", **(env or {})},
+            env={**clean, "PYTHONUNBUFFERED": "1", "BRANDBOT_WEB__API_KEY": TEST_API_KEY,
+                 **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -79,7 +80,8 @@ class ServeProcess:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             data = body if isinstance(body, bytes | None) else json.dumps(body).encode()
-            conn.request(method, path, body=data, headers=headers or {})
+            conn.request(method, path, body=data,
+                         headers=API_HEADERS if headers is None else headers)
             response = conn.getresponse()
             raw = response.read()
             return response.status, raw, dict(response.getheaders())
@@ -288,7 +290,7 @@ def burst(daemon: ServeProcess, threads: int, prefix: str):
             body = json.dumps({"text": "几点开门", "fan": fan, "msg_id": msg_id})
             try:
                 conn.request("POST", "/api/chat", body=body,
-                             headers={"Content-Type": "application/json"})
+                             headers={"Content-Type": "application/json", **API_HEADERS})
                 response = conn.getresponse()
                 response.read()
             except OSError:
