@@ -83,8 +83,13 @@ def operator_rows(store, channel: str, external_id: str):
 
 
 async def pending(web, fan: str) -> list[str]:
+    """What the fan's page shows on its next poll (and acknowledges, as the page does)."""
     r = await web.get(f"/api/chat/pending?fan={fan}")
     assert r.status_code == 200
+    ids = [x["id"] for x in r.json()["replies"]]
+    if ids:
+        acked = await web.post("/api/chat/ack", json={"ids": ids, "fan": fan})
+        assert acked.json() == {"acknowledged": len(ids)}
     return [x["text"] for x in r.json()["replies"]]
 
 
