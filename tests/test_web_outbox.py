@@ -243,3 +243,54 @@ def test_a_retried_request_gets_the_operator_messages_again(client, daemon):
     assert ids(again) == ids(first) and len(ids(first)) == 1
     assert ack(client, "zed", ids(again)) == 1
     assert texts(client.get("/api/chat/pending?fan=zed")) == []
+
+
+def tiny_with_footer(tmp_path) -> str:
+    """The tiny persona with the unsubscribe footer every newsletter needs."""
+    import shutil
+
+    from tests.conftest import ROOT
+
+    (tmp_path / "personas").mkdir(exist_ok=True)
+    shutil.copytree(ROOT / "dialogs", tmp_path / "dialogs", dirs_exist_ok=True)
+    text = TINY.read_text(encoding="utf-8").replace(
+        "replies:\n", "replies:\n  newsletter_footer: {zh: [回复 退订 即可取消], "
+        "en: [Reply unsubscribe to stop]}\n", 1)
+    path = tmp_path / "personas" / "tiny.yaml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_a_newsletter_reaches_a_subscribed_web_fan_through_the_outbox(client, daemon, tmp_path):
+    # The bot tells a web fan "订阅成功": a broadcast must then reach them, not skip them.
+    client.post("/api/chat", json={"text": "我要订阅", "fan": "sub"})
+    client.post("/api/chat", json={"text": "是", "fan": "sub"})
+    assert daemon.store.find_fan("tiny", "web", "sub")["subscribed"] == 1
+    out = CliRunner().invoke(main, ["broadcast", "-p", tiny_with_footer(tmp_path),
+                                    "-t", "本周新菜：酸菜鱼", "--db", daemon.settings.db])
+    assert out.exit_code == 0, out.output
+    status = daemon.store.conn.execute(
+        "SELECT d.status FROM deliveries d JOIN fans f ON f.id = d.fan_id "
+        "WHERE f.external_id = 'sub'").fetchone()[0]
+    assert status == "sent"  # for the web: waiting in the outbox for the fan's page
+    polled = client.get("/api/chat/pending?fan=sub")
+    assert "本周新菜：酸菜鱼" in texts(polled)[0] and "退订" in " ".join(texts(polled))
+    assert ack(client, "sub", ids(polled)) == len(ids(polled)) >= 1
+    assert texts(client.get("/api/chat/pending?fan=sub")) == []
+    # Once per broadcast: resuming it sends nothing again.
+    broadcast_id = daemon.store.conn.execute("SELECT max(id) FROM broadcasts").fetchone()[0]
+    again = CliRunner().invoke(main, ["broadcast", "resume", str(broadcast_id), "--db",
+                                      daemon.settings.db])
+    assert again.exit_code == 0, again.output
+    assert texts(client.get("/api/chat/pending?fan=sub")) == []
+
+
+def test_with_the_web_chat_off_a_broadcast_says_why_web_fans_are_left_out(
+        client, daemon, monkeypatch, tmp_path):
+    client.post("/api/chat", json={"text": "我要订阅", "fan": "off"})
+    client.post("/api/chat", json={"text": "是", "fan": "off"})
+    monkeypatch.setenv("BRANDBOT_WEB__ENABLED", "false")
+    out = CliRunner().invoke(main, ["broadcast", "-p", tiny_with_footer(tmp_path), "-t", "hi",
+                                    "--dry-run", "--db", daemon.settings.db])
+    assert out.exit_code == 0, out.output
+    assert "web chat is off: set web.enabled: true" in out.output
