@@ -142,6 +142,7 @@ def test_polling_without_a_conversation_or_with_bad_input(client):
     assert "set-cookie" not in fresh.get("/api/chat/pending").headers
     assert client.get("/api/chat/pending?fan=nobody").json()["replies"] == []
     assert client.get("/api/chat/pending?fan=bad%20id").status_code == 400
+    assert client.get("/api/chat/pending?fan=alice%0A").status_code == 400  # "$" took "alice\n"
     assert client.get("/api/chat/pending?persona=other").status_code == 404
 
 
