@@ -90,6 +90,10 @@ class WebSettings(_Section):
         default_factory=lambda: ["127.0.0.1", "::1"],
         description="Client addresses or networks never rate-limited (loopback: tests, bench).",
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1"],
+        description="Proxies whose X-Forwarded-For gives the client address (nginx).",
+    )
 
     @field_validator("messages_per_fan", "messages_per_ip", "requests_per_ip")
     @classmethod
@@ -98,7 +102,7 @@ class WebSettings(_Section):
 
         return check_rate(value)
 
-    @field_validator("rate_limit_exempt", mode="before")
+    @field_validator("rate_limit_exempt", "trusted_proxies", mode="before")
     @classmethod
     def _exempt(cls, value: Any) -> Any:
         from bot.channels.web_limits import check_networks

@@ -633,7 +633,7 @@ class Daemon:
             lifespan="off",
             server_header=False,
             proxy_headers=True,
-            forwarded_allow_ips="127.0.0.1",
+            forwarded_allow_ips=self.settings.web.trusted_proxies,
             timeout_graceful_shutdown=self.settings.shutdown_timeout,
             timeout_keep_alive=5,
         )

@@ -22,6 +22,7 @@ from bot.daemon import Daemon, _MaskingFormatter
 from bot.messages import FanRef, Reply
 from bot.relations import outbox
 from tests.conftest import API_HEADERS, TEST_API_KEY, TINY, clear_brandbot_env
+from tests.test_daemon import ServeProcess, tiny_args, workdir  # noqa: F401 - fixture
 
 
 def inbound_rows(daemon, fan: str) -> list[dict]:
@@ -467,3 +468,35 @@ def test_rate_limits_can_be_turned_off(tmp_path, monkeypatch):
                     for _ in range(25)} == {200}
     finally:
         d.close()
+
+
+def test_behind_the_proxy_each_forwarded_address_is_limited_on_its_own(workdir):  # noqa: F811
+    """The real server: nginx's X-Forwarded-For (from 127.0.0.1, trusted) is the client address
+    for the per-address limit; loopback itself stays exempt. ``web.trusted_proxies`` decides
+    whose header is believed."""
+    def post(daemon, forwarded: str):
+        status, raw, headers = daemon.request(
+            "POST", "/api/chat", {"text": "你好"},
+            headers={"X-Forwarded-For": forwarded, "Content-Type": "application/json"})
+        return status, headers
+
+    env = {"BRANDBOT_WEB__MESSAGES_PER_IP": "2/minute"}
+    daemon = ServeProcess(workdir, *tiny_args(workdir), env=env).wait_ready()
+    try:
+        first = [post(daemon, "203.0.113.5")[0] for _ in range(3)]
+        status, headers = post(daemon, "198.51.100.1, 203.0.113.5")  # a client-sent prefix
+        assert first == [200, 200, 429] and status == 429
+        assert int(headers["retry-after"]) >= 1
+        assert post(daemon, "203.0.113.6")[0] == 200  # another visitor
+        direct = [daemon.request("POST", "/api/chat", {"text": "你好"}, headers={})[0]
+                  for _ in range(4)]
+        assert direct == [200] * 4  # loopback without a forwarded address: exempt
+    finally:
+        daemon.kill()
+
+    env["BRANDBOT_WEB__TRUSTED_PROXIES"] = '["10.9.9.9"]'  # 127.0.0.1 is no proxy of ours now
+    daemon = ServeProcess(workdir, *tiny_args(workdir), env=env).wait_ready()
+    try:
+        assert [post(daemon, "203.0.113.5")[0] for _ in range(4)] == [200] * 4
+    finally:
+        daemon.kill()
