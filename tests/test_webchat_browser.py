@@ -56,7 +56,7 @@ def test_a_fan_chats_in_chinese_in_a_real_browser(workdir):  # noqa: F811 - fixt
                 errors: list[str] = []
                 page.on("pageerror", lambda exc: errors.append(str(exc)))
                 page.goto(f"http://127.0.0.1:{daemon.port}/?ref=POSTER1")
-                page.wait_for_function("document.title.includes('小安')", timeout=10_000)
+                page.locator("#title", has_text="小安").wait_for(timeout=10_000)
                 # The fan cookie came with the page, before any message: a lost first
                 # response retried is the same fan's retry (signed, HttpOnly).
                 before = {c["name"]: c for c in page.context.cookies()}
@@ -120,7 +120,7 @@ def test_an_operator_reply_shows_once_though_it_is_sent_again(workdir):  # noqa:
                            lambda route: (lost_acks.append(route.request.post_data or ""),
                                           route.abort()))
                 page.goto(f"http://127.0.0.1:{daemon.port}/")
-                page.wait_for_function("document.title.includes('小安')", timeout=10_000)
+                page.locator("#title", has_text="小安").wait_for(timeout=10_000)
                 page.fill("#text", "我要投诉")
                 page.press("#text", "Enter")
                 page.locator("#log li.bot").first.wait_for(timeout=10_000)

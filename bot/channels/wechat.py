@@ -60,7 +60,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import ConfigDict, ValidationError
@@ -73,7 +72,6 @@ from bot.channels.wechat_api import (
     DEFAULT_API_URL,
     QRCode,
     Quota,
-    SendResult,
     TokenOwner,
     create_qrcode,
     redact_logs,
@@ -89,7 +87,6 @@ from bot.channels.wechat_crypto import (
 from bot.channels.wechat_reply import JOIN, split_text, text_reply
 from bot.config import ENV_ALIASES, WeChatSettings
 from bot.messages import FanRef, Inbound, Reply
-from bot.relations.store import iso, log_event
 
 CHANNEL = "wechat"
 
@@ -110,7 +107,6 @@ _IGNORED_EVENTS = {
 }
 _RECENT = 20_000  # push ids remembered as handed to customer service / forgotten
 _JSON_HINT_EVERY = 60.0
-NOT_DELIVERED = "not_delivered"  # the event recorded on a fan when an answer could not be sent
 
 log = logging.getLogger("brandbot.wechat")
 
@@ -444,19 +440,10 @@ class WeChatChannel:
             log.warning("wechat: %d message(s) to %s not sent: %s", len(texts),
                         fan.external_id, why)
             return NotSent(len(texts), why)
-        result = await self._send_texts(fan.external_id, texts)
+        result = await asyncio.to_thread(
+            send_texts, self.owner, self.quota, fan.external_id, texts
+        )
         return NotSent(result.skipped, result.reason or "not sent") if result.skipped else None
-
-    async def _send_texts(self, openid: str, texts: list[str]) -> SendResult:
-        """``send_texts`` in a thread; whatever goes wrong comes back as a :class:`SendResult`
-        saying why (never an exception: a delivery task must not die unseen)."""
-        try:
-            return await asyncio.to_thread(send_texts, self.owner, self.quota, openid, texts)
-        except Exception as exc:  # noqa: BLE001 - reported as not sent, with the reason
-            why = f"sending failed: {type(exc).__name__}"
-            log.warning("wechat: %d customer-service message(s) to %s not sent: %s",
-                        len(texts), openid, why)
-            return SendResult(0, len(texts), why)
 
     def qrcode(self, scene: str, permanent: bool = False) -> QRCode:
         """Create a parametric QR code for a referral/campaign code (blocking; for the CLI)."""
@@ -635,38 +622,15 @@ class WeChatChannel:
         await self._deliver(incoming.openid, pieces, "a reply after the passive-reply budget")
 
     async def _deliver(self, openid: str, pieces: list[str], what: str) -> None:
-        """Send through customer service; what is not sent is logged and recorded on the fan."""
         if not self.settings.verified or self.owner is None:
-            why = ("the account is not verified, so only passive replies within 5 s are "
-                   "possible")
-            await self._not_delivered(openid, what, len(pieces), why)
+            log.warning(
+                "wechat: %s for %s not delivered (%d message(s)): the account is not verified, "
+                "so only passive replies within 5 s are possible", what, openid, len(pieces),
+            )
             return
-        result = await self._send_texts(openid, pieces)
+        result = await asyncio.to_thread(send_texts, self.owner, self.quota, openid, pieces)
         if result.sent:
             log.debug("wechat: %s sent to %s (%d message(s))", what, openid, result.sent)
-        if result.skipped:
-            await self._not_delivered(openid, what, result.skipped, result.reason or "not sent")
-
-    async def _not_delivered(self, openid: str, what: str, count: int, why: str) -> None:
-        """Log it, and record a ``not_delivered`` event on the fan (channel, what, how many,
-        why) so that the log shows which answers never reached them."""
-        log.warning("wechat: %s for %s not delivered (%d message(s)): %s", what, openid,
-                    count, why)
-        if self.store is None:
-            return
-        payload = {"channel": CHANNEL, "what": what, "messages": count, "reason": why}
-
-        def record() -> None:
-            fan = self.store.find_fan(self.persona, CHANNEL, openid)
-            if fan is None:
-                return
-            with self.store.transaction() as conn:
-                log_event(conn, fan["id"], NOT_DELIVERED, payload, iso(datetime.now(UTC)))
-
-        try:
-            await asyncio.to_thread(record)
-        except Exception:  # noqa: BLE001 - the warning above says it already
-            log.exception("wechat: could not record an undelivered reply for %s", openid)
 
     def _remember(self, key: str, state: str) -> None:
         self._recent[key] = state

@@ -21,7 +21,6 @@ from WeChat close the window. Nothing is retried except once after a token refre
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import threading
@@ -30,10 +29,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import requests
-from urllib3.exceptions import NameResolutionError, NewConnectionError
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
@@ -96,38 +93,8 @@ def _describe(exc: Exception) -> WeChatAPIError:
         return WeChatAPIError(int(code), f"WeChat error {code}: {msg}" + (
             f" ({hint})" if hint else ""))
     if isinstance(exc, requests.RequestException):
-        return WeChatAPIError(None, f"cannot reach the WeChat API: {network_reason(exc)}")
+        return WeChatAPIError(None, f"cannot reach the WeChat API: {type(exc).__name__}")
     return WeChatAPIError(None, f"WeChat API call failed: {type(exc).__name__}")
-
-
-def network_reason(exc: requests.RequestException) -> str:
-    """Why a request did not get an answer (DNS, refused, timeout...), never quoting the request.
-
-    requests' own messages carry the request URL, whose query holds the AppSecret (token
-    requests) or the access_token (every other call): they must not reach any output, so the
-    reason is rebuilt from the exception's type and the host alone.
-    """
-    cause = exc.args[0] if exc.args else None
-    cause = getattr(cause, "reason", None) or cause  # urllib3's MaxRetryError wraps the cause
-    host = getattr(getattr(cause, "conn", None), "host", None) or getattr(
-        getattr(exc, "request", None), "url", None)
-    host = urlsplit(host).hostname if isinstance(host, str) and "://" in host else host
-    where = f" ({host})" if isinstance(host, str) and host else ""
-    if isinstance(exc, requests.ConnectTimeout):
-        return f"connection timed out{where}"
-    if isinstance(exc, requests.Timeout):
-        return f"no answer in time{where}"
-    if isinstance(cause, NameResolutionError):
-        return f"DNS lookup failed{where}"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return f"TLS handshake failed{where}"
-    if isinstance(cause, NewConnectionError):
-        refused = isinstance(getattr(cause, "__context__", None), ConnectionRefusedError) or (
-            "refused" in str(cause).lower())
-        return f"connection refused{where}" if refused else f"cannot connect{where}"
-    if isinstance(exc, requests.ConnectionError):
-        return f"connection failed{where}"
-    return type(exc).__name__
 
 
 # -- the token owner ------------------------------------------------------------------------------
@@ -137,7 +104,7 @@ class _Client(WeChatClient):
     """wechatpy's client with our base URL and our token owner (no auto-retry)."""
 
     def __init__(self, owner: TokenOwner, app_id: str, secret: str, api_url: str):
-        super().__init__(app_id, secret, timeout=owner.timeout, auto_retry=False)
+        super().__init__(app_id, secret, timeout=HTTP_TIMEOUT, auto_retry=False)
         self.API_BASE_URL = api_url
         self._owner = owner
 
@@ -153,11 +120,10 @@ class TokenOwner:
     """The one holder of an account's access_token; thread-safe, single-flight refresh."""
 
     def __init__(self, app_id: str, secret: str, api_url: str = DEFAULT_API_URL,
-                 clock: Callable[[], float] = time.monotonic, timeout: float = HTTP_TIMEOUT):
+                 clock: Callable[[], float] = time.monotonic):
         if not api_url.endswith("/"):
             api_url += "/"
         self.app_id, self.api_url = app_id, api_url
-        self.timeout = timeout
         self._secret = secret
         self._clock = clock
         self._lock = threading.Lock()
@@ -183,28 +149,19 @@ class TokenOwner:
                 self._clock() < self._expires_at
             ):
                 return {"access_token": self._token}
-            unreachable = None
+            response = self.client._http.get(
+                self.api_url + "token",
+                params={"grant_type": "client_credential", "appid": self.app_id,
+                        "secret": self._secret},
+                timeout=HTTP_TIMEOUT,
+            )
             try:
-                response = self.client._http.get(
-                    self.api_url + "token",
-                    params={"grant_type": "client_credential", "appid": self.app_id,
-                            "secret": self._secret},
-                    timeout=self.timeout,
-                )
-            except requests.RequestException as exc:
-                # Its message and traceback quote the URL, AppSecret included: keep neither.
-                unreachable = network_reason(exc)
-            if unreachable is not None:  # raised outside the except: no chained original
+                response.raise_for_status()
+                result = response.json()
+            except (requests.RequestException, ValueError):
                 raise WeChatAPIError(
-                    None, f"access_token request failed: cannot reach the WeChat API: "
-                    f"{unreachable}")
-            result = None
-            if response.ok:
-                with contextlib.suppress(ValueError):
-                    result = response.json()
-            if not isinstance(result, dict):  # raise_for_status() would quote the URL
-                raise WeChatAPIError(
-                    None, f"access_token request failed (HTTP {response.status_code})")
+                    None, f"access_token request failed (HTTP {response.status_code})"
+                ) from None
             if result.get("errcode"):
                 raise WeChatAPIError(
                     int(result["errcode"]),
@@ -222,29 +179,22 @@ class TokenOwner:
             return {"access_token": token}
 
     def call(self, fn: Callable[[WeChatClient], T]) -> T:
-        """Run ``fn(client)``; on a token error refresh once (single-flight) and retry once.
-
-        Every failure is a :class:`WeChatAPIError` raised outside the ``except`` that caught the
-        client's exception, so no traceback carries the original (its URL holds the token)."""
+        """Run ``fn(client)``; on a token error refresh once (single-flight) and retry once."""
         token = self.token()
-        ok, result = self._attempt(fn)
-        if ok:
-            return result
-        if isinstance(result, WeChatAPIError) and result.errcode in TOKEN_ERRORS:
-            log.warning("wechat: access_token rejected (error %s); refreshing once",
-                        result.errcode)
-            self.refresh(token)
-            ok, result = self._attempt(fn)
-            if ok:
-                return result
-        raise result
-
-    def _attempt(self, fn: Callable[[WeChatClient], T]) -> tuple[bool, Any]:
-        """(True, the result) or (False, the :class:`WeChatAPIError` describing the failure)."""
         try:
-            return True, fn(self.client)
+            return fn(self.client)
+        except WeChatClientException as exc:
+            if exc.errcode is None or int(exc.errcode) not in TOKEN_ERRORS:
+                raise _describe(exc) from None
+            log.warning("wechat: access_token rejected (error %s); refreshing once",
+                        exc.errcode)
+        except requests.RequestException as exc:
+            raise _describe(exc) from None
+        self.refresh(token)
+        try:
+            return fn(self.client)
         except (WeChatClientException, requests.RequestException) as exc:
-            return False, _describe(exc)
+            raise _describe(exc) from None
 
 
 # -- the customer-service quota -------------------------------------------------------------------

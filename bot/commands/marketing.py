@@ -6,7 +6,6 @@ Each command's docstring is its help text and ends with an example.
 from __future__ import annotations
 
 import json
-import re
 
 import click
 
@@ -242,54 +241,7 @@ def _print_plan(p, *, dry_run: bool) -> None:
         print_table(["reason", "fans"], [[r, str(n)] for r, n in p.reasons.most_common()])
 
 
-def _secrets(settings) -> list[str]:
-    """The settings' secret values (bot token, AppSecret...), for masking error text."""
-    values = []
-    for section in (settings.telegram, settings.wechat):
-        for name in ("token", "app_secret", "aes_key", "previous_aes_key"):
-            value = getattr(section, name, None)
-            value = value.get_secret_value() if hasattr(value, "get_secret_value") else value
-            if value:
-                values.append(str(value))
-    return values
-
-
-# Telegram's request URLs embed the bot token (…/bot<id>:<secret>/getMe).
-_BOT_TOKEN = re.compile(r"(bot)\d+:[A-Za-z0-9_-]+")
-
-
-def _why_failed(exc: BaseException, secrets: list[str]) -> str:
-    """One line saying why sending stopped: which API could not be reached and how; never a
-    secret (the bot token travels in Telegram's URLs, the AppSecret in WeChat's)."""
-    from bot.redact import SecretFilter
-
-    try:
-        from telegram.error import InvalidToken, NetworkError
-    except ImportError:  # pragma: no cover - python-telegram-bot is a dependency
-        InvalidToken = NetworkError = ()  # type: ignore[assignment]  # noqa: N806
-    redact = SecretFilter(secrets, patterns=[_BOT_TOKEN]).redact
-    text = str(getattr(exc, "message", None) or exc) or type(exc).__name__
-    detail = redact(text.splitlines()[0])[:200]
-    if isinstance(exc, InvalidToken):
-        return "the Telegram API refused the bot token: check BRANDBOT_TELEGRAM_TOKEN"
-    if isinstance(exc, NetworkError):
-        return f"cannot reach the Telegram API ({detail})"
-    return f"{type(exc).__name__}: {detail}"
-
-
-def _why_failed_zh(exc: BaseException) -> str:
-    try:
-        from telegram.error import InvalidToken, NetworkError
-    except ImportError:  # pragma: no cover
-        InvalidToken = NetworkError = ()  # type: ignore[assignment]  # noqa: N806
-    if isinstance(exc, InvalidToken):
-        return "Telegram 拒绝了机器人令牌"
-    if isinstance(exc, NetworkError):
-        return "无法连接 Telegram API"
-    return "发送出错"
-
-
-def _send(store, broadcast_id, persona, outlets, batch, secrets=()) -> None:
+def _send(store, broadcast_id, persona, outlets, batch) -> None:
     import asyncio
 
     from bot.relations.broadcast import deliver
@@ -301,15 +253,8 @@ def _send(store, broadcast_id, persona, outlets, batch, secrets=()) -> None:
         click.echo(f"\r[{'#' * filled}{'.' * (30 - filled)}] {progress.done}/{progress.total} "
                    f"{parts}", nl=False, err=True)
 
-    try:
-        final = asyncio.run(deliver(store, broadcast_id, persona, outlets, clock=now,
-                                    batch=batch, on_progress=show))
-    except Exception as exc:  # noqa: BLE001 - one clear line, not a traceback quoting URLs
-        click.echo("", err=True)
-        fail(f"broadcast {broadcast_id} stopped: {_why_failed(exc, secrets)}; nothing was "
-             f"sent twice: run `brandbot broadcast resume {broadcast_id}` once it works again "
-             f"(广播已暂停：{_why_failed_zh(exc)}；恢复后运行 `brandbot broadcast resume "
-             f"{broadcast_id}` 继续，不会重复发送)")
+    final = asyncio.run(deliver(store, broadcast_id, persona, outlets, clock=now,
+                                batch=batch, on_progress=show))
     click.echo("", err=True)
     click.echo(f"broadcast {broadcast_id}: " + ", ".join(
         f"{status} {n}" for status, n in sorted(final.items())))
@@ -380,8 +325,7 @@ def broadcast(ctx, persona, text, file, audience, dry_run, db, config, rate, bat
             fail(str(exc))
         click.echo(f"broadcast {broadcast_id} recorded")
         _print_plan(p, dry_run=False)
-        _send(store, broadcast_id, model, outlets, batch or max(20, int(rate or 500)),
-              _secrets(settings))
+        _send(store, broadcast_id, model, outlets, batch or max(20, int(rate or 500)))
     finally:
         store.close()
 
@@ -411,8 +355,7 @@ def broadcast_resume(broadcast_id, db, config, rate, persona) -> None:
             fail(str(exc))
         model = load_persona(persona or row["persona"])
         outlets, _ = outlets_from_settings(settings, store, model.id, rate=rate or None)
-        _send(store, broadcast_id, model, outlets, max(20, int(rate or 500)),
-              _secrets(settings))
+        _send(store, broadcast_id, model, outlets, max(20, int(rate or 500)))
     finally:
         store.close()
 
@@ -483,7 +426,6 @@ def _push_many(settings, store, items) -> list[tuple[str, str | None]]:
     message, or its poll a few seconds later).
     """
     import asyncio
-    import contextlib
 
     from bot.relations import outbox
     from bot.relations.broadcast import CANNOT_PUSH, Item, outlets_from_settings
@@ -508,23 +450,19 @@ def _push_many(settings, store, items) -> list[tuple[str, str | None]]:
                         f"no {row['channel']} sender")
                     results.append(("failed", why))
                     continue
+                if outlet not in started:
+                    await outlet.start()
+                    started.append(outlet)
                 status: tuple[str, str | None] = ("sent", None)
-                try:
-                    if outlet not in started:
-                        started.append(outlet)
-                        await outlet.start()
-                    for n, reply in enumerate(replies):
-                        status = (await outlet.deliver(
-                            [Item(n, row["id"], row["external_id"], reply.text)]))[n]
-                        if status[0] != "sent":
-                            break
-                except Exception as exc:  # noqa: BLE001 - reported as not delivered, and why
-                    status = ("failed", _why_failed(exc, _secrets(settings)))
+                for n, reply in enumerate(replies):
+                    status = (await outlet.deliver(
+                        [Item(n, row["id"], row["external_id"], reply.text)]))[n]
+                    if status[0] != "sent":
+                        break
                 results.append(status)
         finally:
             for outlet in started:
-                with contextlib.suppress(Exception):
-                    await outlet.close()
+                await outlet.close()
         return results
 
     return asyncio.run(run())
