@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -64,9 +65,11 @@ def start_daemon(port: int, db: str, extra_env: dict[str, str]) -> tuple[subproc
     raise SystemExit("daemon not ready within 30 s")
 
 
-def chat_requests(run: str):
+def chat_requests(run: str, api_key: str):
     """Web chat POSTs: per connection its own random messages, 50 fans, a new msg_id each
-    (``run`` keeps them apart between runs: a repeated msg_id is answered from the log)."""
+    (``run`` keeps them apart between runs: a repeated msg_id is answered from the log).
+    The fans are named by the bench, so it speaks with the daemon's ``web.api_key``; from
+    127.0.0.1 the rate limits do not apply (``web.rate_limit_exempt``)."""
     rngs: dict[int, random.Random] = {}
 
     def request(wid: int, n: int) -> bytes:
@@ -77,7 +80,7 @@ def chat_requests(run: str):
             ensure_ascii=False,
         ).encode()
         return (
-            f"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {api_key}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode() + body
 
@@ -98,7 +101,8 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     duration = min(args.duration, 120.0)
-    extra = {}
+    api_key = secrets.token_urlsafe(24)
+    extra = {"BRANDBOT_WEB__API_KEY": api_key}
     if args.engine_threads is not None:
         extra["BRANDBOT_ENGINE_THREADS"] = str(args.engine_threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,9 +110,10 @@ def main() -> None:
         proc, ready = start_daemon(port, str(Path(tmp) / "bench.db"), extra)
         try:
             asyncio.run(drive(port, args.connections, min(args.warmup, 10.0),
-                              chat_requests("warm-up"), answered))
+                              chat_requests("warm-up", api_key), answered))
             lat, errors, elapsed = asyncio.run(
-                drive(port, args.connections, duration, chat_requests("measured"), answered))
+                drive(port, args.connections, duration, chat_requests("measured", api_key),
+                      answered))
             rss = peak_rss_mb(proc.pid)
         finally:
             proc.terminate()

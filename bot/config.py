@@ -69,6 +69,47 @@ class WebSettings(_Section):
     max_body_bytes: int = Field(16_384, ge=256, le=1_048_576)
     max_text_chars: int = Field(2_000, ge=1, le=100_000)
     cookie_secure: bool = Field(False, description="Set the fan cookie's Secure flag (HTTPS).")
+    cookie_secret: SecretStr | None = Field(
+        None, min_length=32,
+        description="Signs the fan cookie; unset: generated once into <db>.cookie-secret (0600).",
+    )
+    api_key: SecretStr | None = Field(
+        None, min_length=16,
+        description="Bearer key that lets a server-side caller name the fan (the \"fan\" field).",
+    )
+    messages_per_fan: str | None = Field(
+        "20/minute", description="POST /api/chat per fan (limits syntax); null: no limit."
+    )
+    messages_per_ip: str | None = Field(
+        "60/minute", description="POST /api/chat per client address; null: no limit."
+    )
+    requests_per_ip: str | None = Field(
+        "600/minute", description="Every /api/ request per client address; null: no limit."
+    )
+    rate_limit_exempt: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Client addresses or networks never rate-limited (loopback: tests, bench).",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1"],
+        description="Proxies whose X-Forwarded-For gives the client address (nginx).",
+    )
+
+    @field_validator("messages_per_fan", "messages_per_ip", "requests_per_ip")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        from bot.channels.web_limits import check_rate
+
+        return check_rate(value)
+
+    @field_validator("rate_limit_exempt", "trusted_proxies", mode="before")
+    @classmethod
+    def _exempt(cls, value: Any) -> Any:
+        from bot.channels.web_limits import check_networks
+
+        if isinstance(value, str):  # BRANDBOT_WEB__RATE_LIMIT_EXEMPT=10.0.0.0/8,::1
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        return check_networks(value) if isinstance(value, list) else value
 
 
 class TelegramSettings(_Section):
@@ -203,6 +244,8 @@ class Settings(BaseSettings):
             self.wechat.aes_key,
             self.wechat.previous_aes_key,
             self.metrics_token,
+            self.web.cookie_secret,
+            self.web.api_key,
         ]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 
@@ -316,7 +359,7 @@ def load_settings(config: str | None = None, **overrides: Any) -> Settings:
 
 
 _SECRET_KEYS = {"token", "webhook_secret", "app_secret", "aes_key", "previous_aes_key",
-                "metrics_token"}
+                "metrics_token", "cookie_secret", "api_key"}
 _FLAGS = {"host": "--host", "port": "--port", "db": "--db", "personas": "--persona"}
 
 

@@ -251,7 +251,7 @@ class Daemon:
         from starlette.responses import JSONResponse, Response
         from starlette.routing import Route
 
-        from bot.channels.web import WebChannel
+        from bot.channels.web import WebChannel, web_security
         from bot.http_protocol import TIMED_OUT_KEY
 
         routes = [
@@ -269,6 +269,7 @@ class Daemon:
                 max_text_chars=self.settings.web.max_text_chars,
                 cookie_secure=self.settings.web.cookie_secure,
                 on_rejected=lambda status: self.metrics.errors.labels(f"http_{status}").inc(),
+                **web_security(self.settings.web, self.settings.db),
             )
             self.channels["web"] = web
             routes.extend(web.routes())
@@ -823,7 +824,7 @@ class Daemon:
             lifespan="off",
             server_header=False,
             proxy_headers=True,
-            forwarded_allow_ips="127.0.0.1",
+            forwarded_allow_ips=self.settings.web.trusted_proxies,
             timeout_graceful_shutdown=self.settings.shutdown_timeout,
             timeout_keep_alive=5,
         )

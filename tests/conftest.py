@@ -35,6 +35,11 @@ def clear_brandbot_env(monkeypatch) -> None:
         monkeypatch.delenv(key)
 
 
+# The web API key the test daemons get: tests that name a fan ("fan": ...) speak as a site
+# embedding the API server-side (bot/channels/web_identity.py).
+TEST_API_KEY = "test-api-key-not-a-secret-0123"
+API_HEADERS = {"Authorization": f"Bearer {TEST_API_KEY}"}
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "data" / "personas" / "tiny.yaml"
 
@@ -101,6 +106,7 @@ def daemon(tmp_path, monkeypatch):
 
     clear_brandbot_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BRANDBOT_WEB__API_KEY", TEST_API_KEY)
     settings = load_settings(None, personas=[str(TINY)], db=str(tmp_path / "web.db"))
     d = Daemon(settings)
     d.open()
@@ -112,10 +118,11 @@ def daemon(tmp_path, monkeypatch):
 
 @pytest.fixture
 def client(daemon):
-    """Starlette's test client on the daemon's app (web chat, health, metrics)."""
+    """Starlette's test client on the daemon's app (web chat, health, metrics), holding the
+    API key (tests name their fans); a browser-like client is ``TestClient(client.app)``."""
     from starlette.testclient import TestClient
 
-    with TestClient(daemon._build_app()) as c:
+    with TestClient(daemon._build_app(), headers=API_HEADERS) as c:
         yield c
 
 

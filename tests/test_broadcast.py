@@ -112,12 +112,13 @@ def test_dry_run_says_why_each_fan_is_left_out(fresh_db):
         for ext, when in (("500", recent), ("501", old)):
             conn.execute("INSERT INTO messages (fan_id, direction, text, created_at, kind) "
                          "VALUES (?, 'in', 'hi', ?, 'message')", (ids[ext], when))
-    able = channel_reasons({"telegram": object(), "wechat": object()})
+    able = channel_reasons({"telegram": object(), "wechat": object()},
+                           {"web": "web chat is off: set web.enabled: true"})
     p = plan(fresh_db, PERSONA, "all", NOW, able)
     assert p.recipients == 6 and p.by_channel == {"telegram": 5, "wechat": 1}
     assert p.reasons == {
         R_UNSUBSCRIBED: 2, R_BLOCKED: 3, R_HANDOFF: 1, R_WINDOW: 2,
-        "no channel able to send (web chat cannot push)": 2,
+        "no channel able to send (web chat is off: set web.enabled: true)": 2,
     }
     # Five customer-service messages already spent since 500's message: quota. Both kinds
     # count: newsletters sent (two broadcasts) and operator replies (three).

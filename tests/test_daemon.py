@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TINY, clean_environ
+from tests.conftest import API_HEADERS, ROOT, TEST_API_KEY, TINY, clean_environ
 
 # The operator's token for /metrics and the /healthz details: requests send it unless asked
 # not to (auth=False), so tests see the details as an operator does.
@@ -38,6 +38,7 @@ class ServeProcess:
             [sys.executable, "-m", "bot", "serve", "--port", "0", *args],
             cwd=cwd,
             env={**clean, "PYTHONUNBUFFERED": "1", "BRANDBOT_METRICS_TOKEN": METRICS_TOKEN,
+                 "BRANDBOT_WEB__API_KEY": TEST_API_KEY,
                  **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -84,9 +85,10 @@ class ServeProcess:
     def request(self, method: str, path: str, body=None, headers=None, timeout: float = 10,
                 auth: bool = True):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        headers = dict(headers or {})
-        if auth and path in ("/healthz", "/metrics"):
-            headers.setdefault("Authorization", f"Bearer {METRICS_TOKEN}")
+        given = headers
+        headers = dict(API_HEADERS if given is None else given)
+        if auth and path in ("/healthz", "/metrics") and "Authorization" not in (given or {}):
+            headers["Authorization"] = f"Bearer {METRICS_TOKEN}"
         try:
             data = body if isinstance(body, bytes | None) else json.dumps(body).encode()
             conn.request(method, path, body=data, headers=headers)
@@ -336,7 +338,7 @@ def burst(daemon: ServeProcess, threads: int, prefix: str):
             body = json.dumps({"text": "几点开门", "fan": fan, "msg_id": msg_id})
             try:
                 conn.request("POST", "/api/chat", body=body,
-                             headers={"Content-Type": "application/json"})
+                             headers={"Content-Type": "application/json", **API_HEADERS})
                 response = conn.getresponse()
                 response.read()
             except OSError:

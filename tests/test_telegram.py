@@ -203,6 +203,25 @@ def test_webhook_refuses_a_wrong_or_missing_secret(tiny_engine):
     assert inbound_count(tiny_engine.store, 42) == 1
 
 
+def test_webhook_answers_400_to_json_nested_too_deep(tiny_engine):
+    # json.loads raises RecursionError (not ValueError) past ~1000 levels: it was a 500.
+    async def scenario():
+        async with webhook(tiny_engine) as (fake, channel, port):
+            url = f"http://127.0.0.1:{port}/telegram/webhook"
+            deep = b'{"update_id": 5, "message": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+            async with httpx.AsyncClient() as client:
+                nested = await client.post(url, content=deep, headers={SECRET_HEADER: SECRET})
+                bare = await client.post(url, content=b"[" * 5000 + b"]" * 5000,
+                                         headers={SECRET_HEADER: SECRET})
+            fake.push_message(42, "几点开门")  # the channel still answers afterwards
+            await fake.wait_for(lambda: len(fake.sent(42)) >= 1, what="a later update answered")
+            return nested.status_code, bare.status_code, channel.stats
+
+    nested, bare, stats = run(scenario())
+    assert (nested, bare) == (400, 400)
+    assert stats["webhook_bad_request"] == 2 and stats["errors"] == 0
+
+
 def test_webhook_mode_needs_a_valid_secret(tiny_engine):
     with pytest.raises(TelegramConfigError, match="webhook_secret"):
         TelegramChannel(tiny_engine, "tiny", "1:x", webhook_url="https://example.org/tg")

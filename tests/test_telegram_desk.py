@@ -19,7 +19,7 @@ from bot.channels.telegram import Incoming, OperatorMessage, read_update
 from bot.config import load_settings
 from bot.daemon import Daemon
 from bot.messages import FanRef, Inbound
-from tests.conftest import TINY, clear_brandbot_env
+from tests.conftest import API_HEADERS, TEST_API_KEY, TINY, clear_brandbot_env
 from tests.fakes.telegram_api import BOT_ID, BOT_USERNAME, FakeTelegram
 
 GROUP = -1001234567890
@@ -42,6 +42,7 @@ async def daemon_with_desk(env, tmp_path):
         env.setenv("BRANDBOT_TELEGRAM_TOKEN", fake.token)
         env.setenv("BRANDBOT_TELEGRAM_API_URL", fake.base_url)
         env.setenv("BRANDBOT_TELEGRAM_OPERATOR_GROUP", str(GROUP))
+        env.setenv("BRANDBOT_WEB__API_KEY", TEST_API_KEY)
         settings = load_settings(None, personas=[str(TINY)], db=str(tmp_path / "desk.db"))
         assert settings.telegram.operator_group_id == GROUP
         d = Daemon(settings)
@@ -50,7 +51,8 @@ async def daemon_with_desk(env, tmp_path):
         telegram = d.channels["telegram"]
         await telegram.start()
         await d.desk.start(telegram.app.bot)
-        web = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://web")
+        web = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://web",
+                                headers=API_HEADERS)
         try:
             yield d, fake, web
         finally:
@@ -81,8 +83,13 @@ def operator_rows(store, channel: str, external_id: str):
 
 
 async def pending(web, fan: str) -> list[str]:
+    """What the fan's page shows on its next poll (and acknowledges, as the page does)."""
     r = await web.get(f"/api/chat/pending?fan={fan}")
     assert r.status_code == 200
+    ids = [x["id"] for x in r.json()["replies"]]
+    if ids:
+        acked = await web.post("/api/chat/ack", json={"ids": ids, "fan": fan})
+        assert acked.json() == {"acknowledged": len(ids)}
     return [x["text"] for x in r.json()["replies"]]
 
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
+import subprocess
+import sys
 
 import pytest
 
+from tests.conftest import clean_environ
 from tests.test_daemon import ServeProcess, tiny_args, workdir  # noqa: F401 - fixture
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -52,7 +56,12 @@ def test_a_fan_chats_in_chinese_in_a_real_browser(workdir):  # noqa: F811 - fixt
                 errors: list[str] = []
                 page.on("pageerror", lambda exc: errors.append(str(exc)))
                 page.goto(f"http://127.0.0.1:{daemon.port}/?ref=POSTER1")
-                page.wait_for_function("document.title.includes('小安')", timeout=10_000)
+                page.locator("#title", has_text="小安").wait_for(timeout=10_000)
+                # The fan cookie came with the page, before any message: a lost first
+                # response retried is the same fan's retry (signed, HttpOnly).
+                before = {c["name"]: c for c in page.context.cookies()}
+                assert before["brandbot_fan"]["httpOnly"] is True
+                assert page.evaluate("document.cookie") == ""
                 assert page.inner_text("#send") == "发送"
                 page.fill("#text", "你们几点开门？")
                 page.press("#text", "Enter")
@@ -67,21 +76,87 @@ def test_a_fan_chats_in_chinese_in_a_real_browser(workdir):  # noqa: F811 - fixt
                 page.press("#text", "Enter")
                 page.locator("#log li.bot").nth(1).wait_for(timeout=10_000)
                 cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+                assert cookies["brandbot_fan"] == before["brandbot_fan"]["value"]
                 assert cookies["brandbot_fan"].startswith("w-")
                 assert not errors, errors
             finally:
                 browser.close()
-        import sqlite3
-
         db = sqlite3.connect(workdir / "brandbot.db")
+        fan_id = cookies["brandbot_fan"].rpartition(".")[0]  # the signature after the last "."
+        assert db.execute("SELECT count(*) FROM fans").fetchone()[0] == 1
         fan = db.execute(
-            "SELECT id, source_code FROM fans WHERE external_id = ?", (cookies["brandbot_fan"],)
+            "SELECT id, source_code FROM fans WHERE external_id = ?", (fan_id,)
         ).fetchone()
         assert fan[1] == "POSTER1"  # ?ref= went with the first message
         count = db.execute(
             "SELECT count(*) FROM messages WHERE fan_id = ? AND direction = 'in'", (fan[0],)
         ).fetchone()[0]
         assert count == 2  # both messages, the same fan
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0
+    finally:
+        daemon.kill()
+
+
+def test_an_operator_reply_shows_once_though_it_is_sent_again(workdir):  # noqa: F811 - fixture
+    """At least once: the page's first acknowledgement is lost, so the next poll brings the
+    operator's reply again; the page shows it once, and its later acknowledgement lands."""
+    sync_playwright = _browser_or_skip()
+    daemon = ServeProcess(workdir, *tiny_args(workdir))
+    text = "您好，我是店长，退款已经办好了。"
+    try:
+        daemon.wait_ready()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            try:
+                page = browser.new_page(locale="zh-CN")
+                errors: list[str] = []
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                polls: list = []
+                page.on("response", lambda r: polls.append(r)
+                        if "/api/chat/pending" in r.url else None)
+                lost_acks: list[str] = []
+                page.route("**/api/chat/ack",
+                           lambda route: (lost_acks.append(route.request.post_data or ""),
+                                          route.abort()))
+                page.goto(f"http://127.0.0.1:{daemon.port}/")
+                page.locator("#title", has_text="小安").wait_for(timeout=10_000)
+                page.fill("#text", "我要投诉")
+                page.press("#text", "Enter")
+                page.locator("#log li.bot").first.wait_for(timeout=10_000)
+                cookie = {c["name"]: c["value"] for c in page.context.cookies()}["brandbot_fan"]
+                fan = cookie.rpartition(".")[0]
+
+                out = subprocess.run(
+                    [sys.executable, "-m", "bot", "handoff", "reply", fan, text,
+                     "--db", str(workdir / "brandbot.db")],
+                    cwd=workdir, env=clean_environ(), capture_output=True, text=True, timeout=60)
+                assert out.returncode == 0, out.stderr
+                # Polls every 4 s: wait for two that carried it (the first ack was dropped).
+                page.locator("#log li.bot", has_text=text).first.wait_for(timeout=15_000)
+                def carried() -> int:
+                    return sum(text in r.text() for r in list(polls) if r.ok)
+
+                for _ in range(40):  # up to 20 s: the poll interval is 4 s
+                    if carried() >= 2:
+                        break
+                    page.wait_for_timeout(500)
+                assert carried() >= 2, "the unacknowledged reply was not sent again"
+                assert lost_acks
+                with page.expect_response(lambda r: "/api/chat/ack" in r.url,
+                                          timeout=15_000) as acked:
+                    page.unroute("**/api/chat/ack")
+                assert acked.value.status == 200
+                shown = [t for t in page.locator("#log li.bot").all_inner_texts() if t == text]
+                assert shown == [text]  # sent at least twice, shown once
+                assert not errors, errors
+            finally:
+                browser.close()
+        db = sqlite3.connect(workdir / "brandbot.db")
+        waiting = db.execute(
+            "SELECT count(*) FROM outbox o JOIN fans f ON f.id = o.fan_id "
+            "WHERE f.external_id = ? AND o.delivered_at IS NULL", (fan,)).fetchone()[0]
+        assert waiting == 0  # acknowledged: it will not come again
         daemon.signal(signal.SIGTERM)
         assert daemon.wait() == 0
     finally:

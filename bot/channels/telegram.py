@@ -608,7 +608,7 @@ class TelegramChannel:
             data = json.loads(body)
             if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
                 raise ValueError("not an update")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
             self.stats["webhook_bad_request"] += 1
             return Response(status_code=400)
         try:

@@ -1,19 +1,25 @@
-"""The web chat: a page at ``/`` and its JSON endpoint ``POST /api/chat``.
+"""The web chat: a page at ``/`` and its JSON API under ``/api/``.
 
-``POST /api/chat`` takes ``{"text": ..., "fan": ID, "msg_id": ID, "ref": CODE, "name": NAME,
+``POST /api/chat`` takes ``{"text": ..., "msg_id": ID, "ref": CODE, "name": NAME,
 "lang": "zh"|"en", "persona": ID}`` (only ``text`` is required) and answers
 ``{"fan": ID, "persona": ID, "replies": [{"text": ..., "key": ..., "language": ...}]}``.
-Without ``fan`` the fan id comes from the ``brandbot_fan`` cookie, else a new one is made and
-set in that cookie. ``msg_id`` makes a retried request idempotent (the engine answers a repeated
-id from the log). Errors are JSON ``{"error": ...}`` with 400, 404 or 413; 503 (with
-``Retry-After`` and the persona's ``unavailable`` apology in ``replies``) when the message could
-not be logged (disk full): nothing was kept, so send it again later with the same ``msg_id``.
+The fan is the one in the signed ``brandbot_fan`` cookie (:mod:`bot.channels.web_identity`);
+``GET /`` and ``GET /api/persona`` issue one to a browser that has none, so the page holds its
+fan before its first message and a retried first message stays one turn of one fan. A request
+with no valid cookie gets a new fan and the cookie with the answer. A caller-chosen ``"fan"``
+(field, or query parameter) is accepted only with ``Authorization: Bearer <web.api_key>``:
+401 without it. ``msg_id`` makes a retried request idempotent (the engine answers a repeated id
+from the log). Errors are JSON ``{"error": ...}`` with 400, 401, 403, 404, 413 or 429 (with
+``Retry-After``; limits in :mod:`bot.channels.web_limits`); 503 (with ``Retry-After`` and the
+persona's ``unavailable`` apology in ``replies``) when the message could not be logged (disk
+full): nothing was kept, so send it again later with the same ``msg_id``.
 
 A page cannot be pushed to: what is sent to a web fan unasked (:meth:`WebChannel.send`, and
 ``brandbot handoff reply`` from another process) waits in the log's ``outbox`` table
-(:mod:`bot.relations.outbox`) and comes before the replies of the fan's next message, or with
-``GET /api/chat/pending?fan=ID&persona=ID`` (the cookie when ``fan`` is absent), which the page
-polls every few seconds: ``{"fan": ID, "persona": ID, "replies": [...]}``, each message once.
+(:mod:`bot.relations.outbox`) and comes, each with its ``"id"``, before the replies of the fan's
+next message and with ``GET /api/chat/pending?persona=ID``, which the page polls every few
+seconds. It keeps coming until the page acknowledges it (``POST /api/chat/ack {"ids": [...]}``):
+at least once, and the page shows each id once.
 
 The page (``static/``) is plain HTML + vanilla JS: no build step. It is the same channel as the
 others: same engine, same log, channel name ``web``.
@@ -24,8 +30,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
-import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
@@ -35,16 +39,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.channels.base import NotSent, Refused, RunTurn, read_capped_body
+from bot.channels.base import NotSent, Refused, RunTurn, header, read_capped_body
+from bot.channels.web_identity import (
+    COOKIE,
+    COOKIE_MAX_AGE,
+    FAN_ID,
+    WebIdentity,
+    cookie_secret,
+)
+from bot.channels.web_limits import TOO_MANY, Throttled, WebRateLimits
 from bot.messages import FanRef, Inbound, Reply
 from bot.relations import outbox
 from bot.relations.store import StoreFull
 
 CHANNEL = "web"
-COOKIE = "brandbot_fan"
-_FAN_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,64}$")
 _SHORT = 128  # msg_id, ref, name
 RETRY_AFTER_SECONDS = 30  # a 503 while the log cannot be written (disk full)
+_MAX_ACK = 100  # ids in one acknowledgement
 
 log = logging.getLogger("brandbot.web")
 
@@ -63,10 +74,35 @@ def _static(name: str) -> bytes:
     return resources.files("bot.channels").joinpath("static", name).read_bytes()
 
 
-class WebChannel:
-    """Serves the chat page and ``POST /api/chat``; ``send`` queues in the log's outbox.
+def web_security(web: Any, db: str) -> dict[str, Any]:
+    """The ``identity`` and ``limits`` keyword arguments of :class:`WebChannel` from the
+    ``web`` settings section (the cookie secret kept beside the database ``db`` when unset)."""
+    configured = web.cookie_secret.get_secret_value() if web.cookie_secret else None
+    try:
+        secret = cookie_secret(configured, db)
+    except (OSError, ValueError) as exc:
+        from bot.daemon import StartupError
 
-    ``store`` is the relationship log (:class:`bot.relations.Store`) holding the outbox.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise StartupError([f"web.cookie_secret: {reason}; set web.cookie_secret "
+                            "(BRANDBOT_WEB__COOKIE_SECRET) or fix the database folder"]) from None
+    return {
+        "identity": WebIdentity(secret, web.api_key.get_secret_value() if web.api_key else None),
+        "limits": WebRateLimits(
+            messages_per_fan=web.messages_per_fan,
+            messages_per_ip=web.messages_per_ip,
+            requests_per_ip=web.requests_per_ip,
+            exempt=web.rate_limit_exempt,
+        ),
+    }
+
+
+class WebChannel:
+    """Serves the chat page and the ``/api/chat`` endpoints; ``send`` queues in the log's outbox.
+
+    ``store`` is the relationship log (:class:`bot.relations.Store`) holding the outbox;
+    ``identity`` signs and reads the fan cookie and checks the API key (default: a secret for
+    this process only, no API key); ``limits`` are the rate limits (default: none).
     """
 
     name = CHANNEL
@@ -82,6 +118,8 @@ class WebChannel:
         max_text_chars: int = 2_000,
         cookie_secure: bool = False,
         on_rejected: Callable[[int], None] | None = None,
+        identity: WebIdentity | None = None,
+        limits: WebRateLimits | None = None,
     ):
         if not personas:
             raise ValueError("the web channel needs at least one persona")
@@ -93,6 +131,8 @@ class WebChannel:
         self.cookie_secure = cookie_secure
         self.on_rejected = on_rejected or (lambda status: None)
         self.store = store
+        self.identity = identity or WebIdentity(cookie_secret(None, ":memory:"))
+        self.limits = limits or WebRateLimits()
         self._files = {
             "chat.html": (_static("chat.html"), "text/html; charset=utf-8"),
             "chat.js": (_static("chat.js"), "text/javascript; charset=utf-8"),
@@ -125,14 +165,9 @@ class WebChannel:
             return 0
         return outbox.enqueue(self.store, row["id"], replies, datetime.now(UTC))
 
-    async def _take(self, persona: str, fan: str, msg_id: str | None = None) -> list[Reply]:
-        # One read on the loop; nearly every request finds nothing new and needs no thread hop.
-        taken, waiting = outbox.glance(self.store, persona, fan, msg_id)
-        if not waiting:
-            return taken
-        return taken + await asyncio.to_thread(
-            outbox.take, self.store, persona, fan, datetime.now(UTC), msg_id
-        )
+    def _waiting(self, persona: str, fan: str) -> list[dict[str, Any]]:
+        # One read beside the writer, on the loop: nearly every request finds nothing.
+        return [_reply(r, ident) for ident, r in outbox.waiting(self.store, persona, fan)]
 
     # -- HTTP --------------------------------------------------------------------------------
 
@@ -143,11 +178,14 @@ class WebChannel:
             Route("/api/persona", self.persona, methods=["GET"]),
             Route("/api/chat", self.chat, methods=["POST"]),
             Route("/api/chat/pending", self.pending, methods=["GET"]),
+            Route("/api/chat/ack", self.ack, methods=["POST"]),
         ]
 
     async def page(self, request: Request) -> Response:
         body, media = self._files["chat.html"]
-        return Response(body, media_type=media, headers=_SECURITY_HEADERS)
+        response = Response(body, media_type=media,
+                            headers={**_SECURITY_HEADERS, "Cache-Control": "no-store"})
+        return self._ensure_cookie(request, response)
 
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -158,77 +196,145 @@ class WebChannel:
                                                          "Cache-Control": "no-cache"})
 
     async def persona(self, request: Request) -> Response:
-        """Names and greeting labels for the page: ``?persona=ID`` or the first web persona."""
+        """Names and greeting labels for the page: ``?persona=ID`` or the first web persona.
+        The page asks before anything else, so it also hands out the fan cookie."""
         try:
+            self._throttle(self.limits.request(_address(request)))
             pid = self._persona(request.query_params.get("persona"))
         except Refused as exc:
-            return self._error(exc.status, exc.reason)
-        return JSONResponse(self.persona_info(pid))
+            return self._refused(exc)
+        return self._ensure_cookie(request, JSONResponse(self.persona_info(pid)))
 
     async def chat(self, request: Request) -> Response:
+        address = _address(request)
         try:
+            self._throttle(self.limits.request(address))
             data = await self._read_json(request)
-            inbound, persona, new_cookie = self._inbound(request, data)
+            inbound, persona, new_cookie, trusted = self._inbound(request, data)
+            self._throttle(self.limits.message(address, inbound.fan.external_id,
+                                               trusted=trusted))
         except Refused as exc:
-            self.on_rejected(exc.status)
-            return self._error(exc.status, exc.reason)
+            return self._refused(exc)
         try:
             replies = await self.run_turn(inbound, persona)
         except StoreFull as full:  # not logged (disk full): the page may send it again later
             return JSONResponse(
                 {"error": "the chat cannot keep messages right now; send it again later",
-                 **_body(inbound.fan.external_id, persona, full.replies)},
+                 **_body(inbound.fan.external_id, persona, [*map(_reply, full.replies)])},
                 status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
-        pending = await self._take(persona, inbound.fan.external_id, inbound.platform_msg_id)
-        response = JSONResponse(_body(inbound.fan.external_id, persona, [*pending, *replies]))
+        waiting = self._waiting(persona, inbound.fan.external_id)
+        response = JSONResponse(
+            _body(inbound.fan.external_id, persona, [*waiting, *map(_reply, replies)]))
         if new_cookie:
-            response.set_cookie(
-                COOKIE,
-                inbound.fan.external_id,
-                max_age=365 * 24 * 3600,
-                httponly=True,
-                samesite="lax",
-                secure=self.cookie_secure,
-            )
+            self._set_cookie(response, inbound.fan.external_id)
         return response
 
     async def pending(self, request: Request) -> Response:
-        """``GET /api/chat/pending?fan=ID&persona=ID``: waiting messages, each handed out once."""
+        """``GET /api/chat/pending?persona=ID``: every message still unacknowledged."""
         try:
+            self._throttle(self.limits.request(_address(request)))
             persona = self._persona(_opt_str(request.query_params, "persona"))
-            fan = _fan_id(request.query_params) or _cookie_fan(request)
+            fan, _ = self._fan(request, request.query_params)
         except Refused as exc:
-            self.on_rejected(exc.status)
-            return self._error(exc.status, exc.reason)
+            return self._refused(exc)
         if fan is None:  # no conversation yet: nothing can wait for this page
             return JSONResponse(_body(None, persona, []))
-        return JSONResponse(_body(fan, persona, await self._take(persona, fan)))
+        return JSONResponse(_body(fan, persona, self._waiting(persona, fan)))
+
+    async def ack(self, request: Request) -> Response:
+        """``POST /api/chat/ack {"ids": [...], "persona": ID}``: the page showed these."""
+        try:
+            self._throttle(self.limits.request(_address(request)))
+            data = await self._read_json(request, example='{"ids": [1, 2]}')
+            persona = self._persona(_opt_str(data, "persona"))
+            fan, _ = self._fan(request, data)
+            ids = data.get("ids")
+            if (not isinstance(ids, list) or len(ids) > _MAX_ACK
+                    or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)):
+                raise Refused(400, f'"ids" must be a list of at most {_MAX_ACK} message ids')
+        except Refused as exc:
+            return self._refused(exc)
+        if fan is None or not ids:
+            return JSONResponse({"acknowledged": 0})
+        marked = await asyncio.to_thread(
+            outbox.acknowledge, self.store, persona, fan, ids, datetime.now(UTC))
+        return JSONResponse({"acknowledged": marked})
+
+    # -- identity and limits -----------------------------------------------------------------
+
+    def _fan(self, request: Request, data: Any) -> tuple[str | None, bool]:
+        """The fan this request speaks for, and whether the caller holds the API key.
+
+        A ``fan`` field or parameter needs the key (401 without it, 403 when none is set);
+        otherwise the signed cookie's fan, or None.
+        """
+        fan = _fan_id(data)
+        if fan is None:
+            return self.identity.cookie_fan(request.cookies), False
+        if not self.identity.api_key_set:
+            raise Refused(403, '"fan" is not accepted here: no web.api_key is set; the page '
+                               "keeps its fan in a cookie")
+        if not self.identity.key_matches(header(request, b"authorization")):
+            raise Refused(401, '"fan" needs the API key: Authorization: Bearer <web.api_key>')
+        return fan, True
+
+    def _ensure_cookie(self, request: Request, response: Response) -> Response:
+        """Give a browser without a valid fan cookie one (its fan exists from its first message)."""
+        if self.identity.cookie_fan(request.cookies) is None:
+            self._set_cookie(response, self.identity.new_fan())
+        return response
+
+    def _set_cookie(self, response: Response, fan: str) -> None:
+        response.set_cookie(
+            COOKIE,
+            self.identity.cookie_value(fan),
+            max_age=COOKIE_MAX_AGE,
+            httponly=True,
+            samesite="lax",
+            secure=self.cookie_secure,
+        )
+
+    @staticmethod
+    def _throttle(throttled: Throttled | None) -> None:
+        if throttled is not None:
+            raise _TooMany(throttled)
+
+    def _refused(self, exc: Refused) -> JSONResponse:
+        self.on_rejected(exc.status)
+        response = self._error(exc.status, exc.reason)
+        if isinstance(exc, _TooMany):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        elif exc.status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
     # -- parsing -----------------------------------------------------------------------------
 
-    async def _read_json(self, request: Request) -> dict[str, Any]:
+    async def _read_json(self, request: Request, example: str = '{"text": "..."}'
+                         ) -> dict[str, Any]:
         # Any Content-Type: the body must be JSON either way (curl -d sends a form type).
         body = await read_capped_body(request, self.max_body_bytes)  # Refused: 400/413
         try:
             data = json.loads(body.decode("utf-8", "surrogatepass"))
         except (ValueError, UnicodeDecodeError, RecursionError):
-            raise Refused(400, 'the body must be JSON: {"text": "..."}') from None
+            raise Refused(400, f"the body must be JSON: {example}") from None
         if not isinstance(data, dict):
-            raise Refused(400, 'the body must be a JSON object: {"text": "..."}')
+            raise Refused(400, f"the body must be a JSON object: {example}")
         return data
 
-    def _inbound(self, request: Request, data: dict[str, Any]) -> tuple[Inbound, str, bool]:
+    def _inbound(self, request: Request, data: dict[str, Any]
+                 ) -> tuple[Inbound, str, bool, bool]:
         text = data.get("text")
         if not isinstance(text, str) or not text.strip():
             raise Refused(400, '"text" must be a non-empty string')
         if len(text) > self.max_text_chars:
             raise Refused(413, f'"text" over {self.max_text_chars} characters')
         persona = self._persona(_opt_str(data, "persona"))
-        fan = _fan_id(data) or _cookie_fan(request)
+        fan, trusted = self._fan(request, data)
         new_cookie = fan is None
-        if new_cookie:
-            fan = "w-" + secrets.token_urlsafe(12)
+        if fan is None:
+            fan = self.identity.new_fan()
         lang = _opt_str(data, "lang")
         if lang not in (None, "zh", "en"):
             raise Refused(400, '"lang" must be "zh" or "en"')
@@ -241,7 +347,7 @@ class WebChannel:
             display_name=_opt_str(data, "name", repair=True),
             language=lang,
         )
-        return inbound, persona, new_cookie
+        return inbound, persona, new_cookie, trusted
 
     def _persona(self, pid: str | None) -> str:
         """The persona asked for (the first web persona when none is); 404 if not served here."""
@@ -256,26 +362,36 @@ class WebChannel:
         return JSONResponse({"error": message}, status_code=status)
 
 
-def _body(fan: str | None, persona: str, replies: list[Reply]) -> dict[str, Any]:
-    return {
-        "fan": fan,
-        "persona": persona,
-        "replies": [{"text": r.text, "key": r.key, "language": r.language} for r in replies],
-    }
+class _TooMany(Refused):
+    """429: over a rate limit; ``retry_after`` seconds until one more is let through."""
+
+    def __init__(self, throttled: Throttled):
+        super().__init__(429, TOO_MANY)
+        self.retry_after = throttled.retry_after
+
+
+def _address(request: Request) -> str | None:
+    """The client's address (nginx's X-Forwarded-For when it comes through the local proxy)."""
+    return request.client.host if request.client else None
+
+
+def _reply(reply: Reply, ident: int | None = None) -> dict[str, Any]:
+    shown = {"text": reply.text, "key": reply.key, "language": reply.language}
+    if ident is not None:  # an outbox message: the page acknowledges it by this id
+        shown["id"] = ident
+    return shown
+
+
+def _body(fan: str | None, persona: str, replies: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"fan": fan, "persona": persona, "replies": replies}
 
 
 def _fan_id(data: Any) -> str | None:
     """The ``fan`` field or query parameter, if given: 400 unless it is a valid fan id."""
     fan = _opt_str(data, "fan")
-    if fan is not None and not _FAN_ID.match(fan):
+    if fan is not None and not FAN_ID.fullmatch(fan):
         raise Refused(400, '"fan" must be 1-64 characters of A-Z a-z 0-9 . _ : @ -')
     return fan
-
-
-def _cookie_fan(request: Request) -> str | None:
-    """The fan id in the page's cookie, when it holds a valid one."""
-    cookie = request.cookies.get(COOKIE)
-    return cookie if cookie and _FAN_ID.match(cookie) else None
 
 
 def _opt_str(data: Any, key: str, *, repair: bool = False) -> str | None:
@@ -296,4 +412,3 @@ def _opt_str(data: Any, key: str, *, repair: bool = False) -> str | None:
             return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
         raise Refused(400, f'"{key}" is not valid Unicode text') from None
     return value
-

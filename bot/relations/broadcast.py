@@ -5,7 +5,7 @@ A broadcast goes through three steps (docs/relationships.md, "Newsletters"):
 1. **plan** — one pass over the persona's fans in the audience (:mod:`bot.relations.audience`):
    each either *will receive* it or is skipped with a reason, in this order: ``blocked`` (or
    forgotten), ``unsubscribed`` (no consent), ``in handoff`` (a human holds the conversation),
-   ``no channel able to send`` (web chat and terminal cannot push; a platform not configured),
+   ``no channel able to send`` (the terminal cannot push; a platform not configured),
    WeChat's ``48-hour window`` or ``quota``. ``--dry-run`` stops here.
 2. **record** — the broadcast row and one ``deliveries`` row per fan in the audience, ``queued``
    or ``skipped`` (with the reason in ``error``), in one transaction. The table is unique per
@@ -32,7 +32,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from bot.persona.model import Persona
@@ -53,9 +53,11 @@ R_WINDOW = "outside WeChat's 48-hour window"
 R_QUOTA = "WeChat customer-service quota used up"
 NO_CHANNEL = "no channel able to send"
 
-# Channels that can never push: the web chat answers only requests the fan makes (its outbox
-# lives in the daemon's memory), the terminal only the person typing.
-CANNOT_PUSH = {"web": "web chat cannot push", "console": "terminal chat cannot push"}
+# Channels that can never push: the terminal answers only the person typing. The web chat
+# cannot push either, but its newsletters wait in the log's outbox (WebOutboxOutlet) and reach
+# the fan's page when it is next open: the outlet stands in for the push.
+CANNOT_PUSH = {"console": "terminal chat cannot push"}
+WEB_OFF = "web chat is off: set web.enabled: true"
 
 
 class BroadcastError(ValueError):
@@ -396,6 +398,40 @@ class _Recorder:
         return result
 
 
+class WebOutboxOutlet:
+    """Newsletters for web chat fans: queued in the log's outbox (:mod:`bot.relations.outbox`).
+
+    A page cannot be pushed to; the fan's page shows the newsletter when it is next open (it
+    polls at once when it opens, then every few seconds) and acknowledges it, so "sent" here
+    means "waiting for the fan's page", possibly for a long time or for a visit that never
+    comes. Nothing leaves the machine, so there is no pacing and nothing to fail but the write.
+    """
+
+    name = "web"
+
+    def __init__(self, store: Store, clock: Callable[[], datetime] | None = None):
+        self.store = store
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    async def start(self) -> None:
+        """Nothing to open."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    async def deliver(self, items: list[Item]) -> dict[int, tuple[str, str | None]]:
+        from bot.messages import Reply
+        from bot.relations import outbox
+
+        def queue() -> None:
+            now = self.clock()
+            for item in items:
+                outbox.enqueue(self.store, item.fan_id, [Reply(item.text, "newsletter")], now)
+
+        await asyncio.to_thread(queue)
+        return {item.delivery_id: ("sent", None) for item in items}
+
+
 class TelegramOutlet:
     """Newsletters through the Telegram channel's own Sender (pacing, 429, 403, retries).
 
@@ -517,6 +553,10 @@ def outlets_from_settings(settings: Any, store: Store, persona: str, *,
     """The outlets ``brandbot serve``'s settings make possible, and why the others are missing."""
     outlets: dict[str, Outlet] = {}
     missing: dict[str, str] = {}
+    if settings.web.enabled:
+        outlets["web"] = WebOutboxOutlet(store)
+    else:
+        missing["web"] = WEB_OFF
     t = settings.telegram
     if t.enabled:
         outlets["telegram"] = TelegramOutlet(store, persona, t.token.get_secret_value(),

@@ -6,8 +6,12 @@ until the fan's page asks: with the reply to the fan's next message (``POST /api
 polling (``GET /api/chat/pending``). The table lives in the relationship log, so any process
 can queue (``brandbot handoff reply`` for a web fan) and the daemon serves it.
 
-Each waiting message is handed out exactly once: :func:`take` reads and marks it delivered in
-one transaction. "Delivered" means "given to the fan's page", the most a web chat can know.
+Delivery is at least once, with acknowledgement: every request hands out what still waits
+(:func:`waiting`, with each message's id) and changes nothing; the page acknowledges the ids it
+showed (``POST /api/chat/ack``, :func:`acknowledge`), which marks them delivered. A response
+lost on the way (a dropped connection, a closed tab) leaves its messages waiting, so they come
+again; the page shows each id once. "Delivered" means "the fan's page said it showed it".
+(The ``taken_by`` column of m006 is no longer written: acknowledgement replaced it.)
 """
 
 from __future__ import annotations
@@ -34,38 +38,36 @@ def enqueue(store: Store, fan_id: int, replies: list[Reply], now: datetime) -> i
     return len(rows)
 
 
-_PENDING = (
+_WAITING = (
     "SELECT o.id, o.text, o.reply_key, o.language FROM outbox o JOIN fans f ON f.id = o.fan_id "
     "WHERE f.persona = ? AND f.channel = ? AND f.external_id = ? AND o.delivered_at IS NULL "
-    "ORDER BY o.id"
+    "ORDER BY o.id LIMIT ?"
 )
 
 
-def glance(store: Store, persona: str, external_id: str,
-           msg_id: str | None = None) -> tuple[list[Reply], bool]:
-    """One lock-free read beside the writer, for every web request: the messages an earlier
-    request with this ``msg_id`` took (a retry gets them again), and whether new ones wait."""
-    rows = store.read(
-        "SELECT o.text, o.reply_key, o.language, o.delivered_at FROM outbox o "
-        "JOIN fans f ON f.id = o.fan_id WHERE f.persona = ? AND f.channel = ? "
-        "AND f.external_id = ? AND (o.delivered_at IS NULL OR o.taken_by = ?) ORDER BY o.id",
-        (persona, CHANNEL, external_id, msg_id),
-    )
-    taken = [Reply(r["text"], r["reply_key"], r["language"]) for r in rows if r["delivered_at"]]
-    return taken, len(taken) < len(rows)
+def waiting(store: Store, persona: str, external_id: str,
+            limit: int = 50) -> list[tuple[int, Reply]]:
+    """The web fan's unacknowledged messages, oldest first, with their ids: one lock-free read
+    beside the writer (every web request makes it; it changes nothing)."""
+    rows = store.read(_WAITING, (persona, CHANNEL, external_id, limit))
+    return [(r["id"], Reply(r["text"], r["reply_key"], r["language"])) for r in rows]
 
 
-def take(store: Store, persona: str, external_id: str, now: datetime,
-         msg_id: str | None = None) -> list[Reply]:
-    """The web fan's waiting messages, oldest first, marked delivered in the same transaction
-    (and, with ``msg_id``, remembered as taken by that request)."""
+def acknowledge(store: Store, persona: str, external_id: str, ids: list[int],
+                now: datetime) -> int:
+    """Mark the messages ``ids`` of this web fan delivered (their page showed them); ids of
+    another fan, unknown or already acknowledged are ignored. Returns how many were marked."""
+    if not ids:
+        return 0
+    marks = ",".join("?" * len(ids))
     with store.transaction() as conn:
-        rows = conn.execute(_PENDING, (persona, CHANNEL, external_id)).fetchall()
-        conn.executemany(
-            "UPDATE outbox SET delivered_at = ?, taken_by = ? WHERE id = ?",
-            [(iso(now), msg_id, r["id"]) for r in rows],
+        cursor = conn.execute(
+            f"UPDATE outbox SET delivered_at = ? WHERE delivered_at IS NULL AND id IN ({marks}) "
+            "AND fan_id = (SELECT id FROM fans WHERE persona = ? AND channel = ? "
+            "AND external_id = ?)",
+            (iso(now), *ids, persona, CHANNEL, external_id),
         )
-    return [Reply(r["text"], r["reply_key"], r["language"]) for r in rows]
+        return cursor.rowcount
 
 
 def pending(store: Store, fan_id: int) -> list[dict[str, Any]]:

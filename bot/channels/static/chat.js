@@ -1,14 +1,20 @@
 // brandbot web chat: plain JS, no build step. Talks to POST /api/chat (see bot/channels/web.py).
-// The fan id lives in the brandbot_fan cookie, set by the server on the first reply.
+// The fan id lives in the brandbot_fan cookie: signed, HttpOnly, issued by the server with the
+// page (or GET /api/persona, which the page awaits before its first message), so a retried
+// first message is the same fan's retry, never a second fan.
 // While the page is visible it polls GET /api/chat/pending every few seconds, so what an
 // operator writes (or the bot says when a handoff times out) appears without the fan typing.
+// Those messages carry an id: the page shows each id once and acknowledges what it showed
+// (POST /api/chat/ack); the server sends them again until it has the acknowledgement.
 "use strict";
 (function () {
   var LABELS = {
     zh: { send: "发送", placeholder: "说点什么…", other: "EN", sending: "对方正在输入…",
-          failed: "没发出去，请再试一次。", title: "和{name}聊天" },
+          failed: "没发出去，请再试一次。", slow: "发得太快了，请稍等一下再试。",
+          title: "和{name}聊天" },
     en: { send: "Send", placeholder: "Say something…", other: "中文", sending: "typing…",
-          failed: "Could not send; please try again.", title: "Chat with {name}" },
+          failed: "Could not send; please try again.",
+          slow: "Too many messages; please wait a moment.", title: "Chat with {name}" },
   };
   var params = new URLSearchParams(location.search);
   var ref = params.get("ref");            // ?ref=CODE: a referral or campaign code, sent once
@@ -19,6 +25,8 @@
   var persona = null;
   var POLL_MS = 4000;
   var polling = false;
+  var shown = {};      // outbox message ids already on the page: a re-sent one is not shown twice
+  var ready = null;    // GET /api/persona: done before the first message (the fan cookie)
   var $ = function (id) { return document.getElementById(id); };
 
   function label(key) { return LABELS[lang][key]; }
@@ -44,6 +52,34 @@
     $("log").scrollTop = $("log").scrollHeight;
   }
 
+  // Replies from the server: bot replies (no id) are shown; outbox messages (an id) are shown
+  // once and acknowledged, also when they came again because an earlier acknowledgement was lost.
+  function showReplies(replies) {
+    var ids = [];
+    (replies || []).forEach(function (r) {
+      if (typeof r.id === "number") {
+        ids.push(r.id);
+        if (shown[r.id]) return;
+        shown[r.id] = true;
+      }
+      add("bot", r.text);
+    });
+    if (ids.length) acknowledge(ids);
+  }
+
+  function acknowledge(ids) {
+    var body = { ids: ids };
+    if (personaId) body.persona = personaId;
+    fetch("/api/chat/ack", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      credentials: "same-origin",
+      body: JSON.stringify(body),
+    }).catch(function () {
+      // not acknowledged: they come again with the next poll, and are not shown twice
+    });
+  }
+
   function msgId() {
     var a = new Uint8Array(12);
     crypto.getRandomValues(a);
@@ -58,18 +94,23 @@
     if (ref) body.ref = ref;
     $("status").textContent = label("sending");
     $("send").disabled = true;
-    return fetch("/api/chat", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      credentials: "same-origin",
-      body: JSON.stringify(body),
+    // The cookie first: without it a retry of this message would be another fan's.
+    return ready.then(function () {
+      return fetch("/api/chat", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        credentials: "same-origin",
+        body: JSON.stringify(body),
+      });
     }).then(function (res) {
+      if (res.status === 429) return { slow: true };
       if (!res.ok) throw new Error("HTTP " + res.status);
       return res.json();
     }).then(function (data) {
-      ref = null;  // the code counts on the first message only
-      data.replies.forEach(function (r) { add("bot", r.text); });
       $("status").textContent = "";
+      if (data.slow) { add("error", label("slow")); return; }  // no retry: it would count too
+      ref = null;  // the code counts on the first message only
+      showReplies(data.replies);
     }).catch(function () {
       // The same msg_id on retry: the daemon answers a repeated id from its log, never twice.
       if (attempt < 2) return send(text, attempt + 1, id);
@@ -88,9 +129,9 @@
       if (!res.ok) throw new Error("HTTP " + res.status);
       return res.json();
     }).then(function (data) {
-      (data.replies || []).forEach(function (r) { add("bot", r.text); });
+      showReplies(data.replies);
     }).catch(function () {
-      // the next poll tries again; messages wait on the server until one succeeds
+      // the next poll tries again; messages wait on the server until acknowledged
     }).then(function () { polling = false; });
   }
 
@@ -110,10 +151,13 @@
   });
 
   render();
-  fetch("/api/persona" + (personaId ? "?persona=" + encodeURIComponent(personaId) : ""))
+  // Also sets the fan cookie if the page came without one (a cached page, a cleared cookie).
+  ready = fetch("/api/persona" + (personaId ? "?persona=" + encodeURIComponent(personaId) : ""),
+                { credentials: "same-origin" })
     .then(function (res) { return res.json(); })
     .then(function (data) { persona = data; render(); })
     .catch(function () {});
+  poll();  // what waited while the page was closed comes now, not after the first interval
   $("text").focus();
   setInterval(poll, POLL_MS);
   document.addEventListener("visibilitychange", poll);
