@@ -59,15 +59,17 @@ PINYIN_FEATURES = True
 OOS_QUANTILE = 0.88
 THRESHOLD_BOUNDS = (0.05, 0.9)
 MIN_OOS_PHRASES = 20
-# When one of an intent's keywords occurs in the message its logit is raised to at least the top
-# logit plus this: e ≈ 2.7x the odds of the best other intent, so it ranks first, but its
-# confidence is still the softmax's and the threshold still applies. A keyword lifts its
-# intent; it never forces a confident answer on its own ("how much is bitcoin" holds the
-# keyword of `price` and is still not about the menu). Chosen on the demo persona's held-out
-# messages: 1 gave the best in-scope accuracy at the calibrated threshold (6 with a forced 0.9
-# confidence, as before: 3-4 points less at the same OOS recall, since the OOS phrases that
-# hold a keyword pushed the calibrated threshold up).
-KEYWORD_BOOST = 1.0
+# When one of an intent's keywords occurs in the message this is added to its logit (e^2 ≈ 7x
+# its odds): the keyword lifts its intent, but its confidence is still the softmax's and the
+# calibrated threshold still applies, so a keyword never forces a confident answer on its own
+# ("how much is bitcoin" holds a keyword of `price` and is still not about the menu). Chosen on
+# the demo personas' dev sets (0.5-3 tried; 2 best, +1 point over lifting to the top logit + 1;
+# the former "top logit + 6 and at least 0.9 confidence" lost 3-4 points of in-scope accuracy
+# at the same OOS recall, as the OOS phrases holding a keyword pushed the threshold up).
+KEYWORD_BOOST = 2.0
+# The lift of an intent that has keywords but no examples (its keyword is all it has): e^6 ≈
+# 400x the odds of the best other intent, a confident answer.
+KEYWORD_ONLY_BOOST = 6.0
 # Only for a matcher with a single intent (whose confidence is a cosine, not a softmax): a
 # keyword hit gets at least this confidence there.
 KEYWORD_CONFIDENCE = 0.9
@@ -602,6 +604,12 @@ class IntentMatcher:
         # message touches a handful of them instead of every keyword of the persona.
         self._keyword_index = PhraseIndex(phrase for phrase, _ in self._keywords)
         self._keyword_intents = [index for _, index in self._keywords]
+        # An intent with keywords and no examples has no other evidence: its keyword lifts it
+        # by KEYWORD_ONLY_BOOST, which makes it confident; others get KEYWORD_BOOST.
+        with_examples = {self._index[name] for name, phrases in examples.items() if phrases}
+        self._keyword_boost = np.asarray(
+            [KEYWORD_BOOST if i in with_examples else KEYWORD_ONLY_BOOST for i in range(len(names))]
+        )
         self._cached_token = lru_cache(maxsize=TOKEN_CACHE_SIZE)(self._token)
         self._cached_alone = lru_cache(maxsize=TOKEN_CACHE_SIZE)(self._alone)
         self._has_pinyin = any(gram.startswith("q:") for gram in self._vocab)
@@ -848,12 +856,16 @@ class IntentMatcher:
         """Probabilities of (a private copy of) logits, keyword intents lifted first."""
         # The ufuncs' reduce rather than the .max()/.sum() methods: same results, less overhead.
         if hits:
-            # Every keyword intent is lifted by the same amount, enough to put the weakest of them
-            # above the best example-based score: keyword-only intents can win, and when two
-            # intents' keywords appear together the examples still decide between them.
+            # A keyword adds KEYWORD_BOOST to its intent's logit: evidence on top of the
+            # examples', not a verdict. Keyword-only intents (no examples, so nothing else to
+            # go on) are lifted above the best example-based score by KEYWORD_ONLY_BOOST.
             hit = list(hits)
-            lift = float(np.maximum.reduce(logits) - np.minimum.reduce(logits[hit]))
-            logits[hit] += max(0.0, lift) + KEYWORD_BOOST
+            boost = self._keyword_boost[hit]
+            only = boost > KEYWORD_BOOST
+            if only.any():
+                lift = float(np.maximum.reduce(logits) - np.minimum.reduce(logits[hit]))
+                boost = np.where(only, max(0.0, lift) + boost, boost)
+            logits[hit] += boost
         logits -= np.maximum.reduce(logits)
         probs = np.exp(logits)
         probs /= np.add.reduce(probs)
