@@ -7,10 +7,11 @@ Run from the repository root::
 
 A persona file is written to a temporary folder: the small test persona
 (tests/data/personas/tiny.yaml, for its replies and dialog intents) plus ``--per-intent``
-training examples of each of CLINC150's 150 intents. Each run loads it with ``load_brand`` in a
-fresh Python process (wall and CPU time: on a shared machine CPU time is the steadier figure) with an empty fit cache (so the matcher is fitted, as on a first start or
-after an edit) and reports the wall time of the load and the child's peak RSS; then once more
-with the cache filled (a restart). Target: cold ≤ 5 s and ≤ 300 MB on the project's machine
+training examples of each of CLINC150's 150 intents. Each run loads it with ``load_brand`` in
+a fresh Python process with an empty fit cache (so the matcher is fitted, as on a first start
+or after an edit) and reports the load's wall time, the process's CPU time (the steadier
+figure on a shared machine) and its peak RSS; then once more with the cache filled (a
+restart). Target: cold ≤ 5 s and ≤ 300 MB on the project's machine
 class (2 cores).
 """
 
