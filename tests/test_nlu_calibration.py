@@ -101,10 +101,11 @@ def test_explicit_threshold_overrides_and_examples_leave_the_corpus() -> None:
     corpus = oos_corpus()
     assert len(corpus) >= 300 and all(p == normalize(p) for p in corpus)
     # A persona that does answer one corpus phrase is not calibrated against it.
-    joke = {**EXAMPLES, "joke": ["tell me a joke", "讲个笑话吧", "say something funny"]}
+    joke = {**EXAMPLES, "joke": ["sing me a song", "讲个笑话吧", "say something funny"]}
+    assert {"sing me a song", "讲个笑话吧"} <= set(corpus)
     matcher = IntentMatcher(joke)
-    assert len(matcher.oos_scores({"tell me a joke", "讲个笑话吧"})) == len(corpus) - 2
-    assert matcher.match("tell me a joke").intent == "joke"
+    assert len(matcher.oos_scores({"sing me a song", "讲个笑话吧"})) == len(corpus) - 2
+    assert matcher.match("sing me a song").intent == "joke"
 
 
 def test_a_keyword_lifts_but_does_not_force_confidence() -> None:
