@@ -30,6 +30,7 @@ import contextlib
 import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -338,20 +339,19 @@ def english_words(normalized: str) -> tuple[list[str], float]:
 
 
 def _single_threaded_blas():
-    """Limit BLAS to one thread while fitting, if threadpoolctl is available.
+    """Limit BLAS to one thread while fitting (threadpoolctl, a dependency).
 
     The matrices are small (hundreds of rows): multi-threaded OpenBLAS gains nothing there and
     its spinning threads slow the fit 10-50x when another process keeps a core busy, as a bot
     server and its database do.
     """
-    # Load scipy's own OpenBLAS (used by the L-BFGS-B code) *before* the limit is taken:
-    # threadpoolctl only limits libraries already loaded when the context is entered.
-    import scipy.linalg  # noqa: F401
-    import scipy.optimize  # noqa: F401
+    # Load scipy's own OpenBLAS (its axpy/dot serve the L-BFGS loop) *before* the limit is
+    # taken: threadpoolctl only limits libraries already loaded when the context is entered.
+    import scipy.linalg.blas  # noqa: F401
 
     try:
         from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+    except ImportError:  # pragma: no cover - a declared dependency; fit anyway without it
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
 
@@ -692,11 +692,8 @@ class IntentMatcher:
         vocab: dict[str, int] = {}
         docs: list[dict[int, int]] = []
         for text in texts:
-            counts: dict[int, int] = {}
-            for gram in features(text):
-                j = vocab.setdefault(gram, len(vocab))
-                counts[j] = counts.get(j, 0) + 1
-            docs.append(counts)
+            grams = Counter(features(text))
+            docs.append({vocab.setdefault(gram, len(vocab)): n for gram, n in grams.items()})
         n_docs = len(docs)
         df = np.zeros(len(vocab))
         for counts in docs:
