@@ -202,3 +202,18 @@ def test_bad_input_never_raises(text: str) -> None:
     match = matcher.match(text)
     assert 0.0 <= match.confidence <= 1.0
     assert match.intent is None or match.intent in EXAMPLES
+
+
+def test_calibration_is_cached_beside_the_fit(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("BRANDBOT_CACHE_DIR", str(tmp_path))
+    first = IntentMatcher(EXAMPLES, {"parking": ["车位"]})
+    files = sorted(tmp_path.glob("calibration-*.npz"))
+    assert len(files) == 1 and len(list(tmp_path.glob("matcher-*.npz"))) == 1
+    written = files[0].stat().st_mtime_ns
+    second = IntentMatcher(EXAMPLES, {"parking": ["车位"]})
+    assert second.calibrated_threshold == first.calibrated_threshold
+    assert files[0].stat().st_mtime_ns == written  # read, not recomputed
+    # Other keywords change the scores, so they get their own calibration (the same fit).
+    IntentMatcher(EXAMPLES, {"parking": ["车位", "停车"]})
+    assert len(list(tmp_path.glob("calibration-*.npz"))) == 2
+    assert len(list(tmp_path.glob("matcher-*.npz"))) == 1

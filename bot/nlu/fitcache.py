@@ -39,11 +39,12 @@ def key(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:32]
 
 
-def load(digest: str) -> dict[str, np.ndarray] | None:
+def load(digest: str, kind: str = "matcher") -> dict[str, np.ndarray] | None:
+    """The arrays saved under ``kind`` and ``digest``, None when absent or unreadable."""
     folder = cache_dir()
     if folder is None:
         return None
-    path = folder / f"matcher-{digest}.npz"
+    path = folder / f"{kind}-{digest}.npz"
     try:
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
@@ -54,7 +55,8 @@ def load(digest: str) -> dict[str, np.ndarray] | None:
         return None
 
 
-def save(digest: str, arrays: dict[str, np.ndarray]) -> None:
+def save(digest: str, arrays: dict[str, np.ndarray], kind: str = "matcher") -> None:
+    """Save arrays under ``kind`` (``matcher`` fits, ``calibration`` thresholds) and ``digest``."""
     folder = cache_dir()
     if folder is None:
         return
@@ -63,6 +65,6 @@ def save(digest: str, arrays: dict[str, np.ndarray]) -> None:
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, **arrays)
-        os.replace(tmp, folder / f"matcher-{digest}.npz")
+        os.replace(tmp, folder / f"{kind}-{digest}.npz")
     except Exception as exc:  # noqa: BLE001 - read-only home, full disk: just don't cache
         log.debug("could not write matcher cache in %s: %s", folder, exc)

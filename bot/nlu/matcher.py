@@ -654,6 +654,7 @@ class IntentMatcher:
             labels,
             self._vectors.dims if self._vectors is not None else 0,
         )
+        self._fit_digest = digest
         cached = fitcache.load(digest)
         if cached is not None:
             try:
@@ -973,11 +974,32 @@ class IntentMatcher:
         """
         if not self.intents:
             return DEFAULT_THRESHOLD
+        # Cached beside the fit (a reload whose examples did not change skips the scoring too):
+        # the result depends on the fit, the keywords, the corpus and the settings below.
+        corpus = oos_corpus()
+        digest = fitcache.key(
+            "calibration",
+            self._fit_digest,
+            [(phrase.text, index) for phrase, index in self._keywords],
+            corpus,
+            OOS_QUANTILE,
+            THRESHOLD_BOUNDS,
+            MIN_OOS_PHRASES,
+            KEYWORD_BOOST,
+            KEYWORD_ONLY_BOOST,
+            EMBED_THRESHOLD_SHIFT,
+        )
+        cached = fitcache.load(digest, kind="calibration")
+        if cached is not None and "threshold" in cached:
+            return float(cached["threshold"])
         scores = self.oos_scores(examples)
         if len(scores) < MIN_OOS_PHRASES:
-            return DEFAULT_THRESHOLD
-        low, high = THRESHOLD_BOUNDS
-        return float(min(high, max(low, np.quantile(scores, OOS_QUANTILE))))
+            threshold = DEFAULT_THRESHOLD
+        else:
+            low, high = THRESHOLD_BOUNDS
+            threshold = float(min(high, max(low, np.quantile(scores, OOS_QUANTILE))))
+        fitcache.save(digest, {"threshold": np.asarray(threshold)}, kind="calibration")
+        return threshold
 
     @property
     def threshold(self) -> float:
