@@ -948,6 +948,10 @@ class IntentMatcher:
 
     # -- calibration --------------------------------------------------------------------------
 
+    # Bump when scoring changes in a way the fit's digest does not see (keywords, pinyin path,
+    # thresholds), so cached calibrations from older code are not used.
+    _CALIBRATION_VERSION = 1
+
     def oos_scores(self, exclude: set[str] = frozenset()) -> np.ndarray:
         """Acceptance scores (confidence minus shift) of the shipped out-of-scope phrases.
 
@@ -979,6 +983,7 @@ class IntentMatcher:
         corpus = oos_corpus()
         digest = fitcache.key(
             "calibration",
+            self._CALIBRATION_VERSION,
             self._fit_digest,
             [(phrase.text, index) for phrase, index in self._keywords],
             corpus,
