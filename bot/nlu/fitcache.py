@@ -3,7 +3,9 @@
 Fitting a persona's matcher takes ~0.5 s and imports scipy (~50 MB); the result depends only on
 the example phrases, their labels and the model's settings. The fitted arrays are saved under a
 hash of exactly those inputs, so an edited persona can never load a stale fit, and a daemon
-restart (or a second `brandbot chat`) starts without fitting. The cache is an optimisation
+restart (or a second `brandbot chat`) starts without fitting. The calibrated threshold is cached
+the same way (``kind="calibration"``), keyed by the fit, the keywords and the out-of-scope
+corpus. The cache is an optimisation
 only: any error reading or writing it falls back to fitting.
 
 Location: ``BRANDBOT_CACHE_DIR``, else ``$XDG_CACHE_HOME/brandbot``, else ``~/.cache/brandbot``;

@@ -5,12 +5,17 @@ Why this design (measured with ``bench/clinc150.py``; see the figures in its doc
 * Features are sparse n-grams, no word segmentation or embeddings needed: English words
   (with a tiny suffix stripper so "booking"/"booked"/"book" meet), English word bigrams,
   character 1-4-grams inside each English word (robust to typos and inflections the stripper
-  misses), and Chinese character 1-3-grams (Chinese has no spaces; character n-grams recover
-  most words without a segmenter). Weighted by sublinear TF-IDF and L2-normalised.
-* A multinomial logistic regression over those features is fitted once at build time (numpy +
-  scipy L-BFGS, see ``_fit_softmax``); it beat LinearSVC, ridge, nearest-example and centroid
-  cosine, and blends of them, on CLINC150 with 10 examples per intent, and its softmax gives a
-  usable confidence.
+  misses), Chinese character 1-3-grams (Chinese has no spaces; character n-grams recover
+  most words without a segmenter) and the toneless pinyin of Chinese characters (homophone
+  typos; messages typed in pinyin are scored on those alone, see ``typed_pinyin``). Weighted
+  by sublinear TF-IDF and L2-normalised.
+* A multinomial logistic regression over those features is fitted once at build time (a
+  float32 L-BFGS in the primal, linear in the examples, see ``_fit_softmax``); it beat
+  LinearSVC, ridge, nearest-example and centroid cosine, and blends of them, on CLINC150 with
+  10 examples per intent, and its softmax gives a usable confidence.
+* The acceptance threshold is calibrated per persona at load (``_calibrate``): the level that
+  declines OOS_QUANTILE of a shipped out-of-scope corpus, since softmax confidence shrinks with
+  more intents and fewer examples. Keywords add to their intent's logit; they do not force.
 * Inference calls no library per message beyond numpy on tiny arrays (scikit-learn's per-call
   overhead alone is tens of microseconds): the weights are a dense ``features x intents`` array
   and a message is scored by gathering the rows of the n-grams it contains: ~20 µs per
