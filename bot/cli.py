@@ -238,11 +238,18 @@ def nlu() -> None:
 @nlu.command("eval")
 @click.option("--persona", "-p", default="laowang-kitchen", show_default=True)
 @click.argument("data", type=click.Path(exists=True, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def nlu_eval(persona: str, data: Path, as_json: bool) -> None:
-    """Measure intent matching on labelled fan messages (JSON lines: text, intent or null).
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object, with every message's result."
+)
+@click.option(
+    "--by", default=None, metavar="FIELD", help="Group the metrics by this field (e.g. cat)."
+)
+def nlu_eval(persona: str, data: Path, as_json: bool, by: str | None) -> None:
+    """Measure intent matching on labelled fan messages (JSON lines: text, intent or null, any
+    other fields). Reports the threshold in use and what other thresholds would give.
+    测量意图识别：每行一个 JSON（text、intent 或 null，可带其他字段）。
 
-    Example: brandbot nlu eval --persona laowang-kitchen tests/data/nlu/laowang-heldout.jsonl
+    Example: brandbot nlu eval -p laowang-kitchen --by cat tests/data/nlu/laowang-heldout.jsonl
     """
     from bot.nlu.evaluate import evaluate
 
@@ -253,10 +260,10 @@ def nlu_eval(persona: str, data: Path, as_json: bool) -> None:
             continue
         try:
             row = json.loads(line)
-            rows.append({"text": str(row["text"]), "intent": row.get("intent")})
+            rows.append({**row, "text": str(row["text"]), "intent": row.get("intent")})
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             fail(f'{data}:{number}: expected {{"text": ..., "intent": NAME or null}} ({exc})')
-    report = evaluate(brand.understander, rows)
+    report = evaluate(brand.understander, rows, by=by)
     if as_json:
         click.echo(json_text(report.to_dict()))
     else:

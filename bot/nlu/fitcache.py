@@ -3,7 +3,9 @@
 Fitting a persona's matcher takes ~0.5 s and imports scipy (~50 MB); the result depends only on
 the example phrases, their labels and the model's settings. The fitted arrays are saved under a
 hash of exactly those inputs, so an edited persona can never load a stale fit, and a daemon
-restart (or a second `brandbot chat`) starts without fitting. The cache is an optimisation
+restart (or a second `brandbot chat`) starts without fitting. The calibrated threshold is cached
+the same way (``kind="calibration"``), keyed by the fit, the keywords and the out-of-scope
+corpus. The cache is an optimisation
 only: any error reading or writing it falls back to fitting.
 
 Location: ``BRANDBOT_CACHE_DIR``, else ``$XDG_CACHE_HOME/brandbot``, else ``~/.cache/brandbot``;
@@ -39,11 +41,12 @@ def key(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:32]
 
 
-def load(digest: str) -> dict[str, np.ndarray] | None:
+def load(digest: str, kind: str = "matcher") -> dict[str, np.ndarray] | None:
+    """The arrays saved under ``kind`` and ``digest``, None when absent or unreadable."""
     folder = cache_dir()
     if folder is None:
         return None
-    path = folder / f"matcher-{digest}.npz"
+    path = folder / f"{kind}-{digest}.npz"
     try:
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
@@ -54,7 +57,8 @@ def load(digest: str) -> dict[str, np.ndarray] | None:
         return None
 
 
-def save(digest: str, arrays: dict[str, np.ndarray]) -> None:
+def save(digest: str, arrays: dict[str, np.ndarray], kind: str = "matcher") -> None:
+    """Save arrays under ``kind`` (``matcher`` fits, ``calibration`` thresholds) and ``digest``."""
     folder = cache_dir()
     if folder is None:
         return
@@ -63,6 +67,6 @@ def save(digest: str, arrays: dict[str, np.ndarray]) -> None:
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, **arrays)
-        os.replace(tmp, folder / f"matcher-{digest}.npz")
+        os.replace(tmp, folder / f"{kind}-{digest}.npz")
     except Exception as exc:  # noqa: BLE001 - read-only home, full disk: just don't cache
         log.debug("could not write matcher cache in %s: %s", folder, exc)

@@ -20,6 +20,11 @@ from bot.relations.kols import rank
 from bot.relations.store import Store, iso
 from bot.tables import format_table
 
+# The replies that mean "the bot did not understand" (see dialogs/default.yaml). A message with
+# no intent that a dialog state took (a bare "yes" to a confirmation step) got none of them and
+# is not a miss.
+MISS_REPLIES = "('fallback', 'offer_human', 'clarify')"
+
 
 def build(store: Store, now: datetime, since: datetime | None = None,
           persona: str | None = None, rules: Relationship | None = None) -> dict[str, Any]:
@@ -75,7 +80,9 @@ def build(store: Store, now: datetime, since: datetime | None = None,
     missed = q(
         f"SELECT lower(trim(m.text)) t, count(*) {messages} "
         f"WHERE m.direction = 'in' AND m.kind = 'message' AND m.intent IS NULL "
-        f"AND m.text != '' AND m.created_at >= ?{pf} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+        f"AND m.text != '' AND m.created_at >= ?{pf} AND EXISTS (SELECT 1 FROM messages o "
+        f"WHERE o.in_reply_to = m.id AND o.reply_key IN {MISS_REPLIES}) "
+        f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
         start, *pp)
     started, timed_out = q(
         f"SELECT coalesce(sum(e.kind = 'handoff'), 0), "
