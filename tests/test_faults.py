@@ -53,6 +53,11 @@ def settings_for(tmp_path, monkeypatch):
     return make
 
 
+def client(daemon) -> httpx.AsyncClient:
+    """A client of the running daemon that names its web fans (with the test API key)."""
+    return httpx.AsyncClient(base_url=daemon.url, timeout=20, headers=API_HEADERS)
+
+
 @contextlib.asynccontextmanager
 async def running(settings, prepare=None):
     daemon = Daemon(settings)
@@ -138,7 +143,7 @@ def test_disk_full_web_gets_503_with_an_apology_one_log_line_health_degraded_the
         settings_for):
     async def scenario():
         async with running(settings_for()) as daemon, \
-                httpx.AsyncClient(base_url=daemon.url, timeout=20, headers=API_HEADERS) as http:
+                client(daemon) as http:
             first = await http.post("/api/chat", json={"text": "几点开门", "fan": "before"})
             assert first.status_code == 200
             disk_full(daemon)
@@ -187,7 +192,7 @@ def test_disk_full_wechat_gets_a_non_200_and_the_retry_is_logged_once_when_space
     async def scenario():
         settings = settings_for(wechat={"app_id": APP_ID, "token": TOKEN})
         async with running(settings) as daemon, \
-                httpx.AsyncClient(base_url=daemon.url, timeout=20, headers=API_HEADERS) as http:
+                client(daemon) as http:
             disk_full(daemon)
             xml = text_push("o-full", LONG, 8001)
             refused = await push(http, xml)
@@ -247,7 +252,7 @@ def test_disk_full_telegram_webhook_answers_503_so_telegram_delivers_again(setti
                 "webhook_url": "https://bot.example.com/telegram/webhook",
                 "webhook_secret": WEBHOOK_SECRET})
             async with running(settings) as daemon, \
-                    httpx.AsyncClient(base_url=daemon.url, timeout=20, headers=API_HEADERS) as http:
+                    client(daemon) as http:
                 headers = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
                 telegram = daemon.channels["telegram"]
                 disk_full(daemon)
@@ -321,7 +326,7 @@ def test_slow_bodies_are_cut_off_others_are_served_and_over_the_cap_is_503(setti
         settings = settings_for(read_timeout=4.0, max_connections=20)
         async with running(settings) as daemon:
             port = int(daemon.url.rsplit(":", 1)[1].strip("/"))
-            async with httpx.AsyncClient(base_url=daemon.url, timeout=20, headers=API_HEADERS) as http:
+            async with client(daemon) as http:
                 held = [_slow_client(port) for _ in range(10)]
                 served = await http.post("/api/chat", json={"text": "几点开门", "fan": "n1"})
                 assert served.status_code == 200  # a normal client is served meanwhile
@@ -332,7 +337,7 @@ def test_slow_bodies_are_cut_off_others_are_served_and_over_the_cap_is_503(setti
             assert statuses[:10] == [b"HTTP/1.1 408"] * 10  # cut off after the read timeout
             refused = statuses[10:].count(b"HTTP/1.1 503")  # answered at once, not a hang
             assert refused >= 5 and set(statuses[10:]) <= {b"HTTP/1.1 503", b"HTTP/1.1 408"}
-            async with httpx.AsyncClient(base_url=daemon.url, timeout=20, headers=API_HEADERS) as http:
+            async with client(daemon) as http:
                 after = await http.post("/api/chat", json={"text": "几点开门", "fan": "n3"})
                 assert after.status_code == 200
                 metrics = (await http.get("/metrics", headers=ADMIN)).text
@@ -362,7 +367,7 @@ def test_a_client_leaving_mid_body_is_a_client_abort_not_an_internal_error(setti
                 for _ in range(3):
                     sock = _slow_client(port)
                     sock.close()  # gone before the rest of the body
-                async with httpx.AsyncClient(base_url=daemon.url, timeout=20, headers=API_HEADERS) as http:
+                async with client(daemon) as http:
                     async def counted():
                         text = (await http.get("/metrics", headers=ADMIN)).text
                         return metric(text, "client_abort") == 3 and text
@@ -382,7 +387,7 @@ def test_an_internal_error_is_one_traceback_per_interval_not_two_per_request(set
 
     async def scenario():
         async with running(settings_for(), prepare=with_a_bug) as daemon, \
-                httpx.AsyncClient(base_url=daemon.url, timeout=20, headers=API_HEADERS) as http:
+                client(daemon) as http:
             with Records() as seen:
                 answers = [await http.get("/api/persona") for _ in range(50)]
             assert {a.status_code for a in answers} == {500}
@@ -404,7 +409,7 @@ def test_disk_full_wechat_retry_with_the_same_signed_url_is_answered_once_space_
     async def scenario():
         settings = settings_for(wechat={"app_id": APP_ID, "token": TOKEN})
         async with running(settings) as daemon, \
-                httpx.AsyncClient(base_url=daemon.url, timeout=20, headers=API_HEADERS) as http:
+                client(daemon) as http:
             xml = text_push("o-same-url", LONG, 8101)
             query, body = pusher.plain(xml)
 
