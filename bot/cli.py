@@ -393,6 +393,9 @@ def _register_more() -> None:
     from bot.commands import register
 
     register(main, handoff)
+    from bot.commands.wechat_menu import menu as wechat_menu
+
+    wechat.add_command(wechat_menu)
 
 
 _register_more()

@@ -7,7 +7,7 @@ import json
 import click
 
 from bot.commands.bilingual import say
-from bot.commands.common import DEFAULT_DB, DB_HELP, fail, open_store, print_table
+from bot.commands.common import DB_HELP, DEFAULT_DB, open_store, print_table
 
 STATUS_ZH = {"pending": "待运行", "running": "运行中", "done": "已完成", "failed": "已失败"}
 KIND_ZH = {"handoff_expire": "转人工超时归还", "calendar_topic": "日历话题群发"}
@@ -55,6 +55,6 @@ def jobs_list(db, status, kind, as_json, lang) -> None:
         ])
     print_table(columns, table)
     failed = sum(r["status"] == "failed" for r in rows)
-    click.echo(say(f"共 {len(rows)} 个任务" + (f"，{failed} 个已失败（见“错误”列）" if failed else ""),
-                   f"{len(rows)} job(s)" + (f", {failed} failed (see the error column)"
-                                            if failed else ""), lang))
+    failed_zh = f"，{failed} 个已失败（见“错误”列）" if failed else ""
+    failed_en = f", {failed} failed (see the error column)" if failed else ""
+    click.echo(say(f"共 {len(rows)} 个任务{failed_zh}", f"{len(rows)} job(s){failed_en}", lang))

@@ -20,6 +20,7 @@ all, then marks it ``failed``. :class:`Scheduler` wires handlers to these for th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -266,10 +267,8 @@ class Scheduler:
                 until = (datetime.fromisoformat(due.replace("Z", "+00:00")) - self.clock())
                 wait = max(0.0, min(wait, until.total_seconds()))
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
-            except TimeoutError:
-                pass
 
 
 def _describe(exc: BaseException) -> str:
