@@ -132,7 +132,8 @@ def test_bad_yaml_and_missing_credentials_are_clear(fake, tmp_path, monkeypatch)
     assert out.exit_code == 1 and "menu.yaml:" in out.output and "YAML" in out.output
     monkeypatch.delenv("BRANDBOT_WECHAT_SECRET")
     out = cli("show", "--lang", "zh")
-    assert out.exit_code == 2 and "BRANDBOT_WECHAT_SECRET" in out.output and "请先设置" in out.output
+    assert out.exit_code == 2
+    assert "BRANDBOT_WECHAT_SECRET" in out.output and "请先设置" in out.output
 
 
 def test_an_account_without_menu_rights_gets_the_reason(fake):

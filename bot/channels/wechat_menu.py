@@ -51,7 +51,8 @@ BUTTON_FIELDS = frozenset({"name", "type", "key", "url", "appid", "pagepath", "m
                            "article_id", "sub_button"})
 NO_MENU = 46003  # "menu no exist"
 ERRORS = {
-    48001: ("这个公众号不能用接口设置菜单（48001）：需要已认证的公众号；未认证的号请在公众平台网页上编辑菜单",
+    48001: ("这个公众号不能用接口设置菜单（48001）：需要已认证的公众号；"
+            "未认证的号请在公众平台网页上编辑菜单",
             "this account may not set its menu through the API (48001): that needs a verified "
             "account; unverified accounts edit the menu on the mp.weixin.qq.com web console"),
     46003: ("公众号目前没有自定义菜单", "the account has no custom menu"),
@@ -132,7 +133,8 @@ class _Checker:
 
     def menu(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict) or "button" not in data:
-            self.bad((), "菜单文件需要一个 button: 列表（最多 3 个按钮），见 docs/channels/wechat.md",
+            self.bad((), "菜单文件需要一个 button: 列表（最多 3 个按钮），"
+                     "见 docs/channels/wechat.md",
                      "a menu file needs a `button:` list (at most 3 buttons); see "
                      "docs/channels/wechat.md")
             return {}
@@ -158,7 +160,8 @@ class _Checker:
                      "each button is a mapping of name, type and its fields")
             return {}
         for extra in sorted(set(b) - BUTTON_FIELDS):
-            self.bad((*where, extra), f"按钮不认识字段 {extra!r}；可用：{', '.join(sorted(BUTTON_FIELDS))}",
+            self.bad((*where, extra),
+                     f"按钮不认识字段 {extra!r}；可用：{', '.join(sorted(BUTTON_FIELDS))}",
                      f"unknown button field {extra!r}; buttons have "
                      f"{', '.join(sorted(BUTTON_FIELDS))}")
         limit = TOP_NAME_BYTES if top else SUB_NAME_BYTES
@@ -169,7 +172,8 @@ class _Checker:
         elif len(name.encode("utf-8")) > limit:
             self.bad((*where, "name"),
                      f"名称 {name!r} 有 {len(name.encode('utf-8'))} 字节，"
-                     f"{'一级' if top else '子'}菜单最多 {limit} 字节（约 {limit // 3} 个汉字）；请缩短",
+                     f"{'一级' if top else '子'}菜单最多 {limit} 字节"
+                     f"（约 {limit // 3} 个汉字）；请缩短",
                      f"name {name!r} is {len(name.encode('utf-8'))} bytes; a "
                      f"{'top-level' if top else 'sub-'}button name is at most {limit} bytes "
                      f"(about {limit // 3} Chinese characters); shorten it")
@@ -185,7 +189,8 @@ class _Checker:
                 return {"name": name, "sub_button": []}
             if len(subs) > MAX_SUB_BUTTONS:
                 self.bad((*where, "sub_button"),
-                         f"每个一级菜单下最多 {MAX_SUB_BUTTONS} 个子菜单，这里有 {len(subs)} 个；请删减",
+                         f"每个一级菜单下最多 {MAX_SUB_BUTTONS} 个子菜单，"
+                         f"这里有 {len(subs)} 个；请删减",
                          f"at most {MAX_SUB_BUTTONS} sub-buttons per button, this one has "
                          f"{len(subs)}; remove some")
             for extra in sorted(set(b) & (BUTTON_FIELDS - {"name", "sub_button"})):
@@ -237,10 +242,10 @@ class _Checker:
                 target = persona.menu_clicks.get(key)
                 if target is None:
                     self.bad((*where, "key"),
-                             f"key {key!r} 不在人设 {persona.id} 的 menu_clicks 里，点击后机器人不知道"
-                             f"回什么；在人设里加一行 `{key}: 意图名`",
-                             f"key {key!r} is not in persona {persona.id}'s menu_clicks, so a click "
-                             f"would get the fallback reply; add `{key}: <intent>` under "
+                             f"key {key!r} 不在人设 {persona.id} 的 menu_clicks 里，"
+                             f"点击后机器人不知道回什么；在人设里加一行 `{key}: 意图名`",
+                             f"key {key!r} is not in persona {persona.id}'s menu_clicks, so a "
+                             f"click would get the fallback reply; add `{key}: <intent>` under "
                              "menu_clicks in the persona")
                 elif target not in targets:
                     self.bad((*where, "key"),
