@@ -370,8 +370,11 @@ class Daemon:
 
     # -- scheduled work: durable jobs, no cron (bot/relations/jobs.py, bot/scheduled.py) -------
 
-    def _start_jobs(self) -> None:
-        """Plan the recurring and calendar jobs (idempotent) and bind their handlers."""
+    async def _start_jobs(self) -> None:
+        """Plan the recurring and calendar jobs (idempotent) and bind their handlers.
+
+        Planning writes to the log: in a thread, so the loop never waits for the write lock.
+        """
         from bot import scheduled
         from bot.engine import utc_now
         from bot.relations.jobs import Scheduler
@@ -379,11 +382,11 @@ class Daemon:
         self.scheduler = Scheduler(self.store, secrets=self.settings.secrets())
         scheduled.register(self.scheduler, self)
         now = utc_now()
-        scheduled.plan_recurring(self.store, now)
+        await asyncio.to_thread(scheduled.plan_recurring, self.store, now)
         for brand in list(self.engine.brands.values()):
-            scheduled.plan_calendar(self.store, brand.persona, now)
+            await asyncio.to_thread(scheduled.plan_calendar, self.store, brand.persona, now)
 
-    def _plan_calendar(self, brand) -> None:
+    async def _plan_calendar(self, brand) -> None:
         """After a reload: schedule the topics the new version added or moved."""
         if self.scheduler is None:
             return
@@ -391,9 +394,9 @@ class Daemon:
         from bot.engine import utc_now
 
         try:
-            scheduled.plan_calendar(self.store, brand.persona, utc_now())
+            await asyncio.to_thread(scheduled.plan_calendar, self.store, brand.persona, utc_now())
             self.scheduler.wake()
-        except Exception:  # noqa: BLE001 - planning again at the next reload or restart
+        except Exception:  # noqa: BLE001 - planned again at the next reload or restart
             log.exception("could not plan the calendar of %s", brand.id)
 
     async def _relations_once(self, now=None) -> None:
@@ -651,7 +654,7 @@ class Daemon:
                     continue
                 previous = current.persona.version
                 self.engine.set_brand(brand)
-                self._plan_calendar(brand)
+                await self._plan_calendar(brand)
                 state.loaded_at, state.reload_error, state.failed_at = _now(), [], None
                 self.metrics.reloads.labels(pid).inc()
                 self.metrics.set_persona(pid, brand.persona.version, previous)
@@ -769,7 +772,7 @@ class Daemon:
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{port}/"
         watcher = asyncio.create_task(self._watch()) if self.settings.reload else None
-        self._start_jobs()
+        await self._start_jobs()
         ticker = asyncio.create_task(self.scheduler.loop())
         self.ready_after = time.monotonic() - self.started_at
         self._banner()

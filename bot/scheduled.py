@@ -2,6 +2,7 @@
 
 - ``handoff_expire`` (one recurring row, key ``handoff_expire``): every minute, abandoned
   handoffs go back to the bot and the fans are told through their channels.
+- ``prune_jobs`` (daily, key ``prune_jobs``): finished job rows older than 30 days go.
 - ``calendar_topic`` (one row per topic occurrence, key ``calendar:<persona>:<topic>:<UTC>``):
   at the topic's time in the persona's time zone, the topic goes out once. Planned when the
   daemon starts and again after each reload; a topic whose date or time was edited gets a new
@@ -24,7 +25,9 @@ log = logging.getLogger("brandbot.jobs")
 
 HANDOFF_EXPIRE = "handoff_expire"
 CALENDAR_TOPIC = "calendar_topic"
+PRUNE_JOBS = "prune_jobs"
 HANDOFF_EVERY = timedelta(minutes=1)
+PRUNE_EVERY = timedelta(days=1)
 
 
 def topic_key(persona_id: str, topic_id: str, at: datetime) -> str:
@@ -48,9 +51,9 @@ def plan_calendar(store: Store, persona: Any, now: datetime) -> list[Job]:
     return planned
 
 
-def plan_recurring(store: Store, now: datetime) -> Job:
-    """The handoff-expiry series: one row for ever (scheduling it again is a no-op)."""
-    return schedule(store, HANDOFF_EXPIRE, now, key=HANDOFF_EXPIRE, now=now)
+def plan_recurring(store: Store, now: datetime) -> list[Job]:
+    """The recurring series: one row each for ever (scheduling them again is a no-op)."""
+    return [schedule(store, kind, now, key=kind, now=now) for kind in (HANDOFF_EXPIRE, PRUNE_JOBS)]
 
 
 def register(scheduler: Scheduler, daemon: Any) -> None:
@@ -81,5 +84,14 @@ def register(scheduler: Scheduler, daemon: Any) -> None:
         log.info("calendar topic %s of %s: broadcast(s) %s", topic_id, persona_id, ids or "none")
         return None
 
+    async def prune_jobs(job: Job, now: datetime) -> datetime:
+        from bot.relations.jobs import prune
+
+        removed = await asyncio.to_thread(prune, daemon.store, now)
+        if removed:
+            log.info("pruned %d finished job(s) older than 30 days", removed)
+        return now + PRUNE_EVERY
+
     scheduler.register(HANDOFF_EXPIRE, handoff_expire)
+    scheduler.register(PRUNE_JOBS, prune_jobs)
     scheduler.register(CALENDAR_TOPIC, calendar_topic)

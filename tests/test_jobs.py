@@ -10,6 +10,7 @@ import asyncio
 import json
 import threading
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,7 +21,7 @@ from bot.cli import main
 from bot.config import load_settings
 from bot.daemon import Daemon
 from bot.relations import Store
-from bot.relations.jobs import Job, Scheduler, claim_due, list_jobs, schedule
+from bot.relations.jobs import Job, Scheduler, cancel, claim_due, list_jobs, prune, schedule
 from tests.conftest import ROOT, clear_brandbot_env
 from tests.fakes.telegram_api import FakeTelegram
 from tests.test_broadcast import PERSONA, add_fans
@@ -186,6 +187,10 @@ def kinds(ran: list) -> list[str]:
     return [job.kind for job, _ in ran]
 
 
+def topic_runs(ran: list) -> list[tuple[str, str]]:
+    return [(outcome, job.run_at) for job, outcome in ran if job.kind == "calendar_topic"]
+
+
 def _persona_with_topic(tmp_path, day: date) -> str:
     text = (ROOT / "personas" / f"{PERSONA}.yaml").read_text(encoding="utf-8")
     text += (f"\ncalendar:\n  - id: morning\n    date: {day.isoformat()}\n    time: '09:00'\n"
@@ -210,7 +215,7 @@ def test_a_calendar_topic_at_0900_shanghai_is_sent_once_across_a_restart(tmp_pat
         d = Daemon(load_settings(None, personas=[persona], db=db))
         d.open()
         try:
-            d._start_jobs()
+            await d._start_jobs()
             d.scheduler.clock = lambda: moment
             return await d.scheduler.run_due()
         finally:
@@ -224,13 +229,12 @@ def test_a_calendar_topic_at_0900_shanghai_is_sent_once_across_a_restart(tmp_pat
             add_fans(seed, 3, start=1, language="zh")
             seed.close()
             early = await daemon_round(fake, due - timedelta(minutes=1))
-            assert kinds(early) == ["handoff_expire"]  # the topic is not due yet
+            assert topic_runs(early) == []  # not due yet
+            assert {"handoff_expire", "prune_jobs"} <= set(kinds(early))
             ran = await daemon_round(fake, due + timedelta(seconds=30))
-            assert [(j.kind, o) for j, o in ran] == [("handoff_expire", "rescheduled"),
-                                                     ("calendar_topic", "done")]
-            assert ran[1][0].run_at == due.isoformat().replace("+00:00", ".000000Z")
+            assert topic_runs(ran) == [("done", due.isoformat().replace("+00:00", ".000000Z"))]
             again = await daemon_round(fake, due + timedelta(minutes=2))  # restarted daemon
-            assert kinds(again) == ["handoff_expire"]
+            assert topic_runs(again) == []
             return fake
 
     fake = asyncio.run(asyncio.wait_for(scenario(), 60))
@@ -241,6 +245,57 @@ def test_a_calendar_topic_at_0900_shanghai_is_sent_once_across_a_restart(tmp_pat
     assert [(r["status"], r["runs"]) for r in rows] == [("done", 1)]
     assert store.fetch_one("SELECT count(*) FROM broadcasts WHERE topic = 'morning'")[0] == 1
     store.close()
+
+
+def test_a_topic_moved_by_a_reload_goes_out_once_at_its_new_time(tmp_path, monkeypatch):
+    clear_brandbot_env(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    day = datetime.now(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=1)
+    nine = datetime(day.year, day.month, day.day, 1, 0, tzinfo=UTC)  # 09:00 +08:00
+    persona = _persona_with_topic(tmp_path, day)
+    db = str(tmp_path / "moved.db")
+
+    async def scenario():
+        async with FakeTelegram() as fake:
+            monkeypatch.setenv("BRANDBOT_TELEGRAM_TOKEN", fake.token)
+            monkeypatch.setenv("BRANDBOT_TELEGRAM_API_URL", fake.base_url)
+            d = Daemon(load_settings(None, personas=[persona], db=db))
+            d.open()
+            try:
+                add_fans(d.store, 2, start=1, language="zh")
+                await d._start_jobs()
+                # The operator moves the topic to 11:00 and the daemon reloads the persona.
+                path = Path(persona)
+                path.write_text(path.read_text(encoding="utf-8").replace(
+                    "time: '09:00'", "time: '11:00'"), encoding="utf-8")
+                d._reload_lock = asyncio.Lock()
+                await d.reload("test")
+                d.scheduler.clock = lambda: nine + timedelta(minutes=1)
+                at_nine = topic_runs(await d.scheduler.run_due())
+                sent_at_nine = len(fake.sent())
+                d.scheduler.clock = lambda: nine + timedelta(hours=2, minutes=1)
+                at_eleven = topic_runs(await d.scheduler.run_due())
+                return at_nine, sent_at_nine, at_eleven, len(fake.sent())
+            finally:
+                d.close()
+
+    at_nine, sent_at_nine, at_eleven, sent = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert [o for o, _ in at_nine] == ["done"] and sent_at_nine == 0  # the old slot: skipped
+    assert at_eleven == [("done", (nine + timedelta(hours=2)).isoformat().replace(
+        "+00:00", ".000000Z"))]
+    assert sent == 2
+
+
+def test_cancel_and_prune(fresh_db):
+    schedule(fresh_db, "remember", T0 + timedelta(hours=1), {"n": 1}, key="form:42", now=T0)
+    assert cancel(fresh_db, "form:42", T0) is True
+    assert cancel(fresh_db, "form:42", T0) is False  # nothing pending any more
+    calls: list = []
+    asyncio.run(counting_scheduler(fresh_db, Clock(T0 + timedelta(hours=2)), calls).run_due())
+    assert calls == []
+    assert list_jobs(fresh_db)[0]["status"] == "cancelled"
+    assert prune(fresh_db, T0 + timedelta(days=29)) == 0
+    assert prune(fresh_db, T0 + timedelta(days=31)) == 1 and list_jobs(fresh_db) == []
 
 
 # -- brandbot jobs list ---------------------------------------------------------------------------

@@ -9,8 +9,10 @@ import click
 from bot.commands.bilingual import say
 from bot.commands.common import DB_HELP, DEFAULT_DB, open_store, print_table
 
-STATUS_ZH = {"pending": "待运行", "running": "运行中", "done": "已完成", "failed": "已失败"}
-KIND_ZH = {"handoff_expire": "转人工超时归还", "calendar_topic": "日历话题群发"}
+STATUS_ZH = {"pending": "待运行", "running": "运行中", "done": "已完成", "failed": "已失败",
+             "cancelled": "已取消"}
+KIND_ZH = {"handoff_expire": "转人工超时归还", "calendar_topic": "日历话题群发",
+           "prune_jobs": "清理旧任务记录"}
 
 
 @click.group("jobs")
@@ -20,7 +22,8 @@ def jobs() -> None:
 
 @jobs.command("list")
 @click.option("--db", default=DEFAULT_DB, show_default=True, help=DB_HELP)
-@click.option("--status", type=click.Choice(["pending", "running", "done", "failed"]),
+@click.option("--status", type=click.Choice(["pending", "running", "done", "failed",
+                                             "cancelled"]),
               help="Only jobs in this state.")
 @click.option("--kind", help="Only jobs of this kind (calendar_topic, handoff_expire…).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")

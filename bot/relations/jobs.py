@@ -42,7 +42,9 @@ LEASE = timedelta(minutes=5)
 BACKOFF_FIRST = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(hours=1)
 ERROR_CHARS = 500
-STATUSES = ("pending", "running", "done", "failed")
+STATUSES = ("pending", "running", "done", "failed", "cancelled")
+# Finished rows are kept this long for `brandbot jobs list`, then pruned by the daemon.
+KEEP_FINISHED = timedelta(days=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,13 +167,33 @@ def fail(store: Store, job: Job, error: str, now: datetime) -> str:
         return "pending"
 
 
+def cancel(store: Store, key: str, now: datetime) -> bool:
+    """Cancel the pending job scheduled under ``key`` (a form answered before its timeout).
+
+    False when there is none pending (already run, running, or never scheduled). Keys are
+    unique for ever: a cancelled key cannot be scheduled again — use a new one.
+    """
+    with store.transaction() as conn:
+        done = conn.execute("UPDATE jobs SET status = 'cancelled', finished_at = ? "
+                            "WHERE key = ? AND status = 'pending'", (iso(now), key))
+        return done.rowcount == 1
+
+
+def prune(store: Store, now: datetime, keep: timedelta = KEEP_FINISHED) -> int:
+    """Delete jobs that finished (done, failed, cancelled) more than ``keep`` ago."""
+    with store.transaction() as conn:
+        return conn.execute("DELETE FROM jobs WHERE status IN ('done', 'failed', 'cancelled') "
+                            "AND finished_at < ?", (iso(now - keep),)).rowcount
+
+
 def list_jobs(store: Store, status: str | None = None, kind: str | None = None,
               limit: int = 200) -> list[dict[str, Any]]:
     """Jobs, pending and running first (soonest first), then the latest finished."""
     rows = store.fetch_all(
         "SELECT * FROM jobs WHERE (? IS NULL OR status = ?) AND (? IS NULL OR kind = ?) "
-        "ORDER BY status IN ('done', 'failed'), "
-        "CASE WHEN status IN ('done', 'failed') THEN finished_at END DESC, run_at, id LIMIT ?",
+        "ORDER BY status IN ('done', 'failed', 'cancelled'), "
+        "CASE WHEN status IN ('done', 'failed', 'cancelled') THEN finished_at END DESC, "
+        "run_at, id LIMIT ?",
         (status, status, kind, kind, limit),
     )
     return [dict(r) for r in rows]
