@@ -39,7 +39,7 @@ def transition_label(t: TransitionSpec) -> str:
     guards += [f"not {callback_label(c)}" for c in t.unless]
     label = t.trigger + (f" [{', '.join(guards)}]" if guards else "")
     actions = [callback_label(c) for c in [*t.before, *t.after]]
-    return label + (f" → {', '.join(actions)}" if actions else "")
+    return label + f" → {', '.join(actions) if actions else 'nothing'}"
 
 
 def _text(value: str) -> str:
@@ -64,6 +64,8 @@ def to_mermaid(spec: DialogSpec) -> str:
                 arrows.setdefault((src, dest), []).append(label)
     lines = ["stateDiagram-v2", f"    [*] --> {spec.initial}"]
     for state in states:
+        # Declared first so the box is titled with the state's name, its lines beneath.
+        lines.append(f'    state "{state.name}" as {state.name}')
         if state.description:
             lines.append(f"    {state.name} : {_text(state.description)}")
         if state.otherwise:
