@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import traceback
 from collections.abc import Awaitable, Callable
@@ -42,6 +43,8 @@ LEASE = timedelta(minutes=5)
 BACKOFF_FIRST = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(hours=1)
 ERROR_CHARS = 500
+# Tokens in URLs quoted by an error message (access_token=..., secret=...) are masked too.
+_QUERY_SECRET = re.compile(r"(?i)((?:access_token|secret|token|key)=)[^&\s'\"]+")
 STATUSES = ("pending", "running", "done", "failed", "cancelled")
 # Finished rows are kept this long for `brandbot jobs list`, then pruned by the daemon.
 KEEP_FINISHED = timedelta(days=30)
@@ -227,7 +230,7 @@ class Scheduler:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.worker = worker or worker_name()
         self.poll_seconds = poll_seconds
-        self.mask = SecretFilter(secrets or [])
+        self.mask = SecretFilter(secrets or [], patterns=[_QUERY_SECRET])
         self._wake: asyncio.Event | None = None
 
     def register(self, kind: str, handler: Handler) -> None:
