@@ -277,19 +277,38 @@ def dialog() -> None:
 
 @dialog.command("draw")
 @click.argument("file", type=click.Path(exists=True, path_type=Path))
-def dialog_draw(file: Path) -> None:
-    """Print a dialog as a Mermaid state diagram.
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "svg", "png"]), default="mermaid",
+              show_default=True, help="svg/png need mermaid-cli (mmdc) installed.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write svg/png (default: the dialog's name with that extension).")
+def dialog_draw(file: Path, fmt: str, output: Path | None) -> None:
+    """Draw a dialog: Mermaid state-diagram text, or an SVG/PNG picture.
 
-    Example: brandbot dialog draw dialogs/default.yaml > dialog.mmd
+    One arrow per pair of states with every trigger on it (conditions in [..], actions and
+    replies after →); what happens without moving is listed inside each state; transitions
+    that can never fire are left out (as %% comments; `brandbot check` reports them).
+
+    Example: brandbot dialog draw dialogs/default.yaml --format svg -o dialog.svg
     """
+    from bot.commands.bilingual import say
+    from bot.dialog.draw import RenderError, render
     from bot.dialog.loader import load_dialog
 
     try:
-        click.echo(load_dialog(file).to_mermaid(), nl=False)
+        text = load_dialog(file).to_mermaid()
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         sys.exit(1)
+    if fmt == "mermaid":
+        click.echo(text, nl=False)
+        return
+    target = output or Path(file.stem + "." + fmt)
+    try:
+        render(text, target, fmt)
+    except RenderError as exc:
+        fail(say(f"无法生成 {fmt} 图片：{exc}", f"cannot draw {fmt}: {exc}"), 2)
+    click.echo(say(f"已写入 {target}", f"wrote {target}"))
 
 
 @main.command()
@@ -459,6 +478,9 @@ def _register_more() -> None:
     from bot.commands.doctor import doctor  # brandbot doctor: checks a deployment end to end
 
     main.add_command(doctor)
+    from bot.commands.wechat_menu import menu as wechat_menu
+
+    wechat.add_command(wechat_menu)
 
 
 _register_more()

@@ -160,6 +160,7 @@ class Daemon:
         self.server = None
         self.store = None
         self.engine = None
+        self.scheduler = None  # runs the jobs table (bot/relations/jobs.py)
         self.executor: ThreadPoolExecutor | None = None
         self._group_waiters: list[asyncio.Future] | None = None
         self._reload_lock: asyncio.Lock | None = None
@@ -372,35 +373,47 @@ class Daemon:
         self.channels["wechat"] = channel
         return channel.routes()
 
-    # -- relationship housekeeping (issue 6) ------------------------------------------------
+    # -- scheduled work: durable jobs, no cron (bot/relations/jobs.py, bot/scheduled.py) -------
 
-    RELATIONS_TICK_SECONDS = 60.0
+    async def _start_jobs(self) -> None:
+        """Plan the recurring and calendar jobs (idempotent) and bind their handlers.
 
-    async def _relations_tick(self) -> None:
-        """Once a minute: hand abandoned handoffs back to the bot, send due calendar topics."""
-        while True:
-            await asyncio.sleep(self.RELATIONS_TICK_SECONDS)
-            try:
-                await self._relations_once()
-            except Exception:  # noqa: BLE001 - housekeeping must never stop the daemon
-                log.exception("relationship housekeeping failed; retrying in a minute")
-
-    async def _relations_once(self) -> None:
+        Planning writes to the log: in a thread, so the loop never waits for the write lock.
+        """
+        from bot import scheduled
         from bot.engine import utc_now
-        from bot.relations.broadcast import outlets_from_settings
-        from bot.relations.calendar import has_calendar_work, send_due_topics
+        from bot.relations.jobs import Scheduler
+
+        self.scheduler = Scheduler(self.store, secrets=self.settings.secrets())
+        scheduled.register(self.scheduler, self)
+        now = utc_now()
+        await asyncio.to_thread(scheduled.plan_recurring, self.store, now)
+        for brand in list(self.engine.brands.values()):
+            await asyncio.to_thread(scheduled.plan_calendar, self.store, brand.persona, now)
+
+    async def _plan_calendar(self, brand) -> None:
+        """After a reload: schedule the topics the new version added or moved."""
+        if self.scheduler is None:
+            return
+        from bot import scheduled
+        from bot.engine import utc_now
+
+        try:
+            await asyncio.to_thread(scheduled.plan_calendar, self.store, brand.persona, utc_now())
+            self.scheduler.wake()
+        except Exception:  # noqa: BLE001 - planned again at the next reload or restart
+            log.exception("could not plan the calendar of %s", brand.id)
+
+    async def _relations_once(self, now=None) -> None:
+        """Hand abandoned handoffs back to the bot (the ``handoff_expire`` job, every minute)."""
+        from bot.engine import utc_now
         from bot.relations.desk import expire_handoffs
 
-        now = utc_now()
+        now = now or utc_now()
         for item in await asyncio.to_thread(expire_handoffs, self.engine, now):
             await self.deliver(item.fan, item.persona, item.replies)
         if self.desk is not None:
             await self.desk.reconcile()
-        for brand in list(self.engine.brands.values()):
-            if not has_calendar_work(self.store, brand.persona, now):
-                continue
-            outlets, missing = outlets_from_settings(self.settings, self.store, brand.id)
-            await send_due_topics(self.store, brand.persona, outlets, now, missing=missing)
 
     async def deliver(self, fan, persona: str, replies) -> str | None:
         """Send messages a fan did not just ask for through their channel; None, or why not."""
@@ -689,6 +702,7 @@ class Daemon:
                     continue
                 previous = current.persona.version
                 self.engine.set_brand(brand)
+                await self._plan_calendar(brand)
                 state.loaded_at, state.reload_error, state.failed_at = _now(), [], None
                 self.metrics.reloads.labels(pid).inc()
                 self.metrics.set_persona(pid, brand.persona.version, previous)
@@ -861,7 +875,8 @@ class Daemon:
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{port}/"
         watcher = asyncio.create_task(self._watch()) if self.settings.reload else None
-        ticker = asyncio.create_task(self._relations_tick())
+        await self._start_jobs()
+        ticker = asyncio.create_task(self.scheduler.loop())
         self.ready_after = time.monotonic() - self.started_at
         self._banner()
         try:

@@ -26,7 +26,17 @@ LATER = Topic(id="spring", date=date(2026, 2, 1), text="春节见")
 @pytest.fixture(scope="module")
 def persona():
     demo = load_brand(PERSONA).persona
-    return demo.model_copy(update={"calendar": [MOON, LATER]})
+    # Times in UTC here; the zh persona's default zone (Asia/Shanghai) is tested below.
+    return demo.model_copy(update={"calendar": [MOON, LATER], "timezone": "UTC"})
+
+
+def test_topic_times_are_read_in_the_personas_time_zone(fresh_db, persona):
+    shanghai = persona.model_copy(update={"timezone": None})  # zh default: Asia/Shanghai
+    assert str(shanghai.zone) == "Asia/Shanghai"
+    assert MOON.at(shanghai.zone) == NOW - timedelta(hours=8, minutes=30)  # 09:30 +08:00
+    assert [t.id for t in due_topics(fresh_db, shanghai, NOW - timedelta(hours=8))] == [
+        "mid-autumn"]
+    assert due_topics(fresh_db, shanghai, NOW - timedelta(hours=9)) == []
 
 
 def test_a_topic_is_due_from_its_time_for_a_day(fresh_db, persona):

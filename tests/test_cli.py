@@ -108,7 +108,7 @@ def test_schema_is_json_schema():
 def test_dialog_draw_is_mermaid():
     out = CliRunner().invoke(main, ["dialog", "draw", str(ROOT / "dialogs" / "default.yaml")])
     assert out.output.startswith("stateDiagram-v2\n    [*] --> new\n")
-    assert "chatting --> handoff: complaint" in out.output
+    assert "chatting --> handoff : complaint → say complaint" in out.output
 
 
 def test_nlu_eval_json(tmp_path):

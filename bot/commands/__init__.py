@@ -13,3 +13,6 @@ def register(main: click.Group, handoff: click.Group) -> None:
     from bot.commands import marketing
 
     marketing.register(main, handoff)
+    from bot.commands.jobs import jobs
+
+    main.add_command(jobs)

@@ -723,7 +723,8 @@ def handoff_expire(config, db, personas) -> None:
     """Give abandoned handoffs back to the bot (persona desk.handoff_timeout_minutes).
 
     Each fan gets the persona's in-voice `handoff_end` reply through their channel where the
-    command can reach it. For cron while the daemon does not run it itself.
+    command can reach it. The daemon does this by itself every minute (a scheduled job, see
+    `brandbot jobs list`); this command is for running it by hand.
 
     Example: brandbot handoff expire
     """
@@ -825,18 +826,19 @@ def calendar_list(persona, db) -> None:
         store = Store(db)
         sent = sent_topics(store, model.id)
         store.close()
-    moment = now()
+    moment, zone = now(), model.zone
     rows = []
     for t in model.calendar:
+        at = t.at(zone)
         if t.id in sent:
             state = f"sent (broadcast {sent[t.id]})"
-        elif moment < t.at():
+        elif moment < at:
             state = "upcoming"
-        elif moment < t.at() + GRACE:
+        elif moment < at + GRACE:
             state = "due"
         else:
             state = "missed"
-        rows.append([t.id, t.at().strftime("%Y-%m-%d %H:%M UTC"), t.audience, state,
+        rows.append([t.id, f"{t.date} {t.time} {zone}", t.audience, state,
                      model.text(t.text, model.default_language)[:30]])
     print_table(["topic", "when", "audience", "state", "text"], rows)
     echo(f"{len(rows)} topic(s)")
@@ -848,7 +850,10 @@ def calendar_list(persona, db) -> None:
 @click.option("--db", help="SQLite relationship log (default: the daemon's settings).")
 @click.option("--config", "-c", help="Settings file, as for `brandbot serve`.")
 def calendar_send(personas, db, config) -> None:
-    """Send the topics that are due (once each), for cron while the daemon does not.
+    """Send the topics that are due (once each) now, by hand.
+
+    The daemon sends each topic by itself at its time (a scheduled job, `brandbot jobs list`);
+    a topic is sent once whoever sends it.
 
     Example: brandbot calendar send
     """

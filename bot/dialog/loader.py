@@ -88,6 +88,40 @@ def check_dialog(
             bad(
                 ("state_migrations", old), f"migrates to unknown state {new!r}; use one of: {known}"
             )
+    if not problems:
+        problems.extend(_never_firing(spec, path, positions))
+    return problems
+
+
+def _never_firing(spec: DialogSpec, path: str, positions: Positions) -> list[Problem]:
+    """Transitions that can never fire from a source the file names (bot/dialog/analysis.py).
+
+    A ``'*'`` source is reported only when the transition fires from no state at all: "any
+    state" reasonably includes states where it cannot apply.
+    """
+    from bot.dialog.analysis import dead_edges
+
+    problems = []
+    by_index: dict[int, list] = {}
+    for edge in dead_edges(spec):
+        by_index.setdefault(edge.index, []).append(edge)
+    for index, edges in by_index.items():
+        t = spec.transitions[index]
+        if t.sources == ["*"]:
+            if len(edges) < len(spec.state_names()):
+                continue
+            where: tuple = ("transitions", index, "source")
+            problems.append(problem_at(path, positions, where, (
+                f"{t.trigger!r} from '*' can never fire from any state ({edges[0].reason}); "
+                "remove it or fix its conditions")))
+            continue
+        for edge in edges:
+            where = ("transitions", index, "source")
+            if isinstance(t.source, list):
+                where += (t.source.index(edge.source),)
+            problems.append(problem_at(path, positions, where, (
+                f"{t.trigger!r} from {edge.source!r} can never fire: {edge.reason}; remove "
+                "this source or fix the conditions")))
     return problems
 
 

@@ -106,21 +106,7 @@ class Dialog:
         return self._states[state].otherwise
 
     def to_mermaid(self) -> str:
-        """The dialog as a Mermaid ``stateDiagram-v2``."""
-        lines = ["stateDiagram-v2", f"    [*] --> {self.spec.initial}"]
-        names = self.spec.state_names()
-        for t in self.spec.transitions:
-            sources = names if t.sources == ["*"] else t.sources
-            label = t.trigger
-            guards = [_label(c) for c in t.conditions] + [f"not {_label(c)}" for c in t.unless]
-            if guards:
-                label += f" [{', '.join(guards)}]"
-            for src in sources:
-                dest = src if t.dest in ("=", None) else t.dest
-                lines.append(f"    {src} --> {dest}: {label}")
-        return "\n".join(lines) + "\n"
+        """The dialog as a Mermaid ``stateDiagram-v2`` (bot/dialog/draw.py)."""
+        from bot.dialog.draw import to_mermaid
 
-
-def _label(callback: Callback) -> str:
-    name, arg = parse_callback(callback)
-    return name if arg is None else f"{name}={arg}"
+        return to_mermaid(self.spec)

@@ -160,7 +160,7 @@ class Topic(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Stable id, e.g. mid-autumn.")
     date: dt.date = Field(description="Day to send it (YYYY-MM-DD).")
     time: str = Field("10:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
-                      description="Time of day to send it, UTC (HH:MM).")
+                      description="Time of day to send it (HH:MM), in the persona's `timezone`.")
     text: Localized = Field(description="The newsletter, one text per language.")
     audience: str = Field("all", description="Audience expression (docs/relationships.md).")
 
@@ -175,9 +175,11 @@ class Topic(_Strict):
             raise ValueError(str(exc)) from None
         return value
 
-    def at(self) -> dt.datetime:
+    def at(self, zone: dt.tzinfo = dt.UTC) -> dt.datetime:
+        """When it is due, in UTC, for a persona living in ``zone`` (``Persona.zone``)."""
         hour, minute = map(int, self.time.split(":"))
-        return dt.datetime.combine(self.date, dt.time(hour, minute), tzinfo=dt.UTC)
+        local = dt.datetime.combine(self.date, dt.time(hour, minute), tzinfo=zone)
+        return local.astimezone(dt.UTC)
 
 
 class NluSettings(_Strict):
@@ -218,6 +220,11 @@ class Persona(_Strict):
         default_factory=list,
         description="Topics sent as newsletters on their date (`brandbot calendar`).",
     )
+    timezone: str | None = Field(
+        None,
+        description="IANA time zone of the brand (Asia/Shanghai, Europe/Berlin…): calendar "
+        "times are read in it. Default: Asia/Shanghai when default_language is zh, else UTC.",
+    )
     menu_clicks: dict[str, str] = Field(
         default_factory=dict,
         description="Channel menu button key → intent name or reply key (WeChat CLICK events).",
@@ -231,6 +238,25 @@ class Persona(_Strict):
         if repeated:
             raise ValueError(f"calendar topic ids must be unique; repeated: {repeated}")
         return topics
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_exists(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            zone_named(value)
+        except (ValueError, LookupError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai, "
+                "Asia/Hong_Kong or Europe/London (未知时区，请写 IANA 名称，如 Asia/Shanghai)"
+            ) from None
+        return value
+
+    @property
+    def zone(self) -> dt.tzinfo:
+        """The brand's time zone (``timezone``, else the documented default)."""
+        return zone_named(self.timezone or default_timezone(self.default_language))
 
     @model_validator(mode="after")
     def _default_language_is_spoken(self) -> Persona:
@@ -255,6 +281,21 @@ class Persona(_Strict):
         if isinstance(value, str):
             return value
         return value.get(language) or value.get(self.default_language) or next(iter(value.values()))
+
+
+def default_timezone(default_language: str) -> str:
+    """Asia/Shanghai for Chinese-first personas (our operators' brands), else UTC."""
+    return "Asia/Shanghai" if default_language == "zh" else "UTC"
+
+
+def zone_named(name: str) -> dt.tzinfo:
+    """The IANA zone ``name``; ValueError/LookupError when unknown (tzdata ships them all)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except ZoneInfoNotFoundError as exc:
+        raise LookupError(name) from exc
 
 
 # Reply keys the engine itself may need; a persona must define them (checked by lint).

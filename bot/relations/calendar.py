@@ -1,12 +1,13 @@
 """The topic calendar: newsletters a persona declares in advance, sent on their date.
 
-A persona lists topics (``calendar:`` — id, date, time UTC, text per language, audience). A topic
+A persona lists topics (``calendar:`` — id, date, time in the persona's ``timezone``, text per
+language, audience). A topic
 is *due* from its time until a day later (a daemon that was down longer does not send stale
 greetings); it is sent once per persona — ``broadcasts.topic`` is unique — and logged like a
 manual broadcast (one delivery row per fan, the unsubscribe footer, resumable).
 
-The daemon calls :func:`send_due_topics` periodically (say every minute); ``brandbot calendar
-send`` does the same from cron.
+The daemon runs each topic as a durable job at its time (bot/scheduled.py, no cron);
+``brandbot calendar send`` does the same by hand.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ def sent_topics(store: Store, persona: str) -> dict[str, int]:
 def due_topics(store: Store, persona: Persona, now: datetime) -> list[Topic]:
     """Topics whose time has come (within a day) and that were not sent yet."""
     done = sent_topics(store, persona.id)
+    zone = persona.zone
     return [t for t in persona.calendar
-            if t.id not in done and t.at() <= now < t.at() + GRACE]
+            if t.id not in done and t.at(zone) <= now < t.at(zone) + GRACE]
 
 
 def interrupted_topics(store: Store, persona: str, now: datetime) -> list[int]:

@@ -425,6 +425,35 @@ def m011_messages_by_time(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m014_jobs(db: sqlite_utils.Database) -> None:
+    # Scheduled work the daemon runs itself (bot/relations/jobs.py): calendar topics, handoff
+    # expiry, later scheduled broadcasts and form timeouts. A row survives restarts; claiming
+    # it is one UPDATE inside BEGIN IMMEDIATE, so two daemons never run one job twice.
+    db.executescript(
+        """
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            key TEXT UNIQUE,
+            payload TEXT NOT NULL DEFAULT '{}',
+            run_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL DEFAULT 5,
+            runs INTEGER NOT NULL DEFAULT 0,
+            claimed_by TEXT,
+            lease_until TEXT,
+            last_error TEXT,
+            last_run_at TEXT,
+            created_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+        CREATE INDEX jobs_due ON jobs(run_at) WHERE status IN ('pending', 'running');
+        """
+    )
+
+
 @functools.lru_cache(maxsize=16)  # a turn stamps its rows with one moment, five times or more
 def iso(moment: datetime) -> str:
     """UTC ISO-8601, the one timestamp format in the log."""

@@ -11,6 +11,9 @@ Endpoints (semantics from ../shared/docs/channels.md §1.7, §1.10, §1.12):
   :meth:`FakeWeChat.expire_tokens` (then 42001, or 40001 with ``code=40001``).
 * ``POST /cgi-bin/message/custom/send`` (text), ``POST /cgi-bin/message/custom/typing``;
 * ``POST /cgi-bin/qrcode/create`` → ``ticket``, ``url``, ``expire_seconds``;
+* ``POST /cgi-bin/menu/create`` (checked against WeChat's limits: 40016 buttons, 40018/40025
+  name bytes, 40019 key bytes, 40023 sub-buttons, 40017 type), ``GET /cgi-bin/menu/get``
+  (46003 when there is none), ``GET /cgi-bin/menu/delete``; the menu is ``fake.menu``;
 * a missing or unknown ``access_token`` → 40001 (41001 when absent);
 * ``fake.date_offset = -600`` before ``with``: its HTTP ``Date`` header runs 10 minutes behind;
 * injectable errors: ``fake.fail("message/custom/send", 45047, times=1)`` (``times=None``: every
@@ -90,6 +93,7 @@ class FakeWeChat:
         self.app_id, self.secret, self.delay = app_id, secret, delay
         self.calls: list[Call] = []
         self.tokens: dict[str, int] = {}  # token -> 0 (valid) or the errcode it now gets
+        self.menu: dict[str, Any] | None = None  # the custom menu (menu/create), None: none
         self._failures: list[_Failure] = []
         self._serial = itertools.count(1)
         self._lock = threading.Lock()
@@ -194,11 +198,27 @@ class FakeWeChat:
             if "expire_seconds" in body:
                 extra["expire_seconds"] = body["expire_seconds"]
             return self._record(endpoint, request, body, 0, extra)
+        if endpoint.startswith("menu/"):
+            return self._menu(endpoint, request, body)
         if endpoint == "message/custom/send":
             content = (body or {}).get("text", {}).get("content", "")
             if len(content.encode("utf-8")) > 2048:
                 return self._record(endpoint, request, body, 45002)
         return self._record(endpoint, request, body, 0)
+
+    def _menu(self, endpoint: str, request: Request, body: dict | None) -> JSONResponse:
+        """menu/create, menu/get, menu/delete, with WeChat's limits and error codes."""
+        if endpoint == "menu/get":
+            if self.menu is None:
+                return self._record(endpoint, request, body, 46003)
+            return self._record(endpoint, request, body, 0, {"menu": self.menu})
+        if endpoint == "menu/delete":
+            self.menu = None
+            return self._record(endpoint, request, body, 0)
+        code = _menu_error((body or {}).get("button"))
+        if code == 0:
+            self.menu = {"button": (body or {})["button"]}
+        return self._record(endpoint, request, body, code)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -206,6 +226,7 @@ class FakeWeChat:
         app = Starlette(routes=[
             Route("/cgi-bin/token", self.token, methods=["GET"]),
             Route("/cgi-bin/{endpoint:path}", self.api, methods=["POST"]),
+            Route("/cgi-bin/{endpoint:path}", self.api, methods=["GET"]),  # menu/get, delete
         ])
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
@@ -249,6 +270,30 @@ class _ShiftedDate:
             await send(message)
 
         await self.app(scope, receive, send_shifted)
+
+
+def _menu_error(buttons: Any) -> int:
+    """WeChat's errcode for a menu/create body (0: accepted)."""
+    if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+        return 40016
+    for top in buttons:
+        if len(str(top.get("name", "")).encode()) > 16:
+            return 40018
+        subs = top.get("sub_button")
+        leaves = subs if subs else [top]
+        if subs is not None and len(subs) > 5:
+            return 40023
+        for leaf in leaves:
+            if leaf is not top and len(str(leaf.get("name", "")).encode()) > 60:
+                return 40025
+            if leaf.get("type") not in {"click", "view", "miniprogram", "scancode_push",
+                                        "scancode_waitmsg", "pic_sysphoto", "pic_photo_or_album",
+                                        "pic_weixin", "location_select", "media_id",
+                                        "view_limited", "article_id", "article_view_limited"}:
+                return 40017
+            if len(str(leaf.get("key", "")).encode()) > 128:
+                return 40019
+    return 0
 
 
 # -- the push side ------------------------------------------------------------------------------
