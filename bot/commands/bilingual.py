@@ -1,18 +1,17 @@
-"""Chinese or English for operator-facing command output: Chinese when LANG/LC_ALL say zh.
+"""Chinese or English for operator-facing command output: Chinese when the locale says zh.
 
 Our operators are Chinese-speaking marketing people; developers and CI usually run with an
-English (or C) locale. ``LC_ALL`` wins over ``LANG``, as in every POSIX tool.
+English (or C) locale. The locale is read by :func:`bot.errors.operator_language` (LC_ALL, then
+LC_MESSAGES, then LANG, as in every POSIX tool), the one place that decides it. Unlike
+:func:`bot.errors.say`, which follows the language a command chose with ``set_language``,
+:func:`say` here takes the language per call (commands with a ``--lang`` option pass it).
 """
 
 from __future__ import annotations
 
-import os
+from bot.errors import operator_language as ui_language
 
-
-def ui_language(environ: dict[str, str] | None = None) -> str:
-    env = os.environ if environ is None else environ
-    locale = env.get("LC_ALL") or env.get("LANG") or ""
-    return "zh" if locale.lower().startswith("zh") else "en"
+__all__ = ["say", "ui_language"]
 
 
 def say(zh: str, en: str, language: str | None = None) -> str:
