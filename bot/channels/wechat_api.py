@@ -242,9 +242,16 @@ class TokenOwner:
     def _attempt(self, fn: Callable[[WeChatClient], T]) -> tuple[bool, Any]:
         """(True, the result) or (False, the :class:`WeChatAPIError` describing the failure)."""
         try:
-            return True, fn(self.client)
+            result = fn(self.client)
         except (WeChatClientException, requests.RequestException) as exc:
             return False, _describe(exc)
+        if isinstance(result, requests.Response):
+            # wechatpy hands back, as if it were the answer, a response it cannot read as JSON
+            # (a gateway's or captive portal's page): nothing says WeChat did anything.
+            return False, WeChatAPIError(
+                None, f"the WeChat API answered HTTP {result.status_code} with something that "
+                "is not JSON (a proxy or gateway in the way?)")
+        return True, result
 
 
 # -- the customer-service quota -------------------------------------------------------------------

@@ -23,6 +23,8 @@ referrals            kept (campaign and referrer counts)        deleted; fans th
                                                                 referred keep their row
                                                                 without the link
 deliveries           kept (newsletter delivery counts)          deleted
+pending WeChat       deleted (it holds the OpenID)              deleted
+unfollow
 ===================  =========================================  ==============================
 
 Either way nothing left can be joined back to the person: the platform id, their words, their
@@ -99,8 +101,13 @@ def forget_fan(store: Store, fan_id: int, keep_aggregates: bool = True) -> dict[
     Forgetting an already anonymised fan is harmless.
     """
     with store.transaction() as conn:
-        if conn.execute("SELECT 1 FROM fans WHERE id = ?", (fan_id,)).fetchone() is None:
+        fan = conn.execute("SELECT persona, channel, external_id FROM fans WHERE id = ?",
+                           (fan_id,)).fetchone()
+        if fan is None:
             raise UnknownFanError(f"no fan with id {fan_id}")
+        if fan[1] == "wechat":  # a deferred unfollow keeps the OpenID (wechat_unfollow.py)
+            conn.execute("DELETE FROM wechat_unfollows WHERE persona = ? AND openid = ?",
+                         (fan[0], fan[2]))
         if keep_aggregates:
             return _anonymise(conn, fan_id)
         return _delete(conn, fan_id)

@@ -14,6 +14,7 @@ Endpoints (semantics from ../shared/docs/channels.md §1.7, §1.10, §1.12):
 * a missing or unknown ``access_token`` → 40001 (41001 when absent);
 * injectable errors: ``fake.fail("message/custom/send", 45047, times=1)`` (``times=None``: every
   call) — 40001/42001 (token errors), 45015/45047 (reply window / quota), 48001, -1...;
+  ``NOT_JSON`` answers HTTP 200 with an HTML page instead (a proxy or gateway in the way);
 * every call is recorded in ``calls`` (endpoint, query, JSON body, errcode, monotonic time).
 
 It runs uvicorn in a thread with its own event loop, so both blocking callers (the QR code
@@ -43,7 +44,7 @@ import uvicorn
 from defusedxml.ElementTree import fromstring
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 from wechatpy.crypto import WeChatCrypto
 
@@ -53,6 +54,7 @@ TOKEN = "brandbotToken42"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 OLD_AES_KEY = "ZYXWVUTSRQPONMLKJIHGFEDCBAzyxwvutsrqponmlkj"
 ACCOUNT = "gh_0123456789ab"
+NOT_JSON = 1_000_000  # fake.fail(endpoint, NOT_JSON): an HTML page with HTTP 200, not an answer
 _ERRMSG = {
     40001: "invalid credential, access_token is invalid or not latest",
     40014: "invalid access_token",
@@ -135,6 +137,8 @@ class FakeWeChat:
                 extra: dict | None = None) -> JSONResponse:
         with self._lock:
             self.calls.append(Call(endpoint, dict(request.query_params), body, code))
+        if code == NOT_JSON:
+            return HTMLResponse("<html><body>502 Bad Gateway</body></html>")
         if code:
             return JSONResponse({"errcode": code, "errmsg": _ERRMSG.get(code, "error")})
         return JSONResponse({"errcode": 0, "errmsg": "ok", **(extra or {})})

@@ -1,0 +1,168 @@
+"""A reviewer's attacks on the WeChat fixes (signed URLs used once, deferred unfollows, secrets
+kept out of outputs), each one a defect the fixes still had. Real HTTP to the channel's Starlette
+app and to the fake WeChat API, real engine, real SQLite (tests/test_wechat.py's harness).
+"""
+
+from __future__ import annotations
+
+import time
+
+from bot.channels import wechat_replay
+from bot.channels.base import NotSent
+from bot.messages import FanRef, Reply
+from bot.relations.privacy import forget_fan
+from tests.fakes.wechat_api import (
+    APP_SECRET,
+    NOT_JSON,
+    FakeWeChat,
+    event_push,
+    text_push,
+)
+from tests.test_wechat import OPENID, channel, rows, run
+from tests.test_wechat_unreachable import assert_secret_free, run_cli, wechat_env
+
+OTHER = "oVictim_9876543210fedcbaFEDCBA"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def pending_unfollows(store) -> list[str]:
+    return [r["openid"] for r in rows(store, "SELECT openid FROM wechat_unfollows")]
+
+
+# -- a pending unfollow is undone only by a push made after it -------------------------------------
+
+
+def test_an_older_push_resent_after_an_unsubscribe_does_not_undo_it(tiny_engine, fresh_db):
+    """WeChat re-sending (or someone replaying, URL and body) a push the fan made *before*
+    unsubscribing is no sign they still follow; before the fix any push from the OpenID
+    cancelled the forget for good."""
+    clock = Clock()
+    made = int(clock.now) - 20
+
+    async def scenario():
+        async with channel(tiny_engine, clock=clock) as h:
+            query, body = h.pusher.plain(text_push(OPENID, "几点开门", 9301, create_time=made))
+            assert (await h.post(query, body)).status_code == 200
+            await h.send(event_push(OPENID, "unsubscribe", create_time=made + 10))
+            assert pending_unfollows(fresh_db) == [OPENID]
+            retry = await h.post(query, body)  # the same signed URL, the same body
+            assert retry.status_code == 200
+            late = await h.send(text_push(OPENID, "有停车位吗", 9302, create_time=made + 5))
+            assert late.status_code == 200  # delivered late, but made before the unsubscribe
+            assert pending_unfollows(fresh_db) == [OPENID]
+            clock.now += h.channel.settings.unfollow_grace + 1
+            return await h.channel.run_due_unfollows()
+
+    assert run(scenario()) == 1
+    assert rows(fresh_db, "SELECT * FROM fans WHERE external_id = ?", OPENID) == []
+
+
+def test_a_push_made_after_the_unsubscribe_still_undoes_it(tiny_engine, fresh_db):
+    clock = Clock()
+    made = int(clock.now) - 20
+
+    async def scenario():
+        async with channel(tiny_engine, clock=clock) as h:
+            await h.send(text_push(OPENID, "几点开门", 9401, create_time=made))
+            await h.send(event_push(OPENID, "unsubscribe", create_time=made))
+            await h.send(event_push(OPENID, "subscribe", create_time=made + 3))  # re-follows
+            assert pending_unfollows(fresh_db) == []
+            clock.now += h.channel.settings.unfollow_grace + 1
+            return await h.channel.run_due_unfollows()
+
+    assert run(scenario()) == 0
+    assert len(rows(fresh_db, "SELECT * FROM fans WHERE external_id = ?", OPENID)) == 1
+
+
+def test_an_unsubscribe_claiming_a_future_time_can_still_be_undone(tiny_engine, fresh_db):
+    """A plaintext body can claim any CreateTime; an unsubscribe 'made' in 2100 must not
+    outlast every real push of the fan (its time counts as no later than its arrival)."""
+    clock = Clock()
+
+    async def scenario():
+        async with channel(tiny_engine, clock=clock) as h:
+            await h.send(text_push(OPENID, "几点开门", 9501))
+            await h.send(event_push(OPENID, "unsubscribe", create_time=4_102_444_800))
+            await h.send(text_push(OPENID, "有停车位吗", 9502, create_time=int(time.time()) + 2))
+            return pending_unfollows(fresh_db)
+
+    assert run(scenario()) == []
+
+
+def test_forgetting_a_fan_drops_their_pending_unfollow(tiny_engine, fresh_db):
+    """`brandbot fan forget` must not leave the OpenID behind in wechat_unfollows."""
+    async def scenario():
+        async with channel(tiny_engine) as h:
+            await h.text("几点开门", 9601)
+            await h.send(event_push(OPENID, "unsubscribe"))
+
+    run(scenario())
+    assert pending_unfollows(fresh_db) == [OPENID]
+    fan = fresh_db.find_fan("tiny", "wechat", OPENID)
+    forget_fan(fresh_db, fan["id"])
+    assert pending_unfollows(fresh_db) == []
+    assert rows(fresh_db, "SELECT * FROM wechat_unfollows WHERE openid = ?", OPENID) == []
+
+
+# -- a signed URL stays used across a kill -----------------------------------------------------
+
+
+def test_a_signed_url_acted_on_is_stored_before_the_answer(tiny_engine, fresh_db, monkeypatch):
+    """The daemon killed (SIGKILL, OOM) right after answering a push: the background flush
+    never ran, and the restarted daemon must still refuse the URL with another body."""
+    monkeypatch.setattr(wechat_replay, "FLUSH_EVERY", 3600.0)  # the kill comes before it
+
+    async def scenario():
+        async with channel(tiny_engine) as h:
+            query, body = h.pusher.plain(text_push(OPENID, "几点开门", 9701))
+            assert (await h.post(query, body)).status_code == 200
+            # A second daemon on the same database, as after a restart; the first never
+            # stopped (a stop would flush).
+            async with channel(tiny_engine) as restarted:
+                forged = text_push(OTHER, "我要投诉", 9702).encode()
+                return (await restarted.post(query, forged)).status_code
+
+    assert run(scenario()) == 403
+    assert rows(fresh_db, "SELECT * FROM fans WHERE external_id = ?", OTHER) == []
+
+
+# -- an answer that is not WeChat's ------------------------------------------------------------
+
+
+def test_a_send_answered_by_a_gateway_page_is_not_counted_as_sent(tiny_engine, fresh_db):
+    """wechatpy returns the raw response when it is not JSON; a 200 HTML page (a proxy in the
+    way) was counted as a delivered message, so no not_delivered record was made."""
+    with FakeWeChat() as fake:
+        fake.fail("message/custom/send", NOT_JSON, times=None)
+
+        async def scenario():
+            async with channel(tiny_engine, fake=fake, verified=True) as h:
+                assert h.reply(await h.text("几点开门", 9801))["Content"]
+                return await h.channel.send(FanRef("wechat", OPENID), [Reply("店长：已为您安排")])
+
+        result = run(scenario())
+    assert isinstance(result, NotSent) and result.skipped == 1
+    assert "not JSON" in result.reason
+    event = fresh_db.fetch_one(
+        "SELECT e.payload FROM events e JOIN fans f ON f.id = e.fan_id "
+        "WHERE f.external_id = ? AND e.kind = 'not_delivered'", (OPENID,))
+    assert event is not None and "not JSON" in event[0]
+    assert_secret_free(result.reason, event[0], secrets=(APP_SECRET, "FAKE-ACCESS-TOKEN"))
+
+
+def test_wechat_qrcode_answered_by_a_gateway_page_is_one_line(tmp_path):
+    with FakeWeChat() as fake:
+        fake.fail("qrcode/create", NOT_JSON, times=None)
+        out = run_cli("wechat", "qrcode", "--scene", "spring26", env=wechat_env(fake.api_url),
+                      cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "not JSON" in out.stderr
+    assert_secret_free(out.stdout, out.stderr, secrets=(APP_SECRET, "FAKE-ACCESS-TOKEN"))
