@@ -2,8 +2,8 @@
 
 One :class:`WeChatChannel` serves one persona through one account. The daemon mounts
 :meth:`WeChatChannel.routes` (``GET`` and ``POST`` on ``settings.path``, default ``/wechat``) and
-calls ``start``/``stop``. Protocol facts and sources: ../shared/docs/channels.md §1; operator
-guide: docs/channels/wechat.md.
+calls ``start``/``stop``. Protocol facts: docs/channels/protocol-notes.md (WeChat, W1-W10);
+operator guide: docs/channels/wechat.md.
 
 A push, step by step:
 

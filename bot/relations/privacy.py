@@ -1,7 +1,7 @@
 """A fan's personal data: export it, or forget it.
 
 WeChat requires a developer to delete what it holds about a user who unfollows (the event
-documentation for ``unsubscribe``, ../shared/docs/channels.md §1.5); ``brandbot fan export`` and
+documentation for ``unsubscribe``, docs/channels/protocol-notes.md W4); ``brandbot fan export`` and
 ``brandbot fan forget`` use the same two functions for requests from any channel.
 
 What :func:`forget_fan` does (docs/channels/wechat.md, "Unfollow and personal data"):

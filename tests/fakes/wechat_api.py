@@ -4,7 +4,7 @@ wechatpy's ``WeChatClient`` (through brandbot's ``TokenOwner``) is pointed at it
 base URL (``fake.api_url``, like ``BRANDBOT_WECHAT_API_URL``), so the real client, requests and
 our code run unmodified; only Tencent's servers are replaced.
 
-Endpoints (semantics from ../shared/docs/channels.md §1.7, §1.10, §1.12):
+Endpoints (semantics: docs/channels/protocol-notes.md W7, W8, W9):
 
 * ``GET /cgi-bin/token?grant_type=client_credential&appid=&secret=`` → a new token
   (``expires_in`` 7200); a wrong AppID/secret → 40125. Tokens stay valid until
