@@ -166,3 +166,61 @@ def test_wechat_qrcode_answered_by_a_gateway_page_is_one_line(tmp_path):
     assert "Traceback" not in out.stderr
     assert "not JSON" in out.stderr
     assert_secret_free(out.stdout, out.stderr, secrets=(APP_SECRET, "FAKE-ACCESS-TOKEN"))
+
+
+def test_a_resent_unsubscribe_does_not_re_arm_an_undone_unfollow(tiny_engine, fresh_db):
+    """The fan came back (re-subscribed) and WeChat then re-sends the old unsubscribe (or
+    someone replays its URL and body): the fan must not be forgotten 24 h later."""
+    clock = Clock()
+    made = int(clock.now) - 20
+
+    async def scenario():
+        async with channel(tiny_engine, clock=clock) as h:
+            await h.send(text_push(OPENID, "几点开门", 9901, create_time=made))
+            query, body = h.pusher.plain(event_push(OPENID, "unsubscribe", create_time=made + 1))
+            assert (await h.post(query, body)).status_code == 200
+            await h.send(event_push(OPENID, "subscribe", create_time=made + 3))
+            assert pending_unfollows(fresh_db) == []
+            again = await h.post(query, body)
+            assert (again.status_code, again.content) == (200, b"")
+            assert pending_unfollows(fresh_db) == []
+            clock.now += h.channel.settings.unfollow_grace + 1
+            return await h.channel.run_due_unfollows()
+
+    assert run(scenario()) == 0
+    fan = rows(fresh_db, "SELECT * FROM fans WHERE external_id = ?", OPENID)[0]
+    assert fan["blocked"] == 0
+
+
+def test_a_percent_encoded_copy_of_a_signed_url_is_the_same_url(tiny_engine, fresh_db):
+    """The guard keys the decoded nonce, so spelling the URL differently is no way around it."""
+    async def scenario():
+        async with channel(tiny_engine) as h:
+            query, body = h.pusher.plain(text_push(OPENID, "几点开门", 9911))
+            assert (await h.post(query, body)).status_code == 200
+            encoded = "&".join(f"{k}={''.join(f'%{b:02X}' for b in v.encode())}"
+                               for k, v in query.items())
+            forged = text_push(OTHER, "我要投诉", 9912).encode()
+            return (await h.client.post(f"/wechat?{encoded}", content=forged)).status_code
+
+    assert run(scenario()) == 403
+    assert rows(fresh_db, "SELECT * FROM fans WHERE external_id = ?", OTHER) == []
+
+
+def test_the_remembered_pairs_are_bounded_by_the_freshness_window(tiny_engine, fresh_db):
+    """A flood of validly signed pushes (WeChat's own rate, or a leaked token) leaves only the
+    pairs of the last window in memory and in the store."""
+    clock = Clock()
+
+    async def scenario():
+        async with channel(tiny_engine, clock=clock) as h:
+            guard = h.channel.replay
+            for i in range(300):
+                guard.admit(str(int(clock.now)), f"n{i}", f"d{i}", authenticated=False)
+            await guard.flush()
+            clock.now += h.channel.settings.max_clock_skew + 2
+            await h.text("几点开门", 9921)  # a push now: only its own pair is left
+            return len(guard._seen), rows(fresh_db, "SELECT count(*) AS n FROM wechat_nonces")
+
+    seen, stored = run(scenario())
+    assert seen == 1 and stored == [{"n": 1}]

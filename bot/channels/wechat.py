@@ -551,7 +551,9 @@ class WeChatChannel:
             log.debug("wechat: no turn for a push: %s", incoming)
             return _empty()
         if not encrypted and incoming.inbound.event == "unfollow":  # plain/compatible only
-            return await self._defer_unfollow(incoming)
+            # A retry (the same URL and fields) was deferred the first time; once the fan has
+            # undone it by writing again, a late copy must not start the countdown anew.
+            return await self._defer_unfollow(incoming) if first else _empty()
         if self._unfollows and incoming.openid in self._unfollows:
             await self._undo_unfollow(incoming.openid, int(fields["CreateTime"]))
         return await self._answer(incoming, q, key_index, encrypted, started)
