@@ -10,7 +10,7 @@ import time
 from bot.channels import wechat_replay
 from bot.channels.base import NotSent
 from bot.messages import FanRef, Reply
-from bot.relations.privacy import forget_fan
+from bot.relations.privacy import export_fan, forget_fan
 from tests.fakes.wechat_api import (
     APP_SECRET,
     NOT_JSON,
@@ -96,8 +96,9 @@ def test_an_unsubscribe_claiming_a_future_time_can_still_be_undone(tiny_engine, 
     assert run(scenario()) == []
 
 
-def test_forgetting_a_fan_drops_their_pending_unfollow(tiny_engine, fresh_db):
-    """`brandbot fan forget` must not leave the OpenID behind in wechat_unfollows."""
+def test_a_pending_unfollow_is_exported_and_forgotten_with_the_fan(tiny_engine, fresh_db):
+    """`brandbot fan export` shows it (it holds the OpenID); `brandbot fan forget` must not
+    leave the OpenID behind in wechat_unfollows."""
     async def scenario():
         async with channel(tiny_engine) as h:
             await h.text("几点开门", 9601)
@@ -106,6 +107,8 @@ def test_forgetting_a_fan_drops_their_pending_unfollow(tiny_engine, fresh_db):
     run(scenario())
     assert pending_unfollows(fresh_db) == [OPENID]
     fan = fresh_db.find_fan("tiny", "wechat", OPENID)
+    held = export_fan(fresh_db, fan["id"])  # a subject-access request shows it too
+    assert len(held["pending_unfollow"]) == 1 and held["pending_unfollow"][0]["due_at"] > 0
     forget_fan(fresh_db, fan["id"])
     assert pending_unfollows(fresh_db) == []
     assert rows(fresh_db, "SELECT * FROM wechat_unfollows WHERE openid = ?", OPENID) == []

@@ -90,6 +90,11 @@ def export_fan(store: Store, fan_id: int) -> dict[str, Any]:
                 "SELECT text, reply_key, language, created_at, delivered_at FROM outbox "
                 "WHERE fan_id = ? ORDER BY id", fan_id,
             ),
+            # An unsubscribe nobody signed, waiting (bot/channels/wechat_unfollow.py).
+            "pending_unfollow": rows(
+                "SELECT received_at, due_at FROM wechat_unfollows WHERE persona = ? AND "
+                "openid = ?", fan["persona"], fan["external_id"],
+            ) if fan["channel"] == "wechat" else [],
         }
 
 
