@@ -227,3 +227,30 @@ def test_the_remembered_pairs_are_bounded_by_the_freshness_window(tiny_engine, f
 
     seen, stored = run(scenario())
     assert seen == 1 and stored == [{"n": 1}]
+
+
+def test_broadcast_to_wechat_fans_with_the_api_unreachable_stops_resumable(fresh_db, tmp_path):
+    """Every WeChat fan was marked 'failed' for good (each send found the API unreachable);
+    like Telegram, the broadcast must stop before claiming anyone, in one line, resumable."""
+    from datetime import UTC, datetime, timedelta
+
+    from bot.relations.store import iso
+    from tests.test_broadcast import PERSONA, add_fans
+    from tests.test_wechat_unreachable import api_urls
+
+    add_fans(fresh_db, 3, channel="wechat", start=1)
+    with fresh_db.transaction() as conn:
+        for (fan_id,) in conn.execute("SELECT id FROM fans").fetchall():
+            conn.execute("INSERT INTO messages (fan_id, direction, text, created_at, kind) "
+                         "VALUES (?, 'in', 'hi', ?, 'message')",
+                         (fan_id, iso(datetime.now(UTC) - timedelta(hours=1))))
+    out = run_cli("broadcast", "-p", PERSONA, "-t", "新菜上线", "--db", fresh_db.path,
+                  env=wechat_env(api_urls()["refused"]), cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, out.stderr
+    assert "cannot reach the WeChat API" in errors[0] and "broadcast resume" in errors[0]
+    assert_secret_free(out.stdout, out.stderr)
+    statuses = fresh_db.fetch_all("SELECT status, count(*) FROM deliveries GROUP BY status")
+    assert [tuple(s) for s in statuses] == [("queued", 3)]  # resume sends them
