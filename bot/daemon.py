@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
-from bot.redact import SecretFilter
+from bot.redact import QUERY_SECRETS, SecretFilter
 from bot.relations.store import StoreBusy
 
 log = logging.getLogger("brandbot.daemon")
@@ -73,7 +73,9 @@ class _MaskingFormatter(logging.Formatter):
     def __init__(self, fmt: str, secrets: list[str]):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
         self.json = fmt == "json"
-        self.mask = SecretFilter(secrets)
+        # Patterns too: a WeChat access_token is fetched at run time (no settings value to
+        # mask), and any logger may quote a URL that carries one.
+        self.mask = SecretFilter(secrets, patterns=[QUERY_SECRETS])
 
     def format(self, record: logging.LogRecord) -> str:
         if self.json:

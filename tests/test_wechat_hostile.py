@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from bot.channels import wechat_replay
 from bot.channels.base import NotSent
 from bot.messages import FanRef, Reply
@@ -254,3 +256,34 @@ def test_broadcast_to_wechat_fans_with_the_api_unreachable_stops_resumable(fresh
     assert_secret_free(out.stdout, out.stderr)
     statuses = fresh_db.fetch_all("SELECT status, count(*) FROM deliveries GROUP BY status")
     assert [tuple(s) for s in statuses] == [("queued", 3)]  # resume sends them
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_the_daemons_log_masks_an_access_token_quoted_by_any_logger(fmt):
+    """The access_token is fetched at run time, so it is in no settings list the daemon's log
+    masks; only the WeChat and HTTP client loggers had a filter for it. A URL quoted by any
+    other logger (an unexpected traceback, asyncio's "exception was never retrieved") leaked it.
+    """
+    import io
+    import logging
+
+    from bot.daemon import _MaskingFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_MaskingFormatter(fmt, [APP_SECRET]))
+    logger = logging.getLogger("asyncio.r-wechat-test")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        url = ("https://api.weixin.qq.com/cgi-bin/message/custom/send?access_token="
+               "86_FreshTokenNobodyConfigured-x9")
+        try:
+            raise ConnectionError(f"Max retries exceeded with url: {url}")
+        except ConnectionError:
+            logger.exception("Task exception was never retrieved (%s)", url)
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "access_token=***" in text
+    assert "FreshTokenNobodyConfigured" not in text
