@@ -12,7 +12,8 @@ A push, step by step:
    **413**. (GET: the same check, then ``echostr`` is echoed — plaintext in every mode.)
    In plain and compatible mode that signature does not cover the body, so each signed
    (timestamp, nonce) is accepted once (:mod:`~bot.channels.wechat_replay`): the same pair with
-   the same fields is WeChat's retry; with other fields, **403**.
+   the same fields is WeChat's retry; with other fields, **403**. A new pair is in the store
+   before the push has any effect (a crash right after it cannot reopen the URL).
 2. ``encrypt_type=aes``: ``msg_signature`` checked and ``Encrypt`` decrypted with the current
    EncodingAESKey, then the previous one (rotation); the reply is encrypted with the key that
    worked. Another AppID or a bad ``msg_signature``: **403**; a ciphertext no key opens: **400**.
