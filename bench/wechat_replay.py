@@ -9,6 +9,8 @@ microseconds, so this measures the guard's own work directly, best of several ro
 * ``retry``: the same for a pair already seen with the same fields (WeChat's retry);
 * ``flush``: writing the recorded pairs to ``wechat_nonces`` in a real SQLite file (the daemon
   does it from a thread once a second), per pair;
+* ``flush1``: the same write one pair at a time, awaited as the push path does when pushes
+  arrive one by one (CPU and wall time per push, thread hop included);
 * ``parse``: for scale, ``parse_xml`` of the same push (part of every push's existing path).
 
     python bench/wechat_replay.py            # 50,000 pushes, best of 5
@@ -86,10 +88,28 @@ def main() -> None:
             asyncio.run(saver.flush())
             flushes.append(time.process_time() - start)
         results["flush"] = min(flushes)
+        # One pair per write: the push path awaits the flush before the turn, so pushes
+        # arriving one at a time each pay a thread hop and a transaction (concurrent ones share).
+        single = min(args.pushes, 2000)
+        cpu, wall = [], []
+        for round_ in range(args.rounds):
+            saver = ReplayGuard("wxbench", 300.0, lambda: now, store)
+
+            async def one_by_one(saver=saver, round_=round_) -> None:
+                for nonce, f in zip(nonces[:single], fields[:single], strict=True):
+                    saver.admit(f"{stamp}1{round_}", nonce, digest(f), authenticated=False)
+                    await saver.flush()
+
+            start, started = time.process_time(), time.perf_counter()
+            asyncio.run(one_by_one())
+            cpu.append(time.process_time() - start)
+            wall.append(time.perf_counter() - started)
         store.close()
     print(f"{n} pushes, best of {args.rounds} rounds, CPU µs per push:")
     for name in ("parse", "check", "retry", "flush"):
         print(f"  {name:6} {results[name] / n * 1e6:7.2f}")
+    print(f"  flush1 {min(cpu) / single * 1e6:7.2f}  (one pair per write; wall "
+          f"{min(wall) / single * 1e6:.0f} µs per push, {single} pushes)")
 
 
 if __name__ == "__main__":

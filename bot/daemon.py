@@ -40,7 +40,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.logthrottle import limiter
-from bot.redact import SecretFilter
+from bot.redact import QUERY_SECRETS, SecretFilter
 from bot.relations.store import StoreBusy, StoreFull, storage_full
 from bot.tables import json_safe, terminal_safe
 
@@ -76,7 +76,9 @@ class _MaskingFormatter(logging.Formatter):
     def __init__(self, fmt: str, secrets: list[str]):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
         self.json = fmt == "json"
-        self.mask = SecretFilter(secrets)
+        # Patterns too: a WeChat access_token is fetched at run time (no settings value to
+        # mask), and any logger may quote a URL that carries one.
+        self.mask = SecretFilter(secrets, patterns=[QUERY_SECRETS])
 
     def format(self, record: logging.LogRecord) -> str:
         if self.json:

@@ -13,6 +13,9 @@ import re
 from collections.abc import Iterable
 
 MASK = "***"
+# Query parameters that carry secrets whatever their value: WeChat's access_token (fetched at run
+# time, so in no settings list) and AppSecret (``secret=`` in the token request).
+QUERY_SECRETS = re.compile(r"(?i)((?:access_token|secret)=)[^&\s'\"]+")
 # Values shorter than this are not masked: "***" everywhere a 2-letter secret occurs helps no one.
 MIN_SECRET_CHARS = 4
 

@@ -106,7 +106,7 @@ async def until(predicate, timeout: float = 5.0) -> None:
 
 
 def test_get_verification_with_tencents_published_example(tiny_engine):
-    """Token AAAAA, timestamp 1714036504, nonce 1514711492 → f464b24f… (channels.md §1.2)."""
+    """Token AAAAA, timestamp 1714036504, nonce 1514711492 → f464b24f… (protocol notes W2)."""
     async def scenario():
         async with channel(tiny_engine, token="AAAAA", clock=lambda: 1714036504 + 30) as h:
             ok = await h.client.get("/wechat", params={

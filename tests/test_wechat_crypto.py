@@ -19,7 +19,7 @@ from bot.channels.wechat_reply import cdata, split_text, text_reply
 from tests.fakes.wechat_api import AES_KEY, APP_ID, OLD_AES_KEY, TOKEN, text_push
 from tests.test_wechat import LAUGHS, XXE
 
-# Tencent's worked example (message-push server configuration page; channels.md §1.2).
+# Tencent's worked example (message-push server configuration page; protocol notes W2).
 VECTOR = ("AAAAA", "1714036504", "1514711492", "f464b24fc39322e44b38aa78f5edd27bd1441696")
 
 
@@ -133,7 +133,7 @@ def test_a_cdata_terminator_cannot_break_the_reply():
     assert xmltodict.parse(xml)["xml"]["Content"] == "x]]><evil/>]]>y"
     assert parse_xml(xml.encode())["Content"] == "x]]><evil/>]]>y"
     assert cdata("]]>") == "<![CDATA[]]]]><![CDATA[>]]>"
-    # wechatpy's own reply breaks (why we build our own): channels.md §1.6.
+    # wechatpy's own reply breaks (why we build our own): docs/channels/protocol-notes.md W6.
     broken = TextReply(source="gh_x", target="oUser", content=tricky.rstrip("\x00\x1f")).render()
     with pytest.raises(Exception):  # noqa: B017 - expat's error type
         xmltodict.parse(broken)

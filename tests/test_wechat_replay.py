@@ -131,7 +131,10 @@ def test_a_forged_unsubscribe_in_plain_mode_never_forgets_the_fan(tiny_engine, f
             assert rows(fresh_db, "SELECT openid FROM wechat_unfollows") == [{"openid": OPENID}]
             fan = rows(fresh_db, "SELECT * FROM fans WHERE external_id = ?", OPENID)[0]
             assert fan["blocked"] == 0  # nothing carried out yet
-            reply = await h.text("有停车位吗", 9002)  # the real fan writes again: undone
+            # The real fan writes again (a second later: a push of the same second as the
+            # unsubscribe may have been made before it): undone.
+            reply = await h.send(text_push(OPENID, "有停车位吗", 9002,
+                                           create_time=int(time.time()) + 1))
             assert reply.status_code == 200 and h.reply(reply)["Content"]
             clock.now += h.channel.settings.unfollow_grace + 1
             return await h.channel.run_due_unfollows()

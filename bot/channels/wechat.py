@@ -2,8 +2,8 @@
 
 One :class:`WeChatChannel` serves one persona through one account. The daemon mounts
 :meth:`WeChatChannel.routes` (``GET`` and ``POST`` on ``settings.path``, default ``/wechat``) and
-calls ``start``/``stop``. Protocol facts and sources: ../shared/docs/channels.md §1; operator
-guide: docs/channels/wechat.md.
+calls ``start``/``stop``. Protocol facts: docs/channels/protocol-notes.md (WeChat, W1-W10);
+operator guide: docs/channels/wechat.md.
 
 A push, step by step:
 
@@ -12,7 +12,8 @@ A push, step by step:
    **413**. (GET: the same check, then ``echostr`` is echoed — plaintext in every mode.)
    In plain and compatible mode that signature does not cover the body, so each signed
    (timestamp, nonce) is accepted once (:mod:`~bot.channels.wechat_replay`): the same pair with
-   the same fields is WeChat's retry; with other fields, **403**.
+   the same fields is WeChat's retry; with other fields, **403**. A new pair is in the store
+   before the push has any effect (a crash right after it cannot reopen the URL).
 2. ``encrypt_type=aes``: ``msg_signature`` checked and ``Encrypt`` decrypted with the current
    EncodingAESKey, then the previous one (rotation); the reply is encrypted with the key that
    worked. Another AppID or a bad ``msg_signature``: **403**; a ciphertext no key opens: **400**.
@@ -524,9 +525,11 @@ class WeChatChannel:
             echo = q.get("echostr")
             if not echo or len(echo) > 512:
                 raise PushRejected(400, "missing or overlong echostr")
-            if self.replay is not None:  # its URL must not sign a push afterwards
-                self.replay.admit(q.get("timestamp") or "", q.get("nonce") or "",
-                                  push_digest({"GET": echo}), authenticated=False)
+            # Its URL must not sign a push afterwards, not even after a restart.
+            if self.replay is not None and self.replay.admit(
+                    q.get("timestamp") or "", q.get("nonce") or "", push_digest({"GET": echo}),
+                    authenticated=False):
+                await self.replay.flush()
         except PushRejected as exc:
             return self._reject(exc, "verification")
         log.info("wechat: server verification answered (persona %s)", self.persona)
@@ -540,19 +543,23 @@ class WeChatChannel:
             self._check(q)
             body = await read_capped_body(request, self.settings.max_body_bytes)
             fields, key_index, encrypted = self._open(body, q)
-            if self.replay is not None:
-                self.replay.admit(q.get("timestamp") or "", q.get("nonce") or "",
-                                  push_digest(fields), authenticated=encrypted)
+            first = self.replay is not None and self.replay.admit(
+                q.get("timestamp") or "", q.get("nonce") or "", push_digest(fields),
+                authenticated=encrypted)
             incoming = read_push(fields)
         except Refused as exc:
             return self._reject(exc, "push")
+        if first:  # stored before it has any effect: a restart must not accept the URL again
+            await self.replay.flush()
         if isinstance(incoming, str):
             log.debug("wechat: no turn for a push: %s", incoming)
             return _empty()
         if not encrypted and incoming.inbound.event == "unfollow":  # plain/compatible only
-            return await self._defer_unfollow(incoming)
+            # A retry (the same URL and fields) was deferred the first time; once the fan has
+            # undone it by writing again, a late copy must not start the countdown anew.
+            return await self._defer_unfollow(incoming) if first else _empty()
         if self._unfollows and incoming.openid in self._unfollows:
-            await self._undo_unfollow(incoming.openid)
+            await self._undo_unfollow(incoming.openid, int(fields["CreateTime"]))
         return await self._answer(incoming, q, key_index, encrypted, started)
 
     def _check(self, q) -> None:
@@ -688,16 +695,16 @@ class WeChatChannel:
                 self.settings.unfollow_grace / 3600)
         return _empty()
 
-    async def _undo_unfollow(self, openid: str) -> None:
-        """A push from a fan with a pending unfollow: they still follow, so keep them."""
-        self._unfollows.discard(openid)
+    async def _undo_unfollow(self, openid: str, created: int) -> None:
+        """A push made after the fan's pending unfollow: they still follow, so keep them."""
         try:
             undone = await asyncio.to_thread(
-                wechat_unfollow.cancel, self.store, self.persona, openid)
+                wechat_unfollow.cancel, self.store, self.persona, openid, created)
         except Exception:  # noqa: BLE001 - the due run checks again
             log.exception("wechat: could not cancel the pending unfollow of %s", openid)
             return
         if undone:
+            self._unfollows.discard(openid)
             log.warning("wechat: %s wrote again after an unsubscribe nobody signed: the "
                         "unsubscribe is cancelled, nothing was forgotten", openid)
 

@@ -2,7 +2,7 @@
 
 wechatpy's ``WeChatClient`` is synchronous (requests): every call here is blocking and the
 channel runs it with ``asyncio.to_thread``. Differences from wechatpy's defaults, and why
-(../shared/docs/channels.md §1.10, §1.11, §1.15):
+(docs/channels/protocol-notes.md W8, W10):
 
 * ``auto_retry=False``: wechatpy's retry on 40001/40014/42001 recurses without bound (measured:
   188 token fetches in one call against a server that keeps saying 40001). :class:`TokenOwner`
@@ -13,7 +13,7 @@ channel runs it with ``asyncio.to_thread``. Differences from wechatpy's defaults
 * ``access_token`` and the AppSecret travel in query strings, which urllib3 logs at DEBUG:
   :func:`redact_logs` installs a filter replacing them (and every configured secret) with ``***``.
 
-Customer-service quota (§1.7): a fan's message opens 5 sends within 48 h; a follow, scan or menu
+Customer-service quota (W7): a fan's message opens 5 sends within 48 h; a follow, scan or menu
 click opens 3 within 1 minute (without shortening an open 48 h window). :class:`Quota` tracks
 that per fan; a send outside the window or over the count is not attempted, and 45015/45047
 from WeChat close the window. Nothing is retried except once after a token refresh.
@@ -215,7 +215,7 @@ class TokenOwner:
             token = str(result["access_token"])
             redact_logs(token)
             expires_in = float(result.get("expires_in", 7200))
-            # Refresh 5 minutes early: WeChat keeps the old token valid that long (§1.10).
+            # Refresh 5 minutes early: WeChat keeps the old token valid that long (W8).
             self._token = token
             self._expires_at = self._clock() + max(expires_in - 300, expires_in / 2)
             log.info("wechat: fetched a new access_token (valid %.0f s)", expires_in)
@@ -242,9 +242,16 @@ class TokenOwner:
     def _attempt(self, fn: Callable[[WeChatClient], T]) -> tuple[bool, Any]:
         """(True, the result) or (False, the :class:`WeChatAPIError` describing the failure)."""
         try:
-            return True, fn(self.client)
+            result = fn(self.client)
         except (WeChatClientException, requests.RequestException) as exc:
             return False, _describe(exc)
+        if isinstance(result, requests.Response):
+            # wechatpy hands back, as if it were the answer, a response it cannot read as JSON
+            # (a gateway's or captive portal's page): nothing says WeChat did anything.
+            return False, WeChatAPIError(
+                None, f"the WeChat API answered HTTP {result.status_code} with something that "
+                "is not JSON (a proxy or gateway in the way?)")
+        return True, result
 
 
 # -- the customer-service quota -------------------------------------------------------------------

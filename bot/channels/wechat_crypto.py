@@ -1,6 +1,6 @@
 """WeChat push security: signatures, freshness, AES (safe mode) and safe XML parsing.
 
-Protocol (../shared/docs/channels.md §1.2, §1.4):
+Protocol (docs/channels/protocol-notes.md W2, W3):
 
 * ``signature`` = SHA-1 hex of the sorted ``[token, timestamp, nonce]``; on the GET check and on
   every POST. Compared in constant time (wechatpy's ``check_signature`` uses ``!=``) and with a
@@ -23,7 +23,7 @@ envelope), except that the 16-character random prefix comes from ``os.urandom`` 
 XML is parsed with expat directly, refusing what defusedxml's ``forbid_dtd``/``forbid_entities``/
 ``forbid_external`` refuse (any DOCTYPE, hence any entity declaration or external reference: XXE
 and "billion laughs" never expand), never with wechatpy's ``parse_message`` (xmltodict, whose
-entity handling changes between versions, §1.15). Body size is capped by the caller.
+entity handling changes between versions, protocol notes W10). Body size is capped by the caller.
 """
 
 from __future__ import annotations

@@ -15,8 +15,11 @@ Safe mode needs none of this (plaintext pushes are refused, and the body is sign
 channel does not use it there.
 
 Cost: one dict lookup and insert per push on the event loop; the pairs are written to the
-``wechat_nonces`` table (migration ``m009``) in batches from a thread, once a second, and
-loaded back at start, so a restart does not reopen the window. A pair is forgotten once its
+``wechat_nonces`` table (migration ``m009``) from a thread and loaded back at start, so a restart
+does not reopen the window. The channel awaits :meth:`ReplayGuard.flush` before a push has any
+effect (pushes arriving together share one transaction): a pair that was acted on is in the
+store, so a daemon killed right after a push (SIGKILL, OOM) cannot accept its URL again after
+the restart. A background flush once a second catches anything left. A pair is forgotten once its
 timestamp is no longer fresh (the signature check refuses it then anyway). Memory: one entry
 per push of the last ``window`` seconds (~150 bytes each).
 """
@@ -54,6 +57,7 @@ class ReplayGuard:
         self._expiry: deque[tuple[float, tuple[str, str]]] = deque()
         self._unsaved: list[tuple[str, str, str, str, float]] = []
         self._task: asyncio.Task | None = None
+        self._writing = asyncio.Lock()
 
     # -- the check (on the event loop, per push) ---------------------------------------------
 
@@ -108,15 +112,22 @@ class ReplayGuard:
             conn.execute("DELETE FROM wechat_nonces WHERE expires_at < ?", (now,))
 
     async def flush(self) -> None:
-        """Write the pairs recorded since the last flush (in a thread)."""
+        """Write the pairs recorded since the last flush (in a thread). When it returns, every
+        pair admitted before the call is in the store (or its write failed and was logged):
+        concurrent callers wait for the write in flight, which may hold their pair, then write
+        together what is left (one transaction for all the pushes that arrived meanwhile)."""
         if self.store is None or not self._unsaved:
             return
-        rows, self._unsaved = self._unsaved, []
-        try:
-            await asyncio.to_thread(self._write, rows, self.clock())
-        except Exception:  # noqa: BLE001 - kept in memory; the next flush tries again
-            self._unsaved[:0] = rows
-            log.exception("wechat: could not save %d signed-URL nonce(s); retrying", len(rows))
+        async with self._writing:
+            if not self._unsaved:
+                return
+            rows, self._unsaved = self._unsaved, []
+            try:
+                await asyncio.to_thread(self._write, rows, self.clock())
+            except Exception:  # noqa: BLE001 - kept in memory; the next flush tries again
+                self._unsaved[:0] = rows
+                log.exception("wechat: could not save %d signed-URL nonce(s); retrying",
+                              len(rows))
 
     # -- lifecycle ---------------------------------------------------------------------------
 

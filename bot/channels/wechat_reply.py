@@ -2,10 +2,10 @@
 
 * Every value goes in CDATA with ``]]>`` split across two sections (``]]]]><![CDATA[>``), so
   reply text can never end the section early and break the XML (wechatpy's replies do not do
-  this: ../shared/docs/channels.md §1.6). Characters XML 1.0 forbids (most C0 controls, lone
+  this: docs/channels/protocol-notes.md W6). Characters XML 1.0 forbids (most C0 controls, lone
   surrogates, U+FFFE/U+FFFF) are dropped: they would make WeChat show its error prompt.
 * The length limit of a text message is not documented; community reports put failures around
-  ~1100 CJK characters passively and ~2048 bytes through the customer-service API (§1.6, §1.7).
+  ~1100 CJK characters passively and ~2048 bytes through the customer-service API (W6, W7).
   :func:`split_text` cuts at :data:`MAX_TEXT_BYTES` UTF-8 bytes (600 CJK characters),
   preferring paragraph, then sentence, then word boundaries, never inside a character.
 """

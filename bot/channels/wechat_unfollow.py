@@ -7,14 +7,15 @@ does not cover the body — so a forged ``unsubscribe`` would erase a real fan. 
 unfollow (the turn that blocks and unsubscribes the fan, then the forgetting) is *deferred*:
 recorded in ``wechat_unfollows`` with a due time (``WeChatChannelSettings.unfollow_grace``,
 24 h), carried out by the channel once due, and cancelled if any push from the same OpenID
-arrives first (someone who unfollowed cannot write: a later message proves the unsubscribe was
-not theirs).
+made after the unsubscribe arrives first (someone who unfollowed cannot write: a later message
+proves the unsubscribe was not theirs; an older one, re-sent or replayed, proves nothing).
 
 Every function here is blocking (the channel calls them in a thread).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 
@@ -28,12 +29,37 @@ def defer(store: Any, persona: str, openid: str, push_id: str, received_at: str,
         ).rowcount == 1
 
 
-def cancel(store: Any, persona: str, openid: str) -> bool:
-    """Drop the fan's pending unfollow; True if there was one."""
+def cancel(store: Any, persona: str, openid: str, created: int | None = None) -> bool:
+    """Drop the fan's pending unfollow; True if there was one.
+
+    With ``created`` (the ``CreateTime`` of a push from the fan) only if that push was made
+    after the unsubscribe: an older push arriving now (WeChat re-sending it, or its signed URL
+    and body replayed) proves nothing about the fan still following. The same second counts
+    as before (which came first cannot be told; forgetting is the safe side)."""
     with store.transaction() as conn:
+        if created is not None:
+            row = conn.execute(
+                "SELECT push_id, received_at FROM wechat_unfollows WHERE persona = ? AND "
+                "openid = ?", (persona, openid)).fetchone()
+            if row is None or created <= unsubscribed_at(row[0], row[1]):
+                return False
         return conn.execute(
             "DELETE FROM wechat_unfollows WHERE persona = ? AND openid = ?", (persona, openid),
         ).rowcount == 1
+
+
+def unsubscribed_at(push_id: str, received_at: str) -> float:
+    """When the unsubscribe was made: the ``CreateTime`` in its push id
+    (``openid:CreateTime:Event:EventKey``, see ``read_push``), but never later than when it
+    arrived (an unsigned body could claim the year 2100, and no real push could then undo it).
+    """
+    parts = push_id.split(":")
+    claimed = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    try:
+        arrived = datetime.fromisoformat(received_at).timestamp()
+    except ValueError:
+        return claimed
+    return min(claimed, arrived)
 
 
 def pending(store: Any, persona: str) -> set[str]:

@@ -529,6 +529,10 @@ class WeChatOutlet:
             from bot.channels.wechat_api import DEFAULT_API_URL, TokenOwner
 
             self.owner = TokenOwner(self.app_id, self.secret, self.api_url or DEFAULT_API_URL)
+        # The token now, before any delivery is claimed: an unreachable API or a refused
+        # AppSecret stops the broadcast resumable (like Telegram's getMe), instead of marking
+        # every WeChat fan 'failed' for good.
+        await asyncio.to_thread(self.owner.token)
 
     async def deliver(self, items: list[Item]) -> dict[int, tuple[str, str | None]]:
         from bot.channels.wechat_api import Quota, send_texts

@@ -1,7 +1,7 @@
 """A fan's personal data: export it, or forget it.
 
 WeChat requires a developer to delete what it holds about a user who unfollows (the event
-documentation for ``unsubscribe``; docs/channels/wechat.md); ``brandbot fan export`` and
+documentation for ``unsubscribe``, docs/channels/protocol-notes.md W4); ``brandbot fan export`` and
 ``brandbot fan forget`` use the same two functions for requests from any channel.
 
 What :func:`forget_fan` does (docs/channels/wechat.md, "Unfollow and personal data"):
@@ -29,6 +29,8 @@ codes                a code the fan arrived with (``ref``) is kept only if opera
                      anyone can type) becomes ``(forgotten)`` in ``fans.source_code``,
                      ``referrals.code`` and event payloads. The fan's own referral code goes
                      from other fans' rows too.
+pending WeChat       deleted (it holds the OpenID)              deleted
+unfollow
 ===================  =========================================  ==============================
 
 Either way nothing left can be joined back to the person: the platform id, their words, their
@@ -113,6 +115,11 @@ def export_fan(store: Store, fan_id: int) -> dict[str, Any]:
                 "SELECT text, reply_key, language, created_at, delivered_at FROM outbox "
                 "WHERE fan_id = ? ORDER BY id", fan_id,
             ),
+            # An unsubscribe nobody signed, waiting (bot/channels/wechat_unfollow.py).
+            "pending_unfollow": rows(
+                "SELECT received_at, due_at FROM wechat_unfollows WHERE persona = ? AND "
+                "openid = ?", fan["persona"], fan["external_id"],
+            ) if fan["channel"] == "wechat" else [],
         }
 
 
@@ -124,10 +131,14 @@ def forget_fan(store: Store, fan_id: int, keep_aggregates: bool = True) -> dict[
     Forgetting an already anonymised fan is harmless.
     """
     with store.transaction() as conn:
-        fan = conn.execute("SELECT channel, referral_code FROM fans WHERE id = ?",
-                           (fan_id,)).fetchone()
+        fan = conn.execute(
+            "SELECT persona, channel, external_id, referral_code FROM fans WHERE id = ?",
+            (fan_id,)).fetchone()
         if fan is None:
             raise UnknownFanError(f"no fan with id {fan_id}")
+        if fan["channel"] == "wechat":  # a deferred unfollow keeps the OpenID (wechat_unfollow.py)
+            conn.execute("DELETE FROM wechat_unfollows WHERE persona = ? AND openid = ?",
+                         (fan["persona"], fan["external_id"]))
         _scrub_codes(conn, fan_id, fan["channel"], fan["referral_code"])
         changed = _anonymise(conn, fan_id) if keep_aggregates else _delete(conn, fan_id)
     _truncate_wal(store)

@@ -4,7 +4,7 @@ wechatpy's ``WeChatClient`` (through brandbot's ``TokenOwner``) is pointed at it
 base URL (``fake.api_url``, like ``BRANDBOT_WECHAT_API_URL``), so the real client, requests and
 our code run unmodified; only Tencent's servers are replaced.
 
-Endpoints (semantics from ../shared/docs/channels.md §1.7, §1.10, §1.12):
+Endpoints (semantics: docs/channels/protocol-notes.md W7, W8, W9):
 
 * ``GET /cgi-bin/token?grant_type=client_credential&appid=&secret=`` → a new token
   (``expires_in`` 7200); a wrong AppID/secret → 40125. Tokens stay valid until
@@ -18,6 +18,7 @@ Endpoints (semantics from ../shared/docs/channels.md §1.7, §1.10, §1.12):
 * ``fake.date_offset = -600`` before ``with``: its HTTP ``Date`` header runs 10 minutes behind;
 * injectable errors: ``fake.fail("message/custom/send", 45047, times=1)`` (``times=None``: every
   call) — 40001/42001 (token errors), 45015/45047 (reply window / quota), 48001, -1...;
+  ``NOT_JSON`` answers HTTP 200 with an HTML page instead (a proxy or gateway in the way);
 * every call is recorded in ``calls`` (endpoint, query, JSON body, errcode, monotonic time).
 
 It runs uvicorn in a thread with its own event loop, so both blocking callers (the QR code
@@ -47,7 +48,7 @@ import uvicorn
 from defusedxml.ElementTree import fromstring
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 from wechatpy.crypto import WeChatCrypto
 
@@ -57,6 +58,7 @@ TOKEN = "brandbotToken42"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 OLD_AES_KEY = "ZYXWVUTSRQPONMLKJIHGFEDCBAzyxwvutsrqponmlkj"
 ACCOUNT = "gh_0123456789ab"
+NOT_JSON = 1_000_000  # fake.fail(endpoint, NOT_JSON): an HTML page with HTTP 200, not an answer
 _ERRMSG = {
     40001: "invalid credential, access_token is invalid or not latest",
     40014: "invalid access_token",
@@ -143,6 +145,8 @@ class FakeWeChat:
                 extra: dict | None = None) -> JSONResponse:
         with self._lock:
             self.calls.append(Call(endpoint, dict(request.query_params), body, code))
+        if code == NOT_JSON:
+            return HTMLResponse("<html><body>502 Bad Gateway</body></html>")
         if code:
             return JSONResponse({"errcode": code, "errmsg": _ERRMSG.get(code, "error")})
         return JSONResponse({"errcode": 0, "errmsg": "ok", **(extra or {})})
