@@ -16,6 +16,8 @@ from operator import add
 
 import opencc
 
+from bot.nlu.fanspeak import mandarin
+
 __all__ = ["Phrase", "PhraseIndex", "detect_language", "normalize"]
 
 # Created once: building an OpenCC converter loads its dictionaries (milliseconds), converting a
@@ -41,7 +43,8 @@ def normalize(text: str) -> str:
     """Return the canonical form of ``text`` used for all matching.
 
     NFKC (fullwidth → ASCII, compatibility ideographs → unified), casefold, Traditional →
-    Simplified Chinese, punctuation/emoji/symbols → one space, trimmed. Never raises for any
+    Simplified Chinese, Cantonese/Taiwanese words → Mandarin (:func:`bot.nlu.fanspeak.mandarin`),
+    punctuation/emoji/symbols → one space, trimmed. Never raises for any
     ``str``; non-strings are converted with ``str()`` so a stray ``None`` payload is harmless.
     """
     if not isinstance(text, str):
@@ -53,7 +56,7 @@ def normalize(text: str) -> str:
         text = _DELETE.sub("", text)
         text = unicodedata.normalize("NFKC", text).casefold()
         if not text.isascii():
-            text = _T2S.convert(text)
+            text = mandarin(_T2S.convert(text))
     text = _APOSTROPHES.sub("", text)
     return _SEPARATORS.sub(" ", text).strip()
 

@@ -10,8 +10,13 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.nlu.clauses import clauses
+from bot.nlu.complaints import implicit_complaint
+from bot.nlu.fanspeak import emoji_words, has_emoji_words
 from bot.nlu.matcher import IntentMatcher
+from bot.nlu.negation import is_question, refusal
 from bot.nlu.normalize import Phrase, PhraseIndex, detect_language, normalize
+from bot.nlu.scope import OtherSubject
 from bot.persona.model import Persona
 
 __all__ = ["Understander", "Understanding", "confirmation"]
@@ -26,6 +31,13 @@ class Understanding:
     ``intent`` is None below the matcher's threshold while ``best`` still names the closest
     intent; ``taboo`` is a taboo subject name; ``confirmation`` is set only when the whole
     message is a yes or a no, for dialogs waiting on a confirmation step.
+
+    ``rule`` says what decided ``intent``: "keyword" or "model" (the matcher), "fact" (a fact
+    asked for by name), "complaint" (an implicit complaint), "negation" (a refusal flipped or
+    blocked the intent), "other-subject" (about another business or general knowledge, so
+    not answered with our facts) or "none". ``fact`` names a fact to answer alone instead of
+    the intent's whole reply; ``also`` lists further intents asked in the same message (two
+    questions in one), answered after ``intent`` in order.
     """
 
     text: str
@@ -36,7 +48,28 @@ class Understanding:
     best: str
     taboo: str | None
     confirmation: Confirmation | None
+    rule: str = "none"
+    fact: str | None = None
+    also: tuple[str, ...] = ()
 
+
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    """What the rules decided for one piece of a message."""
+
+    intent: str | None
+    confidence: float
+    best: str
+    rule: str
+    fact: str | None = None
+
+
+# Only the start of a pasted essay is analysed: the intent is stated there, and the cost of a
+# 10 kB message stays that of a long one.
+MAX_ANALYSED_CHARS = 2000
+# Confidence reported for an intent decided by a rule rather than the matcher's softmax.
+COMPLAINT_CONFIDENCE = 0.8
+FACT_CONFIDENCE = 0.8
 
 # Whole-message answers, compared after normalize() (so Traditional forms, casing and trailing
 # punctuation/emoji do not matter). Kept small and unambiguous: a longer message is a sentence
@@ -107,6 +140,38 @@ class Understander:
         self.matcher = IntentMatcher(examples, keywords, threshold=threshold)
         self._taboo = self._compile_taboo(persona)
         self._taboo_index = PhraseIndex(phrase for phrase, _ in self._taboo)
+        self._kinds = {name: intent.kind for name, intent in persona.intents.items()}
+        self._other = OtherSubject(persona.own_names())
+        # Intents a fan asks about us whatever else the message names ("stop sending me
+        # Starbucks-style spam" is still an unsubscribe).
+        self._never_other = frozenset(
+            name for name in ("unsubscribe", "human", "goodbye", "thanks") if name in self._kinds
+        )
+        # A refused intent with an opposite becomes the opposite (不要订阅 → unsubscribe);
+        # other refused intents, stated rather than asked, are not requests at all.
+        self._flip = {
+            name: "un" + name for name in self._kinds if "un" + name in self._kinds
+        }
+        self._blockable = frozenset(
+            name
+            for name, kind in self._kinds.items()
+            if kind in ("question", "flow") and name not in self._never_other
+            and name != "complaint" and name not in self._flip
+        )
+        self._complaint = "complaint" if "complaint" in self._kinds else None
+        self._flow_not_complaint = frozenset(
+            name for name, kind in self._kinds.items() if kind == "flow" and name != "complaint"
+        )
+        self._facts = [
+            (Phrase(word), fact)
+            for fact, answer in persona.fact_answers.items()
+            if fact in persona.facts
+            for words in answer.keywords.values()
+            for word in words
+        ]
+        self._facts = [(phrase, fact) for phrase, fact in self._facts if phrase.text]
+        self._fact_index = PhraseIndex(phrase for phrase, _ in self._facts)
+        self._fact_intents = {fact: persona.fact_intent(fact) for _, fact in self._facts}
 
     @staticmethod
     def _compile_taboo(persona: Persona) -> list[tuple[Phrase, str]]:
@@ -143,15 +208,93 @@ class Understander:
         """Understand one raw message; never raises for any string."""
         if not isinstance(text, str):
             text = "" if text is None else str(text)
-        normalized = normalize(text)
-        match = self.matcher.match_normalized(normalized)
+        language = self.language(text, forced_language, fallback_language)
+        source = text[:MAX_ANALYSED_CHARS]
+        # Emoji fans use as questions become words in the fan's language ("🕐?" → 几点开门).
+        spoken = emoji_words(source, language) if has_emoji_words(source) else source
+        normalized = normalize(spoken)
+        decision = self._decide(spoken, normalized)
+        also: tuple[str, ...] = ()
+        pieces = clauses(spoken)
+        if len(pieces) > 1:
+            decision, also = self._several(pieces, decision)
         return Understanding(
             text=text,
             normalized=normalized,
-            language=self.language(text, forced_language, fallback_language),
-            intent=match.intent,
-            confidence=match.confidence,
-            best=match.best,
+            language=language,
+            intent=decision.intent,
+            confidence=decision.confidence,
+            best=decision.best,
             taboo=self.taboo(normalized) if self._taboo else None,
             confirmation=confirmation(normalized, text),
+            rule=decision.rule,
+            fact=decision.fact,
+            also=also,
         )
+
+    def _several(self, pieces: list[str], whole: _Decision) -> tuple[_Decision, tuple[str, ...]]:
+        """Two questions in one message: the first clause's intent, and the others' after it.
+
+        Only clauses understood with confidence count; small talk (a "hi" before the question)
+        and a clause repeating an intent add nothing. Falls back to the whole message's
+        decision when fewer than two clauses ask something.
+        """
+        found: list[_Decision] = []
+        for piece in pieces:
+            decision = self._decide(piece, normalize(piece))
+            if decision.intent is None or self._kinds.get(decision.intent) == "social":
+                continue
+            if all(decision.intent != d.intent for d in found):
+                found.append(decision)
+        if len(found) < 2:
+            return whole, ()
+        first = found[0]
+        # Only questions ride along: a second flow intent (subscribe, complaint…) would fire a
+        # dialog step the first one did not expect.
+        also = tuple(d.intent for d in found[1:] if self._kinds.get(d.intent) == "question")
+        return first, also
+
+    def _decide(self, text: str, normalized: str) -> _Decision:
+        """Matcher, then the rules that may overrule it: other subject, refusal, implicit
+        complaint, fact asked by name (in that order, see the module doc of each)."""
+        match = self.matcher.match_normalized(normalized)
+        intent, confidence, best = match.intent, match.confidence, match.best
+        kind = self._kinds.get(intent or "")
+        fact = self._fact(normalized)
+        if intent is None and fact is None:
+            rule = "none"
+        elif intent is not None and intent in self.matcher.keyword_hits(normalized):
+            rule = "keyword"
+        else:
+            rule = "model" if intent is not None else "none"
+        if kind != "social" and intent not in self._never_other:
+            if self._other.find(normalized) is not None:
+                return _Decision(None, confidence, best, "other-subject")
+        if intent is not None and kind != "social":
+            cue = refusal(normalized)
+            if cue is not None:
+                flipped = self._flip.get(intent)
+                if flipped is not None:
+                    return _Decision(flipped, confidence, best, "negation")
+                if intent in self._blockable and not is_question(text, normalized):
+                    return _Decision(None, confidence, best, "negation")
+        if self._complaint is not None and intent not in self._flow_not_complaint:
+            level = implicit_complaint(normalized, is_question(text, normalized))
+            if level is not None and (level == "strong" or intent is None or kind == "question"):
+                return _Decision(
+                    self._complaint, max(confidence, COMPLAINT_CONFIDENCE), best, "complaint"
+                )
+        if fact is not None:
+            owner = self._fact_intents.get(fact)
+            if intent is None and owner is not None:
+                return _Decision(owner, FACT_CONFIDENCE, best, "fact", fact)
+            if intent == owner:
+                return _Decision(intent, confidence, best, "fact", fact)
+        return _Decision(intent, confidence, best, rule)
+
+    def _fact(self, normalized: str) -> str | None:
+        """The first fact one of whose keywords the message names."""
+        if not self._facts:
+            return None
+        found = self._fact_index.found(normalized)
+        return self._facts[found[0]][1] if found else None

@@ -1,0 +1,66 @@
+"""Complaints that never say "complaint": "咸得我喝了三瓶水", "waited 50 minutes, great job".
+
+Unhappy fans describe what went wrong instead of naming it. :func:`implicit_complaint` looks for
+a negative judgement of the food or the service (a small zh/en lexicon) or sarcasm (praise
+next to a wait or a failure). Strong signals (food poisoning, a hair in the dish, "never
+again") count even in a question; weaker ones ("太咸", "cold") only in a statement, because
+"会不会太辣？" asks about the menu.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["implicit_complaint"]
+
+# Unambiguous: something went wrong, whatever the sentence form.
+_STRONG = re.compile(
+    r"吃坏|拉肚子|肚子疼|闹肚子|食物中毒|吐了|头发|虫子|苍蝇|蟑螂|异物|钢丝|塑料|变质|馊了|发霉|过期"
+    r"|再也不来|再也不会来|不会再来|再也不去|最后一次来|黑店|宰客|坑人|坑钱|骗子|骗人|差评|一星|退钱|退款"
+    r"|态度差|态度太差|态度恶劣|态度很差|甩脸|翻白眼|爱答不理|骂人|被骂|恶心|想吐|难以下咽|太难吃|难吃死"
+    r"|一塌糊涂|气死|无语死|服了你们|被坑|太坑|踩雷|踩坑|避雷"
+    r"|food poisoning|got sick|made me sick|threw up|vomit|hair in|bug in|fly in|cockroach|mould|moldy"
+    r"|mouldy|expired|never again|never coming back|not coming back|worst|rip ?off|ripped off|scam"
+    r"|refund|money back|disgusting|inedible|rude|yelled|unacceptable|ruined|thanks for nothing"
+    r"|one star|1 star|zero stars|horrible|awful|appalling|gross"
+)
+# Negative judgements of food or service: a complaint when stated, not when asked.
+_WEAK = re.compile(
+    r"咸得|太咸|好咸|咸死|齁咸|太淡|没味|太辣了|辣死|太油|好油|油腻|凉了|冷了|凉的|冷的|不热|生的|没熟|夹生|糊了"
+    r"|焦了|硬得|老得|咬不动|不新鲜|不好吃|难吃|不怎么样|一般般|失望|好失望|太慢|好慢|慢死|等了|等半天|半天没"
+    r"|一个小时|半个小时|半小时|还没上|没上菜|忘了|上错|送错|少了|漏了|洒了|撒了|脏|不干净|油乎乎|贵死|太贵了"
+    r"|不值|量太少|分量少|缩水|服务差|服务太差|没人理|没人管|不理人|吵死|臭|喝了.{0,3}(瓶|杯|壶)水"
+    r"|too salty|so salty|salty af|bland|tasteless|too oily|greasy|cold food|was cold|were cold"
+    r"|came cold|lukewarm|stale|undercooked|overcooked|raw inside|burnt|burned|soggy|tough|chewy"
+    r"|waited|waiting for|still waiting|took forever|took ages|forever to|hour for|minutes for"
+    r"|forgot|wrong order|got the wrong|missing|overpriced|not worth|tiny portion|dirty|filthy|sticky"
+    r"|slow service|so slow|ignored|nobody came|no one came|disappointed|disappointing|meh|mediocre"
+    r"|not great|not good|wasnt good|werent good|not fresh|smelled|smells|stinks|too loud"
+)
+# Praise that, next to a wait or a failure, is sarcasm: "great job" after 50 minutes.
+_SARCASM = re.compile(
+    r"真棒|真行|真厉害|厉害了|佩服|谢谢你们啊|谢谢啊|好样的|可以的|绝了|呵呵|真是服了|牛|666"
+    r"|great job|good job|well done|nice job|great service|amazing service|fantastic|wonderful|love"
+    r" that|lovely|thanks a lot|just great|real nice|so fun|bravo|impressive|wow"
+)
+_FAILURE = re.compile(
+    r"等了|又|居然|竟然|一个小时|半小时|分钟|还没|忘了|凉|冷|咸|错|没人"
+    r"|wait|waited|minutes|hour|again|forgot|cold|wrong|never|still|nobody|no one|only took"
+)
+
+
+def implicit_complaint(normalized: str, question: bool) -> str | None:
+    """``'strong'``, ``'weak'`` or ``'sarcasm'`` when a normalised message complains, else None.
+
+    ``question``: whether the message asks something (see :func:`bot.nlu.negation.is_question`);
+    weak judgements and sarcasm in a question are not complaints.
+    """
+    if _STRONG.search(normalized):
+        return "strong"
+    if question:
+        return None
+    if _WEAK.search(normalized):
+        return "weak"
+    if _SARCASM.search(normalized) and _FAILURE.search(normalized):
+        return "sarcasm"
+    return None
