@@ -35,6 +35,7 @@ _GAZETTEER_ZH = (
     "|沃尔玛|家乐福|山姆|开市客|宜家|优衣库|苹果店|苹果专卖店|苹果公司|华为|小米|特斯拉|比亚迪|腾讯"
     "|阿里巴巴|京东|拼多多|盒马|永辉|7-11|711便利店|全家便利店|罗森|漫咖啡|蓝瓶|迪士尼|万达影城|耐克|阿迪"
     "|茅台|可口可乐|百事|达美乐|棒约翰|塔斯汀|华莱士|书亦烧仙草|古茗|沪上阿姨|挪瓦|costa|manner|tims"
+    "|巨无霸|星冰乐|苹果手机|雀巢|胶囊咖啡机"
 )
 _GAZETTEER_EN = (
     "starbucks|mcdonalds|mcdonald|mcds|kfc|burger king|pizza hut|dominos|luckin|costa|tim hortons"
@@ -42,7 +43,9 @@ _GAZETTEER_EN = (
     "|ikea|costco|walmart|tesla|amazon|google|microsoft|nvidia|uniqlo|zara|7 eleven|family mart"
     "|familymart|chipotle|shake shack|five guys|wendys|taco bell|panda express|nandos|wagamama"
     "|pret|pret a manger|whole foods|trader joes|disneyland|nike|adidas|coca cola|pepsi|manner"
-    "|arabica|tims|bitcoin|ethereum|dogecoin|netflix|spotify|uber|airbnb"
+    "|arabica|tims|bitcoin|ethereum|dogecoin|netflix|spotify|uber|airbnb|big mac|whopper"
+    "|frappuccino|iphone|ipad|macbook|nespresso|delonghi|breville|playstation|ps5|xbox|nintendo"
+    "|new york times|nyt|wall street journal|the economist|youtube premium|disney plus"
 )
 # Words before a name that put it in relation to us ("离X", "near X") rather than make it the
 # subject; and words after it ("X旁边", "X附近", "X里面").
@@ -61,6 +64,15 @@ _ZH_SUBJECT = re.compile(
     r"(?P<x>[\u4e00-\u9fffa-z0-9]{2,12}?)(的)?\s*(几点|什么时候|啥时候|几时)\s*(开门|关门|营业|打烊|开|关|下班)"
     r"|(?P<y>[\u4e00-\u9fffa-z0-9]{2,12}?)(的)\s*(营业时间|地址|电话|菜单|价格|股价|总部|老板|官网)"
 )
+# A place that is not a shop (a sight, a hospital, a station) as the topic of a question:
+# "宽窄巷子停车方便吗", "大熊猫基地门票多少钱", "医院挂号怎么预约".
+_ZH_PLACE_TOPIC = re.compile(
+    r"(?P<x>[\u4e00-\u9fffa-z0-9]{0,8}?(?:巷子|景区|基地|古镇|寺|公园|动物园|博物馆|美术馆|医院|诊所"
+    r"|健身房|机场|火车站|高铁站|汽车站|银行|商场|超市|酒店|宾馆|电影院|影城|学校|大学|体育馆|游乐园"
+    r"|图书馆|派出所|政务中心|营业厅|4s店))(?:的)?\s*(?:停车|门票|票价|几点|营业|地址|电话|客服|优惠"
+    r"|办卡|预约|挂号|怎么走|在哪|价格|多少钱|wifi|密码|排队|人多)"
+    r"|(?P<v>[\u4e00-\u9fffa-z0-9]{2,6}?)(?:的)?客服"
+)
 # Place/company suffixes: "那家火锅店", "春熙路那个商场": X ends in one of these → a named place.
 _ZH_PLACE_SUFFIX = re.compile(
     r"(店|餐厅|饭店|酒店|宾馆|超市|商场|银行|医院|公园|机场|火车站|高铁站|大学|博物馆|图书馆|电影院|影城"
@@ -70,12 +82,13 @@ _ZH_PLACE_SUFFIX = re.compile(
 _ZH_OURS = re.compile(
     r"^(你们|你家|你们家|你们店|您|贵店|本店|这家|这家店|这边|这里|店里|店|你|咱们|咱|我们|今天|明天|后天"
     r"|周[一二三四五六日天末]|星期[一二三四五六日天]|礼拜[一二三四五六日天]|晚上|早上|中午|下午|上午|平时"
-    r"|工作日|节假日|过年|春节|国庆|现在|一般|大概|最晚|最早|通常|厨房|后厨|外卖|午市|晚市|包间)"
+    r"|工作日|节假日|过年|春节|国庆|现在|一般|大概|最晚|最早|通常|厨房|后厨|外卖|午市|晚市|包间|人工|在线"
+    r"|真人|联系)"
 )
 # "what time does the X close", "when does X open", "is X open", "X's hours".
 _EN_SUBJECT = re.compile(
     r"\b(?:what time|when|how late|how early)\s+(?:does|do|is|will|are)\s+(?P<x>[a-z0-9 &]{2,40}?)\s+"
-    r"(?:open|close|shut|get open|opening|closing)\b"
+    r"(?:open|close|shut|get open|opening|closing|stop running|start running|stop|start|run)\b"
     r"|\bis\s+(?P<y>[a-z0-9 &]{2,40}?)\s+open\b"
     r"|\b(?P<z>[a-z0-9&]{2,30}?)s\s+(?:hours|opening hours|address|menu|prices|phone number|stock)\b"
 )
@@ -86,12 +99,31 @@ _EN_OURS = re.compile(
     r"|the lunch|lunch|dinner|breakfast|brunch|the lunch menu|the dinner service|the kitchen today"
     r"|the delivery|delivery|the bakery counter|ur|ur place|ya)$"
 )
+# Words that make an English subject phrase ours ("your newsletter", "the weekly letter").
+_EN_OUR_WORDS = frozenset(
+    "you your ur u yall it this we our they newsletter newsletters letter updates list mailing"
+    " weekly monthly emails messages stamp card loyalty".split()
+)
 # General knowledge that no restaurant or café fact answers.
 _KNOWLEDGE = re.compile(
     r"股价|股票|市值|汇率|比特币|首都|省会|人口|天气预报|气温多少|纳斯达克|道琼斯|大盘|基金|彩票|时区"
     r"|\bstock\b|\bstocks\b|share price|market cap|\bnasdaq\b|dow jones|exchange rate|\bcrypto\b"
     r"|capital of|population of|\bweather in\b|weather forecast|time zone|lottery|\bforex\b"
     r"|\busd to\b|\bto usd\b|\beur to\b|\bto rmb\b|\bto cny\b|\bgdp\b"
+    r"|机票|火车票|高铁票|飞机票|\bflights?\b|plane ticket|train ticket|hotel room"
+    r"|\b\d+ (?:of|times|plus|minus|divided by) \d+\b"
+)
+# "subscribe to the New York Times", "book a room at the Hilton": a verb we know applied to
+# something that is not ours.
+_EN_VERB_OTHER = re.compile(
+    r"\b(?:subscribe to|sign up for|sign me up for|unsubscribe from|book a table at|reserve at"
+    r"|order from|deliver from)\s+(?P<x>[a-z0-9 &]{2,40})$"
+)
+# English nouns naming a place that is not a café or restaurant ("the airport lounge").
+_EN_PLACE = re.compile(
+    r"\b(?:the|a|an)\s+(?P<x>(?:[a-z0-9&]+\s+){0,3}(?:airport|lounge|hotel|mall|museum|hospital"
+    r"|clinic|school|university|gym|bank|zoo|library|cinema|theater|theatre|supermarket|pharmacy"
+    r"|post office|embassy|consulate|temple|stadium|train station|bus station|dmv|bakery))\b"
 )
 
 
@@ -108,7 +140,10 @@ _GAZ_EN = re.compile(r"(?<![a-z0-9])(?:" + _GAZ_EN_WORDS.pattern + r")(?![a-z0-9
 class OtherSubject:
     """Finds the other business/place/thing a message is about, given the persona's own names."""
 
-    def __init__(self, own_names: Iterable[str]):
+    def __init__(self, own_names: Iterable[str], own_texts: Iterable[str] = ()):
+        """``own_names``: names that mean us; ``own_texts``: our facts, whose places and
+        partners ("玉林菜市场", "the bakery down the street") are ours to talk about."""
+        self._own_text = " | ".join(normalize(text) for text in own_texts)
         own = {normalize(name) for name in own_names}
         own.discard("")
         # Own names are blanked out before looking, so "老王厨房几点关门" has no subject left.
@@ -128,19 +163,37 @@ class OtherSubject:
         if knowledge is not None:
             return "knowledge"
         for match in (*_GAZ_ZH.finditer(text), *_GAZ_EN.finditer(text)):
-            if not self._related(text, match.start(), match.end()):
+            if not self._related(text, match.start(), match.end()) and not self._ours(
+                match.group()
+            ):
                 return match.group()
         if not text.isascii():
-            for match in _ZH_SUBJECT.finditer(text):
-                name = match.group("x") or match.group("y") or ""
-                subject = self._zh_subject(name)
-                if subject and not self._related(text, match.start(), match.start() + len(name)):
+            for match in (*_ZH_SUBJECT.finditer(text), *_ZH_PLACE_TOPIC.finditer(text)):
+                groups = match.groupdict()
+                name = next((groups[g] for g in ("x", "y", "v") if groups.get(g)), "")
+                subject = self._zh_subject(name, place=match.re is _ZH_PLACE_TOPIC)
+                # Another company's customer service is theirs even when our facts name it as
+                # a partner (饿了么客服 ≠ ordering us on 饿了么).
+                partner_ok = groups.get("v") is not None
+                if subject and (partner_ok or not self._ours(subject)) and not self._related(
+                    text, match.start(), match.start() + len(name)
+                ):
                     return subject
-        for match in _EN_SUBJECT.finditer(text):
-            name = (match.group("x") or match.group("y") or match.group("z") or "").strip()
-            if self._en_subject(name):
+        for match in (*_EN_SUBJECT.finditer(text), *_EN_VERB_OTHER.finditer(text)):
+            groups = match.groupdict()
+            name = next((groups[g] for g in ("x", "y", "z") if groups.get(g)), "").strip()
+            if self._en_subject(name) and not self._ours(name):
+                return name
+        for match in _EN_PLACE.finditer(text):
+            name = match.group("x")
+            if not self._related(text, match.start(), match.end()) and not self._ours(name):
                 return name
         return None
+
+    def _ours(self, name: str) -> bool:
+        """Whether a name occurs in our own facts (our street, our garage, our bakery)."""
+        name = re.sub(r"^(?:the|a|an)\s+", "", name.strip())
+        return len(name) >= 2 and name in self._own_text
 
     @staticmethod
     def _related(text: str, start: int, end: int) -> bool:
@@ -153,13 +206,17 @@ class OtherSubject:
         )
 
     @staticmethod
-    def _zh_subject(name: str) -> str | None:
-        """A Chinese subject that names a place or business not ours, else None."""
+    def _zh_subject(name: str, place: bool = False) -> str | None:
+        """A Chinese subject that names a place or business not ours, else None.
+
+        ``place``: the name already ends in a place word (the place-topic pattern); otherwise
+        it must end in a shop/company word to count (春熙路那家火锅店).
+        """
         name = name.strip()
-        name = re.sub(r"^(请问|问一下|问下|想问|那个|那家|哪家|这个|一下)", "", name)
+        name = re.sub(r"^(请问|问一下|问下|想问|那个|那家|哪家|这个|一下|我想知道|知道)", "", name)
         if "本店" in name or len(name) < 2 or _ZH_OURS.search(name):
             return None
-        return name if _ZH_PLACE_SUFFIX.search(name) else None
+        return name if place or _ZH_PLACE_SUFFIX.search(name) else None
 
     @staticmethod
     def _en_subject(name: str) -> bool:
@@ -168,5 +225,5 @@ class OtherSubject:
         if not name or "本店" in name or _EN_OURS.match(name) or _EN_OURS.match("the " + name):
             return False
         # Words that name our own parts ("the kitchen", "the terrace", "lunch service").
-        first = name.split()[0]
-        return first not in {"you", "your", "ur", "u", "yall", "it", "this", "we", "our", "they"}
+        words = set(name.split())
+        return not (words & _EN_OUR_WORDS)

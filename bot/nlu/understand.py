@@ -67,6 +67,20 @@ class _Decision:
 # Only the start of a pasted essay is analysed: the intent is stated there, and the cost of a
 # 10 kB message stays that of a long one.
 MAX_ANALYSED_CHARS = 2000
+# "not complaining" / 没有要投诉: a complaint intent refused in words.
+_NOT_COMPLAINING = re.compile(
+    r"(不是|没有|没|并不是|不算)(要|想)?(投诉|抱怨|吐槽)|not (a )?complain|not complaining|no complaint"
+)
+# Stopping something the fan has: a refused subscribe is an unsubscribe.
+_STOP = re.compile(
+    r"不再|别再|不要再|不想再|停止|停掉|退掉|取消|不想收|不要收|"
+    r"\b(?:no more|stop|done with|no longer|unsubscribe|cancel|quit|enough)\b"
+)
+# Whole messages that only acknowledge ("ok", "好的"): never answered as small talk.
+_BARE_CONFIRMATIONS = frozenset(
+    normalize(w) for w in ("ok", "okay", "k", "kk", "好", "好的", "好的吧", "行", "嗯", "嗯嗯", "哦", "噢")
+)
+
 # Confidence reported for an intent decided by a rule rather than the matcher's softmax.
 COMPLAINT_CONFIDENCE = 0.8
 FACT_CONFIDENCE = 0.8
@@ -141,22 +155,26 @@ class Understander:
         self._taboo = self._compile_taboo(persona)
         self._taboo_index = PhraseIndex(phrase for phrase, _ in self._taboo)
         self._kinds = {name: intent.kind for name, intent in persona.intents.items()}
-        self._other = OtherSubject(persona.own_names())
+        self._other = OtherSubject(
+            persona.own_names(),
+            (persona.text(value, lang) for value in persona.facts.values() for lang in persona.languages),
+        )
         # Intents a fan asks about us whatever else the message names ("stop sending me
         # Starbucks-style spam" is still an unsubscribe).
         self._never_other = frozenset(
             name for name in ("unsubscribe", "human", "goodbye", "thanks") if name in self._kinds
         )
-        # A refused intent with an opposite becomes the opposite (不要订阅 → unsubscribe);
-        # other refused intents, stated rather than asked, are not requests at all.
+        # A refused intent is not a request (不要订阅, "no need to book"), except that stopping
+        # something one has ("no more newsletters", 不要再发) is asking for its opposite.
         self._flip = {
             name: "un" + name for name in self._kinds if "un" + name in self._kinds
         }
         self._blockable = frozenset(
             name
             for name, kind in self._kinds.items()
-            if kind in ("question", "flow") and name not in self._never_other
-            and name != "complaint" and name not in self._flip
+            if kind in ("question", "flow")
+            and name != "complaint"
+            and name not in self._flip.values()
         )
         self._complaint = "complaint" if "complaint" in self._kinds else None
         self._flow_not_complaint = frozenset(
@@ -273,11 +291,18 @@ class Understander:
         if intent is not None and kind != "social":
             cue = refusal(normalized)
             if cue is not None:
-                flipped = self._flip.get(intent)
-                if flipped is not None:
-                    return _Decision(flipped, confidence, best, "negation")
-                if intent in self._blockable and not is_question(text, normalized):
+                if intent == self._complaint:
+                    if _NOT_COMPLAINING.search(normalized):
+                        return _Decision(None, confidence, best, "negation")
+                elif intent in self._flip and _STOP.search(normalized):
+                    return _Decision(self._flip[intent], confidence, best, "negation")
+                elif intent in self._blockable and (
+                    kind == "flow" or not is_question(text, normalized)
+                ):
                     return _Decision(None, confidence, best, "negation")
+        if kind == "social" and normalized in _BARE_CONFIRMATIONS:
+            # "ok", "好的": an acknowledgement, not small talk to answer.
+            return _Decision(None, confidence, best, "none")
         if self._complaint is not None and intent not in self._flow_not_complaint:
             level = implicit_complaint(normalized, is_question(text, normalized))
             if level is not None and (level == "strong" or intent is None or kind == "question"):
