@@ -83,6 +83,9 @@ _BARE_CONFIRMATIONS = frozenset(
 
 # Confidence reported for an intent decided by a rule rather than the matcher's softmax.
 COMPLAINT_CONFIDENCE = 0.8
+# A clause of a longer message counts as a question of its own only this confident (or
+# decided by a keyword or rule): short pieces give the matcher less to go on.
+CLAUSE_CONFIDENCE = 0.5
 FACT_CONFIDENCE = 0.8
 
 # Whole-message answers, compared after normalize() (so Traditional forms, casing and trailing
@@ -155,6 +158,8 @@ class Understander:
         self._taboo = self._compile_taboo(persona)
         self._taboo_index = PhraseIndex(phrase for phrase, _ in self._taboo)
         self._kinds = {name: intent.kind for name, intent in persona.intents.items()}
+        # A hello before the question is not a second question.
+        self._greet = "greet" if "greet" in self._kinds else None
         self._other = OtherSubject(
             persona.own_names(),
             (persona.text(value, lang) for value in persona.facts.values() for lang in persona.languages),
@@ -260,16 +265,18 @@ class Understander:
         found: list[_Decision] = []
         for piece in pieces:
             decision = self._decide(piece, normalize(piece))
-            if decision.intent is None or self._kinds.get(decision.intent) == "social":
+            if decision.intent is None or decision.intent == self._greet:
                 continue
+            if decision.rule == "model" and decision.confidence < CLAUSE_CONFIDENCE:
+                continue  # a clause is short: only a confident reading counts as a question
             if all(decision.intent != d.intent for d in found):
                 found.append(decision)
-        if len(found) < 2:
+        asking = [d for d in found if self._kinds.get(d.intent) != "social"]
+        if len(found) < 2 or not asking:
             return whole, ()
-        first = found[0]
-        # Only questions ride along: a second flow intent (subscribe, complaint…) would fire a
-        # dialog step the first one did not expect.
-        also = tuple(d.intent for d in found[1:] if self._kinds.get(d.intent) == "question")
+        # The first clause that asks something leads; small talk ("thanks!") rides along.
+        first = asking[0]
+        also = tuple(d.intent for d in found if d is not first)
         return first, also
 
     def _decide(self, text: str, normalized: str) -> _Decision:
