@@ -18,7 +18,8 @@ MAX_CLAUSES = 3
 _SPLIT = re.compile(
     r"[，,。！!？?；;\n、]+|\.\s+|\s+-\s+"
     r"|(?:还有|另外|顺便问一?下|顺便|再问一?下|以及|对了|然后)"
-    r"|\s(?:and also|also|btw|by the way|plus|oh and|and)\s+(?=(?:is|are|do|does|can|could|what|where"
+    r"|\s(?:and also|also|btw|by the way|plus|oh and|and)\s+(?=(?:is|are|do|does|can|could|what"
+    r"|where"
     r"|when|how|any|u|you|ur|your)\b)"
     r"|\s(?:also|btw|plus)\s+",
     re.IGNORECASE,

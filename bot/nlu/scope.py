@@ -57,7 +57,8 @@ _RELATION_AFTER_ZH = re.compile(
 )
 _RELATION_BEFORE_EN = re.compile(
     r"\b(near|next to|close to|from|across from|opposite|by|behind|beside|besides|inside|in|at the"
-    r"|past|than|compared to|vs|versus|like|to|towards|around|walk from|far from|get to)\s*(the\s+)?$"
+    r"|past|than|compared to|vs|versus|like|to|towards|around|walk from|far from"
+    r"|get to)\s*(the\s+)?$"
 )
 # Questions about a thing's attributes: "X几点关门", "X的地址", "X电话多少".
 _ZH_SUBJECT = re.compile(
@@ -76,7 +77,7 @@ _ZH_PLACE_TOPIC = re.compile(
 # Place/company suffixes: "那家火锅店", "春熙路那个商场": X ends in one of these → a named place.
 _ZH_PLACE_SUFFIX = re.compile(
     r"(店|餐厅|饭店|酒店|宾馆|超市|商场|银行|医院|公园|机场|火车站|高铁站|大学|博物馆|图书馆|电影院|影城"
-    r"|健身房|邮局|火锅|咖啡|奶茶|烧烤|面馆|酒吧|公司|集团|广场|商城)$"
+    r"|健身房|邮局|火锅|咖啡|奶茶|烧烤|面馆|酒吧|公司|集团|广场|商城|馆|食堂|大排档|小吃|酒楼)$"
 )
 # Pronouns and deictics that point at us: "你们几点关门", "这家店的地址", "店里几点开门".
 _ZH_OURS = re.compile(
@@ -87,22 +88,28 @@ _ZH_OURS = re.compile(
 )
 # "what time does the X close", "when does X open", "is X open", "X's hours".
 _EN_SUBJECT = re.compile(
-    r"\b(?:what time|when|how late|how early)\s+(?:does|do|is|will|are)\s+(?P<x>[a-z0-9 &]{2,40}?)\s+"
+    r"\b(?:what time|when|how late|how early)\s+(?:does|do|is|will"
+    r"|are)\s+(?P<x>[a-z0-9 &]{2,40}?)\s+"
     r"(?:open|close|shut|get open|opening|closing|stop running|start running|stop|start|run)\b"
     r"|\bis\s+(?P<y>[a-z0-9 &]{2,40}?)\s+open\b"
-    r"|\b(?P<z>[a-z0-9&]{2,30}?)s\s+(?:hours|opening hours|address|menu|prices|phone number|stock)\b"
+    r"|\b(?P<z>[a-z0-9&]{2,30}?)s\s+(?:hours|opening hours|address|menu|prices|phone number"
+    r"|stock)\b"
 )
 _EN_OURS = re.compile(
     r"^(?:you|you guys|yall|u|your|your place|your shop|your store|your cafe|your restaurant|it"
-    r"|the shop|the store|the cafe|the café|the restaurant|the kitchen|the place|the bar|the cafe today"
-    r"|shop|store|cafe|restaurant|kitchen|place|this place|this shop|this cafe|this restaurant|the terrace"
+    r"|the shop|the store|the cafe|the café|the restaurant|the kitchen|the place|the bar"
+    r"|the cafe today"
+    r"|shop|store|cafe|restaurant|kitchen|place|this place|this shop|this cafe|this restaurant"
+    r"|the terrace"
     r"|the lunch|lunch|dinner|breakfast|brunch|the lunch menu|the dinner service|the kitchen today"
     r"|the delivery|delivery|the bakery counter|ur|ur place|ya)$"
 )
 # Words that make an English subject phrase ours ("your newsletter", "the weekly letter").
 _EN_OUR_WORDS = frozenset(
-    "you your ur u yall it this we our they newsletter newsletters letter updates list mailing"
-    " weekly monthly emails messages stamp card loyalty".split()
+    {"you", "your", "ur", "u", "yall", "it", "this", "we", "our", "they", "newsletter"}
+    | {"newsletters", "letter", "updates", "list", "mailing", "weekly", "monthly", "emails"}
+    | {"messages", "stamp", "card", "loyalty"}
+)
 )
 # General knowledge that no restaurant or café fact answers.
 _KNOWLEDGE = re.compile(

@@ -69,7 +69,8 @@ class _Decision:
 MAX_ANALYSED_CHARS = 2000
 # "not complaining" / 没有要投诉: a complaint intent refused in words.
 _NOT_COMPLAINING = re.compile(
-    r"(不是|没有|没|并不是|不算)(要|想)?(投诉|抱怨|吐槽)|not (a )?complain|not complaining|no complaint"
+    r"(不是|没有|没|并不是|不算)(要|想)?(投诉|抱怨|吐槽)"
+    r"|not (a )?complain|not complaining|no complaint"
 )
 # Stopping something the fan has: a refused subscribe is an unsubscribe.
 _STOP = re.compile(
@@ -78,7 +79,8 @@ _STOP = re.compile(
 )
 # Whole messages that only acknowledge ("ok", "好的"): never answered as small talk.
 _BARE_CONFIRMATIONS = frozenset(
-    normalize(w) for w in ("ok", "okay", "k", "kk", "好", "好的", "好的吧", "行", "嗯", "嗯嗯", "哦", "噢")
+    normalize(w)
+    for w in ("ok", "okay", "k", "kk", "好", "好的", "好的吧", "行", "嗯", "嗯嗯", "哦", "噢")
 )
 
 # Confidence reported for an intent decided by a rule rather than the matcher's softmax.
@@ -162,7 +164,11 @@ class Understander:
         self._greet = "greet" if "greet" in self._kinds else None
         self._other = OtherSubject(
             persona.own_names(),
-            (persona.text(value, lang) for value in persona.facts.values() for lang in persona.languages),
+            (
+                persona.text(value, language)
+                for value in persona.facts.values()
+                for language in persona.languages
+            ),
         )
         # Intents a fan asks about us whatever else the message names ("stop sending me
         # Starbucks-style spam" is still an unsubscribe).
@@ -292,9 +298,9 @@ class Understander:
             rule = "keyword"
         else:
             rule = "model" if intent is not None else "none"
-        if kind != "social" and intent not in self._never_other:
-            if self._other.find(normalized) is not None:
-                return _Decision(None, confidence, best, "other-subject")
+        other_ok = kind != "social" and intent not in self._never_other
+        if other_ok and self._other.find(normalized) is not None:
+            return _Decision(None, confidence, best, "other-subject")
         if intent is not None and kind != "social":
             cue = refusal(normalized)
             if cue is not None:
@@ -320,8 +326,9 @@ class Understander:
             owner = self._fact_intents.get(fact)
             if intent is None and owner is not None:
                 return _Decision(owner, FACT_CONFIDENCE, best, "fact", fact)
-            if intent == owner:
-                return _Decision(intent, confidence, best, "fact", fact)
+            if intent == owner or (owner is None and rule == "model"):
+                # A fact no intent carries beats a guess of the model (not a keyword).
+                return _Decision(owner, confidence, best, "fact", fact)
         return _Decision(intent, confidence, best, rule)
 
     def _fact(self, normalized: str) -> str | None:

@@ -285,12 +285,15 @@ class Persona(_Strict):
         return names + list(self.identity.aliases)
 
     def fact_intent(self, fact: str) -> str | None:
-        """The intent a fact answer belongs to: declared, else the first whose reply uses it."""
+        """The intent a fact answer belongs to: declared, else the first question intent whose
+        reply uses it (a complaint reply giving the phone number does not make it a complaint)."""
         answer = self.fact_answers.get(fact)
         if answer is not None and answer.intent:
             return answer.intent
         field = "{" + fact + "}"
-        for name in self.intents:
+        for name, intent in self.intents.items():
+            if intent.kind != "question":
+                continue
             key = self.reply_key_for(name)
             variants = self.replies.get(key or "", {})
             if any(field in text for texts in variants.values() for text in texts):
