@@ -110,7 +110,6 @@ _EN_OUR_WORDS = frozenset(
     | {"newsletters", "letter", "updates", "list", "mailing", "weekly", "monthly", "emails"}
     | {"messages", "stamp", "card", "loyalty"}
 )
-)
 # General knowledge that no restaurant or café fact answers.
 _KNOWLEDGE = re.compile(
     r"股价|股票|市值|汇率|比特币|首都|省会|人口|天气预报|气温多少|纳斯达克|道琼斯|大盘|基金|彩票|时区"
