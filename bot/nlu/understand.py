@@ -77,6 +77,10 @@ _STOP = re.compile(
     r"不再|别再|不要再|不想再|停止|停掉|退掉|取消|不想收|不要收|"
     r"\b(?:no more|stop|done with|no longer|unsubscribe|cancel|quit|enough)\b"
 )
+# Cancelling a booking is a question about bookings, not a refusal of one.
+_CANCEL = frozenset({"取消", "cancel"})
+# Pieces of a message a refusal applies to (one clause, not the whole message).
+_PIECES = re.compile(r"[,，。.!！?？;；~～\n]+|(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])")
 # Whole messages that only acknowledge ("ok", "好的"): never answered as small talk.
 _BARE_CONFIRMATIONS = frozenset(
     normalize(w)
@@ -293,6 +297,12 @@ class Understander:
         kind = self._kinds.get(intent or "")
         fact = self._fact(normalized)
         if intent is None and fact is None:
+            # Nothing to answer unless the message complains: no other rule can add an intent,
+            # so the costlier checks are skipped for most out-of-scope messages.
+            if self._complaint is None or not implicit_complaint(
+                normalized, is_question(text, normalized)
+            ):
+                return _Decision(None, confidence, best, "none")
             rule = "none"
         elif intent is not None and intent in self.matcher.keyword_hits(normalized):
             rule = "keyword"
@@ -309,8 +319,13 @@ class Understander:
                         return _Decision(None, confidence, best, "negation")
                 elif intent in self._flip and _STOP.search(normalized):
                     return _Decision(self._flip[intent], confidence, best, "negation")
-                elif intent in self._blockable and (
-                    kind == "flow" or not is_question(text, normalized)
+                elif (
+                    intent in self._blockable
+                    and (
+                        kind == "flow"
+                        or (cue not in _CANCEL and not is_question(text, normalized))
+                    )
+                    and not self._asked_elsewhere(text, intent)
                 ):
                     return _Decision(None, confidence, best, "negation")
         if kind == "social" and normalized in _BARE_CONFIRMATIONS:
@@ -330,6 +345,13 @@ class Understander:
                 # A fact no intent carries beats a guess of the model (not a keyword).
                 return _Decision(owner, confidence, best, "fact", fact)
         return _Decision(intent, confidence, best, rule)
+
+    def _asked_elsewhere(self, text: str, intent: str) -> bool:
+        """Whether a piece of the message without any refusal still asks for ``intent``:
+        "别机器人了 找个人跟我聊" refuses the bot, not the human."""
+        pieces = [normalize(piece) for piece in _PIECES.split(text)]
+        rest = " ".join(piece for piece in pieces if piece and refusal(piece) is None)
+        return bool(rest) and self.matcher.match_normalized(rest).intent == intent
 
     def _fact(self, normalized: str) -> str | None:
         """The first fact one of whose keywords the message names."""
