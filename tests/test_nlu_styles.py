@@ -66,6 +66,7 @@ def test_questions_about_other_businesses_get_none_of_our_facts(laowang, text):
         ("are you near the metro?", "location"),
         ("老王厨房几点关门", "hours"),
         ("你们几点关门", "hours"),
+        ("我想问下你们店几点开门", "hours"),
         ("what time does the kitchen close", "hours"),
     ],
 )

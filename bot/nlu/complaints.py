@@ -11,51 +11,58 @@ from __future__ import annotations
 
 import re
 
+from bot.nlu.normalize import phrase_index
+
 __all__ = ["implicit_complaint"]
 
+# "咸得我喝了三瓶水": drinking a lot after a dish is a verdict on the dish.
+_THIRST = re.compile(r"喝了.{0,3}[瓶杯壶]水")
+
 # Unambiguous: something went wrong, whatever the sentence form.
-_STRONG = re.compile(
-    r"吃坏|拉肚子|肚子疼|闹肚子|食物中毒|吐了|头发|虫子|苍蝇|蟑螂|异物|钢丝|塑料|变质|馊了|发霉|过期"
-    r"|再也不来|再也不会来|不会再来|再也不去|最后一次来|黑店|宰客|坑人|坑钱|骗子|骗人|差评|一星|退钱|退款"
-    r"|态度差|态度太差|态度恶劣|态度很差|甩脸|翻白眼|爱答不理|骂人|被骂|恶心|想吐|难以下咽|太难吃|难吃死"
-    r"|一塌糊涂|气死|无语死|服了你们|被坑|太坑|踩雷|踩坑|避雷|白跑一趟|白跑|多收|乱收费|收错钱|翻白眼"
-    r"|food poisoning|got sick|made me sick|threw up|vomit|hair in|bug in|fly in|cockroach|mould"
-    r"|moldy"
-    r"|mouldy|expired|never again|never coming back|not coming back|worst|rip ?off|ripped off|scam"
-    r"|refund|money back|disgusting|inedible|rude|yelled|unacceptable|ruined|thanks for nothing"
-    r"|one star|1 star|zero stars|horrible|awful|appalling|gross|rolled (?:his|her|their) eyes"
-    r"|overcharged|charged me twice|double charged|wasted trip|for nothing"
+_STRONG = phrase_index(
+    "吃坏|拉肚子|肚子疼|闹肚子|食物中毒|吐了|头发|虫子|苍蝇|蟑螂|异物|钢丝|塑料|变质|馊了|发霉|过期"
+    "|再也不来|再也不会来|不会再来|再也不去|最后一次来|黑店|宰客|坑人|坑钱|骗子|骗人|差评|一星|退钱|退款"
+    "|态度差|态度太差|态度恶劣|态度很差|甩脸|翻白眼|爱答不理|骂人|被骂|恶心|想吐|难以下咽|太难吃|难吃死"
+    "|一塌糊涂|气死|无语死|服了你们|被坑|太坑|踩雷|踩坑|避雷|白跑一趟|白跑|多收|乱收费|收错钱|翻白眼"
+    "|food poisoning|got sick|made me sick|threw up|vomit|hair in|bug in|fly in|cockroach|mould"
+    "|moldy"
+    "|mouldy|expired|never again|never coming back|not coming back|worst|rip off|ripoff"
+    "|ripped off|scam"
+    "|refund|money back|disgusting|inedible|rude|yelled|unacceptable|ruined|thanks for nothing"
+    "|one star|1 star|zero stars|horrible|awful|appalling|gross|rolled his eyes|rolled her eyes"
+    "|rolled their eyes"
+    "|overcharged|charged me twice|double charged|wasted trip|for nothing"
 )
 # Negative judgements of food or service: a complaint when stated, not when asked.
-_WEAK = re.compile(
-    r"咸得|太咸|好咸|咸死|齁咸|太淡|没味|太辣了|辣死|太油|好油|油腻|凉了|冷了|凉的|冷的|不热|生的|没熟|夹生|糊了"
-    r"|焦了|硬得|老得|咬不动|不新鲜|不好吃|难吃|不怎么样|一般般|失望|好失望|太慢|好慢|慢死|等了|等半天|半天没"
-    r"|一个小时|半个小时|半小时|还没上|没上菜|忘了|上错|送错|少了|漏了|洒了|撒了|脏|不干净|油乎乎|贵死|太贵了"
-    r"|不值|量太少|分量少|缩水|服务差|服务太差|没人理|没人管|不理人|没人接|吵死|臭|喝了.{0,3}(瓶|杯|壶)水"
-    r"|坏了|坏掉|不能用|用不了|连不上|玩手机|热成狗|冻死|呵呵"
-    r"|too salty|so salty|too spicy|way too spicy|salty af|bland|tasteless|too oily|greasy"
-    r"|cold food|was cold|were cold"
-    r"|came cold|lukewarm|stale|undercooked|overcooked|raw inside|burnt|burned|soggy|tough|chewy"
-    r"|waited|waiting for|still waiting|took forever|took ages|forever to|hour for|minutes for"
-    r"|forgot|wrong order|got the wrong|missing|overpriced|not worth|tiny portion|dirty|filthy"
-    r"|sticky"
-    r"|slow service|so slow|ignored|nobody came|no one came|disappointed|disappointing|meh|mediocre"
-    r"|not great|not good|wasnt good|werent good|not fresh|smelled|smells|stinks|stank|too loud"
-    r"|salt lick|didnt work|doesnt work|not working|broken|instead of|came with regular"
+_WEAK = phrase_index(
+    "咸得|太咸|好咸|咸死|齁咸|太淡|没味|太辣了|辣死|太油|好油|油腻|凉了|冷了|凉的|冷的|不热|生的|没熟|夹生|糊了"
+    "|焦了|硬得|老得|咬不动|不新鲜|不好吃|难吃|不怎么样|一般般|失望|好失望|太慢|好慢|慢死|等了|等半天|半天没"
+    "|一个小时|半个小时|半小时|还没上|没上菜|忘了|上错|送错|少了|漏了|洒了|撒了|脏|不干净|油乎乎|贵死|太贵了"
+    "|不值|量太少|分量少|缩水|服务差|服务太差|没人理|没人管|不理人|没人接|吵死|臭"
+    "|坏了|坏掉|不能用|用不了|连不上|玩手机|热成狗|冻死|呵呵"
+    "|too salty|so salty|too spicy|way too spicy|salty af|bland|tasteless|too oily|greasy"
+    "|cold food|was cold|were cold"
+    "|came cold|lukewarm|stale|undercooked|overcooked|raw inside|burnt|burned|soggy|tough|chewy"
+    "|waited|waiting for|still waiting|took forever|took ages|forever to|hour for|minutes fo"
+    "|forgot|wrong order|got the wrong|missing|overpriced|not worth|tiny portion|dirty|filthy"
+    "|sticky"
+    "|slow service|so slow|ignored|nobody came|no one came|disappointed|disappointing|meh|mediocre"
+    "|not great|not good|wasnt good|werent good|not fresh|smelled|smells|stinks|stank|too loud"
+    "|salt lick|didnt work|doesnt work|not working|broken|instead of|came with regula"
 )
 # Praise that, next to a wait or a failure, is sarcasm: "great job" after 50 minutes.
-_SARCASM = re.compile(
-    r"真棒|真行|真厉害|厉害了|佩服|谢谢你们啊|谢谢啊|好样的|可以的|绝了|呵呵|真是服了|牛|666"
-    r"|真会做生意|生意太好了|真到位|真周到|真贴心|服务真好|太好了是吧|好棒哦"
-    r"|great job|good job|well done|nice job|great service|amazing service|fantastic|wonderful|love"
-    r" that|love how|lovely|thanks a lot|just great|real nice|so fun|bravo|impressive|wow|stellar"
-    r"|of course|very inclusive|top notch|five stars|real professional"
+_SARCASM = phrase_index(
+    "真棒|真行|真厉害|厉害了|佩服|谢谢你们啊|谢谢啊|好样的|可以的|绝了|呵呵|真是服了|牛|666"
+    "|真会做生意|生意太好了|真到位|真周到|真贴心|服务真好|太好了是吧|好棒哦"
+    "|great job|good job|well done|nice job|great service|amazing service|fantastic|wonderful|love"
+    " that|love how|lovely|thanks a lot|just great|real nice|so fun|bravo|impressive|wow|stella"
+    "|of course|very inclusive|top notch|five stars|real professional"
 )
-_FAILURE = re.compile(
-    r"等了|又|居然|竟然|一个小时|半小时|分钟|还没|忘了|凉|冷|咸|错|没人"
-    r"|结果|没这|没有|多收|不接|玩手机"
-    r"|wait|waited|minutes|hour|again|forgot|cold|wrong|never|still|nobody|no one|only took"
-    r"|came with|instead|didnt|doesnt|rolled|salt"
+_FAILURE = phrase_index(
+    "等了|又|居然|竟然|一个小时|半小时|分钟|还没|忘了|凉|冷|咸|错|没人"
+    "|结果|没这|没有|多收|不接|玩手机"
+    "|wait|waited|minutes|hour|again|forgot|cold|wrong|never|still|nobody|no one|only took"
+    "|came with|instead|didnt|doesnt|rolled|salt"
 )
 
 
@@ -65,12 +72,12 @@ def implicit_complaint(normalized: str, question: bool) -> str | None:
     ``question``: whether the message asks something (see :func:`bot.nlu.negation.is_question`);
     weak judgements and sarcasm in a question are not complaints.
     """
-    if _STRONG.search(normalized):
+    if _STRONG.found(normalized):
         return "strong"
     if question:
         return None
-    if _WEAK.search(normalized):
+    if _WEAK.found(normalized) or _THIRST.search(normalized):
         return "weak"
-    if _SARCASM.search(normalized) and _FAILURE.search(normalized):
+    if _SARCASM.found(normalized) and _FAILURE.found(normalized):
         return "sarcasm"
     return None
