@@ -68,6 +68,9 @@ def test_questions_about_other_businesses_get_none_of_our_facts(laowang, text):
         ("你们几点关门", "hours"),
         ("我想问下你们店几点开门", "hours"),
         ("what time does the kitchen close", "hours"),
+        ("is the kitchen still open", "hours"),
+        ("sundays hours?", "hours"),
+        ("how do i get there from the jing an temple", "location"),
     ],
 )
 def test_places_in_relation_to_us_and_our_own_names_stay_ours(laowang, text, intent):

@@ -58,7 +58,11 @@ _RELATION_AFTER_ZH = re.compile(
 _RELATION_BEFORE_EN = re.compile(
     r"\b(near|next to|close to|from|across from|opposite|by|behind|beside|besides|inside|in|at the"
     r"|past|than|compared to|vs|versus|like|to|towards|around|walk from|far from"
-    r"|get to)\s*(the\s+)?$"
+    r"|get to)\s+(?:\S+\s+){0,3}$"
+)
+_RELATION_AFTER_EN = re.compile(
+    r"^\s*(nearby|near|close by|close to|around|next door|across|opposite|within|down the street"
+    r"|next to|beside)\b"
 )
 # Questions about a thing's attributes: "X几点关门", "X的地址", "X电话多少".
 _ZH_SUBJECT = re.compile(
@@ -113,6 +117,18 @@ _EN_OUR_WORDS = frozenset(
     {"you", "your", "ur", "u", "yall", "it", "this", "we", "our", "they", "newsletter"}
     | {"newsletters", "letter", "updates", "list", "mailing", "weekly", "monthly", "emails"}
     | {"messages", "stamp", "card", "loyalty"}
+)
+# Parts, services and times of any café or restaurant: a subject made only of these is ours
+# ("is the kitchen still open", "when does lunch service close", "sundays hours").
+_EN_OUR_PARTS = frozenset(
+    {"the", "a", "an", "still", "now", "right", "today", "todays", "tonight", "tomorrow", "yet"}
+    | {"already", "usually", "normally", "on", "at", "in", "weekend", "weekends", "holiday"}
+    | {"holidays", "kitchen", "bar", "patio", "terrace", "place", "shop", "store", "cafe"}
+    | {"café", "restaurant", "lunch", "dinner", "breakfast", "brunch", "service", "delivery"}
+    | {"takeaway", "takeout", "dining", "room", "rooms", "counter", "window", "menu", "team"}
+    | {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "mondays"}
+    | {"tuesdays", "wednesdays", "thursdays", "fridays", "saturdays", "sundays", "weekday"}
+    | {"weekdays", "evening", "morning", "night", "private", "outdoor", "seating", "front"}
 )
 # General knowledge that no restaurant or café fact answers (phrases; English ones match whole
 # words). A PhraseIndex looks them up by their first characters: a long regex alternation of
@@ -217,10 +233,11 @@ class OtherSubject:
     def _related(text: str, start: int, end: int) -> bool:
         """Whether the name at ``text[start:end]`` stands in a relation to us (离X, near X)."""
         before, after = text[max(0, start - 12) : start], text[end : end + 6]
+        if _RELATION_BEFORE_ZH.search(before) or _RELATION_AFTER_ZH.search(after):
+            return True
+        before_en = " " + text[max(0, start - 40) : start]
         return bool(
-            _RELATION_BEFORE_ZH.search(before)
-            or _RELATION_AFTER_ZH.search(after)
-            or _RELATION_BEFORE_EN.search(before)
+            _RELATION_BEFORE_EN.search(before_en) or _RELATION_AFTER_EN.search(text[end : end + 16])
         )
 
     def _zh_topic_place(self, text: str, start: int, topic: str) -> str | None:
@@ -263,4 +280,7 @@ class OtherSubject:
             return False
         # Words that name our own parts ("the kitchen", "the terrace", "lunch service").
         words = set(name.split())
-        return not (words & _EN_OUR_WORDS)
+        if words & _EN_OUR_WORDS:
+            return False
+        # "the kitchen still", "lunch service", "sundays": only our own parts and times left.
+        return not words <= _EN_OUR_PARTS
