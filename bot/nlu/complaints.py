@@ -31,7 +31,13 @@ _STRONG = phrase_index(
     "|refund|money back|disgusting|inedible|rude|yelled|unacceptable|ruined|thanks for nothing"
     "|one star|1 star|zero stars|horrible|awful|appalling|gross|rolled his eyes|rolled her eyes"
     "|rolled their eyes"
-    "|overcharged|charged me twice|double charged|wasted trip|for nothing"
+    "|overcharged|charged me twice|double charged|wasted trip|for nothing|allergic reaction"
+    "|stomach ache|stomachache|diarrhea|is this a joke|are you kidding|pathetic|ridiculous"
+    "|tasted like dishwater|like rubber|like cardboard|messed up my order|got my order wrong"
+    "|where is my food|wheres my food|where is my order|wheres my order|order never came"
+    "|snapped at|hung up|nobody picks up|no one picks up|10/10 would wait"
+    "|过敏了|胃疼|肚子不舒服|拉稀|崩了牙|硌牙|吃出|咬到|沙子|货不对板|跟图片不一样|跟照片不一样"
+    "|下次不来了|不会再来了|再也不买|说好的|害我|黑脸|甩脸色|骗钱|就这|这也叫|也配叫|paid for this"
 )
 # Negative judgements of food or service: a complaint when stated, not when asked.
 _WEAK = phrase_index(
@@ -39,7 +45,8 @@ _WEAK = phrase_index(
     "|焦了|硬得|老得|咬不动|不新鲜|不好吃|难吃|不怎么样|一般般|失望|好失望|太慢|好慢|慢死|等了|等半天|半天没"
     "|一个小时|半个小时|半小时|还没上|没上菜|忘了|上错|送错|少了|漏了|洒了|撒了|脏|不干净|油乎乎|贵死|太贵了"
     "|不值|量太少|分量少|缩水|服务差|服务太差|没人理|没人管|不理人|没人接|吵死|臭"
-    "|坏了|坏掉|不能用|用不了|连不上|玩手机|热成狗|冻死|呵呵"
+    "|坏了|坏掉|不能用|用不了|连不上|玩手机|热成狗|冻死|呵呵|还不如|不熟|半生"
+    "|腥|有腥味|太苦|苦死|漏汤|包装破|凉透|慢得|慢死了|等到|一个半小时|两个小时|上菜慢|出餐慢"
     "|too salty|so salty|too spicy|way too spicy|salty af|bland|tasteless|too oily|greasy"
     "|cold food|was cold|were cold"
     "|came cold|lukewarm|stale|undercooked|overcooked|raw inside|burnt|burned|soggy|tough|chewy"
@@ -56,7 +63,10 @@ _SARCASM = phrase_index(
     "|真会做生意|生意太好了|真到位|真周到|真贴心|服务真好|太好了是吧|好棒哦"
     "|great job|good job|well done|nice job|great service|amazing service|fantastic|wonderful|love"
     " that|love how|lovely|thanks a lot|just great|real nice|so fun|bravo|impressive|wow|stella"
-    "|of course|very inclusive|top notch|five stars|real professional"
+    "|of course|very inclusive|top notch|five stars|real professional|real quick|super fast"
+    "|love waiting|what a treat|so glad i paid|brilliant|excellent|nice|cool cool"
+    "|给你们点赞|服气|我谢谢你|谢谢你们哦|可真行|真有你的|真是绝了"
+    "|厉害厉害|了不起"
 )
 _FAILURE = phrase_index(
     "等了|又|居然|竟然|一个小时|半小时|分钟|还没|忘了|凉|冷|咸|错|没人"

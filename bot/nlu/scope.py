@@ -35,7 +35,7 @@ _GAZETTEER_ZH = (
     "|沃尔玛|家乐福|山姆|开市客|宜家|优衣库|苹果店|苹果专卖店|苹果公司|华为|小米|特斯拉|比亚迪|腾讯"
     "|阿里巴巴|京东|拼多多|盒马|永辉|7-11|711便利店|全家便利店|罗森|漫咖啡|蓝瓶|迪士尼|万达影城|耐克|阿迪"
     "|茅台|可口可乐|百事|达美乐|棒约翰|塔斯汀|华莱士|书亦烧仙草|古茗|沪上阿姨|挪瓦|costa|manner|tims"
-    "|巨无霸|星冰乐|苹果手机|雀巢|胶囊咖啡机"
+    "|巨无霸|星冰乐|苹果手机|雀巢|胶囊咖啡机|顺丰|中通|圆通|菜鸟驿站|京东快递|沙县小吃|兰州拉面|酒店|宾馆|民宿"
 )
 _GAZETTEER_EN = (
     "starbucks|mcdonalds|mcdonald|mcds|kfc|burger king|pizza hut|dominos|luckin|costa|tim hortons"
@@ -56,7 +56,7 @@ _RELATION_AFTER_ZH = re.compile(
     r"^\s*(旁边|附近|对面|边上|楼上|楼下|隔壁|里面|里头|里|那边|这边|出来|过来|过去|走|远|近|比|一样|差不多)"
 )
 _RELATION_BEFORE_EN = re.compile(
-    r"\b(near|next to|close to|from|across from|opposite|by|behind|beside|besides|inside|in|at the"
+    r"\b(near|next to|close to|from|across from|opposite|by|behind|beside|besides|inside|in"
     r"|past|than|compared to|vs|versus|like|to|towards|around|walk from|far from"
     r"|get to)\s+(?:\S+\s+){0,3}$"
 )
@@ -66,7 +66,7 @@ _RELATION_AFTER_EN = re.compile(
 )
 # Questions about a thing's attributes: "X几点关门", "X的地址", "X电话多少".
 _ZH_SUBJECT = re.compile(
-    r"(?:几点|什么时候|啥时候|几时)\s*(?:开门|关门|营业|打烊|开|关|下班)"
+    r"(?:几点|什么时候|啥时候|几时)\s*(?:开门|关门|营业|打烊|开|关|下班|上班)"
     r"|的\s*(?:营业时间|地址|电话|菜单|价格|股价|总部|老板|官网)"
 )
 # A place that is not a shop (a sight, a hospital, a station) as the topic of a question:
@@ -94,6 +94,8 @@ _ZH_OURS = re.compile(
 )
 # The same pronouns anywhere in the name ("我想问下你们店几点开门").
 _ZH_OURS_ANY = re.compile(r"你们|你家|贵店|本店|这家|咱们|我们|店里|您")
+# Demonstratives that point away from us: "那家", "隔壁", "对面".
+_ZH_THAT = re.compile(r"那家|那个|隔壁|对面|旁边的|楼下的|楼上的")
 # "what time does the X close", "when does X open", "is X open", "X's hours".
 _EN_SUBJECT = re.compile(
     r"\b(?:what time|when|how late|how early)\s+(?:does|do|is|will"
@@ -138,7 +140,11 @@ _KNOWLEDGE_WORDS = (
     "|机票|火车票|高铁票|飞机票|stock|stocks|share price|market cap|nasdaq|dow jones"
     "|exchange rate|crypto|capital of|population of|weather in|weather forecast|time zone"
     "|lottery|forex|usd to|to usd|eur to|to rmb|to cny|gdp|flight|flights|plane ticket"
-    "|train ticket|hotel room"
+    "|train ticket|hotel room|电影票|演唱会|话费|充值|快递|天气怎么样"
+    "|天气如何|会下雨|下雨吗|气温|订酒店|酒店预订|推荐一家|哪家好吃|附近有什么好吃|weather like"
+    "|the weather|forecast|will it rain|going to rain|book a hotel|book me a hotel|hotel booking"
+    "|book a room|sim card|best restaurant|best restaurants|other restaurants|somewhere else"
+    "|recommend a restaurant|how many yuan|in yuan|to yuan|yuan to|dollars in|euros in|in dollars"
 )
 # Arithmetic ("what's 15% of 80", after normalisation "15 of 80").
 _ARITHMETIC = re.compile(r"\b\d+ (?:of|times|plus|minus|divided by) \d+\b")
@@ -268,7 +274,10 @@ class OtherSubject:
         """
         name = name.strip()
         name = re.sub(r"^(请问|问一下|问下|想问|那个|那家|哪家|这个|一下|我想知道|知道)", "", name)
-        if "本店" in name or len(name) < 2 or _ZH_OURS.search(name) or _ZH_OURS_ANY.search(name):
+        if "本店" in name or len(name) < 2:
+            return None
+        # "你们隔壁那家店": a pronoun of ours, but the subject is *that* shop.
+        if (_ZH_OURS.search(name) or _ZH_OURS_ANY.search(name)) and not _ZH_THAT.search(name):
             return None
         return name if place or _ZH_PLACE_SUFFIX.search(name) else None
 

@@ -74,8 +74,8 @@ _NOT_COMPLAINING = re.compile(
 )
 # Stopping something the fan has: a refused subscribe is an unsubscribe.
 _STOP = re.compile(
-    r"不再|别再|不要再|不想再|停止|停掉|退掉|取消|不想收|不要收|"
-    r"\b(?:no more|stop|done with|no longer|unsubscribe|cancel|quit|enough)\b"
+    r"不再|别再|不要再|不想再|停止|停掉|退掉|取消|不想收|不要收|关掉|关闭|屏蔽|别推|不要推|"
+    r"\b(?:no more|stop|done with|no longer|unsubscribe|cancel|quit|enough|anymore|any more)\b"
 )
 # Cancelling a booking is a question about bookings, not a refusal of one.
 _CANCEL = frozenset({"取消", "cancel"})
@@ -184,6 +184,7 @@ class Understander:
         self._flip = {
             name: "un" + name for name in self._kinds if "un" + name in self._kinds
         }
+        self._flipped = frozenset(self._flip.values())
         self._blockable = frozenset(
             name
             for name, kind in self._kinds.items()
@@ -319,6 +320,9 @@ class Understander:
                         return _Decision(None, confidence, best, "negation")
                 elif intent in self._flip and _STOP.search(normalized):
                     return _Decision(self._flip[intent], confidence, best, "negation")
+                elif intent in self._flipped and rule == "model" and not _STOP.search(normalized):
+                    # "不用了", "nah I don't want the newsletter": declining, not stopping.
+                    return _Decision(None, confidence, best, "negation")
                 elif (
                     intent in self._blockable
                     and (
