@@ -247,11 +247,12 @@ class Understander:
         # Emoji fans use as questions become words in the fan's language ("🕐?" → 几点开门).
         spoken = emoji_words(source, language) if has_emoji_words(source) else source
         normalized = normalize(spoken)
-        decision = self._decide(spoken, normalized)
-        also: tuple[str, ...] = ()
         pieces = clauses(spoken)
-        if len(pieces) > 1:
-            decision, also = self._several(pieces, decision)
+        several = self._several(pieces) if len(pieces) > 1 else None
+        if several is None:
+            decision, also = self._decide(spoken, normalized), ()
+        else:
+            decision, also = several
         return Understanding(
             text=text,
             normalized=normalized,
@@ -266,12 +267,12 @@ class Understander:
             also=also,
         )
 
-    def _several(self, pieces: list[str], whole: _Decision) -> tuple[_Decision, tuple[str, ...]]:
+    def _several(self, pieces: list[str]) -> tuple[_Decision, tuple[str, ...]] | None:
         """Two questions in one message: the first clause's intent, and the others' after it.
 
         Only clauses understood with confidence count; small talk (a "hi" before the question)
-        and a clause repeating an intent add nothing. Falls back to the whole message's
-        decision when fewer than two clauses ask something.
+        and a clause repeating an intent add nothing. None when fewer than two clauses ask
+        something: the whole message is then understood as one.
         """
         found: list[_Decision] = []
         for piece in pieces:
@@ -284,7 +285,7 @@ class Understander:
                 found.append(decision)
         asking = [d for d in found if self._kinds.get(d.intent) != "social"]
         if len(found) < 2 or not asking:
-            return whole, ()
+            return None
         # The first clause that asks something leads; small talk ("thanks!") rides along.
         first = asking[0]
         also = tuple(d.intent for d in found if d is not first)
