@@ -36,6 +36,9 @@ def _weight(piece: str) -> float:
 
 def clauses(text: str) -> list[str]:
     """The question-sized pieces of a raw message, in order (one piece when it has no split)."""
-    pieces = [p.strip() for p in _SPLIT.split(text[:600])]
+    pieces = _SPLIT.split(text[:600])
+    if len(pieces) == 1:
+        return [text]
+    pieces = [p.strip() for p in pieces]
     kept = [p for p in pieces if p and _weight(p) >= _MIN_WEIGHT]
     return kept[:MAX_CLAUSES] if len(kept) > 1 else [text]
