@@ -287,17 +287,16 @@ class Engine:
     def _answer_also(brand: Brand, ctx: TurnContext, model: TurnModel, also) -> None:
         """Two questions in one message: answer the others after the first, in this turn.
 
-        Fact questions and small talk add their reply; a flow intent (subscribe, human) fires
-        its dialog step, as if sent next. Nothing more once a human holds the conversation.
+        Each further intent fires on the dialog as if sent next (a deals question gets its
+        deals replies, a subscribe its confirmation step); one the dialog does not handle adds
+        its intent's reply. Nothing more once a human holds the conversation.
         """
         persona, first = brand.persona, ctx.intent
         for intent in also:
-            spec = persona.intents.get(intent)
-            if spec is None or ctx.in_handoff:
+            if intent not in persona.intents or ctx.in_handoff:
                 break
-            if spec.kind == "flow":
-                ctx.intent = intent
-                brand.dialog.fire(intent, model)
+            ctx.intent = intent
+            if brand.dialog.fire(intent, model):
                 continue
             key = persona.reply_key_for(intent)
             if key and key not in ctx.reply_keys:

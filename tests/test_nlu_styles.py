@@ -295,3 +295,12 @@ def test_bad_input_always_gets_a_reply_in_voice(tmp_path):
         assert turn.replies, text
         assert turn.outcome is not None and not turn.outcome.failed, text
         assert all(reply.text and reply.key for reply in turn.replies)
+
+
+def test_a_second_question_the_dialog_handles_takes_its_dialog_step(tmp_path):
+    engine = _engine(tmp_path, "laowang-kitchen")
+    _turn(engine, "hi")
+    assert [r.key for r in _turn(engine, "几点开门？有优惠吗")] == ["hours", "deals_info"]
+    replies = _turn(engine, "what time do you close, also can i subscribe to the newsletter")
+    assert [r.key for r in replies] == ["hours", "subscribe_confirm"]
+    assert [r.key for r in _turn(engine, "好")] == ["subscribed"]
