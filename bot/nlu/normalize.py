@@ -164,10 +164,27 @@ def _keys(normalized: str) -> tuple[frozenset[str], frozenset[str]]:
     _last_keys = (normalized, pairs, chars)
     return pairs, chars
 
-def phrase_index(alternatives: str) -> PhraseIndex:
-    """A PhraseIndex of ``"a|b|c"``: how the NLU rules write their word lists.
+def phrase_index(alternatives: str) -> LazyPhraseIndex:
+    """A PhraseIndex of ``"a|b|c"``, built on first use: how the NLU rules write word lists.
 
-    Much cheaper than the same words as one regex alternation, which Python's ``re`` tries
-    word by word at every position of the message.
+    Much cheaper per message than the same words as one regex alternation, which Python's
+    ``re`` tries word by word at every position. Built lazily so that a process that only
+    fits matchers (``bot.nlu.prefit``, run on every persona reload) never pays for it.
     """
-    return PhraseIndex(Phrase(word) for word in alternatives.split("|"))
+    return LazyPhraseIndex(alternatives)
+
+
+class LazyPhraseIndex:
+    """:class:`PhraseIndex` of ``"a|b|c"`` phrases, compiled when first searched."""
+
+    __slots__ = ("_alternatives", "_index")
+
+    def __init__(self, alternatives: str):
+        self._alternatives = alternatives
+        self._index: PhraseIndex | None = None
+
+    def found(self, normalized: str) -> list[int]:
+        index = self._index
+        if index is None:
+            index = self._index = PhraseIndex(map(Phrase, self._alternatives.split("|")))
+        return index.found(normalized)

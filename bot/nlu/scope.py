@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cache
 
 from bot.nlu.normalize import Phrase, PhraseIndex, normalize
 
@@ -169,8 +170,13 @@ _WORDS = [
     *(("name", w) for w in _GAZETTEER_EN.split("|")),
     *(("knowledge", w) for w in _KNOWLEDGE_WORDS.split("|")),
 ]
-_PHRASES = [Phrase(word) for _, word in _WORDS]
-_INDEX = PhraseIndex(_PHRASES)
+
+
+@cache
+def _index() -> tuple[list[Phrase], PhraseIndex]:
+    """The phrases and their index, built on first use (see normalize.phrase_index)."""
+    phrases = [Phrase(word) for _, word in _WORDS]
+    return phrases, PhraseIndex(phrases)
 
 
 class OtherSubject:
@@ -195,8 +201,9 @@ class OtherSubject:
         text = normalized[:300]
         if self._own is not None:
             text = self._own.sub(" 本店 ", text)
-        for position in _INDEX.found(text):
-            kind, word = _WORDS[position][0], _PHRASES[position].text
+        phrases, index = _index()
+        for position in index.found(text):
+            kind, word = _WORDS[position][0], phrases[position].text
             if kind == "knowledge":
                 return "knowledge"
             start = text.find(word)
