@@ -10,8 +10,9 @@ again") count even in a question; weaker ones ("太咸", "cold") only in a state
 from __future__ import annotations
 
 import re
+from functools import cache
 
-from bot.nlu.normalize import phrase_index
+from bot.nlu.normalize import Phrase, PhraseIndex
 
 __all__ = ["implicit_complaint"]
 
@@ -19,7 +20,7 @@ __all__ = ["implicit_complaint"]
 _THIRST = re.compile(r"喝了.{0,3}[瓶杯壶]水")
 
 # Unambiguous: something went wrong, whatever the sentence form.
-_STRONG = phrase_index(
+_STRONG = (
     "吃坏|拉肚子|肚子疼|闹肚子|食物中毒|吐了|头发|虫子|苍蝇|蟑螂|异物|钢丝|塑料|变质|馊了|发霉|过期"
     "|再也不来|再也不会来|不会再来|再也不去|最后一次来|黑店|宰客|坑人|坑钱|骗子|骗人|差评|一星|退钱|退款"
     "|态度差|态度太差|态度恶劣|态度很差|甩脸|翻白眼|爱答不理|骂人|被骂|恶心|想吐|难以下咽|太难吃|难吃死"
@@ -40,7 +41,7 @@ _STRONG = phrase_index(
     "|下次不来了|不会再来了|再也不买|说好的|害我|黑脸|甩脸色|骗钱|就这|这也叫|也配叫|paid for this"
 )
 # Negative judgements of food or service: a complaint when stated, not when asked.
-_WEAK = phrase_index(
+_WEAK = (
     "咸得|太咸|好咸|咸死|齁咸|太淡|没味|太辣了|辣死|太油|好油|油腻|凉了|冷了|凉的|冷的|不热|生的|没熟|夹生|糊了"
     "|焦了|硬得|老得|咬不动|不新鲜|不好吃|难吃|不怎么样|一般般|失望|好失望|太慢|好慢|慢死|等了|等半天|半天没"
     "|一个小时|半个小时|半小时|还没上|没上菜|忘了|上错|送错|少了|漏了|洒了|撒了|脏|不干净|油乎乎|贵死|太贵了"
@@ -58,7 +59,7 @@ _WEAK = phrase_index(
     "|salt lick|didnt work|doesnt work|not working|broken|instead of|came with regula"
 )
 # Praise that, next to a wait or a failure, is sarcasm: "great job" after 50 minutes.
-_SARCASM = phrase_index(
+_SARCASM = (
     "真棒|真行|真厉害|厉害了|佩服|谢谢你们啊|谢谢啊|好样的|可以的|绝了|呵呵|真是服了|牛|666"
     "|真会做生意|生意太好了|真到位|真周到|真贴心|服务真好|太好了是吧|好棒哦"
     "|great job|good job|well done|nice job|great service|amazing service|fantastic|wonderful|love"
@@ -68,12 +69,26 @@ _SARCASM = phrase_index(
     "|给你们点赞|服气|我谢谢你|谢谢你们哦|可真行|真有你的|真是绝了"
     "|厉害厉害|了不起"
 )
-_FAILURE = phrase_index(
+_FAILURE = (
     "等了|又|居然|竟然|一个小时|半小时|分钟|还没|忘了|凉|冷|咸|错|没人"
     "|结果|没这|没有|多收|不接|玩手机"
     "|wait|waited|minutes|hour|again|forgot|cold|wrong|never|still|nobody|no one|only took"
     "|came with|instead|didnt|doesnt|rolled|salt"
 )
+
+
+@cache
+def _lexicon() -> tuple[list[str], PhraseIndex]:
+    """Every word list in one index (one look-up per message), built on first use."""
+    kinds: list[str] = []
+    phrases: list[Phrase] = []
+    for kind, words in (
+        ("strong", _STRONG), ("weak", _WEAK), ("sarcasm", _SARCASM), ("failure", _FAILURE)
+    ):
+        for word in words.split("|"):
+            kinds.append(kind)
+            phrases.append(Phrase(word))
+    return kinds, PhraseIndex(phrases)
 
 
 def implicit_complaint(normalized: str, question: bool) -> str | None:
@@ -82,12 +97,14 @@ def implicit_complaint(normalized: str, question: bool) -> str | None:
     ``question``: whether the message asks something (see :func:`bot.nlu.negation.is_question`);
     weak judgements and sarcasm in a question are not complaints.
     """
-    if _STRONG.found(normalized):
+    kinds, index = _lexicon()
+    found = {kinds[position] for position in index.found(normalized)}
+    if "strong" in found:
         return "strong"
     if question:
         return None
-    if _WEAK.found(normalized) or _THIRST.search(normalized):
+    if "weak" in found or _THIRST.search(normalized):
         return "weak"
-    if _SARCASM.found(normalized) and _FAILURE.found(normalized):
+    if "sarcasm" in found and "failure" in found:
         return "sarcasm"
     return None

@@ -18,7 +18,7 @@ import opencc
 
 from bot.nlu.fanspeak import mandarin
 
-__all__ = ["Phrase", "PhraseIndex", "detect_language", "normalize", "phrase_index"]
+__all__ = ["Phrase", "PhraseIndex", "detect_language", "normalize"]
 
 # Created once: building an OpenCC converter loads its dictionaries (milliseconds), converting a
 # short message afterwards takes about a microsecond.
@@ -163,28 +163,3 @@ def _keys(normalized: str) -> tuple[frozenset[str], frozenset[str]]:
     chars = frozenset(normalized)
     _last_keys = (normalized, pairs, chars)
     return pairs, chars
-
-def phrase_index(alternatives: str) -> LazyPhraseIndex:
-    """A PhraseIndex of ``"a|b|c"``, built on first use: how the NLU rules write word lists.
-
-    Much cheaper per message than the same words as one regex alternation, which Python's
-    ``re`` tries word by word at every position. Built lazily so that a process that only
-    fits matchers (``bot.nlu.prefit``, run on every persona reload) never pays for it.
-    """
-    return LazyPhraseIndex(alternatives)
-
-
-class LazyPhraseIndex:
-    """:class:`PhraseIndex` of ``"a|b|c"`` phrases, compiled when first searched."""
-
-    __slots__ = ("_alternatives", "_index")
-
-    def __init__(self, alternatives: str):
-        self._alternatives = alternatives
-        self._index: PhraseIndex | None = None
-
-    def found(self, normalized: str) -> list[int]:
-        index = self._index
-        if index is None:
-            index = self._index = PhraseIndex(map(Phrase, self._alternatives.split("|")))
-        return index.found(normalized)
