@@ -103,9 +103,9 @@ _EN_SUBJECT = re.compile(
     r"|are)\s+(?P<x>[a-z0-9 &]{2,40}?)\s+"
     r"(?:open|close|shut|get open|opening|closing|stop running|start running|stop|start|run)\b"
     r"|\bis\s+(?P<y>[a-z0-9 &]{2,40}?)\s+open\b"
-    r"|\b(?P<z>[a-z0-9&]{2,30}?)s\s+(?:hours|opening hours|address|menu|prices|phone number"
-    r"|stock)\b"
 )
+# "costcos hours" (normalised "Costco's hours"): found from the attribute, then the word before.
+_EN_POSSESSIVE = re.compile(r"s\s+(?:hours|opening hours|address|menu|prices|phone number|stock)\b")
 _EN_OURS = re.compile(
     r"^(?:you|you guys|yall|u|your|your place|your shop|your store|your cafe|your restaurant|it"
     r"|the shop|the store|the cafe|the café|the restaurant|the kitchen|the place|the bar"
@@ -211,7 +211,7 @@ class OtherSubject:
             start = text.find(word)
             if not self._related(text, start, start + len(word)) and not self._ours(word):
                 return word
-        if any(c.isdigit() for c in text) and _ARITHMETIC.search(text) is not None:
+        if _ARITHMETIC.search(text) is not None:
             return "knowledge"
         if not text.isascii():
             for match in _ZH_SUBJECT.finditer(text):
@@ -230,8 +230,13 @@ class OtherSubject:
                     return subject
         for match in (*_EN_SUBJECT.finditer(text), *_EN_VERB_OTHER.finditer(text)):
             groups = match.groupdict()
-            name = next((groups[g] for g in ("x", "y", "z") if groups.get(g)), "").strip()
+            name = next((groups[g] for g in ("x", "y") if groups.get(g)), "").strip()
             if self._en_subject(name) and not self._ours(name):
+                return name
+        for match in _EN_POSSESSIVE.finditer(text):
+            words = text[: match.start()].split()
+            name = words[-1] if words else ""
+            if len(name) >= 2 and self._en_subject(name) and not self._ours(name):
                 return name
         for match in _EN_PLACE.finditer(text):
             name = match.group("x")
