@@ -2,6 +2,15 @@
 
 Normalisation runs once per message and its result feeds intent matching, taboo detection and
 the yes/no lexicon, so the engine never has to care about scripts, casing or punctuation.
+
+A keyword lifts its intent, but it never overrules meaning. After the matcher, rules decide
+(``Understanding.rule`` says which): a question about another business, place or general
+knowledge gets no intent (:mod:`bot.nlu.scope`); a refusal is no request and stopping the
+newsletter is an unsubscribe (:mod:`bot.nlu.negation`); a complaint without the word goes to
+``complaint`` (:mod:`bot.nlu.complaints`); a fact asked by name is answered alone (persona
+``fact_answers``). Emoji and dialect words are turned into words first
+(:mod:`bot.nlu.fanspeak`), and a message asking two things is understood clause by clause
+(:mod:`bot.nlu.clauses`).
 """
 
 from __future__ import annotations
