@@ -39,6 +39,7 @@ _STRONG = (
     "|snapped at|hung up|nobody picks up|no one picks up|10/10 would wait"
     "|过敏了|胃疼|肚子不舒服|拉稀|崩了牙|硌牙|吃出|咬到|沙子|货不对板|跟图片不一样|跟照片不一样"
     "|下次不来了|不会再来了|再也不买|说好的|害我|黑脸|甩脸色|骗钱|就这|这也叫|也配叫|paid for this"
+    "|lipstick on|chipped cup|laughed at me|made fun of|condescending|snobby|看不起人|口红印"
 )
 # Negative judgements of food or service: a complaint when stated, not when asked.
 _WEAK = (
@@ -51,29 +52,36 @@ _WEAK = (
     "|too salty|so salty|too spicy|way too spicy|salty af|bland|tasteless|too oily|greasy"
     "|cold food|was cold|were cold"
     "|came cold|lukewarm|stale|undercooked|overcooked|raw inside|burnt|burned|soggy|tough|chewy"
-    "|waited|waiting for|still waiting|took forever|took ages|forever to|hour for|minutes fo"
+    "|waited|waiting for|still waiting|took forever|took ages|forever to|hour for|minutes for"
     "|forgot|wrong order|got the wrong|missing|overpriced|not worth|tiny portion|dirty|filthy"
     "|sticky"
     "|slow service|so slow|ignored|nobody came|no one came|disappointed|disappointing|meh|mediocre"
     "|not great|not good|wasnt good|werent good|not fresh|smelled|smells|stinks|stank|too loud"
-    "|salt lick|didnt work|doesnt work|not working|broken|instead of|came with regula"
+    "|salt lick|didnt work|doesnt work|not working|broken|instead of|came with regular"
+    "|tasted like|watery|weak coffee|too bitter|so bitter|was bitter|burnt coffee|sour milk"
+    "|curdled|rotten|gritty|still no food|still no coffee|took 20 minutes|took 30 minutes"
+    "|took 40 minutes|for this price|seriously|unbelievable|attitude|ignored us|too sour|so sour"
+    "|was sour|too dry|was dry|so dry|over extracted|under extracted|barely any coffee"
+    "|basically milk|watered down|kept dropping|keeps dropping|asked for oat|i asked for"
+    "|charged me|out of oat again|flies everywhere|line out the door|no one said hi|pretentious"
+    "|太酸|焦味|全是冰|冰太多|杯子脏|爱理不理|态度冷淡|太吵|网太慢|网速慢|太挤|没电"
 )
 # Praise that, next to a wait or a failure, is sarcasm: "great job" after 50 minutes.
 _SARCASM = (
     "真棒|真行|真厉害|厉害了|佩服|谢谢你们啊|谢谢啊|好样的|可以的|绝了|呵呵|真是服了|牛|666"
     "|真会做生意|生意太好了|真到位|真周到|真贴心|服务真好|太好了是吧|好棒哦"
     "|great job|good job|well done|nice job|great service|amazing service|fantastic|wonderful|love"
-    " that|love how|lovely|thanks a lot|just great|real nice|so fun|bravo|impressive|wow|stella"
+    " that|love how|lovely|thanks a lot|just great|real nice|so fun|bravo|impressive|wow|stellar"
     "|of course|very inclusive|top notch|five stars|real professional|real quick|super fast"
     "|love waiting|what a treat|so glad i paid|brilliant|excellent|nice|cool cool"
     "|给你们点赞|服气|我谢谢你|谢谢你们哦|可真行|真有你的|真是绝了"
-    "|厉害厉害|了不起"
+    "|厉害厉害|了不起|what a surprise|how lovely|just lovely"
 )
 _FAILURE = (
     "等了|又|居然|竟然|一个小时|半小时|分钟|还没|忘了|凉|冷|咸|错|没人"
     "|结果|没这|没有|多收|不接|玩手机"
     "|wait|waited|minutes|hour|again|forgot|cold|wrong|never|still|nobody|no one|only took"
-    "|came with|instead|didnt|doesnt|rolled|salt"
+    "|came with|instead|didnt|doesnt|rolled|salt|as usual|as always|yet again|another"
 )
 
 
