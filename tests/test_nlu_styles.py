@@ -304,3 +304,23 @@ def test_a_second_question_the_dialog_handles_takes_its_dialog_step(tmp_path):
     replies = _turn(engine, "what time do you close, also can i subscribe to the newsletter")
     assert [r.key for r in replies] == ["hours", "subscribe_confirm"]
     assert [r.key for r in _turn(engine, "好")] == ["subscribed"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["does Seesaw coffee do oat milk", "Costa's new menu any good?", "what time is sunset",
+     "how much is parking at the mall", "where's the nearest ATM"],
+)
+def test_named_places_brands_and_general_knowledge_are_not_ours(northbound, text):
+    understood = northbound.understand(text)
+    assert (understood.intent, understood.rule) == (None, "other-subject"), text
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [("is the Yongkang Road shop open", "location"), ("can I Park there", "location"),
+     ("are dogs ok inside, and where can I park?", "environment")],
+)
+def test_our_street_and_a_capitalised_word_are_not_another_business(northbound, text, intent):
+    understood = northbound.understand(text)
+    assert understood.intent == intent and understood.rule != "other-subject", understood

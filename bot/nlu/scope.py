@@ -133,6 +133,14 @@ _EN_OUR_PARTS = frozenset(
     | {"tuesdays", "wednesdays", "thursdays", "fridays", "saturdays", "sundays", "weekday"}
     | {"weekdays", "evening", "morning", "night", "private", "outdoor", "seating", "front"}
 )
+# A capitalised name before a business or place noun in the fan's own text: "does Seesaw
+# coffee do oat milk", "the Shanghai Tower" (checked on the raw text, where names keep their
+# capitals; sentence-initial words do not count).
+_EN_NAMED = re.compile(
+    r"(?<=[a-z0-9,] )(?P<x>(?:[A-Z][\w'&-]*\s+){1,3})(?:coffee|café|cafe|bakery|restaurant|bar|tea"
+    r"|kitchen|roasters|store|shop|mall|hotel|tower|museum|park|temple|market|airport|station)\b"
+)
+_PRONOUNS = frozenset({"i", "im", "ill", "ive", "id", "we", "you", "my", "our", "ok", "okay"})
 # General knowledge that no restaurant or café fact answers (phrases; English ones match whole
 # words). A PhraseIndex looks them up by their first characters: a long regex alternation of
 # them cost more than the intent matcher on English text.
@@ -146,6 +154,9 @@ _KNOWLEDGE_WORDS = (
     "|the weather|forecast|will it rain|going to rain|book a hotel|book me a hotel|hotel booking"
     "|book a room|sim card|best restaurant|best restaurants|other restaurants|somewhere else"
     "|recommend a restaurant|how many yuan|in yuan|to yuan|yuan to|dollars in|euros in|in dollars"
+    "|ticket to|tickets to|atm|取款机|提款机|last metro|last train|last bus|first train|末班车"
+    "|首班车|gold price|price of gold|金价|油价|oil price|gas price|房价|house prices|sunset"
+    "|sunrise|日落|日出"
 )
 # Arithmetic ("what's 15% of 80", after normalisation "15 of 80").
 _ARITHMETIC = re.compile(r"\b\d+ (?:of|times|plus|minus|divided by) \d+\b")
@@ -168,6 +179,8 @@ _EN_PLACE = re.compile(
 _WORDS = [
     *(("name", w) for w in _GAZETTEER_ZH.split("|")),
     *(("name", w) for w in _GAZETTEER_EN.split("|")),
+    # "Costa's menu" normalises to "costas menu": the possessive of every English name too.
+    *(("name", w + "s") for w in _GAZETTEER_EN.split("|")),
     *(("knowledge", w) for w in _KNOWLEDGE_WORDS.split("|")),
 ]
 
@@ -187,7 +200,7 @@ class OtherSubject:
     def __init__(self, own_names: Iterable[str], own_texts: Iterable[str] = ()):
         """``own_names``: names that mean us; ``own_texts``: our facts, whose places and
         partners ("玉林菜市场", "the bakery down the street") are ours to talk about."""
-        self._own_text = " | ".join(normalize(text) for text in own_texts)
+        self._own_text = " " + " | ".join(normalize(text) for text in own_texts) + " "
         own = {normalize(name) for name in own_names}
         own.discard("")
         # Own names are blanked out before looking, so "老王厨房几点关门" has no subject left.
@@ -197,10 +210,11 @@ class OtherSubject:
             else None
         )
 
-    def find(self, normalized: str) -> str | None:
+    def find(self, normalized: str, text: str = "") -> str | None:
         """The other subject a normalised message asks about ("knowledge" for general
-        knowledge), or None when it is (or may be) about us."""
-        text = normalized[:300]
+        knowledge), or None when it is (or may be) about us. ``text``, the raw message, lets
+        capitalised names count ("Seesaw coffee")."""
+        raw, text = text, normalized[:300]
         if self._own is not None:
             text = self._own.sub(" 本店 ", text)
         phrases, index = _index()
@@ -242,12 +256,31 @@ class OtherSubject:
             name = match.group("x")
             if not self._related(text, match.start(), match.end()) and not self._ours(name):
                 return name
+        return self._named(raw[:300]) if raw else None
+
+    def _named(self, raw: str) -> str | None:
+        """A capitalised name before a business noun in the raw text, not ours nor related."""
+        for match in _EN_NAMED.finditer(raw):
+            name = normalize(match.group("x"))
+            if len(name) < 3 or name.split()[0] in _PRONOUNS or self._ours(name):
+                continue  # "where can I park" ("I" is no name), or one of our own names
+            if self._own is not None and self._own.search(name):
+                continue
+            if not self._related(raw.lower(), match.start(), match.end()):
+                return name
         return None
 
     def _ours(self, name: str) -> bool:
         """Whether a name occurs in our own facts (our street, our garage, our bakery)."""
         name = re.sub(r"^(?:the|a|an)\s+", "", name.strip())
-        return len(name) >= 2 and name in self._own_text
+        if len(name) < 2:
+            return False
+        if not name.isascii():
+            return name in self._own_text
+        # English names as whole words ("mall" is not in "small"), without the generic words
+        # of any shop ("the yongkang road shop" is ours when our address is on yongkang road).
+        core = " ".join(w for w in name.split() if w not in _EN_OUR_PARTS) or name
+        return f" {core} " in self._own_text
 
     @staticmethod
     def _related(text: str, start: int, end: int) -> bool:

@@ -320,7 +320,7 @@ class Understander:
         else:
             rule = "model" if intent is not None else "none"
         other_ok = kind != "social" and intent not in self._never_other
-        if other_ok and self._other.find(normalized) is not None:
+        if other_ok and self._other.find(normalized, text) is not None:
             return _Decision(None, confidence, best, "other-subject")
         if intent is not None and kind != "social":
             cue = refusal(normalized)
