@@ -48,6 +48,8 @@ log = logging.getLogger("brandbot.engine")
 
 _CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 _LOCK_STRIPES = 256
+# Trigger of a message that asks for a fact no intent's reply carries (answered with the fact).
+ANSWER_FACT = "answer_fact"
 
 
 def _storable_text(text: str | None) -> str | None:
@@ -226,12 +228,18 @@ class Engine:
             trigger = self._trigger(brand, inbound, understanding, model.state)
             ctx.intent = trigger if trigger in persona.intents else None
             ctx.understanding_intent = understanding.intent if understanding else None
+            if understanding is not None and understanding.fact and (
+                trigger in (understanding.intent, ANSWER_FACT)
+            ):
+                ctx.fact = understanding.fact
             if trigger == "not_understood":
                 ctx.misses += 1
             elif understanding is not None:
                 ctx.misses = 0
             if not brand.dialog.fire(trigger, model):
                 self._otherwise(brand, ctx, model.state, trigger, inbound.event == "click")
+            if understanding is not None and understanding.also and trigger == understanding.intent:
+                self._answer_also(brand, ctx, model, understanding.also)
 
             replies = self._render(brand, ctx, fan)
             self._apply(conn, brand, inbound, fan, ctx, model.state, now, understanding)
@@ -282,7 +290,29 @@ class Engine:
             return "taboo"
         if understanding.confirmation and dialog.handles(understanding.confirmation, state):
             return understanding.confirmation
+        if understanding.intent is None and understanding.fact:
+            return ANSWER_FACT  # a fact no intent's reply carries (a phone number)
         return understanding.intent or "not_understood"
+
+    @staticmethod
+    def _answer_also(brand: Brand, ctx: TurnContext, model: TurnModel, also) -> None:
+        """Two questions in one message: answer the others after the first, in this turn.
+
+        Each further intent fires on the dialog as if sent next (a deals question gets its
+        deals replies, a subscribe its confirmation step); one the dialog does not handle adds
+        its intent's reply. Nothing more once a human holds the conversation.
+        """
+        persona, first = brand.persona, ctx.intent
+        for intent in also:
+            if intent not in persona.intents or ctx.in_handoff:
+                break
+            ctx.intent = intent
+            if brand.dialog.fire(intent, model):
+                continue
+            key = persona.reply_key_for(intent)
+            if key and key not in ctx.reply_keys:
+                ctx.reply_keys.append(key)
+        ctx.intent = first
 
     @staticmethod
     def _otherwise(
@@ -294,6 +324,8 @@ class Engine:
             run_actions(actions, ctx)
         elif ctx.intent:
             ctx.answer_intent()  # what the `answer_intent` action does
+        elif trigger == ANSWER_FACT and ctx.fact:
+            ctx.answer_intent()  # says only the fact
         elif trigger == "not_understood":
             ctx.reply_keys.append("fallback")
         elif trigger == "taboo":

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.persona.model import STAGES, Persona
+from bot.persona.voice import FACT_PREFIX
 
 
 @dataclass
@@ -24,6 +25,7 @@ class TurnContext:
     language: str
     intent: str | None = None
     understanding_intent: str | None = None
+    fact: str | None = None  # answer this fact alone instead of the intent's whole reply
     first_turn: bool = False
     misses: int = 0
     subscribed: bool = False
@@ -35,7 +37,11 @@ class TurnContext:
     offers_this_week: Callable[[], int] = lambda: 0
 
     def answer_intent(self) -> None:
-        """Say the recognised intent's reply (``fallback`` when it has none)."""
+        """Say the recognised intent's reply (``fallback`` when it has none), or only the fact
+        the fan asked about ("wifi password?" gets the Wi-Fi, not the whole room)."""
+        if self.fact:
+            self.reply_keys.append(FACT_PREFIX + self.fact)
+            return
         key = self.persona.reply_key_for(self.intent) if self.intent else None
         self.reply_keys.append(key or "fallback")
 

@@ -16,6 +16,8 @@ from operator import add
 
 import opencc
 
+from bot.nlu.fanspeak import mandarin
+
 __all__ = ["Phrase", "PhraseIndex", "detect_language", "normalize"]
 
 # Created once: building an OpenCC converter loads its dictionaries (milliseconds), converting a
@@ -41,7 +43,8 @@ def normalize(text: str) -> str:
     """Return the canonical form of ``text`` used for all matching.
 
     NFKC (fullwidth → ASCII, compatibility ideographs → unified), casefold, Traditional →
-    Simplified Chinese, punctuation/emoji/symbols → one space, trimmed. Never raises for any
+    Simplified Chinese, Cantonese/Taiwanese words → Mandarin (:func:`bot.nlu.fanspeak.mandarin`),
+    punctuation/emoji/symbols → one space, trimmed. Never raises for any
     ``str``; non-strings are converted with ``str()`` so a stray ``None`` payload is harmless.
     """
     if not isinstance(text, str):
@@ -53,7 +56,7 @@ def normalize(text: str) -> str:
         text = _DELETE.sub("", text)
         text = unicodedata.normalize("NFKC", text).casefold()
         if not text.isascii():
-            text = _T2S.convert(text)
+            text = mandarin(_T2S.convert(text))
     text = _APOSTROPHES.sub("", text)
     return _SEPARATORS.sub(" ", text).strip()
 
@@ -131,9 +134,8 @@ class PhraseIndex:
 
     def found(self, normalized: str) -> list[int]:
         """Positions (in the order given to the constructor) of the phrases found."""
-        keys = set(map(add, normalized, normalized[1:]))
-        if self._short:
-            keys.update(normalized)
+        pairs, chars = _keys(normalized)
+        keys = (pairs | chars) if self._short else pairs
         buckets = self._buckets
         out = [
             position
@@ -143,3 +145,21 @@ class PhraseIndex:
         ]
         out.sort()
         return out
+
+
+# The character pairs and characters of the last message looked up: a message is looked up in
+# several indexes (keywords, taboo, facts, the NLU rules' word lists), and building these sets
+# was most of each look-up. One entry, compared by value, is enough (the same message comes
+# in a row); it is replaced atomically, so threads at worst recompute it.
+_last_keys: tuple[str, frozenset[str], frozenset[str]] = ("", frozenset(), frozenset())
+
+
+def _keys(normalized: str) -> tuple[frozenset[str], frozenset[str]]:
+    global _last_keys
+    last = _last_keys
+    if last[0] == normalized:
+        return last[1], last[2]
+    pairs = frozenset(map(add, normalized, normalized[1:]))
+    chars = frozenset(normalized)
+    _last_keys = (normalized, pairs, chars)
+    return pairs, chars

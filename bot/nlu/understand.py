@@ -2,6 +2,15 @@
 
 Normalisation runs once per message and its result feeds intent matching, taboo detection and
 the yes/no lexicon, so the engine never has to care about scripts, casing or punctuation.
+
+A keyword lifts its intent, but it never overrules meaning. After the matcher, rules decide
+(``Understanding.rule`` says which): a question about another business, place or general
+knowledge gets no intent (:mod:`bot.nlu.scope`); a refusal is no request and stopping the
+newsletter is an unsubscribe (:mod:`bot.nlu.negation`); a complaint without the word goes to
+``complaint`` (:mod:`bot.nlu.complaints`); a fact asked by name is answered alone (persona
+``fact_answers``). Emoji and dialect words are turned into words first
+(:mod:`bot.nlu.fanspeak`), and a message asking two things is understood clause by clause
+(:mod:`bot.nlu.clauses`).
 """
 
 from __future__ import annotations
@@ -10,8 +19,13 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.nlu.clauses import clauses
+from bot.nlu.complaints import implicit_complaint
+from bot.nlu.fanspeak import emoji_words, has_emoji_words
 from bot.nlu.matcher import IntentMatcher
+from bot.nlu.negation import is_question, refusal
 from bot.nlu.normalize import Phrase, PhraseIndex, detect_language, normalize
+from bot.nlu.scope import OtherSubject
 from bot.persona.model import Persona
 
 __all__ = ["Understander", "Understanding", "confirmation"]
@@ -26,6 +40,13 @@ class Understanding:
     ``intent`` is None below the matcher's threshold while ``best`` still names the closest
     intent; ``taboo`` is a taboo subject name; ``confirmation`` is set only when the whole
     message is a yes or a no, for dialogs waiting on a confirmation step.
+
+    ``rule`` says what decided ``intent``: "keyword" or "model" (the matcher), "fact" (a fact
+    asked for by name), "complaint" (an implicit complaint), "negation" (a refusal flipped or
+    blocked the intent), "other-subject" (about another business or general knowledge, so
+    not answered with our facts) or "none". ``fact`` names a fact to answer alone instead of
+    the intent's whole reply; ``also`` lists further intents asked in the same message (two
+    questions in one), answered after ``intent`` in order.
     """
 
     text: str
@@ -36,7 +57,51 @@ class Understanding:
     best: str
     taboo: str | None
     confirmation: Confirmation | None
+    rule: str = "none"
+    fact: str | None = None
+    also: tuple[str, ...] = ()
 
+
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    """What the rules decided for one piece of a message."""
+
+    intent: str | None
+    confidence: float
+    best: str
+    rule: str
+    fact: str | None = None
+
+
+# Only the start of a pasted essay is analysed: the intent is stated there, and the cost of a
+# 10 kB message stays that of a long one.
+MAX_ANALYSED_CHARS = 2000
+# "not complaining" / 没有要投诉: a complaint intent refused in words.
+_NOT_COMPLAINING = re.compile(
+    r"(不是|没有|没|并不是|不算)(要|想)?(投诉|抱怨|吐槽)"
+    r"|not (a )?complain|not complaining|no complaint"
+)
+# Stopping something the fan has: a refused subscribe is an unsubscribe.
+_STOP = re.compile(
+    r"不再|别再|不要再|不想再|停止|停掉|退掉|取消|不想收|不要收|关掉|关闭|屏蔽|别推|不要推|"
+    r"\b(?:no more|stop|done with|no longer|unsubscribe|cancel|quit|enough|anymore|any more)\b"
+)
+# Cancelling a booking is a question about bookings, not a refusal of one.
+_CANCEL = frozenset({"取消", "cancel"})
+# Pieces of a message a refusal applies to (one clause, not the whole message).
+_PIECES = re.compile(r"[,，。.!！?？;；~～\n]+|(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])")
+# Whole messages that only acknowledge ("ok", "好的"): never answered as small talk.
+_BARE_CONFIRMATIONS = frozenset(
+    normalize(w)
+    for w in ("ok", "okay", "k", "kk", "好", "好的", "好的吧", "行", "嗯", "嗯嗯", "哦", "噢")
+)
+
+# Confidence reported for an intent decided by a rule rather than the matcher's softmax.
+COMPLAINT_CONFIDENCE = 0.8
+# A clause of a longer message counts as a question of its own only this confident (or
+# decided by a keyword or rule): short pieces give the matcher less to go on.
+CLAUSE_CONFIDENCE = 0.5
+FACT_CONFIDENCE = 0.8
 
 # Whole-message answers, compared after normalize() (so Traditional forms, casing and trailing
 # punctuation/emoji do not matter). Kept small and unambiguous: a longer message is a sentence
@@ -107,6 +172,49 @@ class Understander:
         self.matcher = IntentMatcher(examples, keywords, threshold=threshold)
         self._taboo = self._compile_taboo(persona)
         self._taboo_index = PhraseIndex(phrase for phrase, _ in self._taboo)
+        self._kinds = {name: intent.kind for name, intent in persona.intents.items()}
+        # A hello before the question is not a second question.
+        self._greet = "greet" if "greet" in self._kinds else None
+        self._other = OtherSubject(
+            persona.own_names(),
+            (
+                persona.text(value, language)
+                for value in persona.facts.values()
+                for language in persona.languages
+            ),
+        )
+        # Intents a fan asks about us whatever else the message names ("stop sending me
+        # Starbucks-style spam" is still an unsubscribe).
+        self._never_other = frozenset(
+            name for name in ("unsubscribe", "human", "goodbye", "thanks") if name in self._kinds
+        )
+        # A refused intent is not a request (不要订阅, "no need to book"), except that stopping
+        # something one has ("no more newsletters", 不要再发) is asking for its opposite.
+        self._flip = {
+            name: "un" + name for name in self._kinds if "un" + name in self._kinds
+        }
+        self._flipped = frozenset(self._flip.values())
+        self._blockable = frozenset(
+            name
+            for name, kind in self._kinds.items()
+            if kind in ("question", "flow")
+            and name != "complaint"
+            and name not in self._flip.values()
+        )
+        self._complaint = "complaint" if "complaint" in self._kinds else None
+        self._flow_not_complaint = frozenset(
+            name for name, kind in self._kinds.items() if kind == "flow" and name != "complaint"
+        )
+        self._facts = [
+            (Phrase(word), fact)
+            for fact, answer in persona.fact_answers.items()
+            if fact in persona.facts
+            for words in answer.keywords.values()
+            for word in words
+        ]
+        self._facts = [(phrase, fact) for phrase, fact in self._facts if phrase.text]
+        self._fact_index = PhraseIndex(phrase for phrase, _ in self._facts)
+        self._fact_intents = {fact: persona.fact_intent(fact) for _, fact in self._facts}
 
     @staticmethod
     def _compile_taboo(persona: Persona) -> list[tuple[Phrase, str]]:
@@ -143,15 +251,125 @@ class Understander:
         """Understand one raw message; never raises for any string."""
         if not isinstance(text, str):
             text = "" if text is None else str(text)
-        normalized = normalize(text)
-        match = self.matcher.match_normalized(normalized)
+        language = self.language(text, forced_language, fallback_language)
+        source = text[:MAX_ANALYSED_CHARS]
+        # Emoji fans use as questions become words in the fan's language ("🕐?" → 几点开门).
+        spoken = emoji_words(source, language) if has_emoji_words(source) else source
+        normalized = normalize(spoken)
+        pieces = clauses(spoken)
+        several = self._several(pieces) if len(pieces) > 1 else None
+        if several is None:
+            decision, also = self._decide(spoken, normalized), ()
+        else:
+            decision, also = several
         return Understanding(
             text=text,
             normalized=normalized,
-            language=self.language(text, forced_language, fallback_language),
-            intent=match.intent,
-            confidence=match.confidence,
-            best=match.best,
+            language=language,
+            intent=decision.intent,
+            confidence=decision.confidence,
+            best=decision.best,
             taboo=self.taboo(normalized) if self._taboo else None,
             confirmation=confirmation(normalized, text),
+            rule=decision.rule,
+            fact=decision.fact,
+            also=also,
         )
+
+    def _several(self, pieces: list[str]) -> tuple[_Decision, tuple[str, ...]] | None:
+        """Two questions in one message: the first clause's intent, and the others' after it.
+
+        Only clauses understood with confidence count; small talk (a "hi" before the question)
+        and a clause repeating an intent add nothing. None when fewer than two clauses ask
+        something: the whole message is then understood as one.
+        """
+        found: list[_Decision] = []
+        for piece in pieces:
+            decision = self._decide(piece, normalize(piece))
+            if decision.intent is None or decision.intent == self._greet:
+                continue
+            if decision.rule == "model" and decision.confidence < CLAUSE_CONFIDENCE:
+                continue  # a clause is short: only a confident reading counts as a question
+            if all(decision.intent != d.intent for d in found):
+                found.append(decision)
+        asking = [d for d in found if self._kinds.get(d.intent) != "social"]
+        if len(found) < 2 or not asking:
+            return None
+        # The first clause that asks something leads; small talk ("thanks!") rides along.
+        first = asking[0]
+        also = tuple(d.intent for d in found if d is not first)
+        return first, also
+
+    def _decide(self, text: str, normalized: str) -> _Decision:
+        """Matcher, then the rules that may overrule it: other subject, refusal, implicit
+        complaint, fact asked by name (in that order, see the module doc of each)."""
+        match = self.matcher.match_normalized(normalized)
+        intent, confidence, best = match.intent, match.confidence, match.best
+        kind = self._kinds.get(intent or "")
+        fact = self._fact(normalized)
+        if intent is None and fact is None:
+            # Nothing to answer unless the message complains: no other rule can add an intent,
+            # so the costlier checks are skipped for most out-of-scope messages.
+            if self._complaint is None or not implicit_complaint(
+                normalized, is_question(text, normalized)
+            ):
+                return _Decision(None, confidence, best, "none")
+            rule = "none"
+        elif intent is not None and intent in self.matcher.keyword_hits(normalized):
+            rule = "keyword"
+        else:
+            rule = "model" if intent is not None else "none"
+        other_ok = kind != "social" and intent not in self._never_other
+        if other_ok and self._other.find(normalized, text) is not None:
+            return _Decision(None, confidence, best, "other-subject")
+        if intent is not None and kind != "social":
+            cue = refusal(normalized)
+            if cue is not None:
+                if intent == self._complaint:
+                    if _NOT_COMPLAINING.search(normalized):
+                        return _Decision(None, confidence, best, "negation")
+                elif intent in self._flip and _STOP.search(normalized):
+                    return _Decision(self._flip[intent], confidence, best, "negation")
+                elif intent in self._flipped and rule == "model" and not _STOP.search(normalized):
+                    # "不用了", "nah I don't want the newsletter": declining, not stopping.
+                    return _Decision(None, confidence, best, "negation")
+                elif (
+                    intent in self._blockable
+                    and (
+                        kind == "flow"
+                        or (cue not in _CANCEL and not is_question(text, normalized))
+                    )
+                    and not self._asked_elsewhere(text, intent)
+                ):
+                    return _Decision(None, confidence, best, "negation")
+        if kind == "social" and normalized in _BARE_CONFIRMATIONS:
+            # "ok", "好的": an acknowledgement, not small talk to answer.
+            return _Decision(None, confidence, best, "none")
+        if self._complaint is not None and intent not in self._flow_not_complaint:
+            level = implicit_complaint(normalized, is_question(text, normalized))
+            if level is not None and (level == "strong" or intent is None or kind == "question"):
+                return _Decision(
+                    self._complaint, max(confidence, COMPLAINT_CONFIDENCE), best, "complaint"
+                )
+        if fact is not None:
+            owner = self._fact_intents.get(fact)
+            if intent is None and owner is not None:
+                return _Decision(owner, FACT_CONFIDENCE, best, "fact", fact)
+            if intent == owner or (owner is None and rule == "model"):
+                # A fact no intent carries beats a guess of the model (not a keyword).
+                return _Decision(owner, confidence, best, "fact", fact)
+        return _Decision(intent, confidence, best, rule)
+
+    def _asked_elsewhere(self, text: str, intent: str) -> bool:
+        """Whether a piece of the message without any refusal still asks for ``intent``:
+        "别机器人了 找个人跟我聊" refuses the bot, not the human."""
+        pieces = [normalize(piece) for piece in _PIECES.split(text)]
+        rest = " ".join(piece for piece in pieces if piece and refusal(piece) is None)
+        return bool(rest) and self.matcher.match_normalized(rest).intent == intent
+
+    def _fact(self, normalized: str) -> str | None:
+        """The first fact one of whose keywords the message names."""
+        if not self._facts:
+            return None
+        found = self._fact_index.found(normalized)
+        return self._facts[found[0]][1] if found else None

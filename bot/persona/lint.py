@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bot.errors import Problem
 from bot.persona.model import REQUIRED_REPLIES, STAGES, Persona
-from bot.persona.voice import BUILTIN_FIELDS, template_fields
+from bot.persona.voice import BUILTIN_FIELDS, FACT_ANSWER_REPLY, template_fields
 from bot.yaml_source import Positions, problem_at
 
 
@@ -47,6 +47,8 @@ def lint_persona(persona: Persona, positions: Positions, path: str) -> list[Prob
                     continue
                 for name in names:
                     base = name.split(".")[0].split("[")[0]
+                    if base == "fact" and key == FACT_ANSWER_REPLY:
+                        continue  # the fact being answered, filled in per fact
                     if base not in known_fields:
                         bad(
                             where,
@@ -64,6 +66,7 @@ def lint_persona(persona: Persona, positions: Positions, path: str) -> list[Prob
                     where,
                     f"contains the banned word {word!r}; it would appear in replies — rephrase it",
                 )
+    problems += _fact_problems(persona, bad)
     missing = [s for s in STAGES[1:] if s not in persona.relationship.stages]
     if missing:
         bad(
@@ -92,6 +95,43 @@ def lint_persona(persona: Persona, positions: Positions, path: str) -> list[Prob
         if target not in persona.intents and target not in persona.replies:
             bad(("menu_clicks", button), f"{target!r} is neither an intent nor a reply key")
     return problems
+
+
+def _fact_problems(persona: Persona, bad) -> list[Problem]:
+    """Fact answers that name nothing, and safety facts some reply variants leave out.
+
+    Reports through ``bad`` and returns nothing of its own (an empty list, for symmetry).
+    """
+    for fact, answer in persona.fact_answers.items():
+        if fact not in persona.facts:
+            bad(("fact_answers", fact), f"there is no fact {fact!r}; add it under facts")
+        if answer.intent and answer.intent not in persona.intents:
+            bad(("fact_answers", fact, "intent"), f"{answer.intent!r} is not an intent")
+        if not any(answer.keywords.get(lang) for lang in persona.languages):
+            bad(
+                ("fact_answers", fact, "keywords"),
+                f"no keywords in {', '.join(persona.languages)}; fans could never ask for it",
+            )
+    for key, per_language in persona.replies.items():
+        for fact in sorted(persona.safety_facts()):
+            field = "{" + fact + "}"
+            uses = [
+                (language, i)
+                for language, variants in per_language.items()
+                for i, text in enumerate(variants)
+                if field in text
+            ]
+            if not uses:
+                continue
+            for language, variants in per_language.items():
+                for i, text in enumerate(variants):
+                    if field not in text:
+                        bad(
+                            ("replies", key, language, i),
+                            f"safety fact {{{fact}}} is missing from this variant but other "
+                            f"variants of {key!r} say it; a fan must hear it every time — add it",
+                        )
+    return []
 
 
 def _voiced_texts(persona: Persona):

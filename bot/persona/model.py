@@ -41,6 +41,11 @@ class Identity(_Strict):
         default_factory=lambda: {"zh": "朋友", "en": "friend"},
         description="How the persona addresses a fan whose name it does not know ({fan}).",
     )
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="Other names that mean us: branches, old names, nicknames. A question "
+        "about one of them is never treated as a question about another business.",
+    )
 
 
 class Voice(_Strict):
@@ -78,6 +83,29 @@ class Intent(_Strict):
         "question",
         description="question = a fact question (counts as a question interaction); "
         "social = small talk; flow = drives the dialog (subscribe, complaint…).",
+    )
+
+
+class FactAnswer(_Strict):
+    """A fact that can answer a question on its own ("wifi password?", "gluten?", "dogs?").
+
+    When a fan asks about it, the bot says just this fact (in the ``fact_answer`` reply's
+    framing) instead of the paragraph of a whole intent or the fallback.
+    """
+
+    keywords: PerLanguage = Field(
+        description="Words that ask about this fact (matched after normalisation), e.g. "
+        "{zh: [密码, 无线网], en: [wifi, password]}."
+    )
+    intent: str | None = Field(
+        None,
+        description="The intent this fact belongs to (defaults to the first intent whose reply "
+        "uses the fact); a fan asking about the fact is understood as asking that intent.",
+    )
+    always_include: bool = Field(
+        False,
+        description="A safety fact: every variant of a reply that uses it must use it "
+        "(`brandbot check` reports the variants that leave it out). allergens always is.",
     )
 
 
@@ -206,6 +234,11 @@ class Persona(_Strict):
     facts: dict[str, Localized] = Field(
         default_factory=dict, description="Free keys: hours, address, parking, prices, menu…"
     )
+    fact_answers: dict[str, FactAnswer] = Field(
+        default_factory=dict,
+        description="Fact key → the words that ask for that fact alone (answered with the "
+        "`fact_answer` reply, whose templates use {fact}).",
+    )
     intents: dict[str, Intent] = Field(description="Intent name → examples and keywords.")
     replies: dict[str, PerLanguage] = Field(
         description="Reply key → variants per language. Templates may use {fact_key}, {fan}, "
@@ -266,6 +299,37 @@ class Persona(_Strict):
                 f"{self.languages}; add it to languages or pick one of them"
             )
         return self
+
+    def own_names(self) -> list[str]:
+        """Every name that means us: brand, identity name and self-reference, aliases."""
+        names: list[str] = []
+        for value in (self.brand, self.identity.name, self.identity.self_reference):
+            if isinstance(value, str):
+                names.append(value)
+            elif value:
+                names += value.values()
+        return names + list(self.identity.aliases)
+
+    def fact_intent(self, fact: str) -> str | None:
+        """The intent a fact answer belongs to: declared, else the first question intent whose
+        reply uses it (a complaint reply giving the phone number does not make it a complaint)."""
+        answer = self.fact_answers.get(fact)
+        if answer is not None and answer.intent:
+            return answer.intent
+        field = "{" + fact + "}"
+        for name, intent in self.intents.items():
+            if intent.kind != "question":
+                continue
+            key = self.reply_key_for(name)
+            variants = self.replies.get(key or "", {})
+            if any(field in text for texts in variants.values() for text in texts):
+                return name
+        return None
+
+    def safety_facts(self) -> set[str]:
+        """Facts every variant of a reply using them must carry: allergens and always_include."""
+        marked = {key for key, answer in self.fact_answers.items() if answer.always_include}
+        return marked | ({"allergens"} & set(self.facts))
 
     def reply_key_for(self, intent: str) -> str | None:
         """The reply answered for ``intent`` when the dialog does not handle it."""

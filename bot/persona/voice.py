@@ -24,6 +24,11 @@ BUILTIN_FIELDS: dict[str, str] = {
 }
 
 # Emoji and pictographs, removed when the persona's voice says emoji: none.
+# Reply key of a fact answered on its own: "fact:wifi" says facts.wifi in the framing of the
+# persona's `fact_answer` reply (its templates use {fact}); plain "{wifi}" without one.
+FACT_PREFIX = "fact:"
+FACT_ANSWER_REPLY = "fact_answer"
+
 _EMOJI = re.compile(
     "[\U0001f000-\U0001faff\U00002600-\U000027bf\U0001f900-\U0001f9ff\ufe0f\u200d]+"
 )
@@ -128,6 +133,8 @@ class Voice:
         return fields
 
     def language_for(self, key: str, language: str) -> str:
+        if key.startswith(FACT_PREFIX):
+            key = FACT_ANSWER_REPLY
         variants = self.persona.replies.get(key, {})
         if variants.get(language):
             return language
@@ -184,7 +191,7 @@ class Voice:
         shared = self._replies.get((key, resolved))
         if shared is None:
             p = self.persona
-            variants = p.replies.get(key, {}).get(resolved) or []
+            variants = self._variants(key, resolved)
             fields = self._fields_for(resolved)
             strip_emoji = p.voice.emoji == "none"
             n = len(variants)
@@ -202,6 +209,17 @@ class Voice:
             self._replies[(key, resolved)] = shared
             self._replies[(key, language)] = shared
         return shared
+
+    def _variants(self, key: str, language: str) -> list[str]:
+        """The templates of ``key``; ``fact:<name>`` is the fact_answer framing of one fact."""
+        if not key.startswith(FACT_PREFIX):
+            return self.persona.replies.get(key, {}).get(language) or []
+        fact = key[len(FACT_PREFIX) :]
+        if fact not in self.persona.facts:
+            return []
+        field = "{" + fact + "}"
+        framing = self.persona.replies.get(FACT_ANSWER_REPLY, {}).get(language) or ["{fact}"]
+        return [template.replace("{fact}", field) for template in framing]
 
     def fill(
         self, template: str, language: str, *, fan_name: str | None, rng: random.Random
