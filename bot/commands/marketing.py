@@ -44,16 +44,22 @@ def campaign() -> None:
     """Campaign codes for posters, events and ads."""
 
 
+def link_options(command):
+    """--telegram-bot, --web-url and --config: where a printed link points (see link_targets)."""
+    command = click.option("--config", "-c", help="Settings file, as for `brandbot serve`.")(
+        command)
+    command = click.option("--web-url", help="Public address of the web chat (default: "
+                           "public_url from the settings).")(command)
+    return click.option("--telegram-bot", help="The bot's @username (default: "
+                        "telegram.bot_username, else asked with getMe).")(command)
+
+
 @campaign.command("create")
 @click.argument("name")
 @click.option("--code", help="The code itself (default: from the name + 4 random characters).")
 @click.option("--persona", "-p", default=DEFAULT_PERSONA, show_default=True, help="Persona id.")
 @click.option("--db", default=DEFAULT_DB, show_default=True, help=DB_HELP)
-@click.option("--telegram-bot", help="The bot's @username (default: telegram.bot_username, "
-              "else asked with getMe).")
-@click.option("--web-url", help="Public address of the web chat (default: public_url from the "
-              "settings, else http://127.0.0.1:8080/).")
-@click.option("--config", "-c", help="Settings file, as for `brandbot serve`.")
+@link_options
 def campaign_create(name, code, persona, db, telegram_bot, web_url, config) -> None:
     """Create a campaign code and print the links that carry it.
 
@@ -104,11 +110,7 @@ def campaign_list(persona, db) -> None:
 @click.option("--channel", type=click.Choice(["web", "telegram"]), default="web",
               show_default=True, help="Which link the QR code opens.")
 @click.option("--db", default=DEFAULT_DB, show_default=True, help=DB_HELP)
-@click.option("--telegram-bot", help="The bot's @username (default: telegram.bot_username, "
-              "else asked with getMe).")
-@click.option("--web-url", help="Public address of the web chat (default: public_url from the "
-              "settings).")
-@click.option("--config", "-c", help="Settings file, as for `brandbot serve`.")
+@link_options
 @click.option("--scale", default=10, show_default=True, type=click.IntRange(1, 100),
               help="Pixels per QR module (PNG).")
 def campaign_qr(code, output, channel, db, telegram_bot, web_url, config, scale) -> None:
@@ -216,11 +218,7 @@ def fan() -> None:
 @fan.command("link")
 @click.argument("fan_ref", metavar="FAN")
 @click.option("--db", default=DEFAULT_DB, show_default=True, help=DB_HELP)
-@click.option("--telegram-bot", help="The bot's @username (default: telegram.bot_username, "
-              "else asked with getMe).")
-@click.option("--web-url", help="Public address of the web chat (default: public_url from the "
-              "settings, else http://127.0.0.1:8080/).")
-@click.option("--config", "-c", help="Settings file, as for `brandbot serve`.")
+@link_options
 def fan_link(fan_ref, db, telegram_bot, web_url, config) -> None:
     """Print a fan's personal referral links (FAN: id, external id or name).
 
