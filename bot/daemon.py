@@ -78,6 +78,12 @@ class _MaskingFormatter(logging.Formatter):
         self.json = fmt == "json"
         self.mask = SecretFilter(secrets)
 
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        # One record, one line: a fan's line feed (a name, a plaintext WeChat OpenID) goes on
+        # an indented line, so it cannot pass for a line of the daemon's own. (A traceback,
+        # added after this, keeps its lines.)
+        return terminal_safe(super().formatMessage(record), continuation="    ")
+
     def format(self, record: logging.LogRecord) -> str:
         if self.json:
             entry = {
