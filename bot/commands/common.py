@@ -55,7 +55,7 @@ def load_persona(ref: str):
         return persona
     except ConfigError as exc:
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
+            echo(str(problem), err=True)
         fail(f"persona {ref!r} is invalid; fix the lines above")
     except BrandbotError as exc:
         fail(str(exc))
