@@ -17,7 +17,8 @@ thousand clients trickling bodies held a thousand sockets (and file descriptors)
 nobody else was served. From a connection's first byte (and each later request's) until its body
 is complete, the client has ``read_timeout`` seconds; then it gets ``408`` (if nothing was
 answered yet) and the connection is closed. The connection cap is uvicorn's own
-``limit_concurrency`` (a ``503`` over it; the daemon sets it from ``max_connections``).
+``limit_concurrency`` (a ``503`` over it; the daemon sets it from ``max_connections``); at the
+cap, kept-alive connections waiting idle are closed first to make room.
 """
 
 from __future__ import annotations
@@ -103,9 +104,30 @@ class CoalescingHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         limit = self.limit_concurrency
+        if limit is not None and len(self.connections) >= limit:
+            self._close_idle(len(self.connections) - limit + 1)
         if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
             self.on_over_cap()  # uvicorn answers it 503 (its warning: see OverCapLogLimit)
         super().on_headers_complete()
+
+    def _close_idle(self, wanted: int) -> None:
+        """Close up to ``wanted`` kept-alive connections waiting idle for a next request.
+
+        At the cap they serve nobody, yet uvicorn counts them: a new client would get 503 from
+        a daemon with nothing to do (each browser keeps its connection ``timeout_keep_alive``
+        seconds). Closing an idle keep-alive connection is always allowed (RFC 9112 9.6); the
+        browser opens a new one. Connections with a request under way are left alone.
+        """
+        for other in list(self.connections):
+            if wanted <= 0:
+                return
+            if other is self or getattr(other, "timeout_keep_alive_task", None) is None:
+                continue
+            other.timeout_keep_alive_task.cancel()
+            other.timeout_keep_alive_task = None
+            self.connections.discard(other)  # its connection_lost comes later
+            other.transport.close()
+            wanted -= 1
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]

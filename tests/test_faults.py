@@ -428,3 +428,33 @@ def test_disk_full_wechat_retry_with_the_same_signed_url_is_answered_once_space_
             assert logged_in(daemon.settings.db, "wechat", "o-same-url") == [LONG]
 
     run_async(scenario(), timeout=60)
+
+
+def test_idle_keep_alive_connections_make_room_for_new_clients_at_the_cap(settings_for):
+    """Browsers keep a connection open after each request (keep-alive). Idle, they serve
+    nobody: at the cap they are closed to make room, instead of a new client getting 503 from
+    a daemon with nothing to do. Connections with a request under way are never closed."""
+    async def scenario():
+        settings = settings_for(read_timeout=8.0, max_connections=4)
+        async with running(settings) as daemon:
+            port = int(daemon.url.rsplit(":", 1)[1].strip("/"))
+            slow = _slow_client(port)  # a request under way: holds one place
+            idle = [httpx.AsyncClient(base_url=daemon.url, timeout=20) for _ in range(3)]
+            try:
+                for http in idle:  # three more, each left open after its answer
+                    assert (await http.get("/healthz")).status_code == 200
+                newcomers = [httpx.AsyncClient(base_url=daemon.url, timeout=20)
+                             for _ in range(3)]
+                try:
+                    for http in newcomers:
+                        assert (await http.get("/healthz")).status_code == 200
+                finally:
+                    for http in newcomers:
+                        await http.aclose()
+            finally:
+                for http in idle:
+                    await http.aclose()
+            answer = await asyncio.to_thread(_answer_then_eof, slow)
+            assert answer.startswith(b"HTTP/1.1 408")  # kept to its read timeout, not evicted
+
+    run_async(scenario(), timeout=60)
