@@ -15,7 +15,8 @@ It also bounds how long a client may take to send a request (**read timeout**): 
 out idle keep-alive connections, but not a request whose headers or body never finish, so a
 thousand clients trickling bodies held a thousand sockets (and file descriptors) for ever and
 nobody else was served. From a connection's first byte (and each later request's) until its body
-is complete, the client has ``read_timeout`` seconds; then it gets ``408`` (if nothing was
+is complete (or from any byte after a response, blank lines included), the client has
+``read_timeout`` seconds; then it gets ``408`` (if nothing was
 answered yet) and the connection is closed. The connection cap is uvicorn's own
 ``limit_concurrency`` (a ``503`` over it; the daemon sets it from ``max_connections``); at the
 cap, kept-alive connections waiting idle are closed first to make room.
@@ -132,6 +133,14 @@ class CoalescingHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
         self._arm_read_timer()
+
+    def data_received(self, data: bytes) -> None:
+        # Bytes after a response cancel uvicorn's keep-alive timeout, but blank lines before a
+        # request line start no request (the parser skips them): without a timer here, one
+        # CRLF kept a connection open for ever. Any byte between requests starts the clock.
+        if self._read_timer is None and (self.cycle is None or self.cycle.response_complete):
+            self._arm_read_timer()
+        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

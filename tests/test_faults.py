@@ -458,3 +458,28 @@ def test_idle_keep_alive_connections_make_room_for_new_clients_at_the_cap(settin
             assert answer.startswith(b"HTTP/1.1 408")  # kept to its read timeout, not evicted
 
     run_async(scenario(), timeout=60)
+
+
+def test_a_kept_alive_connection_cannot_idle_forever_by_sending_blank_lines(settings_for):
+    """After a response, one CRLF (which HTTP parsers skip before a request line) cancelled
+    uvicorn's keep-alive timeout and armed no read timeout: the socket stayed open for ever,
+    and a client could pile up as many as it liked. Now any byte after a response starts the
+    read timeout."""
+    async def scenario():
+        async with running(settings_for(read_timeout=3.0)) as daemon:
+            port = int(daemon.url.rsplit(":", 1)[1].strip("/"))
+
+            def request_then_blank_lines() -> bytes:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=25)
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: brandbot\r\n\r\n")
+                first = sock.recv(65536)
+                assert first.startswith(b"HTTP/1.1 200"), first
+                sock.sendall(b"\r\n")
+                try:
+                    return _answer_then_eof(sock)  # returns once the server closes it
+                except TimeoutError:
+                    return b"still open after 25 s"
+
+            assert await asyncio.to_thread(request_then_blank_lines) == b""
+
+    run_async(scenario(), timeout=60)
