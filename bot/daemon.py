@@ -816,6 +816,7 @@ class Daemon:
         protocol = CoalescingHttpProtocol.with_limits(
             self.settings.read_timeout,
             on_read_timeout=errors.labels("read_timeout").inc,
+            on_write_timeout=errors.labels("write_timeout").inc,
             on_over_cap=errors.labels("over_capacity").inc,
         )
         uvicorn_log = logging.getLogger("uvicorn.error")

@@ -88,18 +88,23 @@ class CoalescingHttpProtocol(HttpToolsProtocol):
 
     read_timeout: float | None = None
     on_read_timeout: Callable[[], None] = staticmethod(_nothing)
+    on_write_timeout: Callable[[], None] = staticmethod(_nothing)
     on_over_cap: Callable[[], None] = staticmethod(_nothing)
     _read_timer: asyncio.TimerHandle | None = None
+    _write_timer: asyncio.TimerHandle | None = None
 
     @classmethod
     def with_limits(cls, read_timeout: float, *, on_read_timeout: Callable[[], None] | None = None,
-                    on_over_cap: Callable[[], None] | None = None) -> type:
-        """This protocol, closing requests not fully received within ``read_timeout`` seconds.
-        ``on_read_timeout`` and ``on_over_cap`` (a request refused with 503 by uvicorn's
-        ``limit_concurrency``) are called for each (metrics)."""
+                    on_over_cap: Callable[[], None] | None = None,
+                    on_write_timeout: Callable[[], None] | None = None) -> type:
+        """This protocol, closing requests not fully received within ``read_timeout`` seconds
+        (and connections whose client takes no answer for as long: writing paused).
+        ``on_read_timeout``, ``on_write_timeout`` and ``on_over_cap`` (a request refused with
+        503 by uvicorn's ``limit_concurrency``) are called for each (metrics)."""
         return type(cls.__name__, (cls,), {
             "read_timeout": read_timeout,
             "on_read_timeout": staticmethod(on_read_timeout or _nothing),
+            "on_write_timeout": staticmethod(on_write_timeout or _nothing),
             "on_over_cap": staticmethod(on_over_cap or _nothing),
         })
 
@@ -153,7 +158,33 @@ class CoalescingHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_read_timer()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        # The client takes nothing (its buffers are full): a slow reader (pipelined requests,
+        # never read) would hold this connection and its request's task for ever.
+        super().pause_writing()
+        if self.read_timeout is not None and self._write_timer is None:
+            self._write_timer = self.loop.call_later(self.read_timeout, self._write_timed_out)
+
+    def resume_writing(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        super().resume_writing()
+
+    def _write_timed_out(self) -> None:
+        self._write_timer = None
+        if self.transport.is_closing() and not self.flow.write_paused:
+            return
+        self.on_write_timeout()
+        limiter.log(logging.getLogger("brandbot.http"), logging.WARNING, "write_timeout",
+                    "a client took none of its answer for %g s; connection dropped",
+                    self.read_timeout)
+        self.transport.abort()  # close() would wait for the buffer to drain: for ever
 
     def _arm_read_timer(self) -> None:
         if self.read_timeout is not None:

@@ -483,3 +483,40 @@ def test_a_kept_alive_connection_cannot_idle_forever_by_sending_blank_lines(sett
             assert await asyncio.to_thread(request_then_blank_lines) == b""
 
     run_async(scenario(), timeout=60)
+
+
+def test_a_client_that_never_reads_its_answers_is_cut_off(settings_for):
+    """Slow reading: pipeline many requests and read nothing. The answers fill the socket
+    buffers, uvicorn pauses writing and the request's task waits for ever, holding a socket
+    and a place under the cap (tasks count toward it too). Past ``read_timeout`` with writing
+    paused, the connection is dropped and the task ends."""
+    async def scenario():
+        async with running(settings_for(read_timeout=3.0)) as daemon:
+            port = int(daemon.url.rsplit(":", 1)[1].strip("/"))
+            state = daemon.server.server_state
+
+            def pipeline_and_never_read() -> socket.socket:
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.connect(("127.0.0.1", port))
+                sock.settimeout(5)
+                with contextlib.suppress(OSError):  # the server stops reading: fine
+                    sock.sendall(b"GET /static/chat.js HTTP/1.1\r\nHost: brandbot\r\n\r\n" * 3000)
+                return sock
+
+            sock = await asyncio.to_thread(pipeline_and_never_read)
+            try:
+                async def stuck():
+                    return len(state.tasks) == 1
+                await until(stuck, what="the answer blocked on a client that does not read")
+
+                async def freed():
+                    return not state.tasks and not state.connections
+                await until(freed, timeout=25, what="the non-reading client cut off")
+            finally:
+                sock.close()
+            async with client(daemon) as http:
+                metrics = (await http.get("/metrics", headers=ADMIN)).text
+            assert metric(metrics, "write_timeout") == 1
+
+    run_async(scenario(), timeout=90)
