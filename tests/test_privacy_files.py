@@ -131,24 +131,3 @@ def test_a_reader_holding_the_wal_delays_nothing_and_forget_again_empties_it(
     assert holders(Path(store.path), WORDS) == []
     assert holders(Path(store.path), TYPED_REF) == []
 
-
-@pytest.mark.parametrize("keep_aggregates", [True, False])
-def test_a_pending_wechat_unfollow_does_not_keep_the_openid(live_store, tiny_brand, clock,
-                                                           keep_aggregates):
-    """An operator forgets a WeChat fan whose unsigned unsubscribe is still waiting: the
-    waiting row (it holds the OpenID) goes with the rest, not a day later."""
-    from bot.channels import wechat_unfollow
-
-    store = live_store
-    engine = Engine(store, tiny_brand, clock=clock, seed=3)
-    openid = "oWeChat-PendingUnfollow-5521"
-    engine.handle(Inbound(FanRef("wechat", openid), text=WORDS, platform_msg_id="w1"))
-    fan = store.find_fan("tiny", "wechat", openid)
-    assert wechat_unfollow.defer(store, "tiny", openid, "push-1", "2026-01-01T00:00:00Z", 1e12)
-    other = "oSomeoneElse-0001"
-    assert wechat_unfollow.defer(store, "tiny", other, "push-2", "2026-01-01T00:00:00Z", 1e12)
-
-    forget_fan(store, fan["id"], keep_aggregates=keep_aggregates)
-
-    assert holders(Path(store.path), openid) == []
-    assert wechat_unfollow.pending(store, "tiny") == {other}  # nobody else's is touched

@@ -23,7 +23,6 @@ referrals            kept (campaign and referrer counts)        deleted; fans th
                                                                 referred keep their row
                                                                 without the link
 deliveries           kept (newsletter delivery counts)          deleted
-wechat_unfollows     a pending unsigned unsubscribe of the fan (it holds the OpenID): deleted
 codes                a code the fan arrived with (``ref``) is kept only if operators made it:
                      a registered campaign, or a WeChat QR scene (only the account can create
                      those). Any other code (a web ``?ref=`` or Telegram ``/start`` payload
@@ -125,14 +124,11 @@ def forget_fan(store: Store, fan_id: int, keep_aggregates: bool = True) -> dict[
     Forgetting an already anonymised fan is harmless.
     """
     with store.transaction() as conn:
-        fan = conn.execute("SELECT channel, referral_code, persona, external_id FROM fans "
-                           "WHERE id = ?", (fan_id,)).fetchone()
+        fan = conn.execute("SELECT channel, referral_code FROM fans WHERE id = ?",
+                           (fan_id,)).fetchone()
         if fan is None:
             raise UnknownFanError(f"no fan with id {fan_id}")
         _scrub_codes(conn, fan_id, fan["channel"], fan["referral_code"])
-        if fan["channel"] == "wechat":  # an unsigned unsubscribe waiting: it holds the OpenID
-            conn.execute("DELETE FROM wechat_unfollows WHERE persona = ? AND openid = ?",
-                         (fan["persona"], fan["external_id"]))
         changed = _anonymise(conn, fan_id) if keep_aggregates else _delete(conn, fan_id)
     _truncate_wal(store)
     return changed
