@@ -130,4 +130,3 @@ def test_a_reader_holding_the_wal_delays_nothing_and_forget_again_empties_it(
     forget_fan(store, fan["id"])  # again, as the warning says: harmless, and the WAL empties
     assert holders(Path(store.path), WORDS) == []
     assert holders(Path(store.path), TYPED_REF) == []
-
