@@ -200,6 +200,17 @@ class CoalescingHttpProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and not cycle.more_body:
+            # The request being answered arrived whole: the late one is a pipelined next
+            # request. It is the one that ends: this answer still goes out, then the
+            # connection closes (nothing more is read).
+            cycle.keep_alive = False
+            self.flow.pause_reading()
+            self.on_read_timeout()
+            limiter.log(logging.getLogger("brandbot.http"), logging.WARNING, "read_timeout",
+                        "a client did not send its whole request within %g s; closed (408)",
+                        self.read_timeout)
+            return
         if cycle is not None and not cycle.response_complete:
             cycle.scope[TIMED_OUT_KEY] = True  # type: ignore[literal-required]
         if cycle is None or not cycle.response_started:

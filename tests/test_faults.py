@@ -520,3 +520,37 @@ def test_a_client_that_never_reads_its_answers_is_cut_off(settings_for):
             assert metric(metrics, "write_timeout") == 1
 
     run_async(scenario(), timeout=90)
+
+
+def test_a_slow_pipelined_request_does_not_kill_the_answer_of_the_one_before(settings_for):
+    """HTTP pipelining: request A is complete and being answered (slowly: another process
+    holds the log's write lock) while the next request B trickles in. B's read timeout ends
+    B, not A: A is answered, then the connection closes."""
+    async def scenario():
+        async with running(settings_for(read_timeout=3.0)) as daemon:
+            port = int(daemon.url.rsplit(":", 1)[1].strip("/"))
+            holder = sqlite3.connect(daemon.settings.db, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")  # `brandbot broadcast` in another process
+            body = b'{"text": "\xe5\x87\xa0\xe7\x82\xb9\xe5\xbc\x80\xe9\x97\xa8", "fan": "p1"}'
+            sock = socket.create_connection(("127.0.0.1", port), timeout=25)
+            try:
+                sock.sendall(
+                    b"POST /api/chat HTTP/1.1\r\nHost: brandbot\r\nContent-Type: "
+                    b"application/json\r\nAuthorization: Bearer " + TEST_API_KEY.encode()
+                    + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+                    + b"POST /api/chat HTTP/1.1\r\nHost: bro")  # B: never finished
+                async with client(daemon) as http:
+                    async def timed_out():
+                        text = (await http.get("/metrics", headers=ADMIN)).text
+                        return metric(text, "read_timeout") >= 1
+                    await until(timed_out, what="B's read timeout")
+                holder.execute("COMMIT")  # A can be logged and answered now
+                answer = await asyncio.to_thread(_answer_then_eof, sock)
+            finally:
+                holder.close()
+                sock.close()
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+            assert b"408" not in answer.split(b"\r\n", 1)[0]
+            assert logged_in(daemon.settings.db, "web", "p1") == ["几点开门"]
+
+    run_async(scenario(), timeout=90)
