@@ -20,7 +20,7 @@ def _load_brand(persona: str):
         return load_brand(persona)
     except ConfigError as exc:
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
+            echo(str(problem), err=True)
         fail(
             f"persona {persona!r} is invalid ({len(exc.problems)} problem(s)); fix the lines above",
             1,
@@ -153,12 +153,12 @@ def _check(paths: tuple[Path, ...]) -> None:
     problems, count = check_paths(targets)
     read: dict[str, list[str]] = {}
     for problem in problems:
-        click.echo(_with_source(problem, read).render())
+        echo(_with_source(problem, read).render())
     bad = {Path(p.path).resolve() for p in problems}
     for file in files:
         n = sum(1 for p in problems if Path(p.path).resolve() == file.resolve())
         mark = say(f"{n} problem(s)", f"{n} 个问题") if file.resolve() in bad else "ok"
-        click.echo(f"{mark}: {file}")
+        echo(f"{mark}: {file}")
     if problems:
         click.echo(say(f"{len(problems)} problem(s) in {count} file(s)",
                        f"{count} 个文件中有 {len(problems)} 个问题"), err=True)
@@ -211,21 +211,21 @@ def test_cmd(paths: tuple[Path, ...], verbose: bool) -> None:
             results = run_file(file)
         except ConfigError as exc:
             for problem in exc.problems:
-                click.echo(str(problem))
+                echo(str(problem))
             failed += 1
             continue
         for result in results:
             if result.ok:
                 passed += 1
-                click.echo(f"PASS {file}::{result.name}")
+                echo(f"PASS {file}::{result.name}")
             else:
                 failed += 1
-                click.echo(f"FAIL {file}::{result.name}")
+                echo(f"FAIL {file}::{result.name}")
                 for line in result.failures:
-                    click.echo(f"    {line}")
+                    echo(f"    {line}")
             if verbose:
                 for line in result.transcript:
-                    click.echo(f"      {line}")
+                    echo(f"      {line}")
     click.echo(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
@@ -298,7 +298,7 @@ def dialog_draw(file: Path, fmt: str, output: Path | None) -> None:
         text = load_dialog(file).to_mermaid()
     except ConfigError as exc:
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
+            echo(str(problem), err=True)
         sys.exit(1)
     if fmt == "mermaid":
         click.echo(text, nl=False)

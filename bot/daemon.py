@@ -80,6 +80,12 @@ class _MaskingFormatter(logging.Formatter):
         # mask), and any logger may quote a URL that carries one.
         self.mask = SecretFilter(secrets, patterns=[QUERY_SECRETS])
 
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        # One record, one line: a fan's line feed (a name, a plaintext WeChat OpenID) goes on
+        # an indented line, so it cannot pass for a line of the daemon's own. (A traceback,
+        # added after this, keeps its lines.)
+        return terminal_safe(super().formatMessage(record), continuation="    ")
+
     def format(self, record: logging.LogRecord) -> str:
         if self.json:
             entry = {
@@ -826,6 +832,7 @@ class Daemon:
         protocol = CoalescingHttpProtocol.with_limits(
             self.settings.read_timeout,
             on_read_timeout=errors.labels("read_timeout").inc,
+            on_write_timeout=errors.labels("write_timeout").inc,
             on_over_cap=errors.labels("over_capacity").inc,
         )
         uvicorn_log = logging.getLogger("uvicorn.error")

@@ -196,3 +196,18 @@ def test_a_file_saved_with_a_bom_and_windows_line_endings_is_fine(tmp_path):
     result = run_check(saved)
     assert result.exit_code == 0, result.output
     assert f"ok: {saved}" in result.output
+
+
+def test_hostile_file_names_and_keys_are_shown_escaped(tmp_path):
+    # A persona from a pull request: its file name and a quoted key ("\e" is ESC in YAML)
+    # carry an OSC sequence (retitles the terminal) and a bidi override. check shows them
+    # escaped, on stdout and stderr, like every other command printing foreign text.
+    name = "evil\x1b]0;owned\x07\u202e.yaml"
+    (tmp_path / name).write_text('id: x\n"\\e]0;pwn\\a\\u202eK": 1\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["check", "--lang", "en", str(tmp_path)])
+    assert result.exit_code == 1
+    for out in (result.output, result.stderr):
+        for raw in ("\x1b", "\x07", "\u202e"):
+            assert raw not in out, (raw, out)
+    assert "evil\\x1b]0;owned\\x07\\u202e.yaml" in result.output
+    assert "\\x1b]0;pwn\\x07\\u202eK" in result.output

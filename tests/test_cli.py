@@ -233,3 +233,14 @@ def test_terminal_safe_keeps_cjk_and_emoji_and_escapes_the_rest():
     lines = format_table(["fan", "n"], [["王\x1b[2J", 1], ["bob", 22]])
     assert lines[1] == "王\\x1b[2J  1"
     assert display_width(lines[1][:-1]) == display_width(lines[2][:-2])  # still aligned
+
+
+def test_piped_chat_escapes_control_characters_in_replies(tmp_path):
+    # The welcome template says the fan's name; a name (or any reply text) holding ESC
+    # sequences or a bidi override must not reach the terminal raw.
+    out = brandbot("chat", "--db", str(tmp_path / "t.db"), "--persona", str(TINY),
+                   "--fan", "mal\x1b]0;owned\x07\u202eory", stdin="几点开门\n")
+    assert out.returncode == 0, out.stderr
+    for raw in ("\x1b", "\x07", "\u202e"):
+        assert raw not in out.stdout
+    assert "mal\\x1b]0;owned\\x07\\u202eory" in out.stdout.splitlines()[0]

@@ -517,3 +517,32 @@ def test_fan_text_in_a_log_line_cannot_drive_the_terminal(fmt):
     assert "退款" in out and "🎉" in out
     if fmt == "json":
         assert json.loads(out)["msg"] == "fan \x1b]0;owned\x07 said 退款\x9b2J\u202e 🎉"
+
+
+def test_a_line_feed_in_fan_text_cannot_forge_a_log_line():
+    """A WeChat OpenID or fan name holding "\\n" must not start a line of its own in the text
+    log (someone reading or grepping the log would take it for the daemon's)."""
+    import io
+    import logging
+
+    from bot.daemon import _MaskingFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_MaskingFormatter("text", []))
+    logger = logging.getLogger("brandbot.test.forge")
+    logger.addHandler(handler)
+    logger.propagate = False
+    forged = "oFan\n2026-12-06 03:00:00,000 ERROR brandbot.daemon: FORGED\r\nFORGED2"
+    try:
+        logger.warning("wechat: reply for %s not delivered", forged)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.exception("turn failed")
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert not [line for line in lines if line.startswith(("2026-12-06 03:00", "FORGED"))], lines
+    assert "FORGED" in lines[0] + "".join(lines[1:3])  # still shown, indented under its line
+    assert any(line.startswith("Traceback") for line in lines)  # tracebacks stay readable

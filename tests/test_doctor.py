@@ -196,3 +196,14 @@ def test_a_broken_persona_and_a_webhook_telegram_does_not_know(deployment, tmp_p
             "https://bot.example/telegram/webhook") in result.output
     assert "webhook-secret-value" not in result.output
     assert_nothing_sent(telegram, wechat)
+
+
+def test_what_a_server_says_is_shown_escaped(deployment):
+    # A Bot API server's error text (or a custom Bot API server's) reaches the operator's
+    # terminal: an OSC sequence or a bidi override in it must not act on the terminal.
+    telegram, wechat, monkeypatch = deployment
+    telegram.fail("getMe", status=400, description="Bad Request: \x1b]0;PWN\x07\u202e!")
+    result = doctor(wechat, monkeypatch)
+    assert "\\x1b]0;pwn\\x07\\u202e!" in result.output.lower(), result.output
+    for raw in ("\x1b", "\x07", "\u202e"):
+        assert raw not in result.output

@@ -428,3 +428,129 @@ def test_disk_full_wechat_retry_with_the_same_signed_url_is_answered_once_space_
             assert logged_in(daemon.settings.db, "wechat", "o-same-url") == [LONG]
 
     run_async(scenario(), timeout=60)
+
+
+def test_idle_keep_alive_connections_make_room_for_new_clients_at_the_cap(settings_for):
+    """Browsers keep a connection open after each request (keep-alive). Idle, they serve
+    nobody: at the cap they are closed to make room, instead of a new client getting 503 from
+    a daemon with nothing to do. Connections with a request under way are never closed."""
+    async def scenario():
+        settings = settings_for(read_timeout=8.0, max_connections=4)
+        async with running(settings) as daemon:
+            port = int(daemon.url.rsplit(":", 1)[1].strip("/"))
+            slow = _slow_client(port)  # a request under way: holds one place
+            idle = [httpx.AsyncClient(base_url=daemon.url, timeout=20) for _ in range(3)]
+            try:
+                for http in idle:  # three more, each left open after its answer
+                    assert (await http.get("/healthz")).status_code == 200
+                newcomers = [httpx.AsyncClient(base_url=daemon.url, timeout=20)
+                             for _ in range(3)]
+                try:
+                    for http in newcomers:
+                        assert (await http.get("/healthz")).status_code == 200
+                finally:
+                    for http in newcomers:
+                        await http.aclose()
+            finally:
+                for http in idle:
+                    await http.aclose()
+            answer = await asyncio.to_thread(_answer_then_eof, slow)
+            assert answer.startswith(b"HTTP/1.1 408")  # kept to its read timeout, not evicted
+
+    run_async(scenario(), timeout=60)
+
+
+def test_a_kept_alive_connection_cannot_idle_forever_by_sending_blank_lines(settings_for):
+    """After a response, one CRLF (which HTTP parsers skip before a request line) cancelled
+    uvicorn's keep-alive timeout and armed no read timeout: the socket stayed open for ever,
+    and a client could pile up as many as it liked. Now any byte after a response starts the
+    read timeout."""
+    async def scenario():
+        async with running(settings_for(read_timeout=3.0)) as daemon:
+            port = int(daemon.url.rsplit(":", 1)[1].strip("/"))
+
+            def request_then_blank_lines() -> bytes:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=25)
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: brandbot\r\n\r\n")
+                first = sock.recv(65536)
+                assert first.startswith(b"HTTP/1.1 200"), first
+                sock.sendall(b"\r\n")
+                try:
+                    return _answer_then_eof(sock)  # returns once the server closes it
+                except TimeoutError:
+                    return b"still open after 25 s"
+
+            assert await asyncio.to_thread(request_then_blank_lines) == b""
+
+    run_async(scenario(), timeout=60)
+
+
+def test_a_client_that_never_reads_its_answers_is_cut_off(settings_for):
+    """Slow reading: pipeline many requests and read nothing. The answers fill the socket
+    buffers, uvicorn pauses writing and the request's task waits for ever, holding a socket
+    and a place under the cap (tasks count toward it too). Past ``read_timeout`` with writing
+    paused, the connection is dropped and the task ends."""
+    async def scenario():
+        async with running(settings_for(read_timeout=3.0)) as daemon:
+            port = int(daemon.url.rsplit(":", 1)[1].strip("/"))
+            state = daemon.server.server_state
+
+            def pipeline_and_never_read() -> socket.socket:
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.connect(("127.0.0.1", port))
+                sock.settimeout(5)
+                with contextlib.suppress(OSError):  # the server stops reading: fine
+                    sock.sendall(b"GET /static/chat.js HTTP/1.1\r\nHost: brandbot\r\n\r\n" * 3000)
+                return sock
+
+            sock = await asyncio.to_thread(pipeline_and_never_read)
+            try:
+                async def stuck():
+                    return len(state.tasks) == 1
+                await until(stuck, what="the answer blocked on a client that does not read")
+
+                async def freed():
+                    return not state.tasks and not state.connections
+                await until(freed, timeout=25, what="the non-reading client cut off")
+            finally:
+                sock.close()
+            async with client(daemon) as http:
+                metrics = (await http.get("/metrics", headers=ADMIN)).text
+            assert metric(metrics, "write_timeout") == 1
+
+    run_async(scenario(), timeout=90)
+
+
+def test_a_slow_pipelined_request_does_not_kill_the_answer_of_the_one_before(settings_for):
+    """HTTP pipelining: request A is complete and being answered (slowly: another process
+    holds the log's write lock) while the next request B trickles in. B's read timeout ends
+    B, not A: A is answered, then the connection closes."""
+    async def scenario():
+        async with running(settings_for(read_timeout=3.0)) as daemon:
+            port = int(daemon.url.rsplit(":", 1)[1].strip("/"))
+            holder = sqlite3.connect(daemon.settings.db, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")  # `brandbot broadcast` in another process
+            body = b'{"text": "\xe5\x87\xa0\xe7\x82\xb9\xe5\xbc\x80\xe9\x97\xa8", "fan": "p1"}'
+            sock = socket.create_connection(("127.0.0.1", port), timeout=25)
+            try:
+                sock.sendall(
+                    b"POST /api/chat HTTP/1.1\r\nHost: brandbot\r\nContent-Type: "
+                    b"application/json\r\nAuthorization: Bearer " + TEST_API_KEY.encode()
+                    + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+                    + b"POST /api/chat HTTP/1.1\r\nHost: bro")  # B: never finished
+                async with client(daemon) as http:
+                    async def timed_out():
+                        text = (await http.get("/metrics", headers=ADMIN)).text
+                        return metric(text, "read_timeout") >= 1
+                    await until(timed_out, what="B's read timeout")
+                holder.execute("COMMIT")  # A can be logged and answered now
+                answer = await asyncio.to_thread(_answer_then_eof, sock)
+            finally:
+                holder.close()
+                sock.close()
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+            assert b"408" not in answer.split(b"\r\n", 1)[0]
+            assert logged_in(daemon.settings.db, "web", "p1") == ["几点开门"]
+
+    run_async(scenario(), timeout=90)

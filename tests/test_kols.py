@@ -320,3 +320,39 @@ def test_the_kept_sums_follow_turns_referrals_decay_and_tree_changes(chain, tiny
     agree()
     say(tiny_engine, "d", "谢谢")
     agree()
+
+
+@pytest.mark.parametrize("who", ["a", "c", "d"])
+@pytest.mark.parametrize("keep_aggregates", [True, False])
+def test_forgetting_a_fan_in_the_tree_keeps_counts_and_sums_true(chain, tiny_engine, fresh_db,
+                                                                 clock, who, keep_aggregates):
+    """Forget the top (A), the middle (C: brought in by A, brought in D) or a leaf (D), keeping
+    aggregates or not: every remaining fan's counts and kept sums agree with the tree."""
+    from bot.relations.kols import influence_of
+    from bot.relations.privacy import forget_fan
+
+    rules = load_brand(str(TINY)).persona.relationship
+    for w, text in (("d", "几点开门"), ("c", "有停车位吗"), ("b", "几点开门"), ("a", "谢谢")):
+        say(tiny_engine, w, text)
+    clock.advance(days=3)
+    ids = {w: chain[w]["id"] for w in "abcd"}
+
+    forget_fan(fresh_db, ids[who], keep_aggregates=keep_aggregates)
+
+    ranked = {k.fan_id: k for k in rank(fresh_db, "tiny", rules, clock.now)}
+    for w, fan_id in ids.items():
+        f = fresh_db.fetch_one("SELECT * FROM fans WHERE id = ?", (fan_id,))
+        if f is None:
+            assert w == who and not keep_aggregates
+            continue
+        direct = fresh_db.fetch_one("SELECT count(*) AS n FROM fans WHERE referred_by = ?",
+                                    (fan_id,))["n"]
+        second = fresh_db.fetch_one(
+            "SELECT count(*) AS n FROM fans WHERE referred_by IN "
+            "(SELECT id FROM fans WHERE referred_by = ?)", (fan_id,))["n"]
+        assert (f["referrals"], f["referrals2"]) == (direct, second), w
+        own = decayed(f["score"], f["score_at"], clock.now, rules)
+        kept = influence_of(fresh_db.conn, fan_id, own, clock.now, rules)
+        k = ranked.get(fan_id)
+        assert kept == pytest.approx(k.influence if k else 0.0), w
+    say(tiny_engine, "b", "几点开门")  # turns go on over the changed tree

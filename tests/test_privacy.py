@@ -112,3 +112,22 @@ def test_a_forgotten_fan_who_comes_back_starts_fresh(two_fans, tiny_engine):
     again = talk(tiny_engine, "oAlice", "你好")
     assert again["id"] != alice["id"] and again["display_name"] is None
     assert again["source_code"] is None
+
+
+def test_a_fan_whose_id_looks_forgotten_cannot_block_forgetting_another(tiny_engine):
+    """External ids are chosen by others (a web site's own user ids, through the API key):
+    one that reads ``forgotten-<id>`` of a real fan must not make forgetting that fan fail
+    on the unique (persona, channel, external id) index."""
+    alice = talk(tiny_engine, "oAlice", "你好", name="Alice")
+    tiny_engine.handle(Inbound(FanRef("wechat", f"forgotten-{alice['id']}"), text="hi"))
+    squatter = tiny_engine.store.find_fan("tiny", "wechat", f"forgotten-{alice['id']}")
+
+    forget_fan(tiny_engine.store, alice["id"])
+
+    row = rows(tiny_engine.store, "SELECT * FROM fans WHERE id = ?", alice["id"])[0]
+    assert row["external_id"].startswith(f"forgotten-{alice['id']}")
+    assert row["external_id"] != squatter["external_id"] and row["display_name"] is None
+    assert rows(tiny_engine.store, "SELECT text FROM messages WHERE fan_id = ?",
+                alice["id"]) == [{"text": ""}] * 2
+    assert tiny_engine.store.find_fan("tiny", "wechat", squatter["external_id"])["id"] == \
+        squatter["id"]  # the other fan is left as it was

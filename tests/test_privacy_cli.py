@@ -61,3 +61,35 @@ def test_unknown_or_ambiguous_fans_are_refused(tiny_engine, fresh_db):
     assert out.exit_code == 1 and "no fan 'nobody'" in out.output
     out = CliRunner().invoke(main, ["fan", "export", "x", "--db", "/nonexistent/db"])
     assert out.exit_code == 1
+
+
+def test_a_fan_named_after_another_fans_id_cannot_shield_that_fan(tiny_engine, fresh_db):
+    """Display names are the fans' own choice: Mallory calling himself "1" (Ann's id) or
+    "ann" (Ann's platform id) must not make `fan forget 1` / `fan export ann` ambiguous, or
+    Ann's request to be forgotten could never be carried out."""
+    _chat(tiny_engine, "ann", "你好")
+    ann = fresh_db.find_fan("tiny", "web", "ann")
+    for alias in (str(ann["id"]), "ann"):
+        tiny_engine.handle(Inbound(FanRef("web", f"mallory-{alias}"), text="hi",
+                                   display_name=alias))
+    out = CliRunner().invoke(main, ["fan", "export", "ann", "--db", fresh_db.path])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["fan"]["id"] == ann["id"]
+    out = CliRunner().invoke(main, ["fan", "forget", str(ann["id"]), "--db", fresh_db.path,
+                                    "-y"])
+    assert out.exit_code == 0, out.output
+    assert fresh_db.fetch_one("SELECT external_id FROM fans WHERE id = ?",
+                              (ann["id"],))["external_id"] == f"forgotten-{ann['id']}"
+    assert len(fresh_db.find_fans("ann")) == 1  # Mallory is still there, untouched
+
+
+def test_an_id_that_is_also_a_platform_id_is_refused_and_id_colon_picks_the_row(
+        tiny_engine, fresh_db):
+    # Telegram ids are numbers: "2" may be fan 2's row id and another fan's platform id.
+    _chat(tiny_engine, "ann", "你好")
+    _chat(tiny_engine, "1", "你好")  # platform id "1", row id 2; Ann is row 1
+    out = CliRunner().invoke(main, ["fan", "export", "1", "--db", fresh_db.path])
+    assert out.exit_code == 1 and "id:1" in out.output
+    out = CliRunner().invoke(main, ["fan", "export", "id:1", "--db", fresh_db.path])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["fan"]["external_id"] == "ann"

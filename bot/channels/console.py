@@ -12,6 +12,7 @@ import click
 
 from bot.engine import Engine
 from bot.messages import FanRef, Inbound
+from bot.tables import terminal_safe
 
 CHANNEL = "console"
 
@@ -57,7 +58,8 @@ class ConsoleChannel:
         )
         if interactive:
             click.secho(
-                f"Chatting with {name} ({brand.id}) as {self.fan_name}. Ctrl-D to leave.", dim=True
+                terminal_safe(f"Chatting with {name} ({brand.id}) as {self.fan_name}. "
+                              "Ctrl-D to leave."), dim=True
             )
         while True:
             if interactive:
@@ -78,8 +80,10 @@ class ConsoleChannel:
                 line = line.rstrip("\r\n")
             if not line.strip():
                 continue
+            # Replies can carry fan-chosen text (templates say the fan's name): never raw.
             for text in self.say(line):
                 if interactive:
-                    click.echo(click.style(f"{name}> ", fg="green") + text)
+                    click.echo(click.style(terminal_safe(f"{name}> "), fg="green")
+                               + terminal_safe(text, keep_newlines=True))
                 else:
-                    click.echo(" ".join(text.splitlines()))
+                    click.echo(terminal_safe(" ".join(text.splitlines())))

@@ -33,15 +33,28 @@ def now() -> datetime:
 
 
 def one_fan(store: Store, ref: str, *, prefer_handoff: bool = False) -> dict[str, Any]:
-    """The fan an operator means (numeric id, external id or display name), or exit 1."""
-    matches = store.find_fans(ref)
+    """The fan an operator means (numeric id, external id or display name; ``id:N`` for the
+    row id only), or exit 1.
+
+    A display name is the fan's own choice, so it only counts when no id or external id
+    matches: a fan calling themselves "42" (or another fan's platform id) cannot make fan 42
+    ambiguous, which would keep an operator from forgetting or exporting them.
+    """
+    if ref.startswith("id:") and ref[3:].isdigit():
+        matches = [dict(r) for r in store.fetch_all("SELECT * FROM fans WHERE id = ?",
+                                                    (int(ref[3:]),))]
+    else:
+        matches = store.find_fans(ref)
+        matches = [r for r in matches
+                   if str(r["id"]) == ref or r["external_id"] == ref] or matches
     if prefer_handoff:
         matches = [r for r in matches if r["handoff"]] or matches
     if not matches:
         fail(f"no fan {ref!r} in {store.path}; see `brandbot fans`")
     if len(matches) > 1:
         ids = ", ".join(str(r["id"]) for r in matches[:10])
-        fail(f"{ref!r} matches {len(matches)} fans (ids {ids}); use the numeric id")
+        fail(f"{ref!r} matches {len(matches)} fans (ids {ids}); use id:N for the numeric id "
+             f"(e.g. id:{matches[0]['id']}) / 匹配到多个粉丝，请用 id:编号")
     return matches[0]
 
 
@@ -55,7 +68,7 @@ def load_persona(ref: str):
         return persona
     except ConfigError as exc:
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
+            echo(str(problem), err=True)
         fail(f"persona {ref!r} is invalid; fix the lines above")
     except BrandbotError as exc:
         fail(str(exc))

@@ -450,6 +450,7 @@ def doctor(config: str | None, lang: str | None, timeout: float) -> None:
     """
     from bot.errors import language, set_language
     from bot.redact import SecretFilter
+    from bot.tables import terminal_safe
 
     previous = language()
     set_language(lang)
@@ -460,8 +461,8 @@ def doctor(config: str | None, lang: str | None, timeout: float) -> None:
                  + finding.detail.replace("\n", "\n        ")]
         if finding.fix:
             lines.append("        " + say("fix: ", "怎么修：") + finding.fix)
-        for line in lines:
-            click.echo(masks[0].redact(line))
+        for line in lines:  # details quote servers (error texts): never raw on the terminal
+            click.echo(masks[0].redact(terminal_safe(line, keep_newlines=True)))
 
     try:
         from bot.config import SettingsError, load_settings

@@ -231,7 +231,13 @@ def _anonymise(conn, fan_id: int) -> dict[str, int]:
         "DELETE FROM desk_topics WHERE fan_id = ?", (fan_id,)
     ).rowcount
     changed["fans"] = conn.execute(
-        "UPDATE fans SET external_id = 'forgotten-' || id, display_name = NULL, language = NULL, "
+        # ``forgotten-<id>``, unless another fan's external id (chosen by others: a site's own
+        # user ids through the web API key) already reads so: then a random tail, or the
+        # unique index would refuse the forgetting.
+        "UPDATE fans SET external_id = 'forgotten-' || id || CASE WHEN EXISTS (SELECT 1 FROM "
+        "fans o WHERE o.persona = fans.persona AND o.channel = fans.channel AND o.id != fans.id "
+        "AND o.external_id = 'forgotten-' || fans.id) THEN '-' || lower(hex(randomblob(6))) "
+        "ELSE '' END, display_name = NULL, language = NULL, "
         "tags = '[]', voice_memory = '{}', dialog_state = NULL, referral_code = NULL, "
         "subscribed = 0, blocked = 1, handoff = 0, misses = 0 WHERE id = ?",
         (fan_id,),
