@@ -34,6 +34,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -56,6 +57,9 @@ CHANNEL = "web"
 _SHORT = 128  # msg_id, ref, name
 RETRY_AFTER_SECONDS = 30  # a 503 while the log cannot be written (disk full)
 _MAX_ACK = 100  # ids in one acknowledgement
+_MAX_ID = 2**63 - 1  # an outbox id is an SQLite INTEGER: a larger one cannot be one
+CROSS_SITE = ("另一个网站发来的请求被拒绝。A request from another site is refused: post from the "
+              "chat page itself (or without a browser's Origin, from a server).")
 
 log = logging.getLogger("brandbot.web")
 
@@ -92,6 +96,7 @@ def web_security(web: Any, db: str) -> dict[str, Any]:
             messages_per_fan=web.messages_per_fan,
             messages_per_ip=web.messages_per_ip,
             requests_per_ip=web.requests_per_ip,
+            new_fans_per_ip=web.new_fans_per_ip,
             exempt=web.rate_limit_exempt,
         ),
     }
@@ -209,8 +214,11 @@ class WebChannel:
         address = _address(request)
         try:
             self._throttle(self.limits.request(address))
+            _same_site_only(request)
             data = await self._read_json(request)
             inbound, persona, new_cookie, trusted = self._inbound(request, data)
+            if new_cookie:
+                self._throttle(self.limits.new_fan(address))
             self._throttle(self.limits.message(address, inbound.fan.external_id,
                                                trusted=trusted))
         except Refused as exc:
@@ -227,7 +235,7 @@ class WebChannel:
         response = JSONResponse(
             _body(inbound.fan.external_id, persona, [*waiting, *map(_reply, replies)]))
         if new_cookie:
-            self._set_cookie(response, inbound.fan.external_id)
+            self._set_cookie(request, response, inbound.fan.external_id)
         return response
 
     async def pending(self, request: Request) -> Response:
@@ -246,12 +254,14 @@ class WebChannel:
         """``POST /api/chat/ack {"ids": [...], "persona": ID}``: the page showed these."""
         try:
             self._throttle(self.limits.request(_address(request)))
+            _same_site_only(request)
             data = await self._read_json(request, example='{"ids": [1, 2]}')
             persona = self._persona(_opt_str(data, "persona"))
             fan, _ = self._fan(request, data)
             ids = data.get("ids")
             if (not isinstance(ids, list) or len(ids) > _MAX_ACK
-                    or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)):
+                    or not all(isinstance(i, int) and not isinstance(i, bool)
+                               and 1 <= i <= _MAX_ID for i in ids)):
                 raise Refused(400, f'"ids" must be a list of at most {_MAX_ACK} message ids')
         except Refused as exc:
             return self._refused(exc)
@@ -280,19 +290,24 @@ class WebChannel:
         return fan, True
 
     def _ensure_cookie(self, request: Request, response: Response) -> Response:
-        """Give a browser without a valid fan cookie one (its fan exists from its first message)."""
-        if self.identity.cookie_fan(request.cookies) is None:
-            self._set_cookie(response, self.identity.new_fan())
+        """Give a browser without a valid fan cookie one (its fan exists from its first message),
+        unless its address is over ``web.new_fans_per_ip``: the page is still served, and its
+        first message gets the 429."""
+        if (self.identity.cookie_fan(request.cookies) is None
+                and self.limits.new_fan(_address(request)) is None):
+            self._set_cookie(request, response, self.identity.new_fan())
         return response
 
-    def _set_cookie(self, response: Response, fan: str) -> None:
+    def _set_cookie(self, request: Request, response: Response, fan: str) -> None:
+        # Secure also whenever the request came over HTTPS: directly, or through a proxy in
+        # web.trusted_proxies that said so (X-Forwarded-Proto; uvicorn believes no one else).
         response.set_cookie(
             COOKIE,
             self.identity.cookie_value(fan),
             max_age=COOKIE_MAX_AGE,
             httponly=True,
             samesite="lax",
-            secure=self.cookie_secure,
+            secure=self.cookie_secure or request.url.scheme == "https",
         )
 
     @staticmethod
@@ -368,6 +383,33 @@ class _TooMany(Refused):
     def __init__(self, throttled: Throttled):
         super().__init__(429, TOO_MANY)
         self.retry_after = throttled.retry_after
+
+
+def _same_site_only(request: Request) -> None:
+    """403 for a browser's request made by another site's page (a form or a no-CORS fetch
+    posting a JSON body as text/plain: the body is read whatever its Content-Type).
+
+    SameSite=Lax keeps the fan cookie off a cross-site POST, but such a post still made a new
+    fan and replaced the visitor's cookie, and a sibling subdomain (same *site*) got the cookie
+    sent. Browsers say who asked: ``Sec-Fetch-Site`` (anything but same-origin, or none: a typed
+    address), else ``Origin`` (its host must be this request's Host). A client with neither
+    (curl, a server) is not a browser acting for another site.
+    """
+    site = header(request, b"sec-fetch-site")
+    if site is not None:
+        if site.strip().lower() not in ("same-origin", "none"):
+            raise Refused(403, CROSS_SITE)
+        return
+    origin = header(request, b"origin")
+    if origin is None:
+        return
+    try:
+        origin_host = urlsplit(origin.strip()).hostname
+        host = urlsplit("//" + (header(request, b"host") or "")).hostname
+    except ValueError:  # "http://[::1" and such
+        origin_host = host = None
+    if origin_host is None or origin_host != host:  # "null": a sandboxed or opaque origin
+        raise Refused(403, CROSS_SITE)
 
 
 def _address(request: Request) -> str | None:
