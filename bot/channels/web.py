@@ -9,10 +9,11 @@ fan before its first message and a retried first message stays one turn of one f
 with no valid cookie gets a new fan and the cookie with the answer. A caller-chosen ``"fan"``
 (field, or query parameter) is accepted only with ``Authorization: Bearer <web.api_key>``:
 401 without it. ``msg_id`` makes a retried request idempotent (the engine answers a repeated id
-from the log). Errors are JSON ``{"error": ...}`` with 400, 401, 403, 404, 413 or 429 (with
-``Retry-After``; limits in :mod:`bot.channels.web_limits`); 503 (with ``Retry-After`` and the
-persona's ``unavailable`` apology in ``replies``) when the message could not be logged (disk
-full): nothing was kept, so send it again later with the same ``msg_id``.
+from the log). A browser's POST made by another site's page is refused (403,
+:func:`_same_site_only`). Errors are JSON ``{"error": ...}`` with 400, 401, 403, 404, 413 or
+429 (with ``Retry-After``; limits in :mod:`bot.channels.web_limits`); 503 (with ``Retry-After``
+and the persona's ``unavailable`` apology in ``replies``) when the message could not be logged
+(disk full): nothing was kept, so send it again later with the same ``msg_id``.
 
 A page cannot be pushed to: what is sent to a web fan unasked (:meth:`WebChannel.send`, and
 ``brandbot handoff reply`` from another process) waits in the log's ``outbox`` table
