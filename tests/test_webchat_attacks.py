@@ -182,3 +182,33 @@ def test_the_fan_cookie_is_secure_when_the_trusted_proxy_says_https(workdir):  #
     attributes = [a.strip().lower() for a in tls["set-cookie"].split(";")]
     assert "secure" in attributes and "httponly" in attributes and "samesite=lax" in attributes
     assert "secure" not in [a.strip().lower() for a in plain["set-cookie"].split(";")]
+
+
+# -- caches ----------------------------------------------------------------------------------
+
+
+def test_no_api_answer_may_be_stored_by_a_shared_cache(client, daemon):
+    """A CDN or proxy_cache keyed by URL would give one fan's operator reply (pending) or fan
+    cookie (persona) to the next visitor: every API answer says no-store."""
+    browser = TestClient(client.app)
+    first = browser.post("/api/chat", json={"text": "我要投诉"})
+    fan = first.json()["fan"]
+    row = daemon.store.find_fan("tiny", "web", fan)
+    from datetime import UTC, datetime
+
+    from bot.messages import Reply
+    from bot.relations import outbox
+
+    outbox.enqueue(daemon.store, row["id"], [Reply("您的退款单号 R-12345", "operator")],
+                   datetime.now(UTC))
+    pending = browser.get("/api/chat/pending")
+    assert "R-12345" in pending.text
+    answers = {
+        "chat": first,
+        "pending": pending,
+        "persona": TestClient(client.app).get("/api/persona"),  # sets a new cookie
+        "ack": browser.post("/api/chat/ack", json={"ids": [pending.json()["replies"][0]["id"]]}),
+        "error": browser.post("/api/chat", content=b"not json"),
+    }
+    for name, response in answers.items():
+        assert response.headers.get("cache-control") == "no-store", name

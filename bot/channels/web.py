@@ -196,7 +196,7 @@ class WebChannel:
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name not in self._files or name == "chat.html":
-            return JSONResponse({"error": "not found"}, status_code=404)
+            return _ApiJSON({"error": "not found"}, status_code=404)
         body, media = self._files[name]
         return Response(body, media_type=media, headers={**_SECURITY_HEADERS,
                                                          "Cache-Control": "no-cache"})
@@ -209,7 +209,7 @@ class WebChannel:
             pid = self._persona(request.query_params.get("persona"))
         except Refused as exc:
             return self._refused(exc)
-        return self._ensure_cookie(request, JSONResponse(self.persona_info(pid)))
+        return self._ensure_cookie(request, _ApiJSON(self.persona_info(pid)))
 
     async def chat(self, request: Request) -> Response:
         address = _address(request)
@@ -227,13 +227,13 @@ class WebChannel:
         try:
             replies = await self.run_turn(inbound, persona)
         except StoreFull as full:  # not logged (disk full): the page may send it again later
-            return JSONResponse(
+            return _ApiJSON(
                 {"error": "the chat cannot keep messages right now; send it again later",
                  **_body(inbound.fan.external_id, persona, [*map(_reply, full.replies)])},
                 status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         waiting = self._waiting(persona, inbound.fan.external_id)
-        response = JSONResponse(
+        response = _ApiJSON(
             _body(inbound.fan.external_id, persona, [*waiting, *map(_reply, replies)]))
         if new_cookie:
             self._set_cookie(request, response, inbound.fan.external_id)
@@ -248,8 +248,8 @@ class WebChannel:
         except Refused as exc:
             return self._refused(exc)
         if fan is None:  # no conversation yet: nothing can wait for this page
-            return JSONResponse(_body(None, persona, []))
-        return JSONResponse(_body(fan, persona, self._waiting(persona, fan)))
+            return _ApiJSON(_body(None, persona, []))
+        return _ApiJSON(_body(fan, persona, self._waiting(persona, fan)))
 
     async def ack(self, request: Request) -> Response:
         """``POST /api/chat/ack {"ids": [...], "persona": ID}``: the page showed these."""
@@ -267,10 +267,10 @@ class WebChannel:
         except Refused as exc:
             return self._refused(exc)
         if fan is None or not ids:
-            return JSONResponse({"acknowledged": 0})
+            return _ApiJSON({"acknowledged": 0})
         marked = await asyncio.to_thread(
             outbox.acknowledge, self.store, persona, fan, ids, datetime.now(UTC))
-        return JSONResponse({"acknowledged": marked})
+        return _ApiJSON({"acknowledged": marked})
 
     # -- identity and limits -----------------------------------------------------------------
 
@@ -316,7 +316,7 @@ class WebChannel:
         if throttled is not None:
             raise _TooMany(throttled)
 
-    def _refused(self, exc: Refused) -> JSONResponse:
+    def _refused(self, exc: Refused) -> _ApiJSON:
         self.on_rejected(exc.status)
         response = self._error(exc.status, exc.reason)
         if isinstance(exc, _TooMany):
@@ -374,8 +374,19 @@ class WebChannel:
         return pid
 
     @staticmethod
-    def _error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
+    def _error(status: int, message: str) -> _ApiJSON:
+        return _ApiJSON({"error": message}, status_code=status)
+
+
+class _ApiJSON(JSONResponse):
+    """A JSON answer of the API, never stored by a cache: a shared cache (a CDN or an nginx
+    ``proxy_cache`` put in front) keyed by URL would hand one fan's operator replies
+    (``/api/chat/pending``) or fan cookie (``/api/persona``) to the next visitor."""
+
+    def __init__(self, content: Any, status_code: int = 200,
+                 headers: dict[str, str] | None = None):
+        super().__init__(content, status_code=status_code,
+                         headers={"Cache-Control": "no-store", **(headers or {})})
 
 
 class _TooMany(Refused):
