@@ -212,3 +212,37 @@ def test_no_api_answer_may_be_stored_by_a_shared_cache(client, daemon):
     }
     for name, response in answers.items():
         assert response.headers.get("cache-control") == "no-store", name
+
+
+# -- cookie tossing over HTTPS ---------------------------------------------------------------
+
+
+def test_over_https_the_fan_cookie_is_host_only_and_a_planted_plain_one_is_ignored(client,
+                                                                                     daemon):
+    """A sibling subdomain (or a man in the middle of plain HTTP) can set ``brandbot_fan`` for
+    the whole domain: planted with the attacker's own signed cookie, the visitor would chat as
+    the attacker's fan and the attacker read the replies. Over HTTPS the cookie is
+    ``__Host-brandbot_fan``, which only this host can set."""
+    from bot.channels.web_identity import SECURE_COOKIE
+
+    attacker = TestClient(client.app)  # plain HTTP: gets an ordinary signed cookie
+    attacker.post("/api/chat", json={"text": "你好"})
+    planted = attacker.cookies[COOKIE]
+    attacker_fan = planted.rpartition(".")[0]
+
+    victim = TestClient(client.app, base_url="https://testserver")
+    page = victim.get("/")
+    attributes = [a.strip().lower() for a in page.headers["set-cookie"].split(";")]
+    assert attributes[0].startswith(SECURE_COOKIE.lower() + "=")
+    assert {"secure", "path=/", "httponly", "samesite=lax"} <= set(attributes)
+    assert not any(a.startswith("domain") for a in attributes)
+    victim.cookies.set(COOKIE, planted)  # the tossed cookie, beside the real one
+    said = victim.post("/api/chat", json={"text": "我的手机号是 13800000000"})
+    assert said.status_code == 200 and said.json()["fan"] != attacker_fan
+    # The attacker's own cookie finds nothing of the victim's.
+    assert "13800000000" not in attacker.get("/api/chat/pending").text
+    row = daemon.store.find_fan("tiny", "web", attacker_fan)
+    n = daemon.store.conn.execute(
+        "SELECT count(*) FROM messages WHERE fan_id = ? AND direction = 'in'", (row["id"],)
+    ).fetchone()[0]
+    assert n == 1

@@ -46,6 +46,7 @@ from bot.channels.web_identity import (
     COOKIE,
     COOKIE_MAX_AGE,
     FAN_ID,
+    SECURE_COOKIE,
     WebIdentity,
     cookie_secret,
 )
@@ -282,7 +283,7 @@ class WebChannel:
         """
         fan = _fan_id(data)
         if fan is None:
-            return self.identity.cookie_fan(request.cookies), False
+            return self.identity.cookie_fan(request.cookies, _cookie_name(request)), False
         if not self.identity.api_key_set:
             raise Refused(403, '"fan" is not accepted here: no web.api_key is set; the page '
                                "keeps its fan in a cookie")
@@ -294,7 +295,7 @@ class WebChannel:
         """Give a browser without a valid fan cookie one (its fan exists from its first message),
         unless its address is over ``web.new_fans_per_ip``: the page is still served, and its
         first message gets the 429."""
-        if (self.identity.cookie_fan(request.cookies) is None
+        if (self.identity.cookie_fan(request.cookies, _cookie_name(request)) is None
                 and self.limits.new_fan(_address(request)) is None):
             self._set_cookie(request, response, self.identity.new_fan())
         return response
@@ -303,7 +304,7 @@ class WebChannel:
         # Secure also whenever the request came over HTTPS: directly, or through a proxy in
         # web.trusted_proxies that said so (X-Forwarded-Proto; uvicorn believes no one else).
         response.set_cookie(
-            COOKIE,
+            _cookie_name(request),
             self.identity.cookie_value(fan),
             max_age=COOKIE_MAX_AGE,
             httponly=True,
@@ -395,6 +396,12 @@ class _TooMany(Refused):
     def __init__(self, throttled: Throttled):
         super().__init__(429, TOO_MANY)
         self.retry_after = throttled.retry_after
+
+
+def _cookie_name(request: Request) -> str:
+    """``__Host-brandbot_fan`` over HTTPS (directly, or as a trusted proxy says), else
+    ``brandbot_fan`` (a browser refuses a __Host- cookie without Secure, which needs HTTPS)."""
+    return SECURE_COOKIE if request.url.scheme == "https" else COOKIE
 
 
 def _same_site_only(request: Request) -> None:
