@@ -218,3 +218,31 @@ def test_the_page_shows_the_503_apology_and_the_429_message(tmp_path, monkeypatc
 
     shown = run_async(scenario(), timeout=90)
     assert "没发出去" not in " ".join(shown)
+
+
+def test_an_unknown_persona_in_the_link_never_titles_the_page_with_an_error(workdir):  # noqa: F811
+    """``?persona=`` is in the link anyone can edit: its 404 ``{"error": ...}`` became the
+    persona, and the title read "和undefined聊天"."""
+    sync_playwright = _browser_or_skip()
+    daemon = ServeProcess(workdir, *tiny_args(workdir))
+    try:
+        daemon.wait_ready()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            try:
+                page = browser.new_page(locale="zh-CN")
+                with page.expect_response(lambda r: "/api/persona" in r.url,
+                                          timeout=10_000) as asked:
+                    page.goto(f"http://127.0.0.1:{daemon.port}/?persona=nobody")
+                assert asked.value.status == 404
+                # A message waits for the persona answer to be handled (the fan cookie), so
+                # once its failure shows, the page has done what it does with the 404.
+                page.fill("#text", "你好")
+                page.press("#text", "Enter")
+                page.locator("#log li.error").wait_for(timeout=15_000)
+                title = page.inner_text("#title")
+                assert "undefined" not in title and "undefined" not in page.title()
+            finally:
+                browser.close()
+    finally:
+        daemon.kill()

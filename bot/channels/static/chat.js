@@ -169,8 +169,9 @@
   // Also sets the fan cookie if the page came without one (a cached page, a cleared cookie).
   ready = fetch("/api/persona" + (personaId ? "?persona=" + encodeURIComponent(personaId) : ""),
                 { credentials: "same-origin" })
-    .then(function (res) { return res.json(); })
-    .then(function (data) { persona = data; render(); })
+    // A 404 (unknown ?persona=) or 429 is no persona: its {"error": ...} must not become the title.
+    .then(function (res) { return res.ok ? res.json() : null; })
+    .then(function (data) { if (data) { persona = data; render(); } })
     .catch(function () {});
   poll();  // what waited while the page was closed comes now, not after the first interval
   $("text").focus();
