@@ -246,3 +246,19 @@ def test_over_https_the_fan_cookie_is_host_only_and_a_planted_plain_one_is_ignor
         "SELECT count(*) FROM messages WHERE fan_id = ? AND direction = 'in'", (row["id"],)
     ).fetchone()[0]
     assert n == 1
+
+
+# -- display names ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "stored"), [
+    ("\u202e21# · bew · ecilA", "21# · bew · ecilA"),     # reads as "Alice · web · #12"
+    ("Bob\n· telegram · #1\r\n", "Bob · telegram · #1"),  # a second line in the topic title
+    ("\x00\x1b[31mred\x1b[0m", "[31mred [0m"),
+    ("👩‍👩‍👧 小\u2067明\u2069", "👩‍👩‍👧 小明"),               # the emoji's joiners stay
+    ("\u202a\u202c \n", None),
+])
+def test_a_fan_chosen_name_is_stored_as_one_plain_line(client, daemon, name, stored):
+    answer = client.post("/api/chat", json={"text": "你好", "fan": "named", "name": name})
+    assert answer.status_code == 200
+    assert daemon.store.find_fan("tiny", "web", "named")["display_name"] == stored

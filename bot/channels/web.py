@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
@@ -361,7 +362,7 @@ class WebChannel:
             text=text,
             payload={"ref": ref} if ref else {},
             platform_msg_id=_opt_str(data, "msg_id"),
-            display_name=_opt_str(data, "name", repair=True),
+            display_name=_display_name(_opt_str(data, "name", repair=True)),
             language=lang,
         )
         return inbound, persona, new_cookie, trusted
@@ -453,6 +454,21 @@ def _fan_id(data: Any) -> str | None:
     if fan is not None and not FAN_ID.fullmatch(fan):
         raise Refused(400, '"fan" must be 1-64 characters of A-Z a-z 0-9 . _ : @ -')
     return fan
+
+
+# C0/C1 controls (newlines, NUL, ESC) and the bidi embedding/override/isolate marks; not the
+# joiners emoji need (U+200D) nor variation selectors.
+_NAME_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]+")
+_NAME_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
+
+
+def _display_name(name: str | None) -> str | None:
+    """A fan-chosen name as one plain line: it titles the operators' topic (``name · web ·
+    #id``), where a bidi override could make one fan pass for another fan, channel or number
+    and a newline or NUL could keep the topic from being opened."""
+    if name is None:
+        return None
+    return " ".join(_NAME_CONTROLS.sub(" ", _NAME_BIDI.sub("", name)).split()) or None
 
 
 def _opt_str(data: Any, key: str, *, repair: bool = False) -> str | None:
