@@ -113,6 +113,8 @@ def test_an_ipv6_client_is_counted_by_its_64_and_a_mapped_ipv4_as_the_ipv4(limit
     assert post("2001:db8:1:3::1") == 200  # another subscriber's /64
     assert [post("203.0.113.9"), post("::ffff:203.0.113.9"), post("203.0.113.9")] == [
         200, 200, 429]
+    # Loopback is exempt however a dual-stack listener writes it.
+    assert {post("::ffff:127.0.0.1") for _ in range(4)} == {200}
 
 
 # -- new fans per address ------------------------------------------------------------------

@@ -100,8 +100,10 @@ class WebRateLimits:
                 ip = ipaddress.ip_address(address)
             except ValueError:  # not an address (a test client's "testclient"): limited
                 known = False
-            else:
-                known = any(ip in net for net in self._exempt)
+            else:  # ::ffff:127.0.0.1 (a dual-stack listener) is 127.0.0.1
+                mapped = getattr(ip, "ipv4_mapped", None)
+                known = any(ip in net or (mapped is not None and mapped in net)
+                            for net in self._exempt)
             if len(self._exempt_cache) > 10_000:
                 self._exempt_cache.clear()
             self._exempt_cache[address] = known
