@@ -86,6 +86,10 @@ class WebSettings(_Section):
     requests_per_ip: str | None = Field(
         "600/minute", description="Every /api/ request per client address; null: no limit."
     )
+    new_fans_per_ip: str | None = Field(
+        "30/minute;300/hour",
+        description="New fan cookies per client address (an IPv6 /64); null: no limit.",
+    )
     rate_limit_exempt: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "::1"],
         description="Client addresses or networks never rate-limited (loopback: tests, bench).",
@@ -95,7 +99,8 @@ class WebSettings(_Section):
         description="Proxies whose X-Forwarded-For gives the client address (nginx).",
     )
 
-    @field_validator("messages_per_fan", "messages_per_ip", "requests_per_ip")
+    @field_validator("messages_per_fan", "messages_per_ip", "requests_per_ip",
+                     "new_fans_per_ip")
     @classmethod
     def _rate(cls, value: str | None) -> str | None:
         from bot.channels.web_limits import check_rate

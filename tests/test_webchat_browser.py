@@ -17,7 +17,8 @@ import sys
 
 import pytest
 
-from tests.conftest import clean_environ
+from bot.config import load_settings
+from tests.conftest import TINY, clean_environ, clear_brandbot_env
 from tests.test_daemon import ServeProcess, tiny_args, workdir  # noqa: F401 - fixture
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -159,5 +160,89 @@ def test_an_operator_reply_shows_once_though_it_is_sent_again(workdir):  # noqa:
         assert waiting == 0  # acknowledged: it will not come again
         daemon.signal(signal.SIGTERM)
         assert daemon.wait() == 0
+    finally:
+        daemon.kill()
+
+
+def test_the_page_shows_the_503_apology_and_the_429_message(tmp_path, monkeypatch):
+    """A full disk answers 503 with the persona's apology in ``replies``: the page shows it
+    (it used to retry twice and say only "could not send"); over a rate limit it says so in the
+    fan's language. The real daemon in process (its disk made full by SQLite's max_page_count)
+    and Chromium through Playwright's async API on the same loop."""
+    _browser_or_skip()
+    from playwright.async_api import async_playwright
+
+    from tests.conftest import run_async
+    from tests.test_faults import LONG, UNAVAILABLE_ZH, disk_full, running, space_returns
+
+    clear_brandbot_env(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(
+        None, personas=[str(TINY)], db=str(tmp_path / "page.db"), port=0, reload=False,
+        # Loopback is exempt by default: the browser is on 127.0.0.1.
+        web={"rate_limit_exempt": [], "messages_per_fan": "3/minute"})
+
+    async def scenario() -> list[str]:
+        async with running(settings) as daemon, async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            try:
+                page = await browser.new_page(locale="zh-CN")
+                errors: list[str] = []
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                chats: list[int] = []
+                page.on("response", lambda r: chats.append(r.status)
+                        if r.url.endswith("/api/chat") else None)
+                await page.goto(daemon.url)
+                await page.locator("#title", has_text="小安").wait_for(timeout=10_000)
+                disk_full(daemon)
+                await page.fill("#text", LONG)
+                await page.press("#text", "Enter")
+                await page.locator("#log li.bot", has_text=UNAVAILABLE_ZH).wait_for(
+                    timeout=15_000)
+                assert chats == [503]  # shown at once, not retried into the same wall
+                space_returns(daemon)
+                for n in range(2):  # the refused message counted toward the fan's 3/minute
+                    await page.fill("#text", "几点开门")
+                    await page.press("#text", "Enter")
+                    await page.locator("#log li.bot").nth(n + 1).wait_for(timeout=15_000)
+                assert "每天9点到21点" in await page.inner_text("#log")
+                await page.fill("#text", "几点开门")
+                await page.press("#text", "Enter")
+                await page.locator("#log li.error", has_text="发得太快了").wait_for(
+                    timeout=15_000)
+                assert chats == [503, 200, 200, 429]
+                assert not errors, errors
+                return await page.locator("#log li").all_inner_texts()
+            finally:
+                await browser.close()
+
+    shown = run_async(scenario(), timeout=90)
+    assert "没发出去" not in " ".join(shown)
+
+
+def test_an_unknown_persona_in_the_link_never_titles_the_page_with_an_error(workdir):  # noqa: F811
+    """``?persona=`` is in the link anyone can edit: its 404 ``{"error": ...}`` became the
+    persona, and the title read "和undefined聊天"."""
+    sync_playwright = _browser_or_skip()
+    daemon = ServeProcess(workdir, *tiny_args(workdir))
+    try:
+        daemon.wait_ready()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            try:
+                page = browser.new_page(locale="zh-CN")
+                with page.expect_response(lambda r: "/api/persona" in r.url,
+                                          timeout=10_000) as asked:
+                    page.goto(f"http://127.0.0.1:{daemon.port}/?persona=nobody")
+                assert asked.value.status == 404
+                # A message waits for the persona answer to be handled (the fan cookie), so
+                # once its failure shows, the page has done what it does with the 404.
+                page.fill("#text", "你好")
+                page.press("#text", "Enter")
+                page.locator("#log li.error").wait_for(timeout=15_000)
+                title = page.inner_text("#title")
+                assert "undefined" not in title and "undefined" not in page.title()
+            finally:
+                browser.close()
     finally:
         daemon.kill()

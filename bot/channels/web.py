@@ -9,10 +9,11 @@ fan before its first message and a retried first message stays one turn of one f
 with no valid cookie gets a new fan and the cookie with the answer. A caller-chosen ``"fan"``
 (field, or query parameter) is accepted only with ``Authorization: Bearer <web.api_key>``:
 401 without it. ``msg_id`` makes a retried request idempotent (the engine answers a repeated id
-from the log). Errors are JSON ``{"error": ...}`` with 400, 401, 403, 404, 413 or 429 (with
-``Retry-After``; limits in :mod:`bot.channels.web_limits`); 503 (with ``Retry-After`` and the
-persona's ``unavailable`` apology in ``replies``) when the message could not be logged (disk
-full): nothing was kept, so send it again later with the same ``msg_id``.
+from the log). A browser's POST made by another site's page is refused (403,
+:func:`_same_site_only`). Errors are JSON ``{"error": ...}`` with 400, 401, 403, 404, 413 or
+429 (with ``Retry-After``; limits in :mod:`bot.channels.web_limits`); 503 (with ``Retry-After``
+and the persona's ``unavailable`` apology in ``replies``) when the message could not be logged
+(disk full): nothing was kept, so send it again later with the same ``msg_id``.
 
 A page cannot be pushed to: what is sent to a web fan unasked (:meth:`WebChannel.send`, and
 ``brandbot handoff reply`` from another process) waits in the log's ``outbox`` table
@@ -30,10 +31,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -44,6 +47,7 @@ from bot.channels.web_identity import (
     COOKIE,
     COOKIE_MAX_AGE,
     FAN_ID,
+    SECURE_COOKIE,
     WebIdentity,
     cookie_secret,
 )
@@ -56,6 +60,9 @@ CHANNEL = "web"
 _SHORT = 128  # msg_id, ref, name
 RETRY_AFTER_SECONDS = 30  # a 503 while the log cannot be written (disk full)
 _MAX_ACK = 100  # ids in one acknowledgement
+_MAX_ID = 2**63 - 1  # an outbox id is an SQLite INTEGER: a larger one cannot be one
+CROSS_SITE = ("另一个网站发来的请求被拒绝。A request from another site is refused: post from the "
+              "chat page itself (or without a browser's Origin, from a server).")
 
 log = logging.getLogger("brandbot.web")
 
@@ -92,6 +99,7 @@ def web_security(web: Any, db: str) -> dict[str, Any]:
             messages_per_fan=web.messages_per_fan,
             messages_per_ip=web.messages_per_ip,
             requests_per_ip=web.requests_per_ip,
+            new_fans_per_ip=web.new_fans_per_ip,
             exempt=web.rate_limit_exempt,
         ),
     }
@@ -190,7 +198,7 @@ class WebChannel:
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name not in self._files or name == "chat.html":
-            return JSONResponse({"error": "not found"}, status_code=404)
+            return _ApiJSON({"error": "not found"}, status_code=404)
         body, media = self._files[name]
         return Response(body, media_type=media, headers={**_SECURITY_HEADERS,
                                                          "Cache-Control": "no-cache"})
@@ -203,14 +211,17 @@ class WebChannel:
             pid = self._persona(request.query_params.get("persona"))
         except Refused as exc:
             return self._refused(exc)
-        return self._ensure_cookie(request, JSONResponse(self.persona_info(pid)))
+        return self._ensure_cookie(request, _ApiJSON(self.persona_info(pid)))
 
     async def chat(self, request: Request) -> Response:
         address = _address(request)
         try:
             self._throttle(self.limits.request(address))
+            _same_site_only(request)
             data = await self._read_json(request)
             inbound, persona, new_cookie, trusted = self._inbound(request, data)
+            if new_cookie:
+                self._throttle(self.limits.new_fan(address))
             self._throttle(self.limits.message(address, inbound.fan.external_id,
                                                trusted=trusted))
         except Refused as exc:
@@ -218,16 +229,16 @@ class WebChannel:
         try:
             replies = await self.run_turn(inbound, persona)
         except StoreFull as full:  # not logged (disk full): the page may send it again later
-            return JSONResponse(
+            return _ApiJSON(
                 {"error": "the chat cannot keep messages right now; send it again later",
                  **_body(inbound.fan.external_id, persona, [*map(_reply, full.replies)])},
                 status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         waiting = self._waiting(persona, inbound.fan.external_id)
-        response = JSONResponse(
+        response = _ApiJSON(
             _body(inbound.fan.external_id, persona, [*waiting, *map(_reply, replies)]))
         if new_cookie:
-            self._set_cookie(response, inbound.fan.external_id)
+            self._set_cookie(request, response, inbound.fan.external_id)
         return response
 
     async def pending(self, request: Request) -> Response:
@@ -239,27 +250,29 @@ class WebChannel:
         except Refused as exc:
             return self._refused(exc)
         if fan is None:  # no conversation yet: nothing can wait for this page
-            return JSONResponse(_body(None, persona, []))
-        return JSONResponse(_body(fan, persona, self._waiting(persona, fan)))
+            return _ApiJSON(_body(None, persona, []))
+        return _ApiJSON(_body(fan, persona, self._waiting(persona, fan)))
 
     async def ack(self, request: Request) -> Response:
         """``POST /api/chat/ack {"ids": [...], "persona": ID}``: the page showed these."""
         try:
             self._throttle(self.limits.request(_address(request)))
+            _same_site_only(request)
             data = await self._read_json(request, example='{"ids": [1, 2]}')
             persona = self._persona(_opt_str(data, "persona"))
             fan, _ = self._fan(request, data)
             ids = data.get("ids")
             if (not isinstance(ids, list) or len(ids) > _MAX_ACK
-                    or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)):
+                    or not all(isinstance(i, int) and not isinstance(i, bool)
+                               and 1 <= i <= _MAX_ID for i in ids)):
                 raise Refused(400, f'"ids" must be a list of at most {_MAX_ACK} message ids')
         except Refused as exc:
             return self._refused(exc)
         if fan is None or not ids:
-            return JSONResponse({"acknowledged": 0})
+            return _ApiJSON({"acknowledged": 0})
         marked = await asyncio.to_thread(
             outbox.acknowledge, self.store, persona, fan, ids, datetime.now(UTC))
-        return JSONResponse({"acknowledged": marked})
+        return _ApiJSON({"acknowledged": marked})
 
     # -- identity and limits -----------------------------------------------------------------
 
@@ -271,7 +284,7 @@ class WebChannel:
         """
         fan = _fan_id(data)
         if fan is None:
-            return self.identity.cookie_fan(request.cookies), False
+            return self.identity.cookie_fan(request.cookies, _cookie_name(request)), False
         if not self.identity.api_key_set:
             raise Refused(403, '"fan" is not accepted here: no web.api_key is set; the page '
                                "keeps its fan in a cookie")
@@ -280,19 +293,24 @@ class WebChannel:
         return fan, True
 
     def _ensure_cookie(self, request: Request, response: Response) -> Response:
-        """Give a browser without a valid fan cookie one (its fan exists from its first message)."""
-        if self.identity.cookie_fan(request.cookies) is None:
-            self._set_cookie(response, self.identity.new_fan())
+        """Give a browser without a valid fan cookie one (its fan exists from its first message),
+        unless its address is over ``web.new_fans_per_ip``: the page is still served, and its
+        first message gets the 429."""
+        if (self.identity.cookie_fan(request.cookies, _cookie_name(request)) is None
+                and self.limits.new_fan(_address(request)) is None):
+            self._set_cookie(request, response, self.identity.new_fan())
         return response
 
-    def _set_cookie(self, response: Response, fan: str) -> None:
+    def _set_cookie(self, request: Request, response: Response, fan: str) -> None:
+        # Secure also whenever the request came over HTTPS: directly, or through a proxy in
+        # web.trusted_proxies that said so (X-Forwarded-Proto; uvicorn believes no one else).
         response.set_cookie(
-            COOKIE,
+            _cookie_name(request),
             self.identity.cookie_value(fan),
             max_age=COOKIE_MAX_AGE,
             httponly=True,
             samesite="lax",
-            secure=self.cookie_secure,
+            secure=self.cookie_secure or request.url.scheme == "https",
         )
 
     @staticmethod
@@ -300,7 +318,7 @@ class WebChannel:
         if throttled is not None:
             raise _TooMany(throttled)
 
-    def _refused(self, exc: Refused) -> JSONResponse:
+    def _refused(self, exc: Refused) -> _ApiJSON:
         self.on_rejected(exc.status)
         response = self._error(exc.status, exc.reason)
         if isinstance(exc, _TooMany):
@@ -344,7 +362,7 @@ class WebChannel:
             text=text,
             payload={"ref": ref} if ref else {},
             platform_msg_id=_opt_str(data, "msg_id"),
-            display_name=_opt_str(data, "name", repair=True),
+            display_name=_display_name(_opt_str(data, "name", repair=True)),
             language=lang,
         )
         return inbound, persona, new_cookie, trusted
@@ -358,8 +376,19 @@ class WebChannel:
         return pid
 
     @staticmethod
-    def _error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
+    def _error(status: int, message: str) -> _ApiJSON:
+        return _ApiJSON({"error": message}, status_code=status)
+
+
+class _ApiJSON(JSONResponse):
+    """A JSON answer of the API, never stored by a cache: a shared cache (a CDN or an nginx
+    ``proxy_cache`` put in front) keyed by URL would hand one fan's operator replies
+    (``/api/chat/pending``) or fan cookie (``/api/persona``) to the next visitor."""
+
+    def __init__(self, content: Any, status_code: int = 200,
+                 headers: dict[str, str] | None = None):
+        super().__init__(content, status_code=status_code,
+                         headers={"Cache-Control": "no-store", **(headers or {})})
 
 
 class _TooMany(Refused):
@@ -368,6 +397,39 @@ class _TooMany(Refused):
     def __init__(self, throttled: Throttled):
         super().__init__(429, TOO_MANY)
         self.retry_after = throttled.retry_after
+
+
+def _cookie_name(request: Request) -> str:
+    """``__Host-brandbot_fan`` over HTTPS (directly, or as a trusted proxy says), else
+    ``brandbot_fan`` (a browser refuses a __Host- cookie without Secure, which needs HTTPS)."""
+    return SECURE_COOKIE if request.url.scheme == "https" else COOKIE
+
+
+def _same_site_only(request: Request) -> None:
+    """403 for a browser's request made by another site's page (a form or a no-CORS fetch
+    posting a JSON body as text/plain: the body is read whatever its Content-Type).
+
+    SameSite=Lax keeps the fan cookie off a cross-site POST, but such a post still made a new
+    fan and replaced the visitor's cookie, and a sibling subdomain (same *site*) got the cookie
+    sent. Browsers say who asked: ``Sec-Fetch-Site`` (anything but same-origin, or none: a typed
+    address), else ``Origin`` (its host must be this request's Host). A client with neither
+    (curl, a server) is not a browser acting for another site.
+    """
+    site = header(request, b"sec-fetch-site")
+    if site is not None:
+        if site.strip().lower() not in ("same-origin", "none"):
+            raise Refused(403, CROSS_SITE)
+        return
+    origin = header(request, b"origin")
+    if origin is None:
+        return
+    try:
+        origin_host = urlsplit(origin.strip()).hostname
+        host = urlsplit("//" + (header(request, b"host") or "")).hostname
+    except ValueError:  # "http://[::1" and such
+        origin_host = host = None
+    if origin_host is None or origin_host != host:  # "null": a sandboxed or opaque origin
+        raise Refused(403, CROSS_SITE)
 
 
 def _address(request: Request) -> str | None:
@@ -392,6 +454,21 @@ def _fan_id(data: Any) -> str | None:
     if fan is not None and not FAN_ID.fullmatch(fan):
         raise Refused(400, '"fan" must be 1-64 characters of A-Z a-z 0-9 . _ : @ -')
     return fan
+
+
+# C0/C1 controls (newlines, NUL, ESC) and the bidi embedding/override/isolate marks; not the
+# joiners emoji need (U+200D) nor variation selectors.
+_NAME_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]+")
+_NAME_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
+
+
+def _display_name(name: str | None) -> str | None:
+    """A fan-chosen name as one plain line: it titles the operators' topic (``name · web ·
+    #id``), where a bidi override could make one fan pass for another fan, channel or number
+    and a newline or NUL could keep the topic from being opened."""
+    if name is None:
+        return None
+    return " ".join(_NAME_CONTROLS.sub(" ", _NAME_BIDI.sub("", name)).split()) or None
 
 
 def _opt_str(data: Any, key: str, *, repair: bool = False) -> str | None:

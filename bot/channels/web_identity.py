@@ -27,6 +27,11 @@ from pathlib import Path
 from itsdangerous import BadSignature, Signer
 
 COOKIE = "brandbot_fan"
+# Over HTTPS the cookie is named with the __Host- prefix: a browser keeps such a cookie only if
+# this very host set it (Secure, Path=/, no Domain), so a sibling subdomain or a plain-HTTP
+# man in the middle cannot plant its own signed cookie (its fan) in a visitor's browser and then
+# read, with that same cookie, the replies meant for the visitor.
+SECURE_COOKIE = "__Host-" + COOKIE
 COOKIE_MAX_AGE = 365 * 24 * 3600
 FAN_ID = re.compile(r"[A-Za-z0-9._:@-]{1,64}")  # always with fullmatch: "$" accepts "id\n"
 _SALT = "brandbot.web.fan-cookie"
@@ -105,9 +110,10 @@ class WebIdentity:
     def cookie_value(self, fan: str) -> str:
         return self._signer.sign(fan).decode("ascii")
 
-    def cookie_fan(self, cookies: dict[str, str]) -> str | None:
-        """The fan id in a validly signed cookie, else None (absent, forged, tampered, old)."""
-        raw = cookies.get(COOKIE)
+    def cookie_fan(self, cookies: dict[str, str], name: str = COOKIE) -> str | None:
+        """The fan id in a validly signed cookie ``name``, else None (absent, forged, tampered,
+        old)."""
+        raw = cookies.get(name)
         if not raw:
             return None
         try:

@@ -11,10 +11,13 @@
   var LABELS = {
     zh: { send: "发送", placeholder: "说点什么…", other: "EN", sending: "对方正在输入…",
           failed: "没发出去，请再试一次。", slow: "发得太快了，请稍等一下再试。",
+          unavailable: "暂时发不出去，请过几分钟再发一次。",
           title: "和{name}聊天" },
     en: { send: "Send", placeholder: "Say something…", other: "中文", sending: "typing…",
           failed: "Could not send; please try again.",
-          slow: "Too many messages; please wait a moment.", title: "Chat with {name}" },
+          slow: "Too many messages; please wait a moment.",
+          unavailable: "The chat cannot take messages right now; please send it again in a few " +
+                       "minutes.", title: "Chat with {name}" },
   };
   var params = new URLSearchParams(location.search);
   var ref = params.get("ref");            // ?ref=CODE: a referral or campaign code, sent once
@@ -104,11 +107,23 @@
       });
     }).then(function (res) {
       if (res.status === 429) return { slow: true };
+      // 503: the daemon could not keep the message (disk full). Its body carries the persona's
+      // apology; an immediate retry would meet the same, so the fan is told to send it later.
+      if (res.status === 503) {
+        return res.json().then(function (data) {
+          return { unavailable: (data && data.replies) || [] };
+        }, function () { return { unavailable: [] }; });
+      }
       if (!res.ok) throw new Error("HTTP " + res.status);
       return res.json();
     }).then(function (data) {
       $("status").textContent = "";
       if (data.slow) { add("error", label("slow")); return; }  // no retry: it would count too
+      if (data.unavailable) {  // nothing was kept: ?ref= still goes with the next message
+        if (data.unavailable.length) data.unavailable.forEach(function (r) { add("bot", r.text); });
+        else add("error", label("unavailable"));
+        return;
+      }
       ref = null;  // the code counts on the first message only
       showReplies(data.replies);
     }).catch(function () {
@@ -154,8 +169,9 @@
   // Also sets the fan cookie if the page came without one (a cached page, a cleared cookie).
   ready = fetch("/api/persona" + (personaId ? "?persona=" + encodeURIComponent(personaId) : ""),
                 { credentials: "same-origin" })
-    .then(function (res) { return res.json(); })
-    .then(function (data) { persona = data; render(); })
+    // A 404 (unknown ?persona=) or 429 is no persona: its {"error": ...} must not become the title.
+    .then(function (res) { return res.ok ? res.json() : null; })
+    .then(function (data) { if (data) { persona = data; render(); } })
     .catch(function () {});
   poll();  // what waited while the page was closed comes now, not after the first interval
   $("text").focus();
