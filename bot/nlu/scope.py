@@ -37,6 +37,21 @@ _GAZETTEER_ZH = (
     "|阿里巴巴|京东|拼多多|盒马|永辉|7-11|711便利店|全家便利店|罗森|漫咖啡|蓝瓶|迪士尼|万达影城|耐克|阿迪"
     "|茅台|可口可乐|百事|达美乐|棒约翰|塔斯汀|华莱士|书亦烧仙草|古茗|沪上阿姨|挪瓦|costa|manner|tims"
     "|巨无霸|星冰乐|苹果手机|雀巢|胶囊咖啡机|顺丰|中通|圆通|菜鸟驿站|京东快递|沙县小吃|兰州拉面|酒店|宾馆|民宿"
+    # Chain restaurants, snacks and drinks common in Chinese cities.
+    "|老乡鸡|乡村基|大米先生|杨国福|张亮麻辣烫|绝味|周黑鸭|煌上煌|紫燕百味鸡|廖排骨|钟水饺|龙抄手|赖汤圆"
+    "|冒椒火辣|谭鸭血|蜀九香|朱光玉|电台巷|贤合庄|刘一手|德庄|秦妈|小肥羊|味千|吉野家|食其家|萨莉亚|九毛九"
+    "|和府捞面|遇见小面|马记永|陈香贵|费大厨|农耕记|绿茶餐厅|正新鸡排|一点点|茶百道|益禾堂|七分甜|乐乐茶"
+    "|鹿角巷|幸运咖|皮爷咖啡|阿拉比卡|蓝瓶咖啡|星巴克臻选|塔可贝尔|赛百味|棒约翰|汉堡王|必胜客|探鱼|怂火锅"
+    # Malls, department stores, supermarkets, banks, telecoms and other shops.
+    "|太古里|国金中心|万象城|来福士|银泰|伊藤洋华堂|伊藤|王府井|大悦城|爱琴海|龙湖天街|万达广场|凯德|环球中心"
+    "|苏宁|国美|屈臣氏|名创优品|无印良品|盒马鲜生|物美|大润发|麦德龙|奥特莱斯|便利蜂|美宜佳|红旗连锁|舞东风"
+    "|中国银行|工商银行|建设银行|农业银行|招商银行|交通银行|中国移动|中国联通|中国电信|携程|12306|滴滴客服"
+    "|华为手机|小米手机|网易|百度|字节跳动|中石化|中石油|加油站|电影院|万达影城|网吧"
+    # Sights, stations, hospitals and universities of Chengdu and Shanghai.
+    "|宽窄巷子|锦里|武侯祠|杜甫草堂|文殊院|大熊猫基地|熊猫基地|青城山|都江堰|九眼桥|东郊记忆|天府广场|欢乐谷"
+    "|金沙遗址|人民公园|双流机场|天府机场|成都东站|成都南站|火车北站|成都站|四川大学|川大|电子科大|西南交大"
+    "|华西医院|省医院|外滩|新天地|南京路步行街|陆家嘴|东方明珠|豫园|田子坊|静安寺|浦东机场|虹桥机场|虹桥火车站"
+    "|上海站|上海南站|上海中心|环球港|前滩太古里|迪士尼乐园"
 )
 _GAZETTEER_EN = (
     "starbucks|mcdonalds|mcdonald|mcds|kfc|burger king|pizza hut|dominos|luckin|costa|tim hortons"
@@ -47,6 +62,20 @@ _GAZETTEER_EN = (
     "|arabica|tims|bitcoin|ethereum|dogecoin|netflix|spotify|uber|airbnb|big mac|whopper"
     "|frappuccino|iphone|ipad|macbook|nespresso|delonghi|breville|playstation|ps5|xbox|nintendo"
     "|new york times|nyt|wall street journal|the economist|youtube premium|disney plus"
+    # Coffee, food and retail chains of English-speaking cities and of Shanghai.
+    "|krispy kreme|pizza express|greggs|caffe nero|cafe nero|itsu|yo sushi|dishoom|honest burgers"
+    "|gails|le pain quotidien|joe and the juice|blank street|la colombe|intelligentsia|stumptown|philz"
+    "|coffee bean|caribou coffee|dutch bros|panera|chick fil a|chickfila|popeyes|in n out|jollibee"
+    "|sweetgreen|potbelly|jimmy johns|jersey mikes|arbys|dairy queen|ihop|dennys|applebees|olive garden"
+    "|cheesecake factory|red lobster|outback|texas roadhouse|buffalo wild wings|hooters|subway sandwich"
+    "|target|aldi|lidl|tesco|sainsburys|waitrose|marks and spencer|asda|morrisons|woolworths|coles"
+    "|kroger|safeway|publix|wegmans|cvs|walgreens|best buy|home depot|lowes|primark|sephora|lululemon"
+    "|muji|seesaw|m stand|peets coffee|arabica coffee|luckin coffee|cotti|cotti coffee|tims china|hsbc"
+    "|bank of china|citibank|barclays|chase bank|wells fargo|the bund|bund|xintiandi|jing an temple"
+    "|jingan temple|yu garden|yuyuan|oriental pearl|shanghai tower|pudong airport|hongqiao|nanjing road"
+    "|tianzifang|iapm|ifc mall|reel mall|k11|taikoo li|raffles city|west bund|lujiazui|times square"
+    "|central park|eiffel tower|big ben|louvre|the met|moma|heathrow|jfk|chengdu east station"
+    "|kuanzhai alley|jinli|panda base|chunxi road|ifs"
 )
 # Words before a name that put it in relation to us ("离X", "near X") rather than make it the
 # subject; and words after it ("X旁边", "X附近", "X里面").
@@ -75,16 +104,20 @@ _ZH_SUBJECT = re.compile(
 # (one short alternation) and then the few characters before it, which must end in a place word:
 # one left-to-right pass instead of a lazy name group tried at every position.
 _ZH_TOPIC = re.compile(
-    r"停车|门票|票价|几点|营业|地址|电话|客服|优惠|办卡|预约|挂号|怎么走|在哪|价格|多少钱|wifi|密码|排队|人多"
+    r"停车|门票|票价|几点|营业|地址|电话|客服|优惠|办卡|预约|挂号|怎么走|怎么去|在哪|价格|多少钱|wifi|密码|排队"
+    r"|人多|开放|好吃吗|好玩吗|有什么|有啥|收费"
 )
 _ZH_PLACE_WORD = re.compile(
     r"(?:巷子|景区|基地|古镇|寺|公园|动物园|博物馆|美术馆|医院|诊所|健身房|机场|火车站|高铁站|汽车站"
-    r"|银行|商场|超市|酒店|宾馆|电影院|影城|学校|大学|体育馆|游乐园|图书馆|派出所|政务中心|营业厅|4s店)$"
+    r"|银行|商场|超市|酒店|宾馆|电影院|影城|学校|大学|体育馆|游乐园|图书馆|派出所|政务中心|营业厅|4s店"
+    r"|[东南西北]站|火车站|校区|百货|购物中心|广场|大厦|寺|庙|古镇|景点|步行街|夜市|学院|中学|小学|幼儿园"
+    r"|大使馆|领事馆|酒吧|ktv|网吧|加油站|药店|药房|菜市场|农贸市场|批发市场|花鸟市场|美术馆|剧院|音乐厅|总店)$"
 )
 # Place/company suffixes: "那家火锅店", "春熙路那个商场": X ends in one of these → a named place.
 _ZH_PLACE_SUFFIX = re.compile(
     r"(店|餐厅|饭店|酒店|宾馆|超市|商场|银行|医院|公园|机场|火车站|高铁站|大学|博物馆|图书馆|电影院|影城"
-    r"|健身房|邮局|火锅|咖啡|奶茶|烧烤|面馆|酒吧|公司|集团|广场|商城|馆|食堂|大排档|小吃|酒楼)$"
+    r"|健身房|邮局|火锅|咖啡|奶茶|烧烤|面馆|酒吧|公司|集团|广场|商城|馆|食堂|大排档|小吃|酒楼"
+    r"|百货|购物中心|大厦|[东南西北]站|火车站|校区|景区|寺|古镇|步行街|夜市|超市|便利店|药店|总店|分店)$"
 )
 # Pronouns and deictics that point at us: "你们几点关门", "这家店的地址", "店里几点开门".
 _ZH_OURS = re.compile(
@@ -132,6 +165,7 @@ _EN_OUR_PARTS = frozenset(
     | {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "mondays"}
     | {"tuesdays", "wednesdays", "thursdays", "fridays", "saturdays", "sundays", "weekday"}
     | {"weekdays", "evening", "morning", "night", "private", "outdoor", "seating", "front"}
+    | {"there", "here", "entrance", "door"}
 )
 # A capitalised name before a business or place noun in the fan's own text: "does Seesaw
 # coffee do oat milk", "the Shanghai Tower" (checked on the raw text, where names keep their
@@ -157,6 +191,14 @@ _KNOWLEDGE_WORDS = (
     "|ticket to|tickets to|atm|取款机|提款机|last metro|last train|last bus|first train|末班车"
     "|首班车|gold price|price of gold|金价|油价|oil price|gas price|房价|house prices|sunset"
     "|sunrise|日落|日出"
+    # Cooking at home, translation, homework, news, sport, people: no shop fact answers them.
+    "|make at home|cook at home|brew at home|making at home|at home recipe|recipe for"
+    "|在家做|在家怎么做|自己在家|菜谱|食谱|家常做法|怎么翻译|翻译一下|翻译成|translate"
+    "|用英语怎么说|英文怎么说|in chinese|中文怎么说|homework|作业|作文|论文|essay"
+    "|tell me a joke|讲个笑话|笑话|who won|谁赢了|比分|world cup|世界杯|nba|election|选举"
+    "|president of|prime minister|总统|首相|how old is the|what time is it in|几月几号"
+    "|星座|horoscope|高考|考研|签证|护照|电影推荐|推荐一部|recommend a movie"
+    "|good movie|any movies|演唱会门票"
 )
 # Arithmetic ("what's 15% of 80", after normalisation "15 of 80").
 _ARITHMETIC = re.compile(r"\b\d+ (?:of|times|plus|minus|divided by) \d+\b")
@@ -165,6 +207,9 @@ _ARITHMETIC = re.compile(r"\b\d+ (?:of|times|plus|minus|divided by) \d+\b")
 _EN_VERB_OTHER = re.compile(
     r"\b(?:subscribe to|sign up for|sign me up for|unsubscribe from|book a table at|reserve at"
     r"|order from|deliver from)\s+(?P<x>[a-z0-9 &]{2,40})$"
+    # Directions to somewhere else: "how do I get to the Bund (from here)".
+    r"|\b(?:how (?:do i|do we|can i|could i|would i|to|should i) get to|directions to"
+    r"|how far is)\s+(?P<y>[a-z0-9 &]{2,40}?)(?:\s+from\b.*)?$"
 )
 # English nouns naming a place that is not a café or restaurant ("the airport lounge").
 _EN_PLACE = re.compile(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.nlu.clauses import clauses
-from bot.nlu.complaints import implicit_complaint
+from bot.nlu.complaints import implicit_complaint, off_target, praise_only
 from bot.nlu.fanspeak import emoji_words, has_emoji_words
 from bot.nlu.matcher import IntentMatcher
 from bot.nlu.negation import is_question, refusal
@@ -102,6 +102,17 @@ COMPLAINT_CONFIDENCE = 0.8
 # decided by a keyword or rule): short pieces give the matcher less to go on.
 CLAUSE_CONFIDENCE = 0.5
 FACT_CONFIDENCE = 0.8
+# A message naming a fact answers with it alone when it asks, or is this short ("wifi password",
+# "地铁站"), counted in Chinese characters plus other words.
+_MAX_FACT_STATEMENT = 6
+_ASKS = re.compile(r"\b(?:what|how|where|when|which|any|can|could|do you|is there|are there)\b|什么|啥")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _size(normalized: str) -> int:
+    """Length of a message in Chinese characters plus other words."""
+    return len(_HAN.findall(normalized)) + len(_HAN.sub(" ", normalized).split())
+
 
 # Whole-message answers, compared after normalize() (so Traditional forms, casing and trailing
 # punctuation/emoji do not matter). Kept small and unambiguous: a longer message is a sentence
@@ -322,6 +333,15 @@ class Understander:
         other_ok = kind != "social" and intent not in self._never_other
         if other_ok and self._other.find(normalized, text) is not None:
             return _Decision(None, confidence, best, "other-subject")
+        if (
+            intent is not None
+            and intent == self._complaint
+            and rule == "model"
+            and (off_target(normalized) or praise_only(normalized))
+        ):
+            # The model reads any negative or emphatic message as a complaint; one about the
+            # traffic, or praising us, is not (a complaint keyword still decides alone).
+            return _Decision(None, confidence, best, "none")
         if intent is not None and kind != "social":
             cue = refusal(normalized)
             if cue is not None:
@@ -347,13 +367,22 @@ class Understander:
             return _Decision(None, confidence, best, "none")
         if self._complaint is not None and intent not in self._flow_not_complaint:
             level = implicit_complaint(normalized, is_question(text, normalized))
-            if level is not None and (level == "strong" or intent is None or kind == "question"):
+            if (
+                level is not None
+                and (level == "strong" or intent is None or kind == "question")
+                and (level == "strong" or not off_target(normalized))
+            ):
                 return _Decision(
                     self._complaint, max(confidence, COMPLAINT_CONFIDENCE), best, "complaint"
                 )
         if fact is not None:
             owner = self._fact_intents.get(fact)
             if intent is None and owner is not None:
+                if _size(normalized) > _MAX_FACT_STATEMENT and not (
+                    is_question(text, normalized) or _ASKS.search(normalized)
+                ):
+                    # "今天地铁太挤了累死" names the metro but asks nothing about it.
+                    return _Decision(None, confidence, best, "none")
                 return _Decision(owner, FACT_CONFIDENCE, best, "fact", fact)
             if intent == owner or (owner is None and rule == "model"):
                 # A fact no intent carries beats a guess of the model (not a keyword).
