@@ -80,6 +80,8 @@ _WEAK = (
     "|overpriced|too expensive|way too expensive|pricey for|cold by the time|arrived cold"
     "|late again|took an hour|took over|wrong milk|wrong drink|not hot"
     "|burnt taste|tasted burnt|sour today|spilled|leaked|leaking|no lid|missing item|forgot my"
+    "|so loud|loud music|music was loud|couldnt hear|太吵了|吵得|paid for a|got a small|少送|少了一份"
+    "|漏送|少给|给错|nobody told me|no one told me|没人告诉|没人通知"
 )
 # Praise that, next to a wait or a failure, is sarcasm: "great job" after 50 minutes.
 _SARCASM = (

@@ -198,7 +198,28 @@ _KNOWLEDGE_WORDS = (
     "|tell me a joke|讲个笑话|笑话|who won|谁赢了|比分|world cup|世界杯|nba|election|选举"
     "|president of|prime minister|总统|首相|how old is the|what time is it in|几月几号"
     "|星座|horoscope|高考|考研|签证|护照|电影推荐|推荐一部|recommend a movie"
-    "|good movie|any movies|演唱会门票"
+    "|good movie|any movies|演唱会门票|podcast|podcasts|推荐几首|好听的歌|推荐本书|book recommendation"
+    # Nutrition, health, origins and history of food in general; transit cards.
+    "|calories|卡路里|热量|how much caffeine|咖啡因含量|nutrition|营养成分|bad for you|good for you"
+    "|对身体好|对身体不好|伤身体|伤胃吗|who invented|invented|origin of|history of|起源|发明|来历"
+    "|是哪里的菜|哪个地方的菜|哪里的特产|metro card|transit card|交通卡|地铁卡|公交卡|天府通|交通卡"
+)
+# Another place named by where it is from the *fan* ("楼下那家奶茶店", "公司食堂", "the bar
+# next door", "my friend's cafe"): its hours, prices and parking are not ours.
+_ZH_THAT_PLACE = re.compile(
+    r"(?:那家|那间|那个|隔壁|楼下|楼上|对面|我家|家附近|公司|单位|朋友|小区|学校|网红|街角|路口|别的|其他)"
+    r"(?:的|那家|那个|开的|新开的)?[\u4e00-\u9fff]{0,6}?"
+    r"(?:店|馆|餐厅|超市|商场|医院|食堂|酒店|酒吧|健身房|银行|面包房|咖啡厅|串串香|串串|火锅|书店|药店"
+    r"|快递站|驿站|菜馆|饭馆|面馆|小吃|大排档|烧烤|茶楼|影院)"
+)
+_EN_THAT_PLACE = re.compile(
+    r"\b(?:(?:the|that|this|a)\s+(?:[a-z]+\s+){0,2}?(?:bar|cafe|café|bakery|place|restaurant|shop|store"
+    r"|hotel|gym|library|supermarket|pharmacy|bank|cafeteria|canteen|diner|pub|spot|joint)"
+    r"\s+(?:next door|downstairs|upstairs|across the street|across town|on my street|near me"
+    r"|around the corner|down the road|at work|by my office|by my place|in my building)"
+    r"|my (?:friends|friend s|office|work|local|neighborhood|neighbourhood|school|uni|company)\s+"
+    r"(?:[a-z]+\s+)?(?:bar|cafe|café|bakery|place|restaurant|shop|store|cafeteria|canteen|gym|pub"
+    r"|coffee shop|diner))\b"
 )
 # Arithmetic ("what's 15% of 80", after normalisation "15 of 80").
 _ARITHMETIC = re.compile(r"\b\d+ (?:of|times|plus|minus|divided by) \d+\b")
@@ -272,6 +293,11 @@ class OtherSubject:
                 return word
         if _ARITHMETIC.search(text) is not None:
             return "knowledge"
+        that = (_EN_THAT_PLACE if text.isascii() else _ZH_THAT_PLACE).search(text)
+        if that is not None and "本店" not in text and (text.isascii() or not self._ours(that.group())):
+            before = text[max(0, that.start() - 4) : that.start()]
+            if not _RELATION_BEFORE_ZH.search(before) and not _ZH_OURS_ANY.search(text):
+                return that.group()
         if not text.isascii():
             for match in _ZH_SUBJECT.finditer(text):
                 start = match.start()

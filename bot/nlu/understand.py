@@ -81,6 +81,8 @@ _NOT_COMPLAINING = re.compile(
     r"(不是|没有|没|并不是|不算)(要|想)?(投诉|抱怨|吐槽)"
     r"|not (a )?complain|not complaining|no complaint"
 )
+# The word itself: a complaint so named is one whatever it is about.
+_SAYS_COMPLAINT = re.compile(r"投诉|抱怨|差评|complain|complaint")
 # Stopping something the fan has: a refused subscribe is an unsubscribe.
 _STOP = re.compile(
     r"不再|别再|不要再|不想再|停止|停掉|退掉|取消|不想收|不要收|关掉|关闭|屏蔽|别推|不要推|"
@@ -104,7 +106,7 @@ CLAUSE_CONFIDENCE = 0.5
 FACT_CONFIDENCE = 0.8
 # A message naming a fact answers with it alone when it asks, or is this short ("wifi password",
 # "地铁站"), counted in Chinese characters plus other words.
-_MAX_FACT_STATEMENT = 6
+_MAX_FACT_STATEMENT = 4
 _ASKS = re.compile(r"\b(?:what|how|where|when|which|any|can|could|do you|is there|are there)\b|什么|啥")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 
@@ -336,8 +338,10 @@ class Understander:
         if (
             intent is not None
             and intent == self._complaint
-            and rule == "model"
-            and (off_target(normalized) or praise_only(normalized))
+            and (
+                (rule == "model" and praise_only(normalized))
+                or (off_target(normalized) and not _SAYS_COMPLAINT.search(normalized))
+            )
         ):
             # The model reads any negative or emphatic message as a complaint; one about the
             # traffic, or praising us, is not (a complaint keyword still decides alone).
