@@ -81,6 +81,7 @@ _WEAK = (
     "|late again|took an hour|took over|wrong milk|wrong drink|not hot"
     "|burnt taste|tasted burnt|sour today|spilled|leaked|leaking|no lid|missing item|forgot my"
     "|so loud|loud music|music was loud|couldnt hear|太吵了|吵得|paid for a|got a small|少送|少了一份"
+    "|不太新鲜|不大新鲜|不舒服|一直不理|不理我们|nobody at|no one at|no one was at|nobody was at"
     "|漏送|少给|给错|nobody told me|no one told me|没人告诉|没人通知"
 )
 # Praise that, next to a wait or a failure, is sarcasm: "great job" after 50 minutes.
@@ -109,13 +110,15 @@ _OFF_TARGET = re.compile(
     r"|女朋友|老公|老婆|孩子作业|地铁太挤|地铁好挤|公交|打车|滴滴|航班|飞机|高铁|火车|快递|手机坏|电脑坏"
     r"|\b(?:traffic|commute|weather|rain|raining|snow|my boss|work today|at work|exam|exams"
     r"|homework|my flight|flight|the train|the bus|uber|my phone|my laptop|landlord|rent|the metro"
-    r"|the subway|monday|mondays)\b"
+    r"|the subway|monday|mondays|work was|work is|my job|school|class|my day|bored|boring day|tired|sleepy)\b"
+    r"|无聊|好累|累死|困死|好困"
 )
 # Our targets: what a complaint about us names (dish, drink, staff, shop, order).
 _OUR_TARGET = re.compile(
     r"菜|饭|肉|鱼|汤|面|豆腐|味道|服务|服务员|老板|店|你们|上菜|外卖|订位|包间|结账|买单|价格|分量|咖啡|拿铁"
     r"|\b(?:you|your|food|dish|dishes|coffee|latte|flat white|cold brew|espresso|drink|order|waiter"
-    r"|waitress|staff|barista|service|table|bill|place|shop|cafe|milk|pastry|croissant|menu)\b"
+    r"|waitress|staff|barista|service|table|bill|place|shop|cafe|milk|pastry|croissant|menu|wifi|receipt"
+    r"|seat|seats|cup|music)\b"
 )
 # Praise: without a failure next to it, a message praising is not a complaint.
 _PRAISE = re.compile(

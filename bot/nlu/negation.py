@@ -34,6 +34,7 @@ _QUESTION = re.compile(
     r"|^(?:can|could|do|does|did|is|are|will|would|should|shall|may|must|how|what|when|where|why"
     r"|which|who|any)\b"
     r"|\b(?:can i|do i|do you|is it|is there|are there|should i|if i)\b"
+    r"|\bor (?:nah|not|no)\b|([\u4e00-\u9fff])不\1"
 )
 
 

@@ -202,7 +202,9 @@ _KNOWLEDGE_WORDS = (
     # Nutrition, health, origins and history of food in general; transit cards.
     "|calories|卡路里|热量|how much caffeine|咖啡因含量|nutrition|营养成分|bad for you|good for you"
     "|对身体好|对身体不好|伤身体|伤胃吗|who invented|invented|origin of|history of|起源|发明|来历"
-    "|是哪里的菜|哪个地方的菜|哪里的特产|metro card|transit card|交通卡|地铁卡|公交卡|天府通|交通卡"
+    "|是哪里的菜|哪个地方的菜|哪里的特产|espresso machine|coffee machine|咖啡机|磨豆机|grinder"
+    "|which bar|which bars|which cafe|which restaurant|any good bars|good bars|bars around|哪家好"
+    "|哪里有好吃的|metro card|transit card|交通卡|地铁卡|公交卡|天府通|交通卡"
 )
 # Another place named by where it is from the *fan* ("楼下那家奶茶店", "公司食堂", "the bar
 # next door", "my friend's cafe"): its hours, prices and parking are not ours.
@@ -325,7 +327,10 @@ class OtherSubject:
                 return name
         for match in _EN_PLACE.finditer(text):
             name = match.group("x")
-            if not self._related(text, match.start(), match.end()) and not self._ours(name):
+            # Only a relation *before* the place makes it ours ("near the museum?"); "the museum
+            # near you, is it free" asks about the museum.
+            before = " " + text[max(0, match.start() - 40) : match.start()]
+            if not _RELATION_BEFORE_EN.search(before) and not self._ours(name):
                 return name
         return self._named(raw[:300]) if raw else None
 

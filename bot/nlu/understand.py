@@ -81,11 +81,13 @@ _NOT_COMPLAINING = re.compile(
     r"(不是|没有|没|并不是|不算)(要|想)?(投诉|抱怨|吐槽)"
     r"|not (a )?complain|not complaining|no complaint"
 )
+# Asking for a translation: the social phrase in it is quoted, not said to us.
+_TRANSLATE = re.compile(r"translate|怎么翻译|翻译一下|翻译成|怎么说|how do (?:you|i) say|in chinese|in english")
 # The word itself: a complaint so named is one whatever it is about.
 _SAYS_COMPLAINT = re.compile(r"投诉|抱怨|差评|complain|complaint")
 # Stopping something the fan has: a refused subscribe is an unsubscribe.
 _STOP = re.compile(
-    r"不再|别再|不要再|不想再|停止|停掉|退掉|取消|不想收|不要收|关掉|关闭|屏蔽|别推|不要推|"
+    r"(?:别|不要|不用)(?:再)?(?:给我)?(?:发|推)|不再|别再|不要再|不想再|停止|停掉|退掉|取消|不想收|不要收|关掉|关闭|屏蔽|别推|不要推|"
     r"\b(?:no more|stop|done with|no longer|unsubscribe|cancel|quit|enough|anymore|any more)\b"
 )
 # Cancelling a booking is a question about bookings, not a refusal of one.
@@ -366,6 +368,9 @@ class Understander:
                     and not self._asked_elsewhere(text, intent)
                 ):
                     return _Decision(None, confidence, best, "negation")
+        if kind == "social" and _TRANSLATE.search(normalized):
+            # "translate 'thank you'": the phrase is quoted, not said to us.
+            return _Decision(None, confidence, best, "other-subject")
         if kind == "social" and normalized in _BARE_CONFIRMATIONS:
             # "ok", "好的": an acknowledgement, not small talk to answer.
             return _Decision(None, confidence, best, "none")
