@@ -113,6 +113,22 @@ _ASKS = re.compile(r"\b(?:what|how|where|when|which|any|can|could|do you|is ther
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
+# Voice-to-text fillers (嗯 那个 就是 然后, um so like): n-grams no example has, which only
+# dilute the matcher's confidence in a run-on message. Removed for the matcher alone.
+_FILLERS = re.compile(
+    r"嗯+|呃+|额+|那个那个|就是说|然后就是|就是那个|那个就是|我想问问|我想问一下|我想问下|想问一下|问一下"
+    r"|\b(?:um+|uh+|erm|hmm+|like|so|yeah|basically|i mean|you know|okay so|ok so|i was wondering"
+    r"|kinda|sorta|actually)\b"
+)
+_SPACES = re.compile(r"\s+")
+
+
+def _without_fillers(normalized: str) -> str:
+    """A normalised message without voice fillers (unchanged when nothing else is left)."""
+    stripped = _SPACES.sub(" ", _FILLERS.sub(" ", normalized)).strip()
+    return stripped or normalized
+
+
 def _size(normalized: str) -> int:
     """Length of a message in Chinese characters plus other words."""
     return len(_HAN.findall(normalized)) + len(_HAN.sub(" ", normalized).split())
@@ -318,7 +334,7 @@ class Understander:
     def _decide(self, text: str, normalized: str) -> _Decision:
         """Matcher, then the rules that may overrule it: other subject, refusal, implicit
         complaint, fact asked by name (in that order, see the module doc of each)."""
-        match = self.matcher.match_normalized(normalized)
+        match = self.matcher.match_normalized(_without_fillers(normalized))
         intent, confidence, best = match.intent, match.confidence, match.best
         kind = self._kinds.get(intent or "")
         fact = self._fact(normalized)
