@@ -105,13 +105,20 @@ _ZH_SUBJECT = re.compile(
 # one left-to-right pass instead of a lazy name group tried at every position.
 _ZH_TOPIC = re.compile(
     r"停车|门票|票价|几点|营业|地址|电话|客服|优惠|办卡|预约|挂号|怎么走|怎么去|在哪|价格|多少钱|wifi|密码|排队"
-    r"|人多|开放|好吃吗|好玩吗|有什么|有啥|收费"
+    r"|人多|开放|好吃吗|好玩吗|有什么|有啥|收费|外卖|订位|订座|包间|带狗|带宠物|招牌|菜单|人均|好吃|推荐"
 )
 _ZH_PLACE_WORD = re.compile(
     r"(?:巷子|景区|基地|古镇|寺|公园|动物园|博物馆|美术馆|医院|诊所|健身房|机场|火车站|高铁站|汽车站"
     r"|银行|商场|超市|酒店|宾馆|电影院|影城|学校|大学|体育馆|游乐园|图书馆|派出所|政务中心|营业厅|4s店"
     r"|[东南西北]站|火车站|校区|百货|购物中心|广场|大厦|寺|庙|古镇|景点|步行街|夜市|学院|中学|小学|幼儿园"
     r"|大使馆|领事馆|酒吧|ktv|网吧|加油站|药店|药房|菜市场|农贸市场|批发市场|花鸟市场|美术馆|剧院|音乐厅|总店)$"
+)
+# Words ending the name of an eating place: "陈记肥肠粉店", "小谭豆花馆" (a name before it needed).
+_ZH_SHOP_WORD = re.compile(
+    r"(?:店|馆|餐厅|饭店|酒楼|茶楼|茶馆|大排档|食堂|酒吧|面馆|小吃店|咖啡店|咖啡馆|奶茶店|火锅店|串串店)$"
+)
+_ZH_MODAL_END = re.compile(
+    r"(?:能不能|可不可以|可以|有没有|要不要|需不需要|需要|是不是|好不好|方便|能|有|要|好|是)$"
 )
 # Place/company suffixes: "那家火锅店", "春熙路那个商场": X ends in one of these → a named place.
 _ZH_PLACE_SUFFIX = re.compile(
@@ -173,6 +180,16 @@ _EN_OUR_PARTS = frozenset(
 _EN_NAMED = re.compile(
     r"(?<=[a-z0-9,] )(?P<x>(?:[A-Z][\w'&-]*\s+){1,3})(?:coffee|café|cafe|bakery|restaurant|bar|tea"
     r"|kitchen|roasters|store|shop|mall|hotel|tower|museum|park|temple|market|airport|station)\b"
+)
+# "Joe's", "Trader Joe's", "McDonald's": a capitalised possessive names a business or person.
+_EN_POSSESSIVE_NAME = re.compile(r"(?P<x>\b[A-Z][\w&-]*(?:\s+[A-Z][\w&-]*)?)['’]s\b")
+# Capitalised words before 's that are no name ("What's", "Today's", "Valentine's").
+_NOT_NAMES = frozenset(
+    "what that it there here who how where when let he she today tomorrow tonight yesterday"
+    " monday tuesday wednesday thursday friday saturday sunday mother father valentine year"
+    " new year children women men everyone everybody nobody someone one this which why else"
+    " kid kids baby chef owner boss staff shop cafe restaurant kitchen world city people"
+    .split()
 )
 _PRONOUNS = frozenset({"i", "im", "ill", "ive", "id", "we", "you", "my", "our", "ok", "okay"})
 # General knowledge that no restaurant or café fact answers (phrases; English ones match whole
@@ -335,7 +352,16 @@ class OtherSubject:
         return self._named(raw[:300]) if raw else None
 
     def _named(self, raw: str) -> str | None:
-        """A capitalised name before a business noun in the raw text, not ours nor related."""
+        """A capitalised name before a business noun, or a capitalised possessive ("Joe's",
+        "Peet's"), in the raw text, not ours nor related."""
+        for match in _EN_POSSESSIVE_NAME.finditer(raw):
+            name = normalize(match.group("x"))
+            if name in _NOT_NAMES or len(name) < 3 or self._ours(name):
+                continue
+            if self._own is not None and self._own.search(name):
+                continue
+            if not self._related(raw.lower(), match.start(), match.end()):
+                return name
         for match in _EN_NAMED.finditer(raw):
             name = normalize(match.group("x"))
             if len(name) < 3 or name.split()[0] in _PRONOUNS or self._ours(name):
@@ -380,9 +406,14 @@ class OtherSubject:
             # partner (饿了么客服 ≠ ordering us on 饿了么).
             subject = self._zh_subject(name[-6:], place=True)
             return subject if subject and len(subject) >= 2 else None
+        # "小谭豆花馆能订位吗": the modal verb between the name and the topic is not the name.
+        name = _ZH_MODAL_END.sub("", name)
         place = _ZH_PLACE_WORD.search(name)
         if place is None:
-            return None
+            shop = _ZH_SHOP_WORD.search(name)
+            if shop is None or shop.start() < 2:
+                return None  # "店里", "咖啡店": no name of its own
+        
         subject = self._zh_subject(name, place=True)
         if not subject or self._ours(subject):
             return None

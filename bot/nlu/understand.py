@@ -81,6 +81,8 @@ _NOT_COMPLAINING = re.compile(
     r"(不是|没有|没|并不是|不算)(要|想)?(投诉|抱怨|吐槽)"
     r"|not (a )?complain|not complaining|no complaint"
 )
+# A polite decline ("不用了谢谢", "no thanks", "nah I'm good, thanks").
+_DECLINE = re.compile(r"(?:不用|不了|不要了|算了|no thanks|no thank you|no need|nah|not now|not today)")
 # Asking for a translation: the social phrase in it is quoted, not said to us.
 _TRANSLATE = re.compile(r"translate|怎么翻译|翻译一下|翻译成|怎么说|how do (?:you|i) say|in chinese|in english")
 # The word itself: a complaint so named is one whatever it is about.
@@ -384,6 +386,9 @@ class Understander:
                     and not self._asked_elsewhere(text, intent)
                 ):
                     return _Decision(None, confidence, best, "negation")
+        if intent == "thanks" and _DECLINE.match(normalized):
+            # "不用了谢谢", "no thanks": declining an offer politely, not thanking for help.
+            return _Decision(None, confidence, best, "negation")
         if kind == "social" and _TRANSLATE.search(normalized):
             # "translate 'thank you'": the phrase is quoted, not said to us.
             return _Decision(None, confidence, best, "other-subject")
