@@ -45,7 +45,8 @@ _STRONG = (
     "|服务态度|服务员态度|吃坏肚子|拉了一晚上|拉了一夜|上吐下泻|不舒服了一晚|吃出来|里面有根|有根头发"
     "|有只虫|有个虫|黑心|奸商|智商税|割韭菜|坑爹|垃圾|太差劲|差劲|糟糕|很糟|烂透|真烂|什么玩意"
     "|失望透顶|太失望|别来了|劝退|千万别去|不推荐|不值这个价|不值得|血亏|亏大了|上当"
-    "|rude staff|so rude|was rude|were rude|attitude problem|terrible|trash|garbage|the worst|sucked"
+    "|rude staff|so rude|was rude|were rude|attitude problem|terrible|trash|garbage|the worst"
+    "|sucked"
     "|sucks|waste of money|waste of time|never again|do not recommend|dont recommend|avoid this"
     "|stay away|got food poisoning|sick after|sick all night|hair in my|bug in my"
     "|unprofessional|embarrassing|shameful|lied to|false advertising"
@@ -76,11 +77,13 @@ _WEAK = (
     "|太酸|焦味|全是冰|冰太多|杯子脏|爱理不理|态度冷淡|太吵|网太慢|网速慢|太挤|没电"
     "|咸得要命|咸到|辣到|淡得|淡出鸟|没啥味|不入味|太甜|齁甜|分量太少|少得可怜|就几片|价格虚高|太贵"
     "|贵得离谱|凉透|冰凉|夹生|没煮熟|半天不来|催了|催了好几次|还没到|迟到|超时|送晚了|晚了一个小时"
-    "|lukewarm|room temperature|luke warm|tasted off|tasted weird|tasted funny|too sweet|sickly sweet"
+    "|lukewarm|room temperature|luke warm|tasted off|tasted weird|tasted funny|too sweet"
+    "|sickly sweet"
     "|overpriced|too expensive|way too expensive|pricey for|cold by the time|arrived cold"
     "|late again|took an hour|took over|wrong milk|wrong drink|not hot"
     "|burnt taste|tasted burnt|sour today|spilled|leaked|leaking|no lid|missing item|forgot my"
-    "|so loud|loud music|music was loud|couldnt hear|太吵了|吵得|paid for a|got a small|少送|少了一份"
+    "|so loud|loud music|music was loud|couldnt hear|太吵了|吵得|paid for a|got a small"
+    "|少送|少了一份"
     "|不太新鲜|不大新鲜|不舒服|一直不理|不理我们|nobody at|no one at|no one was at|nobody was at"
     "|漏送|少给|给错|nobody told me|no one told me|没人告诉|没人通知"
 )
@@ -110,14 +113,16 @@ _OFF_TARGET = re.compile(
     r"|女朋友|老公|老婆|孩子作业|地铁太挤|地铁好挤|公交|打车|滴滴|航班|飞机|高铁|火车|快递|手机坏|电脑坏"
     r"|\b(?:traffic|commute|weather|rain|raining|snow|my boss|work today|at work|exam|exams"
     r"|homework|my flight|flight|the train|the bus|uber|my phone|my laptop|landlord|rent|the metro"
-    r"|the subway|monday|mondays|work was|work is|my job|school|class|my day|bored|boring day|tired|sleepy)\b"
+    r"|the subway|monday|mondays|work was|work is|my job|school|class|my day|bored|boring day"
+    r"|tired|sleepy)\b"
     r"|无聊|好累|累死|困死|好困"
 )
 # Our targets: what a complaint about us names (dish, drink, staff, shop, order).
 _OUR_TARGET = re.compile(
     r"菜|饭|肉|鱼|汤|面|豆腐|味道|服务|服务员|老板|店|你们|上菜|外卖|订位|包间|结账|买单|价格|分量|咖啡|拿铁"
     r"|\b(?:you|your|food|dish|dishes|coffee|latte|flat white|cold brew|espresso|drink|order|waiter"
-    r"|waitress|staff|barista|service|table|bill|place|shop|cafe|milk|pastry|croissant|menu|wifi|receipt"
+    r"|waitress|staff|barista|service|table|bill|place|shop|cafe|milk|pastry|croissant|menu|wifi"
+    r"|receipt"
     r"|seat|seats|cup|music)\b"
 )
 # Praise: without a failure next to it, a message praising is not a complaint.

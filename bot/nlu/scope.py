@@ -64,15 +64,21 @@ _GAZETTEER_EN = (
     "|new york times|nyt|wall street journal|the economist|youtube premium|disney plus"
     # Coffee, food and retail chains of English-speaking cities and of Shanghai.
     "|krispy kreme|pizza express|greggs|caffe nero|cafe nero|itsu|yo sushi|dishoom|honest burgers"
-    "|gails|le pain quotidien|joe and the juice|blank street|la colombe|intelligentsia|stumptown|philz"
+    "|gails|le pain quotidien|joe and the juice|blank street|la colombe|intelligentsia|stumptown"
+    "|philz"
     "|coffee bean|caribou coffee|dutch bros|panera|chick fil a|chickfila|popeyes|in n out|jollibee"
-    "|sweetgreen|potbelly|jimmy johns|jersey mikes|arbys|dairy queen|ihop|dennys|applebees|olive garden"
-    "|cheesecake factory|red lobster|outback|texas roadhouse|buffalo wild wings|hooters|subway sandwich"
+    "|sweetgreen|potbelly|jimmy johns|jersey mikes|arbys|dairy queen|ihop|dennys|applebees"
+    "|olive garden"
+    "|cheesecake factory|red lobster|outback|texas roadhouse|buffalo wild wings|hooters"
+    "|subway sandwich"
     "|target|aldi|lidl|tesco|sainsburys|waitrose|marks and spencer|asda|morrisons|woolworths|coles"
-    "|kroger|safeway|publix|wegmans|cvs|walgreens|best buy|home depot|lowes|primark|sephora|lululemon"
-    "|muji|seesaw|m stand|peets coffee|arabica coffee|luckin coffee|cotti|cotti coffee|tims china|hsbc"
+    "|kroger|safeway|publix|wegmans|cvs|walgreens|best buy|home depot|lowes|primark|sephora"
+    "|lululemon"
+    "|muji|seesaw|m stand|peets coffee|arabica coffee|luckin coffee|cotti|cotti coffee|tims china"
+    "|hsbc"
     "|bank of china|citibank|barclays|chase bank|wells fargo|the bund|bund|xintiandi|jing an temple"
-    "|jingan temple|yu garden|yuyuan|oriental pearl|shanghai tower|pudong airport|hongqiao|nanjing road"
+    "|jingan temple|yu garden|yuyuan|oriental pearl|shanghai tower|pudong airport|hongqiao"
+    "|nanjing road"
     "|tianzifang|iapm|ifc mall|reel mall|k11|taikoo li|raffles city|west bund|lujiazui|times square"
     "|central park|eiffel tower|big ben|louvre|the met|moma|heathrow|jfk|chengdu east station"
     "|kuanzhai alley|jinli|panda base|chunxi road|ifs"
@@ -184,13 +190,13 @@ _EN_NAMED = re.compile(
 # "Joe's", "Trader Joe's", "McDonald's": a capitalised possessive names a business or person.
 _EN_POSSESSIVE_NAME = re.compile(r"(?P<x>\b[A-Z][\w&-]*(?:\s+[A-Z][\w&-]*)?)['’]s\b")
 # Capitalised words before 's that are no name ("What's", "Today's", "Valentine's").
-_NOT_NAMES = frozenset(
+_NOT_NAME_WORDS = (
     "what that it there here who how where when let he she today tomorrow tonight yesterday"
     " monday tuesday wednesday thursday friday saturday sunday mother father valentine year"
     " new year children women men everyone everybody nobody someone one this which why else"
     " kid kids baby chef owner boss staff shop cafe restaurant kitchen world city people"
-    .split()
 )
+_NOT_NAMES = frozenset(_NOT_NAME_WORDS.split())
 _PRONOUNS = frozenset({"i", "im", "ill", "ive", "id", "we", "you", "my", "our", "ok", "okay"})
 # General knowledge that no restaurant or café fact answers (phrases; English ones match whole
 # words). A PhraseIndex looks them up by their first characters: a long regex alternation of
@@ -215,7 +221,8 @@ _KNOWLEDGE_WORDS = (
     "|tell me a joke|讲个笑话|笑话|who won|谁赢了|比分|world cup|世界杯|nba|election|选举"
     "|president of|prime minister|总统|首相|how old is the|what time is it in|几月几号"
     "|星座|horoscope|高考|考研|签证|护照|电影推荐|推荐一部|recommend a movie"
-    "|good movie|any movies|演唱会门票|podcast|podcasts|推荐几首|好听的歌|推荐本书|book recommendation"
+    "|good movie|any movies|演唱会门票|podcast|podcasts|推荐几首|好听的歌|推荐本书"
+    "|book recommendation"
     # Nutrition, health, origins and history of food in general; transit cards.
     "|calories|卡路里|热量|how much caffeine|咖啡因含量|nutrition|营养成分|bad for you|good for you"
     "|对身体好|对身体不好|伤身体|伤胃吗|who invented|invented|origin of|history of|起源|发明|来历"
@@ -232,7 +239,8 @@ _ZH_THAT_PLACE = re.compile(
     r"|快递站|驿站|菜馆|饭馆|面馆|小吃|大排档|烧烤|茶楼|影院)"
 )
 _EN_THAT_PLACE = re.compile(
-    r"\b(?:(?:the|that|this|a)\s+(?:[a-z]+\s+){0,2}?(?:bar|cafe|café|bakery|place|restaurant|shop|store"
+    r"\b(?:(?:the|that|this|a)\s+(?:[a-z]+\s+){0,2}?(?:bar|cafe|café|bakery|place|restaurant|shop"
+    r"|store"
     r"|hotel|gym|library|supermarket|pharmacy|bank|cafeteria|canteen|diner|pub|spot|joint)"
     r"\s+(?:next door|downstairs|upstairs|across the street|across town|on my street|near me"
     r"|around the corner|down the road|at work|by my office|by my place|in my building)"
@@ -313,7 +321,8 @@ class OtherSubject:
         if _ARITHMETIC.search(text) is not None:
             return "knowledge"
         that = (_EN_THAT_PLACE if text.isascii() else _ZH_THAT_PLACE).search(text)
-        if that is not None and "本店" not in text and (text.isascii() or not self._ours(that.group())):
+        ascii_text = text.isascii()
+        if that is not None and "本店" not in text and (ascii_text or not self._ours(that.group())):
             before = text[max(0, that.start() - 4) : that.start()]
             if not _RELATION_BEFORE_ZH.search(before) and not _ZH_OURS_ANY.search(text):
                 return that.group()
@@ -413,7 +422,7 @@ class OtherSubject:
             shop = _ZH_SHOP_WORD.search(name)
             if shop is None or shop.start() < 2:
                 return None  # "店里", "咖啡店": no name of its own
-        
+
         subject = self._zh_subject(name, place=True)
         if not subject or self._ours(subject):
             return None

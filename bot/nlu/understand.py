@@ -82,9 +82,13 @@ _NOT_COMPLAINING = re.compile(
     r"|not (a )?complain|not complaining|no complaint"
 )
 # A polite decline ("不用了谢谢", "no thanks", "nah I'm good, thanks").
-_DECLINE = re.compile(r"(?:不用|不了|不要了|算了|no thanks|no thank you|no need|nah|not now|not today)")
+_DECLINE = re.compile(
+    r"(?:不用|不了|不要了|算了|no thanks|no thank you|no need|nah|not now|not today)"
+)
 # Asking for a translation: the social phrase in it is quoted, not said to us.
-_TRANSLATE = re.compile(r"translate|怎么翻译|翻译一下|翻译成|怎么说|how do (?:you|i) say|in chinese|in english")
+_TRANSLATE = re.compile(
+    r"translate|怎么翻译|翻译一下|翻译成|怎么说|how do (?:you|i) say|in chinese|in english"
+)
 # The word itself: a complaint so named is one whatever it is about.
 _SAYS_COMPLAINT = re.compile(r"投诉|抱怨|差评|complain|complaint")
 # Stopping something the fan has: a refused subscribe is an unsubscribe.
@@ -111,7 +115,9 @@ FACT_CONFIDENCE = 0.8
 # A message naming a fact answers with it alone when it asks, or is this short ("wifi password",
 # "地铁站"), counted in Chinese characters plus other words.
 _MAX_FACT_STATEMENT = 4
-_ASKS = re.compile(r"\b(?:what|how|where|when|which|any|can|could|do you|is there|are there)\b|什么|啥")
+_ASKS = re.compile(
+    r"\b(?:what|how|where|when|which|any|can|could|do you|is there|are there)\b|什么|啥"
+)
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
