@@ -118,3 +118,10 @@ def test_refusals_and_declines(laowang, northbound):
     assert northbound.understand("no thanks, I'm good").intent is None
     assert northbound.understand("we won't be bringing the dog").intent is None
     assert northbound.understand("thanks so much!").intent == "thanks"
+
+
+def test_praise_asks_nothing_and_another_service_is_not_about_the_bot(laowang, northbound):
+    assert laowang.understand("你们家的夫妻肺片绝了").intent is None
+    assert northbound.understand("love your flat white, best in town").intent is None
+    assert laowang.understand("你能帮我买张火车票吗").intent is None
+    assert northbound.understand("I'll pass on the newsletter").intent is None

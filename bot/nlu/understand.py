@@ -358,7 +358,8 @@ class Understander:
             rule = "keyword"
         else:
             rule = "model" if intent is not None else "none"
-        other_ok = kind != "social" and intent not in self._never_other
+        # "你能帮我订机票吗" reads as a question about the bot itself, but asks for another service.
+        other_ok = (kind != "social" or intent == "identity") and intent not in self._never_other
         if other_ok and self._other.find(normalized, text) is not None:
             return _Decision(None, confidence, best, "other-subject")
         if (
@@ -395,6 +396,14 @@ class Understander:
         if intent == "thanks" and _DECLINE.match(normalized):
             # "不用了谢谢", "no thanks": declining an offer politely, not thanking for help.
             return _Decision(None, confidence, best, "negation")
+        if (
+            kind == "question"
+            and rule == "model"
+            and praise_only(normalized)
+            and not is_question(text, normalized)
+        ):
+            # "老王的回锅肉绝了": praise names a dish but asks nothing about it.
+            return _Decision(None, confidence, best, "none")
         if kind == "social" and _TRANSLATE.search(normalized):
             # "translate 'thank you'": the phrase is quoted, not said to us.
             return _Decision(None, confidence, best, "other-subject")
