@@ -14,7 +14,7 @@ from functools import cache
 
 from bot.nlu.normalize import Phrase, PhraseIndex
 
-__all__ = ["implicit_complaint"]
+__all__ = ["implicit_complaint", "off_target", "praise_only"]
 
 # "咸得我喝了三瓶水": drinking a lot after a dish is a verdict on the dish.
 _THIRST = re.compile(r"喝了.{0,3}[瓶杯壶]水")
@@ -40,6 +40,16 @@ _STRONG = (
     "|过敏了|胃疼|肚子不舒服|拉稀|崩了牙|硌牙|吃出|咬到|沙子|货不对板|跟图片不一样|跟照片不一样"
     "|下次不来了|不会再来了|再也不买|说好的|害我|黑脸|甩脸色|骗钱|就这|这也叫|也配叫|paid for this"
     "|lipstick on|chipped cup|laughed at me|made fun of|condescending|snobby|看不起人|口红印"
+    # Judgements of service and food, whatever the dish: staff, hygiene, money, health.
+    "|黑着脸|拉着脸|摆臭脸|臭脸|脸色难看|不耐烦|爱搭不理|凶巴巴|吼我|吼人|嫌弃|态度不好|态度一般"
+    "|服务态度|服务员态度|吃坏肚子|拉了一晚上|拉了一夜|上吐下泻|不舒服了一晚|吃出来|里面有根|有根头发"
+    "|有只虫|有个虫|黑心|奸商|智商税|割韭菜|坑爹|垃圾|太差劲|差劲|糟糕|很糟|烂透|真烂|什么玩意"
+    "|失望透顶|太失望|别来了|劝退|千万别去|不推荐|不值这个价|不值得|血亏|亏大了|上当"
+    "|rude staff|so rude|was rude|were rude|attitude problem|terrible|trash|garbage|the worst"
+    "|sucked"
+    "|sucks|waste of money|waste of time|never again|do not recommend|dont recommend|avoid this"
+    "|stay away|got food poisoning|sick after|sick all night|hair in my|bug in my"
+    "|unprofessional|embarrassing|shameful|lied to|false advertising"
 )
 # Negative judgements of food or service: a complaint when stated, not when asked.
 _WEAK = (
@@ -65,6 +75,17 @@ _WEAK = (
     "|basically milk|watered down|kept dropping|keeps dropping|asked for oat|i asked for"
     "|charged me|out of oat again|flies everywhere|line out the door|no one said hi|pretentious"
     "|太酸|焦味|全是冰|冰太多|杯子脏|爱理不理|态度冷淡|太吵|网太慢|网速慢|太挤|没电"
+    "|咸得要命|咸到|辣到|淡得|淡出鸟|没啥味|不入味|太甜|齁甜|分量太少|少得可怜|就几片|价格虚高|太贵"
+    "|贵得离谱|凉透|冰凉|夹生|没煮熟|半天不来|催了|催了好几次|还没到|迟到|超时|送晚了|晚了一个小时"
+    "|lukewarm|room temperature|luke warm|tasted off|tasted weird|tasted funny|too sweet"
+    "|sickly sweet"
+    "|overpriced|too expensive|way too expensive|pricey for|cold by the time|arrived cold"
+    "|late again|took an hour|took over|wrong milk|wrong drink|not hot"
+    "|burnt taste|tasted burnt|sour today|spilled|leaked|leaking|no lid|missing item|forgot my"
+    "|so loud|loud music|music was loud|couldnt hear|太吵了|吵得|paid for a|got a small"
+    "|少送|少了一份"
+    "|不太新鲜|不大新鲜|不舒服|一直不理|不理我们|nobody at|no one at|no one was at|nobody was at"
+    "|漏送|少给|给错|nobody told me|no one told me|没人告诉|没人通知"
 )
 # Praise that, next to a wait or a failure, is sarcasm: "great job" after 50 minutes.
 _SARCASM = (
@@ -83,6 +104,47 @@ _FAILURE = (
     "|wait|waited|minutes|hour|again|forgot|cold|wrong|never|still|nobody|no one|only took"
     "|came with|instead|didnt|doesnt|rolled|salt|as usual|as always|yet again|another"
 )
+
+
+# What a negative judgement is about when it is not about us: traffic, weather, work, school,
+# one's own life. A complaint read from weak signals needs a target of ours, not one of these.
+_OFF_TARGET = re.compile(
+    r"堵车|塞车|交通|天气|下雨|下雪|太热了|好热|好冷|上班|加班|老板骂|同事|考试|作业|论文|房租|股票|基金|男朋友"
+    r"|女朋友|老公|老婆|孩子作业|地铁太挤|地铁好挤|公交|打车|滴滴|航班|飞机|高铁|火车|快递|手机坏|电脑坏"
+    r"|\b(?:traffic|commute|weather|rain|raining|snow|my boss|work today|at work|exam|exams"
+    r"|homework|my flight|flight|the train|the bus|uber|my phone|my laptop|landlord|rent|the metro"
+    r"|the subway|monday|mondays|work was|work is|my job|school|class|my day|bored|boring day"
+    r"|tired|sleepy)\b"
+    r"|无聊|好累|累死|困死|好困"
+)
+# Our targets: what a complaint about us names (dish, drink, staff, shop, order).
+_OUR_TARGET = re.compile(
+    r"菜|饭|肉|鱼|汤|面|豆腐|味道|服务|服务员|老板|店|你们|上菜|外卖|订位|包间|结账|买单|价格|分量|咖啡|拿铁"
+    r"|\b(?:you|your|food|dish|dishes|coffee|latte|flat white|cold brew|espresso|drink|order|waiter"
+    r"|waitress|staff|barista|service|table|bill|place|shop|cafe|milk|pastry|croissant|menu|wifi"
+    r"|receipt"
+    r"|seat|seats|cup|music)\b"
+)
+# Praise: without a failure next to it, a message praising is not a complaint.
+_PRAISE = re.compile(
+    r"好吃|真香|绝了|yyds|太赞|好棒|喜欢|爱了|推荐|下次还来|还会再来|最好吃|一级棒|满分|五星|好评|点赞"
+    r"|\b(?:best|love|loved|amazing|awesome|great|delicious|perfect|fantastic|excellent|favourite"
+    r"|favorite|recommend|yummy|tasty|goat|fire|10/10|five stars)\b"
+)
+
+
+def off_target(normalized: str) -> bool:
+    """Whether a negative message is about something not ours (traffic, weather, work) and
+    names nothing of ours: "堵车堵了一个小时，烦死了" is no complaint to the shop."""
+    return _OFF_TARGET.search(normalized) is not None and _OUR_TARGET.search(normalized) is None
+
+
+def praise_only(normalized: str) -> bool:
+    """Whether a message praises and names no failure: "your flat white is the best in town"."""
+    if _PRAISE.search(normalized) is None:
+        return False
+    kinds, index = _lexicon()
+    return not {kinds[p] for p in index.found(normalized)} & {"strong", "weak", "failure"}
 
 
 @cache

@@ -17,14 +17,16 @@ __all__ = ["is_question", "refusal"]
 _REFUSAL_ZH = re.compile(
     r"(不要|不用|不需要|不必|不想|不再|别再|别|甭|取消|停止|停掉|关掉|关闭|无需|没必要|算了|不订|不关注"
     r"|拒绝|退出|再也不|不是要|没有要|不是想|没想|并不想|不打算|不考虑|没打算|先不|暂时不|不找|没兴趣"
-    r"|不感兴趣)"
+    r"|不感兴趣|下次吧|下次再说|改天吧|不麻烦了|没事了|免了|暂时不需要|不点|不去了|不来了|不过来了|不订了|不约了|不吃了|不需要了|就不用|就算了|用不着)"
 )
 _REFUSAL_EN = re.compile(
     r"\b(dont|do not|doesnt|no more|stop|stopp?ed|never|not interested|done with|no longer|no need"
     r"|without|cancel|quit|not want|not need|dont want|dont need|no thanks|no thank you|unfollow"
     r"|enough of|sick of|tired of|fed up with|over|not complaining|not a complaint|not trying to"
     r"|im fine|its fine|nah|not looking to|not planning to|no plans to|wont need|dont bother"
-    r"|never mind|nevermind|forget it|skip)\b"
+    r"|never mind|nevermind|forget it|skip|wont|will not|not gonna|not going to|not coming"
+    r"|no longer need|changed my mind|im good|all good|not bringing|ill pass|i ll pass|pass on"
+    r"|not for me|maybe later|maybe next time)\b"
 )
 # Question markers: a message with one of these asks something, even with a negation in it.
 _QUESTION = re.compile(
@@ -33,6 +35,7 @@ _QUESTION = re.compile(
     r"|^(?:can|could|do|does|did|is|are|will|would|should|shall|may|must|how|what|when|where|why"
     r"|which|who|any)\b"
     r"|\b(?:can i|do i|do you|is it|is there|are there|should i|if i)\b"
+    r"|\bor (?:nah|not|no)\b|([\u4e00-\u9fff])不\1"
 )
 
 

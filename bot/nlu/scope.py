@@ -37,6 +37,21 @@ _GAZETTEER_ZH = (
     "|阿里巴巴|京东|拼多多|盒马|永辉|7-11|711便利店|全家便利店|罗森|漫咖啡|蓝瓶|迪士尼|万达影城|耐克|阿迪"
     "|茅台|可口可乐|百事|达美乐|棒约翰|塔斯汀|华莱士|书亦烧仙草|古茗|沪上阿姨|挪瓦|costa|manner|tims"
     "|巨无霸|星冰乐|苹果手机|雀巢|胶囊咖啡机|顺丰|中通|圆通|菜鸟驿站|京东快递|沙县小吃|兰州拉面|酒店|宾馆|民宿"
+    # Chain restaurants, snacks and drinks common in Chinese cities.
+    "|老乡鸡|乡村基|大米先生|杨国福|张亮麻辣烫|绝味|周黑鸭|煌上煌|紫燕百味鸡|廖排骨|钟水饺|龙抄手|赖汤圆"
+    "|冒椒火辣|谭鸭血|蜀九香|朱光玉|电台巷|贤合庄|刘一手|德庄|秦妈|小肥羊|味千|吉野家|食其家|萨莉亚|九毛九"
+    "|和府捞面|遇见小面|马记永|陈香贵|费大厨|农耕记|绿茶餐厅|正新鸡排|一点点|茶百道|益禾堂|七分甜|乐乐茶"
+    "|鹿角巷|幸运咖|皮爷咖啡|阿拉比卡|蓝瓶咖啡|星巴克臻选|塔可贝尔|赛百味|棒约翰|汉堡王|必胜客|探鱼|怂火锅"
+    # Malls, department stores, supermarkets, banks, telecoms and other shops.
+    "|太古里|国金中心|万象城|来福士|银泰|伊藤洋华堂|伊藤|王府井|大悦城|爱琴海|龙湖天街|万达广场|凯德|环球中心"
+    "|苏宁|国美|屈臣氏|名创优品|无印良品|盒马鲜生|物美|大润发|麦德龙|奥特莱斯|便利蜂|美宜佳|红旗连锁|舞东风"
+    "|中国银行|工商银行|建设银行|农业银行|招商银行|交通银行|中国移动|中国联通|中国电信|携程|12306|滴滴客服"
+    "|华为手机|小米手机|网易|百度|字节跳动|中石化|中石油|加油站|电影院|万达影城|网吧"
+    # Sights, stations, hospitals and universities of Chengdu and Shanghai.
+    "|宽窄巷子|锦里|武侯祠|杜甫草堂|文殊院|大熊猫基地|熊猫基地|青城山|都江堰|九眼桥|东郊记忆|天府广场|欢乐谷"
+    "|金沙遗址|人民公园|双流机场|天府机场|成都东站|成都南站|火车北站|成都站|四川大学|川大|电子科大|西南交大"
+    "|华西医院|省医院|外滩|新天地|南京路步行街|陆家嘴|东方明珠|豫园|田子坊|静安寺|浦东机场|虹桥机场|虹桥火车站"
+    "|上海站|上海南站|上海中心|环球港|前滩太古里|迪士尼乐园"
 )
 _GAZETTEER_EN = (
     "starbucks|mcdonalds|mcdonald|mcds|kfc|burger king|pizza hut|dominos|luckin|costa|tim hortons"
@@ -47,6 +62,26 @@ _GAZETTEER_EN = (
     "|arabica|tims|bitcoin|ethereum|dogecoin|netflix|spotify|uber|airbnb|big mac|whopper"
     "|frappuccino|iphone|ipad|macbook|nespresso|delonghi|breville|playstation|ps5|xbox|nintendo"
     "|new york times|nyt|wall street journal|the economist|youtube premium|disney plus"
+    # Coffee, food and retail chains of English-speaking cities and of Shanghai.
+    "|krispy kreme|pizza express|greggs|caffe nero|cafe nero|itsu|yo sushi|dishoom|honest burgers"
+    "|gails|le pain quotidien|joe and the juice|blank street|la colombe|intelligentsia|stumptown"
+    "|philz"
+    "|coffee bean|caribou coffee|dutch bros|panera|chick fil a|chickfila|popeyes|in n out|jollibee"
+    "|sweetgreen|potbelly|jimmy johns|jersey mikes|arbys|dairy queen|ihop|dennys|applebees"
+    "|olive garden"
+    "|cheesecake factory|red lobster|outback|texas roadhouse|buffalo wild wings|hooters"
+    "|subway sandwich"
+    "|target|aldi|lidl|tesco|sainsburys|waitrose|marks and spencer|asda|morrisons|woolworths|coles"
+    "|kroger|safeway|publix|wegmans|cvs|walgreens|best buy|home depot|lowes|primark|sephora"
+    "|lululemon"
+    "|muji|seesaw|m stand|peets coffee|arabica coffee|luckin coffee|cotti|cotti coffee|tims china"
+    "|hsbc"
+    "|bank of china|citibank|barclays|chase bank|wells fargo|the bund|bund|xintiandi|jing an temple"
+    "|jingan temple|yu garden|yuyuan|oriental pearl|shanghai tower|pudong airport|hongqiao"
+    "|nanjing road"
+    "|tianzifang|iapm|ifc mall|reel mall|k11|taikoo li|raffles city|west bund|lujiazui|times square"
+    "|central park|eiffel tower|big ben|louvre|the met|moma|heathrow|jfk|chengdu east station"
+    "|kuanzhai alley|jinli|panda base|chunxi road|ifs"
 )
 # Words before a name that put it in relation to us ("离X", "near X") rather than make it the
 # subject; and words after it ("X旁边", "X附近", "X里面").
@@ -75,16 +110,27 @@ _ZH_SUBJECT = re.compile(
 # (one short alternation) and then the few characters before it, which must end in a place word:
 # one left-to-right pass instead of a lazy name group tried at every position.
 _ZH_TOPIC = re.compile(
-    r"停车|门票|票价|几点|营业|地址|电话|客服|优惠|办卡|预约|挂号|怎么走|在哪|价格|多少钱|wifi|密码|排队|人多"
+    r"停车|门票|票价|几点|营业|地址|电话|客服|优惠|办卡|预约|挂号|怎么走|怎么去|在哪|价格|多少钱|wifi|密码|排队"
+    r"|人多|开放|好吃吗|好玩吗|有什么|有啥|收费|外卖|订位|订座|包间|带狗|带宠物|招牌|菜单|人均|好吃|推荐"
 )
 _ZH_PLACE_WORD = re.compile(
     r"(?:巷子|景区|基地|古镇|寺|公园|动物园|博物馆|美术馆|医院|诊所|健身房|机场|火车站|高铁站|汽车站"
-    r"|银行|商场|超市|酒店|宾馆|电影院|影城|学校|大学|体育馆|游乐园|图书馆|派出所|政务中心|营业厅|4s店)$"
+    r"|银行|商场|超市|酒店|宾馆|电影院|影城|学校|大学|体育馆|游乐园|图书馆|派出所|政务中心|营业厅|4s店"
+    r"|[东南西北]站|火车站|校区|百货|购物中心|广场|大厦|寺|庙|古镇|景点|步行街|夜市|学院|中学|小学|幼儿园"
+    r"|大使馆|领事馆|酒吧|ktv|网吧|加油站|药店|药房|菜市场|农贸市场|批发市场|花鸟市场|美术馆|剧院|音乐厅|总店)$"
+)
+# Words ending the name of an eating place: "陈记肥肠粉店", "小谭豆花馆" (a name before it needed).
+_ZH_SHOP_WORD = re.compile(
+    r"(?:店|馆|餐厅|饭店|酒楼|茶楼|茶馆|大排档|食堂|酒吧|面馆|小吃店|咖啡店|咖啡馆|奶茶店|火锅店|串串店)$"
+)
+_ZH_MODAL_END = re.compile(
+    r"(?:能不能|可不可以|可以|有没有|要不要|需不需要|需要|是不是|好不好|方便|能|有|要|好|是)$"
 )
 # Place/company suffixes: "那家火锅店", "春熙路那个商场": X ends in one of these → a named place.
 _ZH_PLACE_SUFFIX = re.compile(
     r"(店|餐厅|饭店|酒店|宾馆|超市|商场|银行|医院|公园|机场|火车站|高铁站|大学|博物馆|图书馆|电影院|影城"
-    r"|健身房|邮局|火锅|咖啡|奶茶|烧烤|面馆|酒吧|公司|集团|广场|商城|馆|食堂|大排档|小吃|酒楼)$"
+    r"|健身房|邮局|火锅|咖啡|奶茶|烧烤|面馆|酒吧|公司|集团|广场|商城|馆|食堂|大排档|小吃|酒楼"
+    r"|百货|购物中心|大厦|[东南西北]站|火车站|校区|景区|寺|古镇|步行街|夜市|超市|便利店|药店|总店|分店)$"
 )
 # Pronouns and deictics that point at us: "你们几点关门", "这家店的地址", "店里几点开门".
 _ZH_OURS = re.compile(
@@ -132,6 +178,7 @@ _EN_OUR_PARTS = frozenset(
     | {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "mondays"}
     | {"tuesdays", "wednesdays", "thursdays", "fridays", "saturdays", "sundays", "weekday"}
     | {"weekdays", "evening", "morning", "night", "private", "outdoor", "seating", "front"}
+    | {"there", "here", "entrance", "door"}
 )
 # A capitalised name before a business or place noun in the fan's own text: "does Seesaw
 # coffee do oat milk", "the Shanghai Tower" (checked on the raw text, where names keep their
@@ -140,6 +187,16 @@ _EN_NAMED = re.compile(
     r"(?<=[a-z0-9,] )(?P<x>(?:[A-Z][\w'&-]*\s+){1,3})(?:coffee|café|cafe|bakery|restaurant|bar|tea"
     r"|kitchen|roasters|store|shop|mall|hotel|tower|museum|park|temple|market|airport|station)\b"
 )
+# "Joe's", "Trader Joe's", "McDonald's": a capitalised possessive names a business or person.
+_EN_POSSESSIVE_NAME = re.compile(r"(?P<x>\b[A-Z][\w&-]*(?:\s+[A-Z][\w&-]*)?)['’]s\b")
+# Capitalised words before 's that are no name ("What's", "Today's", "Valentine's").
+_NOT_NAME_WORDS = (
+    "what that it there here who how where when let he she today tomorrow tonight yesterday"
+    " monday tuesday wednesday thursday friday saturday sunday mother father valentine year"
+    " new year children women men everyone everybody nobody someone one this which why else"
+    " kid kids baby chef owner boss staff shop cafe restaurant kitchen world city people"
+)
+_NOT_NAMES = frozenset(_NOT_NAME_WORDS.split())
 _PRONOUNS = frozenset({"i", "im", "ill", "ive", "id", "we", "you", "my", "our", "ok", "okay"})
 # General knowledge that no restaurant or café fact answers (phrases; English ones match whole
 # words). A PhraseIndex looks them up by their first characters: a long regex alternation of
@@ -157,6 +214,39 @@ _KNOWLEDGE_WORDS = (
     "|ticket to|tickets to|atm|取款机|提款机|last metro|last train|last bus|first train|末班车"
     "|首班车|gold price|price of gold|金价|油价|oil price|gas price|房价|house prices|sunset"
     "|sunrise|日落|日出"
+    # Cooking at home, translation, homework, news, sport, people: no shop fact answers them.
+    "|make at home|cook at home|brew at home|making at home|at home recipe|recipe for"
+    "|在家做|在家怎么做|自己在家|菜谱|食谱|家常做法|怎么翻译|翻译一下|翻译成|translate"
+    "|用英语怎么说|英文怎么说|in chinese|中文怎么说|homework|作业|作文|论文|essay"
+    "|tell me a joke|讲个笑话|笑话|who won|谁赢了|比分|world cup|世界杯|nba|election|选举"
+    "|president of|prime minister|总统|首相|how old is the|what time is it in|几月几号"
+    "|星座|horoscope|高考|考研|签证|护照|电影推荐|推荐一部|recommend a movie"
+    "|good movie|any movies|演唱会门票|podcast|podcasts|推荐几首|好听的歌|推荐本书"
+    "|book recommendation"
+    # Nutrition, health, origins and history of food in general; transit cards.
+    "|calories|卡路里|热量|how much caffeine|咖啡因含量|nutrition|营养成分|bad for you|good for you"
+    "|对身体好|对身体不好|伤身体|伤胃吗|who invented|invented|origin of|history of|起源|发明|来历"
+    "|是哪里的菜|哪个地方的菜|哪里的特产|espresso machine|coffee machine|咖啡机|磨豆机|grinder"
+    "|which bar|which bars|which cafe|which restaurant|any good bars|good bars|bars around|哪家好"
+    "|哪里有好吃的|metro card|transit card|交通卡|地铁卡|公交卡|天府通|交通卡"
+)
+# Another place named by where it is from the *fan* ("楼下那家奶茶店", "公司食堂", "the bar
+# next door", "my friend's cafe"): its hours, prices and parking are not ours.
+_ZH_THAT_PLACE = re.compile(
+    r"(?:那家|那间|那个|隔壁|楼下|楼上|对面|我家|家附近|公司|单位|朋友|小区|学校|网红|街角|路口|别的|其他)"
+    r"(?:的|那家|那个|开的|新开的)?[\u4e00-\u9fff]{0,6}?"
+    r"(?:店|馆|餐厅|超市|商场|医院|食堂|酒店|酒吧|健身房|银行|面包房|咖啡厅|串串香|串串|火锅|书店|药店"
+    r"|快递站|驿站|菜馆|饭馆|面馆|小吃|大排档|烧烤|茶楼|影院)"
+)
+_EN_THAT_PLACE = re.compile(
+    r"\b(?:(?:the|that|this|a)\s+(?:[a-z]+\s+){0,2}?(?:bar|cafe|café|bakery|place|restaurant|shop"
+    r"|store"
+    r"|hotel|gym|library|supermarket|pharmacy|bank|cafeteria|canteen|diner|pub|spot|joint)"
+    r"\s+(?:next door|downstairs|upstairs|across the street|across town|on my street|near me"
+    r"|around the corner|down the road|at work|by my office|by my place|in my building)"
+    r"|my (?:friends|friend s|office|work|local|neighborhood|neighbourhood|school|uni|company)\s+"
+    r"(?:[a-z]+\s+)?(?:bar|cafe|café|bakery|place|restaurant|shop|store|cafeteria|canteen|gym|pub"
+    r"|coffee shop|diner))\b"
 )
 # Arithmetic ("what's 15% of 80", after normalisation "15 of 80").
 _ARITHMETIC = re.compile(r"\b\d+ (?:of|times|plus|minus|divided by) \d+\b")
@@ -165,6 +255,9 @@ _ARITHMETIC = re.compile(r"\b\d+ (?:of|times|plus|minus|divided by) \d+\b")
 _EN_VERB_OTHER = re.compile(
     r"\b(?:subscribe to|sign up for|sign me up for|unsubscribe from|book a table at|reserve at"
     r"|order from|deliver from)\s+(?P<x>[a-z0-9 &]{2,40})$"
+    # Directions to somewhere else: "how do I get to the Bund (from here)".
+    r"|\b(?:how (?:do i|do we|can i|could i|would i|to|should i) get to|directions to"
+    r"|how far is)\s+(?P<y>[a-z0-9 &]{2,40}?)(?:\s+from\b.*)?$"
 )
 # English nouns naming a place that is not a café or restaurant ("the airport lounge").
 _EN_PLACE = re.compile(
@@ -227,6 +320,12 @@ class OtherSubject:
                 return word
         if _ARITHMETIC.search(text) is not None:
             return "knowledge"
+        that = (_EN_THAT_PLACE if text.isascii() else _ZH_THAT_PLACE).search(text)
+        ascii_text = text.isascii()
+        if that is not None and "本店" not in text and (ascii_text or not self._ours(that.group())):
+            before = text[max(0, that.start() - 4) : that.start()]
+            if not _RELATION_BEFORE_ZH.search(before) and not _ZH_OURS_ANY.search(text):
+                return that.group()
         if not text.isascii():
             for match in _ZH_SUBJECT.finditer(text):
                 start = match.start()
@@ -254,12 +353,24 @@ class OtherSubject:
                 return name
         for match in _EN_PLACE.finditer(text):
             name = match.group("x")
-            if not self._related(text, match.start(), match.end()) and not self._ours(name):
+            # Only a relation *before* the place makes it ours ("near the museum?"); "the museum
+            # near you, is it free" asks about the museum.
+            before = " " + text[max(0, match.start() - 40) : match.start()]
+            if not _RELATION_BEFORE_EN.search(before) and not self._ours(name):
                 return name
         return self._named(raw[:300]) if raw else None
 
     def _named(self, raw: str) -> str | None:
-        """A capitalised name before a business noun in the raw text, not ours nor related."""
+        """A capitalised name before a business noun, or a capitalised possessive ("Joe's",
+        "Peet's"), in the raw text, not ours nor related."""
+        for match in _EN_POSSESSIVE_NAME.finditer(raw):
+            name = normalize(match.group("x"))
+            if name in _NOT_NAMES or len(name) < 3 or self._ours(name):
+                continue
+            if self._own is not None and self._own.search(name):
+                continue
+            if not self._related(raw.lower(), match.start(), match.end()):
+                return name
         for match in _EN_NAMED.finditer(raw):
             name = normalize(match.group("x"))
             if len(name) < 3 or name.split()[0] in _PRONOUNS or self._ours(name):
@@ -304,9 +415,14 @@ class OtherSubject:
             # partner (饿了么客服 ≠ ordering us on 饿了么).
             subject = self._zh_subject(name[-6:], place=True)
             return subject if subject and len(subject) >= 2 else None
+        # "小谭豆花馆能订位吗": the modal verb between the name and the topic is not the name.
+        name = _ZH_MODAL_END.sub("", name)
         place = _ZH_PLACE_WORD.search(name)
         if place is None:
-            return None
+            shop = _ZH_SHOP_WORD.search(name)
+            if shop is None or shop.start() < 2:
+                return None  # "店里", "咖啡店": no name of its own
+
         subject = self._zh_subject(name, place=True)
         if not subject or self._ours(subject):
             return None

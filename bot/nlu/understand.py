@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.nlu.clauses import clauses
-from bot.nlu.complaints import implicit_complaint
+from bot.nlu.complaints import implicit_complaint, off_target, praise_only
 from bot.nlu.fanspeak import emoji_words, has_emoji_words
 from bot.nlu.matcher import IntentMatcher
 from bot.nlu.negation import is_question, refusal
@@ -81,9 +81,19 @@ _NOT_COMPLAINING = re.compile(
     r"(不是|没有|没|并不是|不算)(要|想)?(投诉|抱怨|吐槽)"
     r"|not (a )?complain|not complaining|no complaint"
 )
+# A polite decline ("不用了谢谢", "no thanks", "nah I'm good, thanks").
+_DECLINE = re.compile(
+    r"(?:不用|不了|不要了|算了|no thanks|no thank you|no need|nah|not now|not today)"
+)
+# Asking for a translation: the social phrase in it is quoted, not said to us.
+_TRANSLATE = re.compile(
+    r"translate|怎么翻译|翻译一下|翻译成|怎么说|how do (?:you|i) say|in chinese|in english"
+)
+# The word itself: a complaint so named is one whatever it is about.
+_SAYS_COMPLAINT = re.compile(r"投诉|抱怨|差评|complain|complaint")
 # Stopping something the fan has: a refused subscribe is an unsubscribe.
 _STOP = re.compile(
-    r"不再|别再|不要再|不想再|停止|停掉|退掉|取消|不想收|不要收|关掉|关闭|屏蔽|别推|不要推|"
+    r"(?:别|不要|不用)(?:再)?(?:给我)?(?:发|推)|不再|别再|不要再|不想再|停止|停掉|退掉|取消|不想收|不要收|关掉|关闭|屏蔽|别推|不要推|"
     r"\b(?:no more|stop|done with|no longer|unsubscribe|cancel|quit|enough|anymore|any more)\b"
 )
 # Cancelling a booking is a question about bookings, not a refusal of one.
@@ -102,6 +112,35 @@ COMPLAINT_CONFIDENCE = 0.8
 # decided by a keyword or rule): short pieces give the matcher less to go on.
 CLAUSE_CONFIDENCE = 0.5
 FACT_CONFIDENCE = 0.8
+# A message naming a fact answers with it alone when it asks, or is this short ("wifi password",
+# "地铁站"), counted in Chinese characters plus other words.
+_MAX_FACT_STATEMENT = 4
+_ASKS = re.compile(
+    r"\b(?:what|how|where|when|which|any|can|could|do you|is there|are there)\b|什么|啥"
+)
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+# Voice-to-text fillers (嗯 那个 就是 然后, um so like): n-grams no example has, which only
+# dilute the matcher's confidence in a run-on message. Removed for the matcher alone.
+_FILLERS = re.compile(
+    r"嗯+|呃+|额+|那个那个|就是说|然后就是|就是那个|那个就是|我想问问|我想问一下|我想问下|想问一下|问一下"
+    r"|\b(?:um+|uh+|erm|hmm+|like|so|yeah|basically|i mean|you know|okay so|ok so|i was wondering"
+    r"|kinda|sorta|actually)\b"
+)
+_SPACES = re.compile(r"\s+")
+
+
+def _without_fillers(normalized: str) -> str:
+    """A normalised message without voice fillers (unchanged when nothing else is left)."""
+    stripped = _SPACES.sub(" ", _FILLERS.sub(" ", normalized)).strip()
+    return stripped or normalized
+
+
+def _size(normalized: str) -> int:
+    """Length of a message in Chinese characters plus other words."""
+    return len(_HAN.findall(normalized)) + len(_HAN.sub(" ", normalized).split())
+
 
 # Whole-message answers, compared after normalize() (so Traditional forms, casing and trailing
 # punctuation/emoji do not matter). Kept small and unambiguous: a longer message is a sentence
@@ -303,7 +342,7 @@ class Understander:
     def _decide(self, text: str, normalized: str) -> _Decision:
         """Matcher, then the rules that may overrule it: other subject, refusal, implicit
         complaint, fact asked by name (in that order, see the module doc of each)."""
-        match = self.matcher.match_normalized(normalized)
+        match = self.matcher.match_normalized(_without_fillers(normalized))
         intent, confidence, best = match.intent, match.confidence, match.best
         kind = self._kinds.get(intent or "")
         fact = self._fact(normalized)
@@ -319,9 +358,21 @@ class Understander:
             rule = "keyword"
         else:
             rule = "model" if intent is not None else "none"
-        other_ok = kind != "social" and intent not in self._never_other
+        # "你能帮我订机票吗" reads as a question about the bot itself, but asks for another service.
+        other_ok = (kind != "social" or intent == "identity") and intent not in self._never_other
         if other_ok and self._other.find(normalized, text) is not None:
             return _Decision(None, confidence, best, "other-subject")
+        if (
+            intent is not None
+            and intent == self._complaint
+            and (
+                (rule == "model" and praise_only(normalized))
+                or (off_target(normalized) and not _SAYS_COMPLAINT.search(normalized))
+            )
+        ):
+            # The model reads any negative or emphatic message as a complaint; one about the
+            # traffic, or praising us, is not (a complaint keyword still decides alone).
+            return _Decision(None, confidence, best, "none")
         if intent is not None and kind != "social":
             cue = refusal(normalized)
             if cue is not None:
@@ -342,18 +393,41 @@ class Understander:
                     and not self._asked_elsewhere(text, intent)
                 ):
                     return _Decision(None, confidence, best, "negation")
+        if intent == "thanks" and _DECLINE.match(normalized):
+            # "不用了谢谢", "no thanks": declining an offer politely, not thanking for help.
+            return _Decision(None, confidence, best, "negation")
+        if (
+            kind == "question"
+            and rule == "model"
+            and praise_only(normalized)
+            and not is_question(text, normalized)
+        ):
+            # "老王的回锅肉绝了": praise names a dish but asks nothing about it.
+            return _Decision(None, confidence, best, "none")
+        if kind == "social" and _TRANSLATE.search(normalized):
+            # "translate 'thank you'": the phrase is quoted, not said to us.
+            return _Decision(None, confidence, best, "other-subject")
         if kind == "social" and normalized in _BARE_CONFIRMATIONS:
             # "ok", "好的": an acknowledgement, not small talk to answer.
             return _Decision(None, confidence, best, "none")
         if self._complaint is not None and intent not in self._flow_not_complaint:
             level = implicit_complaint(normalized, is_question(text, normalized))
-            if level is not None and (level == "strong" or intent is None or kind == "question"):
+            if (
+                level is not None
+                and (level == "strong" or intent is None or kind == "question")
+                and (level == "strong" or not off_target(normalized))
+            ):
                 return _Decision(
                     self._complaint, max(confidence, COMPLAINT_CONFIDENCE), best, "complaint"
                 )
         if fact is not None:
             owner = self._fact_intents.get(fact)
             if intent is None and owner is not None:
+                if _size(normalized) > _MAX_FACT_STATEMENT and not (
+                    is_question(text, normalized) or _ASKS.search(normalized)
+                ):
+                    # "今天地铁太挤了累死" names the metro but asks nothing about it.
+                    return _Decision(None, confidence, best, "none")
                 return _Decision(owner, FACT_CONFIDENCE, best, "fact", fact)
             if intent == owner or (owner is None and rule == "model"):
                 # A fact no intent carries beats a guess of the model (not a keyword).
