@@ -217,3 +217,17 @@ def test_calibration_is_cached_beside_the_fit(tmp_path, monkeypatch) -> None:
     IntentMatcher(EXAMPLES, {"parking": ["车位", "停车"]})
     assert len(list(tmp_path.glob("calibration-*.npz"))) == 2
     assert len(list(tmp_path.glob("matcher-*.npz"))) == 1
+
+
+def test_a_message_typed_in_pinyin_is_answered_in_chinese() -> None:
+    """A fan typing pinyin (no Chinese IME at hand) reads Chinese: the reply must not switch to
+    English because the letters are Latin."""
+    from bot.brand import load_brand
+    from bot.nlu.understand import Understander
+    from tests.conftest import ROOT
+
+    persona = load_brand(ROOT / "personas" / "laowang-kitchen.yaml").persona
+    understander = Understander(persona)
+    for text in ("jidian kaimen", "wo xiang ding wei", "you tingchewei ma"):
+        assert understander.language(text, fallback_language="en") == "zh", text
+    assert understander.language("what time do you open", fallback_language="zh") == "en"

@@ -22,7 +22,7 @@ from typing import Literal
 from bot.nlu.clauses import clauses
 from bot.nlu.complaints import implicit_complaint, off_target, praise_only
 from bot.nlu.fanspeak import emoji_words, has_emoji_words
-from bot.nlu.matcher import IntentMatcher
+from bot.nlu.matcher import IntentMatcher, typed_pinyin
 from bot.nlu.negation import is_question, refusal
 from bot.nlu.normalize import Phrase, PhraseIndex, detect_language, normalize
 from bot.nlu.scope import OtherSubject
@@ -276,7 +276,10 @@ class Understander:
     ) -> str:
         """Forced, else detected, else fallback, else the persona default; always spoken."""
         spoken = self.persona.languages
-        for candidate in (forced_language, detect_language(text), fallback_language):
+        detected = detect_language(text)
+        if detected == "en" and "zh" in spoken and typed_pinyin(normalize(text)):
+            detected = "zh"  # "jidian kaimen" is a Chinese speaker without an IME: answer in zh
+        for candidate in (forced_language, detected, fallback_language):
             if candidate is not None:
                 return candidate if candidate in spoken else self.persona.default_language
         return self.persona.default_language
