@@ -3,8 +3,9 @@
 Operators follow these links from the Chinese guides to the developer reference and back; a
 renamed heading or a moved file would silently strand them. External links (http, mailto) are
 not fetched. Anchors are checked against the target file's headings, slugged the way GitHub
-does (lower case, punctuation dropped, spaces to hyphens), so a link to ``#7a-custom-menu-自定义菜单``
-breaks the test when that heading changes. No doc may cite ``../shared`` (outside the repo).
+does (lower case, punctuation dropped, spaces to hyphens), so a link to
+``#7a-custom-menu-自定义菜单`` breaks the test when that heading changes. No doc may cite
+``../shared`` (outside the repository).
 """
 
 from __future__ import annotations
