@@ -114,7 +114,8 @@ def configure_logging(settings: Settings, stream=None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log_level)
-    # HTTP client libraries log URLs, and Telegram's carry the bot token (docs/channels.md §2.9).
+    # HTTP client libraries log URLs, and Telegram's carry the bot token
+    # (docs/channels/protocol-notes.md T5).
     # transitions logs every callback at INFO: thousands of lines a second under load.
     for noisy in ("httpx", "httpcore", "urllib3", "watchfiles", "transitions"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -14,8 +14,9 @@ from bot.messages import FanRef, Reply
 from tests.fakes.telegram_api import FakeTelegram
 from tests.test_telegram import fan, polling, run
 
-# PTB 22.8's RetryAfter constructor reads its own deprecated int ``retry_after`` (docs/channels.md
-# §2.3), so every 429 warns inside the library; our code reads it either way (see below).
+# PTB 22.8's RetryAfter constructor reads its own deprecated int ``retry_after``
+# (docs/channels/protocol-notes.md T3), so every 429 warns inside the library; our code reads
+# it either way (see below).
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
 # -- splitting (pure) ------------------------------------------------------------------------------

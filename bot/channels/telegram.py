@@ -3,8 +3,8 @@
 One :class:`TelegramChannel` serves one persona through one bot token. It holds a
 python-telegram-bot ``Application`` (composition, not inheritance) and drives its lifecycle by
 hand — ``initialize → updater.start_polling → start`` and back — never ``run_polling``, which
-would install signal handlers and close the daemon's event loop (../shared/docs/channels.md
-§2.5). ``allowed_updates`` is always passed explicitly: Telegram keeps the last setting otherwise.
+would install signal handlers and close the daemon's event loop (docs/channels/protocol-notes.md
+T4). ``allowed_updates`` is always passed explicitly: Telegram keeps the last setting otherwise.
 
 Modes:
 
@@ -759,7 +759,7 @@ class TelegramChannel:
         await asyncio.to_thread(self._mark_blocked, chat_id, True, "telegram_403")
 
     def _polling_error(self, exc: TelegramError) -> None:
-        # A plain function: PTB refuses a coroutine here (docs/channels.md §2.4).
+        # A plain function: PTB refuses a coroutine here (docs/channels/protocol-notes.md T4).
         self.stats["polling_errors"] += 1
         hint = ""
         if "Conflict" in type(exc).__name__:

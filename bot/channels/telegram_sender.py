@@ -1,6 +1,6 @@
 """Outbound Telegram messages: split, paced, retried, and stopped for fans who blocked the bot.
 
-Telegram's limits (Bot FAQ; approximate by design, see ../shared/docs/channels.md §2.3):
+Telegram's limits (Bot FAQ; approximate by design, see docs/channels/protocol-notes.md T3):
 about 1 message/s in one chat (short bursts tolerated) and about 30 messages/s overall, text of
 at most 4,096 characters. PTB enforces none of this for us (its AIORateLimiter has no per-chat
 limit and, in 22.8, a pause bug — §2.7), so this module does:

@@ -4,7 +4,7 @@ python-telegram-bot is pointed at it with ``base_url`` (``fake.base_url``), so t
 its HTTP client and our adapter run unmodified; only Telegram's servers are replaced.
 
 What it implements (the subset brandbot uses, with Telegram's semantics as documented in
-../shared/docs/channels.md §2):
+docs/channels/protocol-notes.md T1-T4):
 
 * ``getMe``, ``deleteWebhook`` (``drop_pending_updates``), ``setWebhook`` (then delivers every
   pushed update to the URL with the ``X-Telegram-Bot-Api-Secret-Token`` header), ``getWebhookInfo``;
