@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import click
 
 from bot.relations import Store
-from bot.tables import echo, format_table
+from bot.tables import echo, format_table, table_width
 
 DEFAULT_DB = "brandbot.db"
 DB_HELP = "SQLite relationship log."
@@ -75,5 +76,45 @@ def load_persona(ref: str):
 
 
 def print_table(columns: list[str], rows: list[list[Any]]) -> None:
-    for line in format_table(columns, rows):
+    """Aligned, fitted to the terminal (100 columns when piped); long cells end in "…"."""
+    for line in format_table(columns, rows, max_width=table_width()):
         click.echo(line)
+
+
+DEFAULT_ZONE = "Asia/Shanghai"  # our operators' brands; used when a persona file is not found
+
+
+def persona_zone(persona_id: str, override: str | None = None):
+    """The time zone to show ``persona_id``'s times in: ``override`` (``--tz``), else the
+    persona file's ``timezone`` (personas/<id>.yaml), else :data:`DEFAULT_ZONE`."""
+    from bot.persona.model import zone_named
+
+    if override:
+        return zone_named(override)
+    return _zone_of_persona(persona_id)
+
+
+def zone_option(value: str | None) -> str | None:
+    """Check a ``--tz`` value (an IANA name) or exit 2 with the fix."""
+    from bot.persona.model import zone_named
+
+    if value:
+        try:
+            zone_named(value)
+        except (ValueError, LookupError):
+            fail(f"--tz {value!r}: use an IANA name such as Asia/Shanghai "
+                 f"(时区请写 IANA 名称，如 Asia/Shanghai)", 2)
+    return value
+
+
+@lru_cache(maxsize=64)
+def _zone_of_persona(persona_id: str):
+    from bot.errors import BrandbotError
+    from bot.persona.loader import load_persona_file, resolve_file
+    from bot.persona.model import zone_named
+
+    try:
+        persona, _ = load_persona_file(resolve_file(persona_id, "personas"))
+        return persona.zone
+    except (BrandbotError, OSError, ValueError):
+        return zone_named(DEFAULT_ZONE)
