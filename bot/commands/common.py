@@ -107,14 +107,21 @@ def zone_option(value: str | None) -> str | None:
     return value
 
 
-@lru_cache(maxsize=64)
 def _zone_of_persona(persona_id: str):
-    from bot.errors import BrandbotError
-    from bot.persona.loader import load_persona_file, resolve_file
     from bot.persona.model import zone_named
 
+    persona = persona_by_id(persona_id)
+    return persona.zone if persona else zone_named(DEFAULT_ZONE)
+
+
+@lru_cache(maxsize=64)
+def persona_by_id(persona_id: str):
+    """The persona file personas/<id>.yaml of a persona id in the log, or None when there is
+    no such (valid) file: listings then fall back to documented defaults, never fail."""
+    from bot.errors import BrandbotError
+    from bot.persona.loader import load_persona_file, resolve_file
+
     try:
-        persona, _ = load_persona_file(resolve_file(persona_id, "personas"))
-        return persona.zone
+        return load_persona_file(resolve_file(persona_id, "personas"))[0]
     except (BrandbotError, OSError, ValueError):
-        return zone_named(DEFAULT_ZONE)
+        return None
