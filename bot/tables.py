@@ -171,15 +171,17 @@ def _fit(widths: list[int], floors: list[int], max_width: int) -> list[int]:
 
 
 def format_table(columns: list[str], rows: list[list[Any]],
-                 max_width: int | None = None) -> list[str]:
+                 max_width: int | None = None, keep: tuple[int, ...] = ()) -> list[str]:
     """The header and rows as aligned lines (no trailing spaces). With ``max_width`` the
-    widest columns are cut (ending in "…") until a line fits that many terminal columns."""
+    widest columns are cut (ending in "…") until a line fits that many terminal columns;
+    the columns numbered in ``keep`` (short computed values: times, flags) are never cut."""
     cells = [[cell(v) for v in row] for row in rows]
     header = [terminal_safe(c) for c in columns]
     widths = [max([display_width(c)] + [display_width(r[i]) for r in cells])
               for i, c in enumerate(header)]
     if max_width is not None:
-        widths = _fit(widths, [min(w, 6) for w in widths], max_width)
+        widths = _fit(widths, [w if i in keep else min(w, 6) for i, w in enumerate(widths)],
+                      max_width)
     return [
         "  ".join(t + " " * (w - display_width(t))
                   for t, w in ((truncate(c, w), w) for c, w in zip(line, widths, strict=True)))

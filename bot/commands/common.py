@@ -75,9 +75,10 @@ def load_persona(ref: str):
         fail(str(exc))
 
 
-def print_table(columns: list[str], rows: list[list[Any]]) -> None:
-    """Aligned, fitted to the terminal (100 columns when piped); long cells end in "…"."""
-    for line in format_table(columns, rows, max_width=table_width()):
+def print_table(columns: list[str], rows: list[list[Any]], keep: tuple[int, ...] = ()) -> None:
+    """Aligned, fitted to the terminal (100 columns when piped); long cells end in "…"
+    (except in the columns numbered in ``keep``)."""
+    for line in format_table(columns, rows, max_width=table_width(), keep=keep):
         click.echo(line)
 
 

@@ -38,7 +38,7 @@ def build(store: Store, now: datetime, since: datetime | None = None,
     every persona of the log's, each ranked by ``rules_of(persona_id)`` (None: left out).
     """
     since = since or now - timedelta(days=30)
-    start = iso(since)
+    start = iso(since.astimezone(UTC))
     day_of, bucket = _local_days(zone, now)
     # A log whose every fan is this persona's (the usual one): the filter would change nothing
     # and cost a fan look-up per message and event (1 M fans, 10 M messages: most of 30 s).
@@ -204,8 +204,9 @@ def to_text(report: dict[str, Any], width: int = TABLE_WIDTH) -> str:
         out.extend("  " + line for line in format_table(columns, rows, max_width=width - 2))
 
     who = f"persona {report['persona']}" if report["persona"] else "all personas"
-    out.append(f"brandbot report — {who}, since {report['since']} "
-               f"(generated {report['generated']}; days in {report['timezone']})")
+    out.append(f"brandbot report — {who}")
+    out.append(f"since {report['since']} · generated {report['generated']} · "
+               f"days in {report['timezone']}")
     out.append(f"fans {report['fans']} · subscribers {report['subscribers']} "
                f"(+{report['subscribed']} / -{report['unsubscribed']} since)")
     table("Fans per stage (funnel)", ["stage", "fans"], report["funnel"])
