@@ -375,7 +375,7 @@ def fans(db: str, persona: str | None, filters: tuple[str, ...], sort: str,
          r["stage"], r["score"], flag(r["subscribed"], lang), flag(r["handoff"], lang),
          when(r["last_seen"], persona_zone(r["persona"], tz), moment, lang)]
         for r in shown
-    ], keep=(0, 5, 6, 7, 8))
+    ], fit=True, keep=(0, 5, 6, 7, 8))
     if total > len(shown):
         click.echo(say(f"显示 {len(shown)} / 共 {total} 个粉丝（--limit 可显示更多）",
                        f"{len(shown)} of {total} fan(s) shown (--limit N for more)", lang))
@@ -443,7 +443,7 @@ def handoff_list(db: str, tz: str | None) -> None:
             truncate(terminal_safe(r["last_message"] or ""), 40),
         ]
         for r in rows
-    ], keep=(0, 4, 5, 6))
+    ], fit=True, keep=(0, 4, 5, 6))
     click.echo(say(f"{len(rows)} 个对话在人工处理中", f"{len(rows)} conversation(s) in handoff",
                    lang))
 

@@ -75,10 +75,13 @@ def load_persona(ref: str):
         fail(str(exc))
 
 
-def print_table(columns: list[str], rows: list[list[Any]], keep: tuple[int, ...] = ()) -> None:
-    """Aligned, fitted to the terminal (100 columns when piped); long cells end in "…"
-    (except in the columns numbered in ``keep``)."""
-    for line in format_table(columns, rows, max_width=table_width(), keep=keep):
+def print_table(columns: list[str], rows: list[list[Any]], *, fit: bool = False,
+                keep: tuple[int, ...] = ()) -> None:
+    """Aligned; with ``fit``, fitted to the terminal (100 columns when piped), long cells
+    ending in "…" (except in the columns numbered in ``keep``). Listings opt in one by one
+    (fans, handoffs, KOLs): a table whose every character matters (a job's error) stays whole."""
+    for line in format_table(columns, rows, max_width=table_width() if fit else None,
+                             keep=keep):
         click.echo(line)
 
 

@@ -275,6 +275,7 @@ def kols(top, persona, db, as_json) -> None:
         [[str(i), str(k.fan_id), k.name, k.channel, k.stage, str(k.direct), str(k.second),
           f"{k.score:.1f}", f"{k.influence:.1f}", "kol" if k.tagged else ""]
          for i, k in enumerate(rows, 1)],
+        fit=True, keep=(0, 1, 5, 6, 7, 8, 9),
     )
     threshold = rules.relationship.kol_threshold
     echo(f"{len(rows)} fan(s) who brought others in; kol tag at influence "
