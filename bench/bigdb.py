@@ -277,10 +277,17 @@ def stalls(path: Path, count: int) -> None:
 
 
 def commands(path: Path, since: str) -> None:
-    """Peak RSS and wall time of ``brandbot kols`` and ``brandbot report --persona``."""
+    """Peak RSS and wall time of ``brandbot kols``, ``report`` (with and without
+    ``--persona``), ``fans`` and ``handoff list``."""
     runs = {
         "kols": ["kols", "--top", "20", "--persona", PERSONA, "--db", str(path)],
         "report -p": ["report", "--since", since, "--persona", PERSONA, "--db", str(path)],
+        # item 8: listings chosen by SQLite, never the whole fan table in Python
+        "fans": ["fans", "--db", str(path)],
+        "fans -f": ["fans", "--filter", "channel=web", "--filter", "subscribed=yes", "--sort",
+                    "-score", "--limit", "20", "--db", str(path)],
+        "handoffs": ["handoff", "list", "--db", str(path)],
+        "report": ["report", "--since", since, "--db", str(path)],
     }
     for name, argv in runs.items():
         code = ("import resource, sys, time; from bot.cli import main; t = time.perf_counter()\n"

@@ -314,34 +314,73 @@ def dialog_draw(file: Path, fmt: str, output: Path | None) -> None:
 @main.command()
 @click.option("--db", default=DEFAULT_DB, show_default=True)
 @click.option("--persona", "-p", help="Only this persona's fans.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
-def fans(db: str, persona: str | None, as_json: bool) -> None:
-    """List fans: channel, name, stage, score, subscribed, last seen.
+@click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
+              help="Only fans with FIELD=VALUE (repeatable, all must hold): persona, channel, "
+                   "stage, language, subscribed/handoff/blocked=yes|no, name=PART.")
+@click.option("--sort", metavar="[-]FIELD", default="-last_seen", show_default=True,
+              help="Order by last_seen, first_seen, score, name, stage or id; "
+                   "- in front for highest/latest first.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Show at most N fans (table default: 50; --json default: all).")
+@click.option("--tz", help="Show times in this IANA zone (default: each persona's timezone).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines (raw values).")
+def fans(db: str, persona: str | None, filters: tuple[str, ...], sort: str,
+         limit: int | None, tz: str | None, as_json: bool) -> None:
+    """List fans: name, channel, stage, score, subscribed, handoff, last seen.
 
-    Example: brandbot fans --db brandbot.db
+    Times show in the persona's time zone ("今天 14:05"); --json keeps the raw log values.
+
+    Example: brandbot fans --filter channel=web --filter subscribed=yes --sort -score --limit 20
     """
+    from bot.commands.bilingual import say, ui_language
+    from bot.commands.common import now, persona_zone, zone_option
+    from bot.humantime import flag, when
+    from bot.relations.fan_list import ListingError, build_query, count, page, stream
+
+    zone_option(tz)
     store = open_store(db)
-    rows = store.fans(persona)
-    store.close()
-    columns = [
-        "id",
-        "persona",
-        "channel",
-        "external_id",
-        "display_name",
-        "stage",
-        "score",
-        "subscribed",
-        "handoff",
-        "dialog_state",
-        "last_seen",
-    ]
-    if as_json:
-        for row in rows:
-            click.echo(json_text({c: row[c] for c in columns}))
-        return
-    print_table(columns, [[row[c] for c in columns] for row in rows])
-    click.echo(f"{len(rows)} fan(s)")
+    try:
+        try:
+            query = build_query(list(filters), sort, persona)
+        except ListingError as exc:
+            fail(str(exc), 2)
+        columns = [
+            "id",
+            "persona",
+            "channel",
+            "external_id",
+            "display_name",
+            "stage",
+            "score",
+            "subscribed",
+            "handoff",
+            "dialog_state",
+            "last_seen",
+        ]
+        if as_json:
+            for row in stream(store, query, limit):
+                click.echo(json_text({c: row[c] for c in columns}))
+            return
+        shown = page(store, query, limit or 50)
+        total = count(store, query) if len(shown) == (limit or 50) else len(shown)
+    finally:
+        store.close()
+    lang, moment = ui_language(), now()
+    header = (["编号", "人设", "渠道", "粉丝", "阶段", "分数", "订阅", "人工", "最近联系"]
+              if lang == "zh" else
+              ["id", "persona", "channel", "fan", "stage", "score", "subscribed", "handoff",
+               "last seen"])
+    print_table(header, [
+        [r["id"], r["persona"], r["channel"], r["display_name"] or r["external_id"],
+         r["stage"], r["score"], flag(r["subscribed"], lang), flag(r["handoff"], lang),
+         when(r["last_seen"], persona_zone(r["persona"], tz), moment, lang)]
+        for r in shown
+    ], fit=True, keep=(0, 5, 6, 7, 8))
+    if total > len(shown):
+        click.echo(say(f"显示 {len(shown)} / 共 {total} 个粉丝（--limit 可显示更多）",
+                       f"{len(shown)} of {total} fan(s) shown (--limit N for more)", lang))
+    else:
+        click.echo(say(f"{total} 个粉丝", f"{total} fan(s)", lang))
 
 
 @main.command()
@@ -368,28 +407,45 @@ def handoff() -> None:
 
 @handoff.command("list")
 @click.option("--db", default=DEFAULT_DB, show_default=True)
-def handoff_list(db: str) -> None:
-    """List conversations waiting for or held by a human.
+@click.option("--tz", help="Show times in this IANA zone (default: each persona's timezone).")
+def handoff_list(db: str, tz: str | None) -> None:
+    """List conversations waiting for or held by a human, longest waiting first: why the
+    human was asked for, how long the fan has waited, their last message.
 
     Example: brandbot handoff list
     """
+    from bot.commands.bilingual import say, ui_language
+    from bot.commands.common import now, persona_zone, zone_option
+    from bot.humantime import ago, when
+    from bot.relations.fan_list import handoffs, reason
+    from bot.tables import terminal_safe, truncate
+
+    zone_option(tz)
     store = open_store(db)
-    rows = store.fans(handoff_only=True)
-    store.close()
-    print_table(
-        ["id", "persona", "channel", "fan", "last_seen"],
+    try:
+        rows = handoffs(store)
+    finally:
+        store.close()
+    lang, moment = ui_language(), now()
+    header = (["编号", "人设", "渠道", "粉丝", "原因", "开始", "已等待", "最后一条消息"]
+              if lang == "zh" else
+              ["id", "persona", "channel", "fan", "reason", "started", "waiting",
+               "last message"])
+    print_table(header, [
         [
-            [
-                str(r["id"]),
-                r["persona"],
-                r["channel"],
-                r["display_name"] or r["external_id"],
-                r["last_seen"],
-            ]
-            for r in rows
-        ],
-    )
-    click.echo(f"{len(rows)} conversation(s) in handoff")
+            str(r["id"]),
+            r["persona"],
+            r["channel"],
+            r["display_name"] or r["external_id"],
+            reason(r["reason_intent"], lang),
+            when(r["started"] or r["last_seen"], persona_zone(r["persona"], tz), moment, lang),
+            ago(r["waiting_since"], moment, lang),
+            truncate(terminal_safe(r["last_message"] or ""), 40),
+        ]
+        for r in rows
+    ], fit=True, keep=(0, 4, 5, 6))
+    click.echo(say(f"{len(rows)} 个对话在人工处理中", f"{len(rows)} conversation(s) in handoff",
+                   lang))
 
 
 @handoff.command("end")

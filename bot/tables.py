@@ -112,16 +112,79 @@ def cell(value: Any) -> str:
 
 
 def display_width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    """Columns ``text`` takes in a terminal: CJK and emoji two, combining marks and joiners
+    none, the rest one."""
+    return sum(_char_width(ch) for ch in text)
 
 
-def format_table(columns: list[str], rows: list[list[Any]]) -> list[str]:
-    """The header and rows as aligned lines (no trailing spaces)."""
+@lru_cache(maxsize=8192)
+def _char_width(ch: str) -> int:
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+
+
+ELLIPSIS = "…"
+TABLE_WIDTH = 100  # what a table fits when the output is not a terminal (a pipe, a file)
+_GAP = 2
+
+
+def truncate(text: str, width: int) -> str:
+    """``text`` cut to ``width`` columns, ending in an ellipsis when anything was cut."""
+    if display_width(text) <= width:
+        return text
+    out, used = [], 0
+    for ch in text:
+        w = _char_width(ch)
+        if used + w > width - 1:
+            break
+        out.append(ch)
+        used += w
+    return "".join(out) + ELLIPSIS
+
+
+def table_width() -> int:
+    """The terminal's width when output goes to one, else :data:`TABLE_WIDTH`."""
+    import shutil
+    import sys
+
+    if sys.stdout.isatty():
+        return max(40, shutil.get_terminal_size((TABLE_WIDTH, 24)).columns)
+    return TABLE_WIDTH
+
+
+def _fit(widths: list[int], floors: list[int], max_width: int) -> list[int]:
+    """Narrow the widest columns, one column at a time, until the line fits ``max_width``."""
+    widths = list(widths)
+    excess = sum(widths) + _GAP * (len(widths) - 1) - max_width
+    while excess > 0:
+        shrinkable = [i for i, w in enumerate(widths) if w > floors[i]]
+        if not shrinkable:
+            break
+        widest = max(shrinkable, key=lambda i: widths[i])
+        # take down to the next widest column at once (or what is needed)
+        others = [widths[i] for i in shrinkable if i != widest] or [floors[widest]]
+        step = max(1, min(excess, widths[widest] - max(max(others), floors[widest])))
+        widths[widest] -= step
+        excess -= step
+    return widths
+
+
+def format_table(columns: list[str], rows: list[list[Any]],
+                 max_width: int | None = None, keep: tuple[int, ...] = ()) -> list[str]:
+    """The header and rows as aligned lines (no trailing spaces). With ``max_width`` the
+    widest columns are cut (ending in "…") until a line fits that many terminal columns;
+    the columns numbered in ``keep`` (short computed values: times, flags) are never cut."""
     cells = [[cell(v) for v in row] for row in rows]
+    header = [terminal_safe(c) for c in columns]
     widths = [max([display_width(c)] + [display_width(r[i]) for r in cells])
-              for i, c in enumerate(columns)]
+              for i, c in enumerate(header)]
+    if max_width is not None:
+        widths = _fit(widths, [w if i in keep else min(w, 6) for i, w in enumerate(widths)],
+                      max_width)
     return [
-        "  ".join(c + " " * (w - display_width(c)) for c, w in zip(line, widths, strict=True))
+        "  ".join(t + " " * (w - display_width(t))
+                  for t, w in ((truncate(c, w), w) for c, w in zip(line, widths, strict=True)))
         .rstrip()
-        for line in [columns, *cells]
+        for line in [header, *cells]
     ]

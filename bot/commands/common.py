@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import click
 
 from bot.relations import Store
-from bot.tables import echo, format_table
+from bot.tables import echo, format_table, table_width
 
 DEFAULT_DB = "brandbot.db"
 DB_HELP = "SQLite relationship log."
@@ -74,6 +75,57 @@ def load_persona(ref: str):
         fail(str(exc))
 
 
-def print_table(columns: list[str], rows: list[list[Any]]) -> None:
-    for line in format_table(columns, rows):
+def print_table(columns: list[str], rows: list[list[Any]], *, fit: bool = False,
+                keep: tuple[int, ...] = ()) -> None:
+    """Aligned; with ``fit``, fitted to the terminal (100 columns when piped), long cells
+    ending in "…" (except in the columns numbered in ``keep``). Listings opt in one by one
+    (fans, handoffs, KOLs): a table whose every character matters (a job's error) stays whole."""
+    for line in format_table(columns, rows, max_width=table_width() if fit else None,
+                             keep=keep):
         click.echo(line)
+
+
+DEFAULT_ZONE = "Asia/Shanghai"  # our operators' brands; used when a persona file is not found
+
+
+def persona_zone(persona_id: str, override: str | None = None):
+    """The time zone to show ``persona_id``'s times in: ``override`` (``--tz``), else the
+    persona file's ``timezone`` (personas/<id>.yaml), else :data:`DEFAULT_ZONE`."""
+    from bot.persona.model import zone_named
+
+    if override:
+        return zone_named(override)
+    return _zone_of_persona(persona_id)
+
+
+def zone_option(value: str | None) -> str | None:
+    """Check a ``--tz`` value (an IANA name) or exit 2 with the fix."""
+    from bot.persona.model import zone_named
+
+    if value:
+        try:
+            zone_named(value)
+        except (ValueError, LookupError):
+            fail(f"--tz {value!r}: use an IANA name such as Asia/Shanghai "
+                 f"(时区请写 IANA 名称，如 Asia/Shanghai)", 2)
+    return value
+
+
+def _zone_of_persona(persona_id: str):
+    from bot.persona.model import zone_named
+
+    persona = persona_by_id(persona_id)
+    return persona.zone if persona else zone_named(DEFAULT_ZONE)
+
+
+@lru_cache(maxsize=64)
+def persona_by_id(persona_id: str):
+    """The persona file personas/<id>.yaml of a persona id in the log, or None when there is
+    no such (valid) file: listings then fall back to documented defaults, never fail."""
+    from bot.errors import BrandbotError
+    from bot.persona.loader import load_persona_file, resolve_file
+
+    try:
+        return load_persona_file(resolve_file(persona_id, "personas"))[0]
+    except (BrandbotError, OSError, ValueError):
+        return None

@@ -275,6 +275,7 @@ def kols(top, persona, db, as_json) -> None:
         [[str(i), str(k.fan_id), k.name, k.channel, k.stage, str(k.direct), str(k.second),
           f"{k.score:.1f}", f"{k.influence:.1f}", "kol" if k.tagged else ""]
          for i, k in enumerate(rows, 1)],
+        fit=True, keep=(0, 1, 5, 6, 7, 8, 9),
     )
     threshold = rules.relationship.kol_threshold
     echo(f"{len(rows)} fan(s) who brought others in; kol tag at influence "
@@ -757,33 +758,46 @@ def handoff_expire(config, db, personas) -> None:
 @click.option("--since", help="First day (YYYY-MM-DD; default: 30 days ago).")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False),
               help="Also write one self-contained HTML page with charts here.")
-@click.option("--persona", "-p", help="Only this persona's fans (id or path; adds top KOLs).")
+@click.option("--persona", "-p", help="Only this persona's fans (id or path).")
+@click.option("--tz", help="Count days in this IANA zone (default: the persona's timezone; "
+                           "without --persona, Asia/Shanghai).")
 @click.option("--db", default=DEFAULT_DB, show_default=True, help=DB_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def report(since, html_file, persona, db, as_json) -> None:
+def report(since, html_file, persona, tz, db, as_json) -> None:
     """Funnel, new fans and their sources, subscribers, messages, intents, misses, handoffs, KOLs.
 
     Terminal tables by default; --html writes one file (inline SVG charts, no server, no
-    network) that opens in any browser.
+    network) that opens in any browser. Days are the brand's days (its persona's timezone);
+    top KOLs are listed for every persona of the log unless --persona picks one.
 
     Example: brandbot report --since 2026-01-01 --html report.html
     """
-    from datetime import UTC, datetime
+    from datetime import datetime
     from pathlib import Path
 
+    from bot.commands.common import DEFAULT_ZONE, persona_by_id, zone_option
+    from bot.persona.model import Relationship, zone_named
     from bot.relations.reports import build, to_html, to_text
+    from bot.tables import table_width
 
+    zone_option(tz)
+    model = load_persona(persona) if persona else None
+    zone = zone_named(tz) if tz else (model.zone if model else zone_named(DEFAULT_ZONE))
     start = None
     if since:
         try:
-            start = datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=UTC)
+            start = datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=zone)
         except ValueError:
             fail(f"--since {since!r}: write the date as YYYY-MM-DD")
-    model = load_persona(persona) if persona else None
+
+    def rules_of(persona_id: str) -> Relationship:
+        found = persona_by_id(persona_id)
+        return found.relationship if found else Relationship()
+
     store = open_store(db)
     try:
         data = build(store, now(), start, model.id if model else None,
-                     model.relationship if model else None)
+                     model.relationship if model else None, zone=zone, rules_of=rules_of)
     finally:
         store.close()
     if html_file:
@@ -791,7 +805,7 @@ def report(since, html_file, persona, db, as_json) -> None:
     if as_json:
         click.echo(json_text(data, indent=2))
     else:
-        echo(to_text(data), nl=False)
+        echo(to_text(data, table_width()), nl=False)
     if html_file:
         echo(f"wrote {html_file}", err=True)
 

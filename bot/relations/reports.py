@@ -10,7 +10,8 @@ from __future__ import annotations
 import html
 import json
 from collections import Counter
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
 from statistics import median
 from typing import Any
 
@@ -18,7 +19,7 @@ from bot.persona.model import STAGES, Relationship
 from bot.relations.desk import time_to_first_reply
 from bot.relations.kols import rank
 from bot.relations.store import Store, iso
-from bot.tables import format_table
+from bot.tables import TABLE_WIDTH, format_table
 
 # The replies that mean "the bot did not understand" (see dialogs/default.yaml). A message with
 # no intent that a dialog state took (a bare "yes" to a confirmation step) got none of them and
@@ -27,10 +28,18 @@ MISS_REPLIES = "('fallback', 'offer_human', 'clarify')"
 
 
 def build(store: Store, now: datetime, since: datetime | None = None,
-          persona: str | None = None, rules: Relationship | None = None) -> dict[str, Any]:
-    """Everything the report shows, for fans of ``persona`` (all when None) since ``since``."""
+          persona: str | None = None, rules: Relationship | None = None,
+          zone: tzinfo = UTC,
+          rules_of: Callable[[str], Relationship | None] | None = None) -> dict[str, Any]:
+    """Everything the report shows, for fans of ``persona`` (all when None) since ``since``.
+
+    Days are counted in ``zone`` (the brand's: a Chengdu restaurant's evening belongs to that
+    day, not the next UTC one). Top KOLs: ``persona``'s ranked by ``rules``; with no persona,
+    every persona of the log's, each ranked by ``rules_of(persona_id)`` (None: left out).
+    """
     since = since or now - timedelta(days=30)
-    start = iso(since)
+    start = iso(since.astimezone(UTC))
+    day_of, bucket = _local_days(zone, now)
     # A log whose every fan is this persona's (the usual one): the filter would change nothing
     # and cost a fan look-up per message and event (1 M fans, 10 M messages: most of 30 s).
     scope = persona if persona and not _only_persona(store, persona) else None
@@ -42,8 +51,11 @@ def build(store: Store, now: datetime, since: datetime | None = None,
         return [tuple(r) for r in store.fetch_all(sql, args)]
 
     funnel = dict(q(f"SELECT stage, count(*) FROM fans f WHERE 1{pf} GROUP BY stage", *pp))
-    new_per_day = q(f"SELECT substr(first_seen, 1, 10) d, count(*) FROM fans f "
-                    f"WHERE first_seen >= ?{pf} GROUP BY d ORDER BY d", start, *pp)
+    new_by_day: Counter[str] = Counter()
+    for hour, n in q(f"SELECT {bucket('first_seen')} h, count(*) FROM fans f "
+                     f"WHERE first_seen >= ?{pf} GROUP BY h", start, *pp):
+        new_by_day[day_of(hour)] += n
+    new_per_day = sorted(new_by_day.items())
     campaigns = dict(q("SELECT code, name FROM campaigns"))
     sources: Counter[str] = Counter()
     for referred_by, code, n in q(
@@ -67,13 +79,13 @@ def build(store: Store, now: datetime, since: datetime | None = None,
     messages = "FROM messages m" + (" CROSS JOIN fans f ON f.id = m.fan_id" if scope else "")
     per_day: dict[str, dict[str, int]] = {}
     by_intent: Counter[str] = Counter()
-    for day, direction, intent, n in q(  # one pass for both: messages per day, top intents
-        f"SELECT substr(m.created_at, 1, 10), m.direction, CASE WHEN m.direction = 'in' "
+    for hour, direction, intent, n in q(  # one pass for both: messages per day, top intents
+        f"SELECT {bucket('m.created_at')}, m.direction, CASE WHEN m.direction = 'in' "
         f"AND m.kind = 'message' THEN m.intent END, count(*) {messages} "
         f"WHERE m.created_at >= ?{pf} GROUP BY 1, 2, 3",
         start, *pp
     ):
-        per_day.setdefault(day, {"in": 0, "out": 0})[direction] += n
+        per_day.setdefault(day_of(hour), {"in": 0, "out": 0})[direction] += n
         if intent is not None:
             by_intent[intent] += n
     intents = sorted(by_intent.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
@@ -93,14 +105,22 @@ def build(store: Store, now: datetime, since: datetime | None = None,
     open_now = q(f"SELECT count(*) FROM fans f WHERE handoff = 1{pf}", *pp)[0][0]
     waits = time_to_first_reply(store, start, scope)
     kols = []
-    if persona and rules is not None:
-        kols = [{"fan_id": k.fan_id, "name": k.name, "channel": k.channel, "direct": k.direct,
-                 "second": k.second, "influence": round(k.influence, 1), "kol": k.tagged}
-                for k in rank(store, persona, rules, now, limit=10)]
+    if persona:
+        ranked = [(persona, rules)] if rules is not None else []
+    else:
+        ranked = [(p, rules_of(p)) for p in _personas(store)] if rules_of else []
+    for pid, its_rules in ranked:
+        if its_rules is None:
+            continue
+        kols += [{"persona": pid, "fan_id": k.fan_id, "name": k.name, "channel": k.channel,
+                  "direct": k.direct, "second": k.second,
+                  "influence": round(k.influence, 1), "kol": k.tagged}
+                 for k in rank(store, pid, its_rules, now, limit=10)]
     return {
         "persona": persona,
-        "since": start[:10],
-        "generated": iso(now)[:19].replace("T", " ") + " UTC",
+        "timezone": str(zone),
+        "since": since.astimezone(zone).date().isoformat(),
+        "generated": f"{now.astimezone(zone):%Y-%m-%d %H:%M} {zone}",
         "funnel": [[s, funnel.get(s, 0)] for s in STAGES],
         "fans": sum(funnel.values()),
         "new_fans_per_day": [list(r) for r in new_per_day],
@@ -122,6 +142,47 @@ def build(store: Store, now: datetime, since: datetime | None = None,
     }
 
 
+def _personas(store: Store) -> list[str]:
+    """The log's persona ids, one index seek each (not a pass over the fans)."""
+    found: list[str] = []
+    while True:
+        (after,) = store.fetch_one("SELECT min(persona) FROM fans WHERE persona > ?",
+                                   (found[-1] if found else "",))
+        if after is None:
+            return found
+        found.append(after)
+
+
+def _local_days(zone: tzinfo, now: datetime
+                ) -> tuple[Callable[[str], str], Callable[[str], str]]:
+    """How to count days in ``zone`` cheaply: SQL groups by the UTC hour (shifted by the
+    zone's odd minutes, e.g. 30 for India), Python maps each of those few hours to its local
+    day with the offset in force then (summer time included).
+
+    Returns ``(day_of, bucket)``: ``bucket(column)`` is the SQL expression, ``day_of(hour)``
+    the local day (YYYY-MM-DD) of one of its values."""
+    odd = int((now.astimezone(zone).utcoffset() or timedelta()).total_seconds() // 60) % 60
+
+    def bucket(column: str) -> str:
+        if odd == 0:
+            return f"substr({column}, 1, 13)"  # text, as fast as the plain day was
+        return f"strftime('%Y-%m-%dT%H', {column}, '+{odd} minutes')"
+
+    cache: dict[str, str] = {}
+
+    def day_of(hour: str) -> str:
+        if hour not in cache:
+            try:
+                start = datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+            except (TypeError, ValueError):  # not a timestamp the log writes: keep its day
+                cache[hour] = str(hour)[:10]
+            else:
+                cache[hour] = (start - timedelta(minutes=odd)).astimezone(zone).date().isoformat()
+        return cache[hour]
+
+    return day_of, bucket
+
+
 def _only_persona(store: Store, persona: str) -> bool:
     """Whether every fan of the log is ``persona``'s (two index look-ups)."""
     low, high = store.fetch_one("SELECT min(persona), max(persona) FROM fans")
@@ -131,7 +192,8 @@ def _only_persona(store: Store, persona: str) -> bool:
 # -- terminal -------------------------------------------------------------------------------------
 
 
-def to_text(report: dict[str, Any]) -> str:
+def to_text(report: dict[str, Any], width: int = TABLE_WIDTH) -> str:
+    """The report as terminal tables, each fitted to ``width`` columns."""
     out: list[str] = []
 
     def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
@@ -139,11 +201,12 @@ def to_text(report: dict[str, Any]) -> str:
         if not rows:
             out.append("  (none)")
             return
-        out.extend("  " + line for line in format_table(columns, rows))
+        out.extend("  " + line for line in format_table(columns, rows, max_width=width - 2))
 
     who = f"persona {report['persona']}" if report["persona"] else "all personas"
-    out.append(f"brandbot report — {who}, since {report['since']} "
-               f"(generated {report['generated']})")
+    out.append(f"brandbot report — {who}")
+    out.append(f"since {report['since']} · generated {report['generated']} · "
+               f"days in {report['timezone']}")
     out.append(f"fans {report['fans']} · subscribers {report['subscribers']} "
                f"(+{report['subscribed']} / -{report['unsubscribed']} since)")
     table("Fans per stage (funnel)", ["stage", "fans"], report["funnel"])
@@ -157,10 +220,10 @@ def to_text(report: dict[str, Any]) -> str:
     table("Handoffs", ["started", "answered", "timed out", "open now", "median min to reply"],
           [[h["started"], h["answered"], h["timed_out"], h["open_now"],
             h["median_minutes_to_first_reply"]]])
-    if report["persona"]:
-        table("Top KOLs", ["id", "fan", "channel", "direct", "2nd level", "influence", "tag"],
-              [[k["fan_id"], k["name"], k["channel"], k["direct"], k["second"], k["influence"],
-                "kol" if k["kol"] else ""] for k in report["top_kols"]])
+    table("Top KOLs", ["persona", "id", "fan", "channel", "direct", "2nd level", "influence",
+                       "tag"],
+          [[k["persona"], k["fan_id"], k["name"], k["channel"], k["direct"], k["second"],
+            k["influence"], "kol" if k["kol"] else ""] for k in report["top_kols"]])
     return "\n".join(out) + "\n"
 
 
@@ -281,8 +344,8 @@ def to_html(report: dict[str, Any]) -> str:
                 [[h["started"], h["answered"], h["timed_out"], h["open_now"],
                   h["median_minutes_to_first_reply"] or "—"]])),
         ("kols", "Top KOLs",
-         _table(["fan", "channel", "direct", "2nd level", "influence", "tag"],
-                [[k["name"], k["channel"], k["direct"], k["second"], k["influence"],
+         _table(["persona", "fan", "channel", "direct", "2nd level", "influence", "tag"],
+                [[k["persona"], k["name"], k["channel"], k["direct"], k["second"], k["influence"],
                   "kol" if k["kol"] else ""] for k in report["top_kols"]])),
     ]
     body = "".join(f'<section id="{sid}"><h2>{_e(title)}</h2>{content}</section>'
