@@ -308,11 +308,15 @@ def commands(path: Path, since: str) -> None:
 def serve(path: Path, connections: int, duration: float, trace: str | None) -> None:
     """``brandbot serve`` on the big log, 16 keep-alive connections of web chat turns; latency
     percentiles and the slowest moments (a stall shows as many slow requests at once)."""
+    import secrets
+
     from loadgen import free_port, read_response
     from serve_load import MESSAGES, peak_rss_mb, start_daemon
 
     port = free_port()
-    proc, ready = start_daemon(port, str(path), {})
+    api_key = secrets.token_urlsafe(24)  # the bench names its fans: the daemon's web.api_key
+    proc, ready = start_daemon(port, str(path), {"BRANDBOT_WEB__API_KEY": api_key})
+    auth = f"Authorization: Bearer {api_key}\r\n".encode()
     samples: list[tuple[float, float]] = []  # (when sent, latency)
     run = int(time.time())
 
@@ -330,9 +334,9 @@ def serve(path: Path, connections: int, duration: float, trace: str | None) -> N
                                        "msg_id": f"{run}-{record}-{number}-{n}"},
                                       ensure_ascii=False).encode()
                     t0 = time.perf_counter()
-                    writer.write(b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
-                                 b"application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
-                                 + body)
+                    writer.write(b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth
+                                 + b"Content-Type: application/json\r\nContent-Length: %d"
+                                 b"\r\n\r\n" % len(body) + body)
                     status, _ = await read_response(reader)
                     if record:
                         samples.append((t0, time.perf_counter() - t0))
