@@ -50,7 +50,7 @@ _PM_WORDS = ("下午", "晚上", "傍晚", "晚")
 _CLOCK = re.compile(r"(?<![\d.:])([01]?\d|2[0-4])\s?[:：]\s?([0-5]\d)(?![\d:])")
 _ZH_CLOCK = re.compile(
     r"(早上|上午|中午|下午|晚上|傍晚|凌晨|早|晚)?\s*(\d{1,2}|[一二两三四五六七八九十]{1,3})\s*[点點]"
-    r"(?:\s*(半|(\d{1,2})\s*分?))?"
+    r"(?:\s*(半)|\s*(\d{1,2})\s*分|(\d{1,2})(?![\d.:]))?"
 )
 _EN_CLOCK = re.compile(r"(?<![\d.:])(\d{1,2})(?:[:.]([0-5]\d))?\s?([ap])\.?m\b\.?", re.I)
 _ZH_WEEKDAY = re.compile(r"(?:周|週|星期|礼拜|禮拜)([一二三四五六日天])(?![次封个個条條回遍])")
@@ -139,8 +139,9 @@ def find_values(text: str, address_fragments: Iterable[str] = ()) -> list[Value]
     phones = list(_PHONE.finditer(text))
     for m in phones:
         digits = re.sub(r"\D", "", m.group())
-        if digits.startswith("86") and len(digits) > 11:
-            digits = digits[2:]
+        if m.group().startswith(("+86", "86")) and len(digits) > 11:
+            digits = digits[2:]  # +86 28 … is 028 … dialled at home
+            digits = digits if digits.startswith(("0", "1")) else "0" + digits
         add("phone", digits, m)
 
     def inside_phone(pos: int) -> bool:
@@ -150,7 +151,8 @@ def find_values(text: str, address_fragments: Iterable[str] = ()) -> list[Value]
         if not inside_phone(m.start()):
             add("time", f"{int(m.group(1)):02d}:{m.group(2)}", m)
     for m in _ZH_CLOCK.finditer(text):
-        period, number, half, minutes = m.group(1), m.group(2), m.group(3), m.group(4)
+        period, number, half = m.group(1), m.group(2), m.group(3)
+        minutes = m.group(4) or m.group(5)
         if not number.isdigit() and not period and half != "半":
             continue  # 一点 / 有点: "a little", not one o'clock
         hour = _zh_number(number)
