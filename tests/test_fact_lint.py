@@ -54,8 +54,10 @@ def test_the_issue_edited_hours_warn_at_the_stale_welcome_and_reply(tmp_path):
     """The issue: hours become 每天 7:00–20:00, yet the welcome says （周一除外） and a reply says
     "Mondays we rest" — `check` used to pass silently."""
     text = LAOWANG.read_text(encoding="utf-8")
-    text = re.sub(r"  hours:\n    zh: .*\n    en: .*\n", "  hours: 每天 7:00–20:00\n", text, count=1)
-    text = text.replace("{brand}的灶台开火啦😄 我是{me}", "{brand}的门一直开着（周一除外😄）。我是{me}")
+    text = re.sub(r"  hours:\n    zh: .*\n    en: .*\n", "  hours: 每天 7:00–20:00\n", text,
+                  count=1)
+    text = text.replace("{brand}的灶台开火啦😄 我是{me}",
+                        "{brand}的门一直开着（周一除外😄）。我是{me}")
     text = text.replace("{hours}. Check before you come, so you don't make the trip for nothing!",
                         "{hours}. Mondays we rest, so don't make the trip!")
     copy = tmp_path / "laowang-kitchen.yaml"
