@@ -120,7 +120,10 @@ def check(paths: tuple[Path, ...], lang: str | None) -> None:
 
     Prints every problem as `path:line:col: field: what is wrong and how to fix it` (syntax
     errors with the line and a caret), then each file checked, and exits 1 if there is any.
-    检查人格和对话文件（默认 ./personas 和 ./dialogs），逐条指出问题所在的行和改法。
+    Warnings (a reply hard-coding a fact's value, a copied persona's old names) are printed the
+    same way but never change the exit status.
+    检查人格和对话文件（默认 ./personas 和 ./dialogs），逐条指出问题所在的行和改法；警告照样列出，
+    但不影响退出码。
 
     Example: brandbot check personas/ dialogs/
     """

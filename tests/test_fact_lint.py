@@ -160,3 +160,4 @@ def test_values_mean_the_same_across_languages():
     )}
     assert meanings == {("time", "21:00"), ("weekday", "mon"), ("price", "CNY 38"),
                         ("phone", "02885556688")}
+
