@@ -59,8 +59,13 @@ def load_brand(ref: str | Path = DEFAULT_PERSONA) -> Brand:
     )
 
 
-def check_paths(paths: list[Path]) -> tuple[list[Problem], int]:
+def check_paths(
+    paths: list[Path], warnings: list[Problem] | None = None
+) -> tuple[list[Problem], int]:
     """Validate persona and dialog files (folders are searched); returns (problems, files checked).
+
+    ``warnings``, when given, receives what is worth fixing but does not stop a persona from
+    loading: replies hard-coding a fact's value, names left over from a copied persona.
 
     A file is a dialog when it has ``transitions:`` or ``states:`` at the top level, otherwise a
     persona. Each persona is also checked together with the dialog it names, and a dialog given
@@ -107,6 +112,8 @@ def check_paths(paths: list[Path]) -> tuple[list[Problem], int]:
                     pairs += [(p, file) for p in _personas_using(loaded[0].id, file, load_persona)]
             elif (persona := load_persona(file, text, report=True)) is not None:
                 pairs.append((persona, persona_dialog(persona, file)))
+                if warnings is not None:
+                    warnings += _persona_warnings(file, cache[file.resolve()][0], load_persona)
         except Exception as exc:  # noqa: BLE001 - an unknown dialog id and the like
             problems.append(Problem(str(file), 1, 1, "", str(exc)))
     for persona, dialog_path in pairs:
@@ -114,6 +121,30 @@ def check_paths(paths: list[Path]) -> tuple[list[Problem], int]:
         if (loaded := load_dialog(dialog_path)) is not None:
             problems.extend(check_dialog(*loaded, str(dialog_path), persona))
     return sorted(set(problems)), len(files)
+
+
+def _persona_warnings(file: Path, loaded, load_persona) -> list[Problem]:
+    """Fact values hard-coded in texts, and names of the other personas shipped next to it."""
+    from bot.persona.fact_lint import copied_name_warnings, fact_value_warnings
+    from bot.persona.loader import PROJECT_ROOT
+
+    persona, positions = loaded
+    folders = [file.parent, PROJECT_ROOT / "personas"]
+    siblings = sorted({p.resolve() for f in folders if f.is_dir() for p in f.glob("*.y*ml")}
+                      - {file.resolve()})
+    siblings = [p for p in siblings if not _looks_like_dialog(p)]
+    others = [p for p in map(load_persona, siblings) if p is not None]
+    return fact_value_warnings(persona, positions, str(file)) + copied_name_warnings(
+        persona, positions, str(file), others
+    )
+
+
+def _looks_like_dialog(path: Path) -> bool:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return True  # unreadable: not a persona to compare with
+    return any(line.startswith(("transitions:", "states:")) for line in lines)
 
 
 def _personas_using(dialog_id: str, dialog_file: Path, load_persona) -> list[Persona]:

@@ -120,7 +120,10 @@ def check(paths: tuple[Path, ...], lang: str | None) -> None:
 
     Prints every problem as `path:line:col: field: what is wrong and how to fix it` (syntax
     errors with the line and a caret), then each file checked, and exits 1 if there is any.
-    检查人格和对话文件（默认 ./personas 和 ./dialogs），逐条指出问题所在的行和改法。
+    Warnings (a reply hard-coding a fact's value, a copied persona's old names) are printed the
+    same way but never change the exit status.
+    检查人格和对话文件（默认 ./personas 和 ./dialogs），逐条指出问题所在的行和改法；警告照样列出，
+    但不影响退出码。
 
     Example: brandbot check personas/ dialogs/
     """
@@ -150,20 +153,26 @@ def _check(paths: tuple[Path, ...]) -> None:
     if not files:
         fail(say(f"no .yaml files in {', '.join(map(str, targets))}",
                  f"{'、'.join(map(str, targets))} 里没有 .yaml 文件"), 2)
-    problems, count = check_paths(targets)
+    warnings: list = []
+    problems, count = check_paths(targets, warnings)
+    warnings = sorted(set(warnings))
     read: dict[str, list[str]] = {}
-    for problem in problems:
+    for problem in problems + warnings:
         echo(_with_source(problem, read).render())
     bad = {Path(p.path).resolve() for p in problems}
     for file in files:
         n = sum(1 for p in problems if Path(p.path).resolve() == file.resolve())
         mark = say(f"{n} problem(s)", f"{n} 个问题") if file.resolve() in bad else "ok"
+        w = sum(1 for p in warnings if Path(p.path).resolve() == file.resolve())
+        if w:  # warnings are shown but never fail the check (like `brandbot doctor`)
+            mark += say(f", {w} warning(s)", f"，{w} 个警告")
         echo(f"{mark}: {file}")
     if problems:
         click.echo(say(f"{len(problems)} problem(s) in {count} file(s)",
                        f"{count} 个文件中有 {len(problems)} 个问题"), err=True)
         sys.exit(1)
-    click.echo(say(f"ok: {count} file(s) checked", f"通过：检查了 {count} 个文件"))
+    tail = say(f", {len(warnings)} warning(s)", f"，{len(warnings)} 个警告") if warnings else ""
+    click.echo(say(f"ok: {count} file(s) checked", f"通过：检查了 {count} 个文件") + tail)
 
 
 def _with_source(problem, _cache: dict[str, list[str]]):
