@@ -19,16 +19,32 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
+from bot.channels import registry
+from bot.channels.contract import env_alias_values
+from bot.channels.telegram_kind import TelegramSettings
+from bot.channels.web_kind import WebSettings
+from bot.channels.wechat_kind import WeChatSettings
 from bot.errors import BrandbotError, ConfigError, did_you_mean
 from bot.yaml_source import Positions, load_yaml, position_of
 
 ENV_PREFIX = "BRANDBOT_"
 DEFAULT_CONFIG = "brandbot.yaml"
-CHANNEL_NAMES = ("web", "telegram", "wechat")
+# Each channel's section (web:, telegram:, wechat:...) is its kind's settings model, declared
+# next to the channel (bot/channels/*_kind.py) and added to Settings from the registry.
+__all__ = ["Settings", "SettingsError", "TelegramSettings", "WeChatSettings", "WebSettings",
+           "load_settings"]
 
 
 class SettingsError(BrandbotError):
@@ -48,121 +64,25 @@ class PersonaSettings(_Section):
 
     persona: str = Field(description="Persona id (personas/ID.yaml) or path to its file.")
     channels: list[str] = Field(
-        default_factory=lambda: list(CHANNEL_NAMES),
+        default_factory=registry.names,
         description="Channels this persona answers on (default: every enabled channel).",
     )
 
     @field_validator("channels")
     @classmethod
     def _known_channels(cls, value: list[str]) -> list[str]:
-        unknown = [c for c in value if c not in CHANNEL_NAMES]
+        known = registry.names()
+        unknown = [c for c in value if c not in known]
         if unknown:
             raise ValueError(
                 f"unknown channel(s) {', '.join(map(repr, unknown))}; "
-                f"use some of: {', '.join(CHANNEL_NAMES)}"
+                f"use some of: {', '.join(known)}"
             )
         return value
 
 
-class WebSettings(_Section):
-    enabled: bool = True
-    max_body_bytes: int = Field(16_384, ge=256, le=1_048_576)
-    max_text_chars: int = Field(2_000, ge=1, le=100_000)
-    cookie_secure: bool = Field(False, description="Set the fan cookie's Secure flag (HTTPS).")
-    cookie_secret: SecretStr | None = Field(
-        None, min_length=32,
-        description="Signs the fan cookie; unset: generated once into <db>.cookie-secret (0600).",
-    )
-    api_key: SecretStr | None = Field(
-        None, min_length=16,
-        description="Bearer key that lets a server-side caller name the fan (the \"fan\" field).",
-    )
-    messages_per_fan: str | None = Field(
-        "20/minute", description="POST /api/chat per fan (limits syntax); null: no limit."
-    )
-    messages_per_ip: str | None = Field(
-        "60/minute", description="POST /api/chat per client address; null: no limit."
-    )
-    requests_per_ip: str | None = Field(
-        "600/minute", description="Every /api/ request per client address; null: no limit."
-    )
-    new_fans_per_ip: str | None = Field(
-        "30/minute;300/hour",
-        description="New fan cookies per client address (an IPv6 /64); null: no limit.",
-    )
-    rate_limit_exempt: list[str] = Field(
-        default_factory=lambda: ["127.0.0.1", "::1"],
-        description="Client addresses or networks never rate-limited (loopback: tests, bench).",
-    )
-    trusted_proxies: list[str] = Field(
-        default_factory=lambda: ["127.0.0.1"],
-        description="Proxies whose X-Forwarded-For gives the client address (nginx).",
-    )
-
-    @field_validator("messages_per_fan", "messages_per_ip", "requests_per_ip",
-                     "new_fans_per_ip")
-    @classmethod
-    def _rate(cls, value: str | None) -> str | None:
-        from bot.channels.web_limits import check_rate
-
-        return check_rate(value)
-
-    @field_validator("rate_limit_exempt", "trusted_proxies", mode="before")
-    @classmethod
-    def _exempt(cls, value: Any) -> Any:
-        from bot.channels.web_limits import check_networks
-
-        if isinstance(value, str):  # BRANDBOT_WEB__RATE_LIMIT_EXEMPT=10.0.0.0/8,::1
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        return check_networks(value) if isinstance(value, list) else value
-
-
-class TelegramSettings(_Section):
-    token: SecretStr | None = Field(None, description="Bot token from @BotFather.")
-    api_url: str | None = Field(
-        None, description="Bot API base URL (python-telegram-bot's base_url); default Telegram's."
-    )
-    webhook_url: str | None = Field(
-        None, description="Public HTTPS URL of /telegram/webhook; without it the bot long-polls."
-    )
-    webhook_secret: SecretStr | None = Field(
-        None, description="X-Telegram-Bot-Api-Secret-Token; required with webhook_url."
-    )
-    operator_group_id: int | None = Field(
-        None, description="Forum supergroup where operators answer handoffs (one topic per fan)."
-    )
-    bot_username: str | None = Field(
-        None, description="The bot's @username, for campaign links (default: asked with getMe)."
-    )
-
-    @property
-    def enabled(self) -> bool:
-        return self.token is not None and bool(self.token.get_secret_value())
-
-
-class WeChatSettings(_Section):
-    """One WeChat Official Account; see docs/channels/wechat.md for the console side."""
-
-    app_id: str | None = Field(None, description="开发者ID AppID.")
-    app_secret: SecretStr | None = Field(None, description="AppSecret (API calls).")
-    token: SecretStr | None = Field(None, description="服务器配置 Token (signatures).")
-    aes_key: SecretStr | None = Field(None, description="EncodingAESKey; safe mode when set.")
-    previous_aes_key: SecretStr | None = Field(None, description="The key before a rotation.")
-    encryption: Literal["plain", "compatible", "safe"] | None = None
-    verified: bool = Field(False, description="Verified account: customer-service sends allowed.")
-    path: str = "/wechat"
-    api_url: str = "https://api.weixin.qq.com/cgi-bin/"
-    reply_budget: float = Field(4.0, gt=0, lt=5, description="Seconds for a passive reply.")
-    max_body_bytes: int = Field(65_536, ge=1024, le=1_048_576)
-    keep_aggregates: bool = Field(True, description="On unfollow keep anonymised counts.")
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.app_id and self.token and self.token.get_secret_value())
-
-
-class Settings(BaseSettings):
-    """Everything ``brandbot serve`` can be told. See docs/configuration.md."""
+class _SettingsBase(BaseSettings):
+    """Everything ``brandbot serve`` can be told but the channel sections (see :data:`Settings`)."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -182,9 +102,6 @@ class Settings(BaseSettings):
     personas: list[PersonaSettings] = Field(
         default_factory=lambda: [PersonaSettings(persona="laowang-kitchen")]
     )
-    web: WebSettings = Field(default_factory=WebSettings)
-    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
-    wechat: WeChatSettings = Field(default_factory=WeChatSettings)
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     reload: bool = True
@@ -241,52 +158,50 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """The secret values, for the log filter that masks them."""
-        values = [
-            self.telegram.token,
-            self.telegram.webhook_secret,
-            self.wechat.app_secret,
-            self.wechat.token,
-            self.wechat.aes_key,
-            self.wechat.previous_aes_key,
-            self.metrics_token,
-            self.web.cookie_secret,
-            self.web.api_key,
-        ]
-        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        values = [v for kind, section in self.channel_sections() for v in kind.secrets(section)]
+        token = self.metrics_token
+        return values + ([token.get_secret_value()] if token and token.get_secret_value() else [])
 
     def channel_enabled(self, name: str) -> bool:
-        return {
-            "web": self.web.enabled,
-            "telegram": self.telegram.enabled,
-            "wechat": self.wechat.enabled,
-        }[name]
+        return registry.get(name).enabled(getattr(self, name))
+
+    def channel_sections(self) -> list[tuple[Any, Any]]:
+        """Each registered channel kind with its section of these settings, in registry order
+        (the broadcast planner asks these for outlets and reach rules)."""
+        return registry.sections(self)
+
+
+def _settings_class() -> type[_SettingsBase]:
+    """``Settings``: the common keys plus one section per registered channel."""
+    sections: dict[str, Any] = {
+        kind.name: (kind.settings_model, Field(default_factory=kind.settings_model))
+        for kind in registry.kinds()
+    }
+    return create_model("Settings", __base__=_SettingsBase, __module__=__name__,
+                        __doc__="Everything ``brandbot serve`` can be told. "
+                                "See docs/configuration.md.", **sections)
+
+
+Settings = _settings_class()
+
+
+def _rebuild() -> None:
+    # A channel registered at run time (tests, plugins) gets its section on the next load.
+    global Settings
+    Settings = _settings_class()
+
+
+registry.on_change(_rebuild)
 
 
 # The YAML file being loaded; a context variable would be overkill for one CLI call.
 _yaml_state: dict[str, Any] = {"data": {}, "path": None, "positions": {}}
 
 
-# The short environment names the channel docs promise, besides the nested BRANDBOT_X__Y form.
-ENV_ALIASES = {
-    "BRANDBOT_TELEGRAM_TOKEN": ("telegram", "token"),
-    "BRANDBOT_TELEGRAM_API_URL": ("telegram", "api_url"),
-    "BRANDBOT_TELEGRAM_WEBHOOK_URL": ("telegram", "webhook_url"),
-    "BRANDBOT_TELEGRAM_WEBHOOK_SECRET": ("telegram", "webhook_secret"),
-    "BRANDBOT_TELEGRAM_OPERATOR_GROUP": ("telegram", "operator_group_id"),
-    "BRANDBOT_TELEGRAM_BOT_USERNAME": ("telegram", "bot_username"),
-    "BRANDBOT_WECHAT_TOKEN": ("wechat", "token"),
-    "BRANDBOT_WECHAT_APPID": ("wechat", "app_id"),
-    "BRANDBOT_WECHAT_SECRET": ("wechat", "app_secret"),
-    "BRANDBOT_WECHAT_AES_KEY": ("wechat", "aes_key"),
-    "BRANDBOT_WECHAT_API_URL": ("wechat", "api_url"),
-    "BRANDBOT_WECHAT_PREVIOUS_AES_KEY": ("wechat", "previous_aes_key"),
-    "BRANDBOT_WECHAT_ENCRYPTION": ("wechat", "encryption"),
-    "BRANDBOT_WECHAT_VERIFIED": ("wechat", "verified"),
-    "BRANDBOT_WECHAT_PATH": ("wechat", "path"),
-    "BRANDBOT_WECHAT_REPLY_BUDGET": ("wechat", "reply_budget"),
-    "BRANDBOT_WECHAT_MAX_BODY_BYTES": ("wechat", "max_body_bytes"),
-    "BRANDBOT_WECHAT_KEEP_AGGREGATES": ("wechat", "keep_aggregates"),
-}
+def env_aliases() -> dict[str, tuple[str, str]]:
+    """The short environment names the channel docs promise, besides the nested
+    BRANDBOT_X__Y form: variable -> (section, key), from each channel kind."""
+    return dict(registry.aliases())
 
 
 class _EnvAliasSource(PydanticBaseSettingsSource):
@@ -297,9 +212,9 @@ class _EnvAliasSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for name, (section, key) in ENV_ALIASES.items():
-            if os.environ.get(name):
-                values.setdefault(section, {})[key] = os.environ[name]
+        for kind in registry.kinds():
+            for key, (_, raw) in env_alias_values(kind.env_aliases).items():
+                values.setdefault(kind.name, {})[key] = raw
         return values
 
 
@@ -363,8 +278,10 @@ def load_settings(config: str | None = None, **overrides: Any) -> Settings:
         _yaml_state.update(data={}, path=None, positions={})
 
 
-_SECRET_KEYS = {"token", "webhook_secret", "app_secret", "aes_key", "previous_aes_key",
-                "metrics_token", "cookie_secret", "api_key"}
+def _secret_keys() -> set[str]:
+    return {"metrics_token"} | {f for kind in registry.kinds() for f in kind.secret_fields()}
+
+
 _FLAGS = {"host": "--host", "port": "--port", "db": "--db", "personas": "--persona"}
 
 
@@ -413,7 +330,8 @@ def _fix(err: dict[str, Any], loc: tuple) -> str:
         and not isinstance(err["input"], dict | list)
     ):
         # A whole channel section given as a string is most likely a pasted secret too.
-        secret = name in _SECRET_KEYS or any(p in ("telegram", "wechat") for p in loc)
+        masked = {kind.name for kind in registry.kinds() if kind.mask_invalid_values}
+        secret = name in _secret_keys() or any(p in masked for p in loc)
         shown = "***" if secret else repr(err["input"])
         msg += f" (got {shown})"
     return msg + "; see docs/configuration.md"

@@ -44,16 +44,6 @@ log = logging.getLogger("brandbot.daemon")
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
-# What to set to enable each channel that is off (printed at start).
-_ENABLE_HINTS = {
-    "web": "set web.enabled: true (BRANDBOT_WEB__ENABLED=true)",
-    "telegram": "set BRANDBOT_TELEGRAM_TOKEN (from @BotFather) in the environment "
-    "(docs/channels/telegram.md)",
-    "wechat": "set BRANDBOT_WECHAT_TOKEN and BRANDBOT_WECHAT_APPID (+ BRANDBOT_WECHAT_SECRET, "
-    "BRANDBOT_WECHAT_AES_KEY for safe mode; docs/channels/wechat.md)",
-}
-
-
 class StartupError(Exception):
     """The daemon cannot start; ``code`` is the exit status (2: configuration)."""
 
@@ -88,6 +78,7 @@ class Daemon:
         self.personas: dict[str, PersonaState] = {}
         self.channels: dict[str, Any] = {}
         self.desk = None  # the Telegram operator group (telegram.operator_group_id)
+        self._desk_channel = None  # the channel whose bot the desk posts with
         self.server = None
         self.store = None
         self.engine = None
@@ -187,30 +178,13 @@ class Daemon:
         from starlette.responses import JSONResponse, Response
         from starlette.routing import Route
 
-        from bot.channels.web import WebChannel, web_security
         from bot.http_protocol import TIMED_OUT_KEY
 
         routes = [
             Route("/healthz", self.health.healthz, methods=["GET", "HEAD"]),
             Route("/metrics", self.health.metrics_endpoint, methods=["GET"]),
         ]
-        web_personas = [p for p, st in self.personas.items() if "web" in st.channels]
-        if self.settings.web.enabled and web_personas:
-            web = WebChannel(
-                self.run_turn,
-                web_personas,
-                self.persona_info,
-                store=self.store,
-                max_body_bytes=self.settings.web.max_body_bytes,
-                max_text_chars=self.settings.web.max_text_chars,
-                cookie_secure=self.settings.web.cookie_secure,
-                on_rejected=lambda status: self.metrics.errors.labels(f"http_{status}").inc(),
-                **web_security(self.settings.web, self.settings.db),
-            )
-            self.channels["web"] = web
-            routes.extend(web.routes())
-        routes.extend(self._telegram_routes())
-        routes.extend(self._wechat_routes())
+        routes.extend(self._channel_routes())
 
         async def internal_error(request: Request, exc: Exception) -> Response:
             # One traceback per kind of failure and path per interval, however many requests
@@ -246,67 +220,36 @@ class Daemon:
 
         return served
 
-    def _persona_for(self, channel: str, enabled: bool, serves: str) -> str | None:
-        """The persona a one-persona channel serves, or None when it is off or unused."""
-        personas = [p for p, st in self.personas.items() if channel in st.channels]
-        if not (enabled and personas):
-            return None
-        if len(personas) > 1:
-            log.warning("%s: %s serves one persona; using %s", channel, serves, personas[0])
-        return personas[0]
+    def _channel_routes(self) -> list:
+        """Build every enabled channel some persona answers on (bot/channels/registry.py);
+        their routes. A channel served by one platform account serves the first persona."""
+        from bot.channels.contract import ChannelConfigError, ChannelServices
 
-    def _telegram_routes(self) -> list:
-        """Hold the Telegram channel when a token is set; its webhook route if it has one."""
-        t = self.settings.telegram
-        persona = self._persona_for("telegram", t.enabled, "one bot token")
-        if persona is None:
-            return []
-        from bot.channels.telegram import TelegramChannel, TelegramConfigError
-
-        try:
-            channel = TelegramChannel(
-                self.engine,
-                persona,
-                t.token.get_secret_value(),
-                base_url=t.api_url,
-                webhook_url=t.webhook_url,
-                webhook_secret=t.webhook_secret.get_secret_value() if t.webhook_secret else None,
-                run_turn=self.run_turn,
-                operator_group_id=t.operator_group_id,
-            )
-        except TelegramConfigError as exc:
-            raise StartupError([f"telegram: {exc}"]) from None
-        self.channels["telegram"] = channel
-        channel.write_fault = self.write_fault
-        if t.operator_group_id is not None:
-            from bot.channels.telegram_desk import TelegramDesk
-
-            self.desk = TelegramDesk(self.engine, t.operator_group_id, self.deliver)
-            channel.desk = self.desk.on_operator
-        return channel.routes()
-
-    def _wechat_routes(self) -> list:
-        """Hold the WeChat channel when a token and AppID are set; its GET/POST routes."""
-        w = self.settings.wechat
-        persona = self._persona_for("wechat", w.enabled, "one account")
-        if persona is None:
-            return []
-        from bot.channels.wechat import WeChatChannel, WeChatChannelSettings, WeChatConfigError
-
-        try:
-            # The settings already merged file and environment: don't read the environment again.
-            settings = WeChatChannelSettings.from_section(w, environ={})
-            channel = WeChatChannel(
-                self.run_turn,
-                persona,
-                settings,
-                store=self.store,
-                on_rejected=lambda status: self.metrics.errors.labels(f"http_{status}").inc(),
-            )
-        except WeChatConfigError as exc:
-            raise StartupError([f"wechat: {exc}"]) from None
-        self.channels["wechat"] = channel
-        return channel.routes()
+        services = ChannelServices(
+            run_turn=self.run_turn, persona_info=self.persona_info, store=self.store,
+            engine=self.engine, deliver=self.deliver, write_fault=self.write_fault,
+            on_rejected=lambda status: self.metrics.errors.labels(f"http_{status}").inc(),
+            db=self.settings.db,
+        )
+        routes: list = []
+        for kind, section in self.settings.channel_sections():
+            personas = [p for p, st in self.personas.items() if kind.name in st.channels]
+            if not (kind.enabled(section) and personas):
+                continue
+            if kind.one_persona and len(personas) > 1:
+                log.warning("%s: one account serves one persona; using %s", kind.name,
+                            personas[0])
+                personas = personas[:1]
+            try:
+                channel = kind.create(section, personas, services)
+            except ChannelConfigError as exc:
+                raise StartupError(exc.lines) from None
+            self.channels[kind.name] = channel
+            desk = getattr(channel, "operator_desk", None)
+            if desk is not None:  # the Telegram operator group
+                self.desk, self._desk_channel = desk, channel
+            routes.extend(channel.routes())
+        return routes
 
     # -- scheduled work: durable jobs, no cron (bot/relations/jobs.py, bot/scheduled.py) -------
 
@@ -454,7 +397,7 @@ class Daemon:
                 self.close()
                 return EXIT_CONFIG
         if self.desk is not None:
-            await self.desk.start(self.channels["telegram"].app.bot)
+            await self.desk.start(self._desk_channel.app.bot)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{port}/"
@@ -518,26 +461,14 @@ class Daemon:
                 f"{brand.dialog_path}) on {', '.join(on)}"
             )
         lines.append(f"  database {Path(s.db).resolve()} (WAL, synchronous={s.db_synchronous})")
-        for name in ("web", "telegram", "wechat"):
-            if name == "web" and name in self.channels:
-                lines.append(f"  channel {name}: on, chat page {self.url}, API POST "
-                             f"{self.url}api/chat")
-            elif name == "wechat" and name in self.channels:
-                wx = self.channels[name].settings
-                lines.append(
-                    f"  channel wechat: on, {self.url.rstrip('/')}{wx.path} ({wx.encryption} mode, "
-                    f"{'verified' if wx.verified else 'unverified'} account)"
-                )
-            elif name == "telegram" and name in self.channels:
-                tg = self.channels[name]
-                desk = (f", operator group {tg.operator_group_id}"
-                        if tg.operator_group_id is not None else "")
-                lines.append(f"  channel telegram: on, @{tg.bot_username} by {tg.mode}{desk}")
-            elif s.channel_enabled(name):
-                lines.append(f"  channel {name}: configured, but this version has no {name} "
-                             "adapter yet; not started")
+        for kind, section in s.channel_sections():
+            if kind.name in self.channels:
+                lines.append(f"  {self.channels[kind.name].banner(self.url)}")
+            elif kind.enabled(section):
+                lines.append(f"  channel {kind.name}: configured, but no persona answers on it "
+                             "(add it to a persona's channels); not started")
             else:
-                lines.append(f"  channel {name}: off; to enable, {_ENABLE_HINTS[name]}")
+                lines.append(f"  channel {kind.name}: off; to enable, {kind.enable_hint}")
         if s.reload:
             dirs = ", ".join(str(d) for d in self.watch_dirs())
             lines.append(f"  reload: watching {dirs} (SIGHUP forces a reload)")

@@ -18,16 +18,15 @@ import pytest
 from click.testing import CliRunner
 
 from bot.brand import load_brand
+from bot.channels.telegram_kind import TelegramOutlet
+from bot.channels.wechat_kind import R_QUOTA, R_WINDOW, WeChatKind
 from bot.cli import main
 from bot.relations.audience import AudienceError, parse
 from bot.relations.broadcast import (
     R_BLOCKED,
     R_HANDOFF,
-    R_QUOTA,
     R_UNSUBSCRIBED,
-    R_WINDOW,
     BroadcastError,
-    TelegramOutlet,
     channel_reasons,
     create,
     deliver,
@@ -113,7 +112,8 @@ def test_dry_run_says_why_each_fan_is_left_out(fresh_db):
             conn.execute("INSERT INTO messages (fan_id, direction, text, created_at, kind) "
                          "VALUES (?, 'in', 'hi', ?, 'message')", (ids[ext], when))
     able = channel_reasons({"telegram": object(), "wechat": object()},
-                           {"web": "web chat is off: set web.enabled: true"})
+                           {"web": "web chat is off: set web.enabled: true"},
+                           reach={"wechat": WeChatKind.reach})
     p = plan(fresh_db, PERSONA, "all", NOW, able)
     assert p.recipients == 6 and p.by_channel == {"telegram": 5, "wechat": 1}
     assert p.reasons == {
@@ -315,7 +315,7 @@ def test_a_killed_broadcast_resumes_without_a_second_copy(fresh_db, tmp_path):
 
 
 def test_wechat_fans_get_customer_service_messages_within_the_window(fresh_db, demo):
-    from bot.relations.broadcast import WeChatOutlet
+    from bot.channels.wechat_kind import WeChatOutlet
     from tests.fakes.wechat_api import APP_ID, APP_SECRET, FakeWeChat
 
     add_fans(fresh_db, 3, channel="wechat", start=1)
@@ -347,6 +347,7 @@ def test_a_timed_out_newsletter_is_never_sent_twice(fresh_db):
     """Telegram may have delivered a message whose response timed out: record it as unknown."""
     from telegram.error import TimedOut
 
+    from bot.channels import telegram_kind as T
     from bot.channels.telegram_sender import Sender
     from bot.relations import broadcast as B
 
@@ -368,8 +369,8 @@ def test_a_timed_out_newsletter_is_never_sent_twice(fresh_db):
 
     async def run():
         bot = AcceptsThenTimesOut()
-        outlet = B.TelegramOutlet(fresh_db, PERSONA, "1:x", overall_rate=None, backoff=0.01)
-        outlet.bot, outlet.recorder = bot, B._Recorder(bot)
+        outlet = T.TelegramOutlet(fresh_db, PERSONA, "1:x", overall_rate=None, backoff=0.01)
+        outlet.bot, outlet.recorder = bot, T._Recorder(bot)
         outlet.sender = Sender(outlet.recorder, overall_rate=None, per_chat_rate=None,
                                backoff=0.01, retry_timeouts=False)
         broadcast_id, _ = B.create(fresh_db, persona, "新菜上线", "all", NOW,

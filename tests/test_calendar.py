@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from bot.brand import load_brand
+from bot.channels.telegram_kind import TelegramOutlet
 from bot.cli import main
 from bot.persona.model import Persona, Topic
-from bot.relations.broadcast import TelegramOutlet
 from bot.relations.calendar import due_topics, has_calendar_work, send_due_topics
 from tests.conftest import ROOT
 from tests.fakes.telegram_api import TOKEN, FakeTelegram

@@ -9,10 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from bot.brand import load_brand
+from bot.channels.registry import campaign_links as links
 from bot.cli import main
 from bot.engine import Engine
 from bot.messages import FanRef, Inbound
-from bot.relations.campaigns import CampaignError, create_campaign, links, list_campaigns
+from bot.relations.campaigns import CampaignError, create_campaign, list_campaigns
 from bot.relations.kols import influence, rank
 from bot.relations.scoring import decayed
 from tests.conftest import ROOT, TINY

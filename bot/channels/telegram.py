@@ -88,10 +88,12 @@ from telegram.ext import Application, ContextTypes, ExtBot, TypeHandler
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.channels.base import NotSent, Refused, RunTurn, read_capped_body
+from bot.channels.contract import reply_texts
 from bot.channels.telegram_sender import Sender
 from bot.logthrottle import limiter
 from bot.messages import FanRef, Inbound, Reply
 from bot.redact import SecretFilter
+from bot.relations.blocked import blocked_external_ids
 from bot.relations.store import StoreFull, iso
 
 DEFAULT_NONE = BaseRequest.DEFAULT_NONE  # PTB's "not given" marker for timeouts
@@ -449,6 +451,8 @@ class TelegramChannel:
         self.operator_group_id = operator_group_id
         # Receives OperatorMessages from the operator group (a TelegramDesk's on_operator).
         self.desk: Callable[[OperatorMessage], Awaitable[None]] | None = None
+        # The TelegramDesk behind ``desk`` when the daemon built one (the daemon runs it).
+        self.operator_desk: Any = None
         # Why the log cannot be written now (the daemon's write_fault), or None: while it says
         # something and an update is already held, the webhook answers 503 (Telegram retries).
         self.write_fault: Callable[[], str | None] | None = None
@@ -569,8 +573,13 @@ class TelegramChannel:
             return NotSent(len(replies), "the fan blocked the bot")
         if int(fan.external_id) in self.sender.blocked:
             return NotSent(len(replies), "the fan blocked the bot (403)")
-        self.sender.enqueue(int(fan.external_id), [r.text for r in replies])
+        self.sender.enqueue(int(fan.external_id), reply_texts(replies))
         return None
+
+    def banner(self, url: str) -> str:
+        desk = (f", operator group {self.operator_group_id}"
+                if self.operator_group_id is not None else "")
+        return f"channel telegram: on, @{self.bot_username} by {self.mode}{desk}"
 
     async def idle(self) -> None:
         """Wait until every queued reply was sent (tests and benchmarks)."""
@@ -748,11 +757,8 @@ class TelegramChannel:
                                        now)
 
     def _blocked_chats(self) -> list[int]:
-        rows = self.engine.store.read(
-            "SELECT external_id FROM fans WHERE persona = ? AND channel = ? AND blocked = 1",
-            (self.persona_id, CHANNEL),
-        )
-        return [int(r[0]) for r in rows if r[0].lstrip("-").isdigit()]
+        ids = blocked_external_ids(self.engine.store, self.persona_id, CHANNEL)
+        return [int(i) for i in ids if i.lstrip("-").isdigit()]
 
     async def _forbidden(self, chat_id: int, description: str) -> None:
         self.stats["blocked"] += 1

@@ -34,8 +34,8 @@ from telegram.error import TelegramError
 from bot.channels.telegram import OperatorMessage
 from bot.channels.telegram_sender import split_text
 from bot.messages import FanRef, Inbound, Reply
+from bot.relations import desk_topics
 from bot.relations.desk import OPERATOR_KEY, log_operator_reply, transcript
-from bot.relations.store import iso
 
 log = logging.getLogger("brandbot.desk")
 
@@ -252,23 +252,13 @@ class TelegramDesk:
     # -- the table -----------------------------------------------------------------------------
 
     def _open_rows(self) -> list[tuple]:
-        return [tuple(r) for r in self.store.fetch_all(
-            "SELECT f.id, f.persona, f.channel, f.external_id, t.thread_id FROM desk_topics t "
-            "JOIN fans f ON f.id = t.fan_id WHERE t.chat_id = ? AND t.closed_at IS NULL",
-            (self.group_id,))]
+        return desk_topics.open_topics(self.store, self.group_id)
 
     def _fan(self, fan_id: int) -> dict[str, Any] | None:
-        row = self.store.fetch_one("SELECT * FROM fans WHERE id = ?", (fan_id,))
-        return dict(row) if row else None
+        return desk_topics.fan_row(self.store, fan_id)
 
     def _remember(self, fan_id: int, thread_id: int) -> None:
-        with self.store.transaction() as conn:
-            conn.execute("UPDATE desk_topics SET closed_at = ? WHERE fan_id = ? AND closed_at "
-                         "IS NULL", (iso(_now()), fan_id))
-            conn.execute("INSERT INTO desk_topics (fan_id, chat_id, thread_id, created_at) "
-                         "VALUES (?, ?, ?, ?)", (fan_id, self.group_id, thread_id, iso(_now())))
+        desk_topics.open_topic(self.store, fan_id, self.group_id, thread_id, _now())
 
     def _forget(self, fan_id: int) -> None:
-        with self.store.transaction() as conn:
-            conn.execute("UPDATE desk_topics SET closed_at = ? WHERE fan_id = ? AND closed_at "
-                         "IS NULL", (iso(_now()), fan_id))
+        desk_topics.close_topics(self.store, fan_id, _now())

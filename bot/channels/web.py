@@ -43,6 +43,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.channels.base import NotSent, Refused, RunTurn, header, read_capped_body
+from bot.channels.contract import ChannelConfigError
 from bot.channels.web_identity import (
     COOKIE,
     COOKIE_MAX_AGE,
@@ -88,10 +89,8 @@ def web_security(web: Any, db: str) -> dict[str, Any]:
     try:
         secret = cookie_secret(configured, db)
     except (OSError, ValueError) as exc:
-        from bot.daemon import StartupError
-
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise StartupError([f"web.cookie_secret: {reason}; set web.cookie_secret "
+        raise ChannelConfigError([f"web.cookie_secret: {reason}; set web.cookie_secret "
                             "(BRANDBOT_WEB__COOKIE_SECRET) or fix the database folder"]) from None
     return {
         "identity": WebIdentity(secret, web.api_key.get_secret_value() if web.api_key else None),
@@ -164,6 +163,9 @@ class WebChannel:
         """
         queued = await asyncio.to_thread(self._enqueue, fan, replies, persona or self.personas[0])
         return None if queued else NotSent(len(replies), "unknown web chat fan")
+
+    def banner(self, url: str) -> str:
+        return f"channel web: on, chat page {url}, API POST {url}api/chat"
 
     def _enqueue(self, fan: FanRef, replies: list[Reply], persona: str) -> int:
         row = self.store.find_fan(persona, CHANNEL, fan.external_id)

@@ -64,7 +64,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import time
 from collections import OrderedDict
@@ -80,6 +79,7 @@ from starlette.routing import Route
 
 from bot.channels import wechat_unfollow
 from bot.channels.base import NotSent, Refused, RunTurn, read_capped_body
+from bot.channels.contract import env_alias_values, reply_texts
 from bot.channels.wechat_api import (
     DEFAULT_API_URL,
     QRCode,
@@ -97,10 +97,10 @@ from bot.channels.wechat_crypto import (
     check_signature,
     parse_xml,
 )
+from bot.channels.wechat_kind import WeChatKind, WeChatSettings
 from bot.channels.wechat_replay import ReplayGuard
 from bot.channels.wechat_replay import digest as push_digest
 from bot.channels.wechat_reply import JOIN, split_text, text_reply
-from bot.config import ENV_ALIASES, WeChatSettings
 from bot.logthrottle import limiter
 from bot.messages import FanRef, Inbound, Reply
 from bot.relations.store import StoreFull, iso, log_event
@@ -141,9 +141,9 @@ class WeChatConfigError(ValueError):
 class WeChatChannelSettings(WeChatSettings):
     """One account's settings as the channel runs with them.
 
-    Every setting is declared once, in :class:`bot.config.WeChatSettings` (the daemon's
-    ``wechat:`` section: name, default, range, environment variable); this adds what the channel
-    needs on top: a token and an AppID (3-32 letters or digits), AES keys that work, the
+    Every setting is declared once, in :class:`bot.channels.wechat_kind.WeChatSettings` (the
+    daemon's ``wechat:`` section: name, default, range, environment variable); this adds what
+    the channel needs on top: a token and an AppID (3-32 letters or digits), AES keys that work, the
     combinations that make sense (each failure a :class:`WeChatConfigError` naming the variable
     to set), ``encryption`` resolved, and ``max_clock_skew`` (not a settings key). Secrets stay
     ``SecretStr`` (masked in ``repr``); :func:`plain` gives their values.
@@ -206,7 +206,8 @@ class WeChatChannelSettings(WeChatSettings):
 
         ``TOKEN``, ``APPID``, ``SECRET``, ``AES_KEY`` (safe mode when set), ``PREVIOUS_AES_KEY``,
         ``ENCRYPTION``, ``VERIFIED`` (1/true/yes/on), ``PATH``, ``API_URL``, ``REPLY_BUDGET``,
-        ``MAX_BODY_BYTES``, ``KEEP_AGGREGATES`` (the names of ``bot.config.ENV_ALIASES``).
+        ``MAX_BODY_BYTES``, ``KEEP_AGGREGATES`` (``WeChatKind.env_aliases``, read as the daemon's
+        settings read them: :func:`bot.channels.contract.env_alias_values`).
         """
         return cls._build({**_env_values(environ), **overrides})
 
@@ -261,10 +262,9 @@ def _explain(exc: ValidationError) -> str:
 
 
 def _env_values(environ: Mapping[str, str] | None) -> dict[str, Any]:
-    env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    for variable, (section, key) in ENV_ALIASES.items():
-        raw = (env.get(variable) or "").strip() if section == CHANNEL else ""
+    for key, (variable, raw) in env_alias_values(WeChatKind.env_aliases, environ).items():
+        raw = raw.strip()
         if not raw:
             continue
         annotation = WeChatSettings.model_fields[key].annotation
@@ -478,7 +478,7 @@ class WeChatChannel:
 
         One account serves one persona, so ``persona`` is not needed. None when everything
         went, else what was not sent and why (the channel contract, bot/channels/base.py)."""
-        texts = [p for r in replies for p in split_text(r.text)]
+        texts = [p for text in reply_texts(replies) for p in split_text(text)]
         if not texts:
             return None
         what = "a message the fan did not ask for (operator reply, notice)"
@@ -503,6 +503,11 @@ class WeChatChannel:
             log.warning("wechat: %d customer-service message(s) to %s not sent: %s",
                         len(texts), openid, why)
             return SendResult(0, len(texts), why)
+
+    def banner(self, url: str) -> str:
+        s = self.settings
+        return (f"channel wechat: on, {url.rstrip('/')}{s.path} ({s.encryption} mode, "
+                f"{'verified' if s.verified else 'unverified'} account)")
 
     def qrcode(self, scene: str, permanent: bool = False) -> QRCode:
         """Create a parametric QR code for a referral/campaign code (blocking; for the CLI)."""

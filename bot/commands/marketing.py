@@ -69,8 +69,9 @@ def campaign_create(name, code, persona, db, telegram_bot, web_url, config) -> N
 
     Example: brandbot campaign create "spring poster" --telegram-bot laowang_bot
     """
+    from bot.channels.registry import campaign_links as links
     from bot.relations import Store
-    from bot.relations.campaigns import CampaignError, create_campaign, links
+    from bot.relations.campaigns import CampaignError, create_campaign
 
     store = Store(db)
     try:
@@ -126,8 +127,9 @@ def campaign_qr(code, output, channel, db, telegram_bot, web_url, config, scale)
 
     import segno
 
+    from bot.channels.registry import campaign_links as links
     from bot.relations import Store
-    from bot.relations.campaigns import CODE, links
+    from bot.relations.campaigns import CODE
 
     suffix = Path(output).suffix.lower()
     if suffix not in (".png", ".svg"):
@@ -224,7 +226,7 @@ def fan_link(fan_ref, db, telegram_bot, web_url, config) -> None:
 
     Example: brandbot fan link 42 --telegram-bot laowang_bot
     """
-    from bot.relations.campaigns import links
+    from bot.channels.registry import campaign_links as links
 
     store = open_store(db)
     row = one_fan(store, fan_ref)

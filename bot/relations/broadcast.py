@@ -5,13 +5,16 @@ A broadcast goes through three steps (docs/relationships.md, "Newsletters"):
 1. **plan** — one pass over the persona's fans in the audience (:mod:`bot.relations.audience`):
    each either *will receive* it or is skipped with a reason, in this order: ``blocked`` (or
    forgotten), ``unsubscribed`` (no consent), ``in handoff`` (a human holds the conversation),
-   ``no channel able to send`` (the terminal cannot push; a platform not configured),
-   WeChat's ``48-hour window`` or ``quota``. ``--dry-run`` stops here.
+   ``no channel able to send`` (the terminal cannot push; a platform not configured), then the
+   channel's own reach rules (:class:`ReachRules`: WeChat's 48-hour window and its quota).
+   ``--dry-run`` stops here.
 2. **record** — the broadcast row and one ``deliveries`` row per fan in the audience, ``queued``
    or ``skipped`` (with the reason in ``error``), in one transaction. The table is unique per
    (broadcast, fan): a fan is accounted for exactly once.
 3. **deliver** — batches of queued rows are marked ``sending`` and committed *before* anything
    goes out, sent through the channel's outlet, then marked ``sent`` or ``failed`` (with why).
+   The outlets and their reach rules come from the channels (``Settings.channel_sections``:
+   each channel kind in bot/channels/ makes its outlet); this module names no channel.
    Fans who became blocked, unsubscribed or handed off since planning are ``skipped`` then.
 
 After a crash, :func:`deliver` (``brandbot broadcast resume ID``) first turns every ``sending``
@@ -32,7 +35,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.persona.model import Persona
@@ -43,21 +46,35 @@ from bot.relations.store import Store, dumps, iso
 log = logging.getLogger("brandbot.broadcast")
 
 FOOTER_KEY = "newsletter_footer"
-WECHAT_WINDOW = timedelta(hours=48)
-WECHAT_QUOTA = 5  # customer-service messages per fan message (bot/channels/wechat_api.py)
 
 R_BLOCKED = "blocked"
 R_UNSUBSCRIBED = "unsubscribed"
 R_HANDOFF = "in handoff"
-R_WINDOW = "outside WeChat's 48-hour window"
-R_QUOTA = "WeChat customer-service quota used up"
 NO_CHANNEL = "no channel able to send"
 
-# Channels that can never push: the terminal answers only the person typing. The web chat
-# cannot push either, but its newsletters wait in the log's outbox (WebOutboxOutlet) and reach
-# the fan's page when it is next open: the outlet stands in for the push.
+# The terminal answers only the person typing: it is no channel kind of the daemon's and has no
+# outlet. (Every channel the daemon runs says itself whether it can send: its kind's outlet.)
 CANNOT_PUSH = {"console": "terminal chat cannot push"}
-WEB_OFF = "web chat is off: set web.enabled: true"
+
+
+class ReachRules(Protocol):
+    """When a channel may message a fan who did not just write: a channel kind's ``reach``
+    (bot/channels/contract.py ``Reach``). ``window``: only within this long after the fan's
+    last message; ``quota``: at most this many per fan message. None: no such limit."""
+
+    window: timedelta | None
+    window_reason: str
+    quota: int | None
+    quota_reason: str
+
+
+class Able(dict):
+    """Per channel: None if an outlet can send on it, else why not; ``reach`` holds the reach
+    rules of the channels that can send (from their outlets)."""
+
+    def __init__(self, reasons: dict[str, str | None], reach: dict[str, ReachRules]):
+        super().__init__(reasons)
+        self.reach = reach
 
 
 class BroadcastError(ValueError):
@@ -65,9 +82,11 @@ class BroadcastError(ValueError):
 
 
 class Outlet(Protocol):
-    """Sends newsletters on one channel. ``deliver`` returns ``(status, error)`` per item id."""
+    """Sends newsletters on one channel. ``deliver`` returns ``(status, error)`` per item id;
+    ``reach`` says when the channel may message a fan (:class:`ReachRules`)."""
 
     name: str
+    reach: ReachRules
 
     async def start(self) -> None: ...
 
@@ -109,30 +128,51 @@ class Plan:
         return self.recipients + self.skipped
 
 
-def _rows(store: Store, persona: str, audience: Audience, now: datetime) -> Iterator[tuple]:
-    """(id, channel, subscribed, blocked, handoff, wechat last message, wechat sends since)."""
-    since = iso(now - WECHAT_WINDOW)
+def _limited(able: dict[str, str | None]) -> dict[str, ReachRules]:
+    """The reach rules of the channels in ``able`` that have a window or a quota."""
+    rules = getattr(able, "reach", {})
+    return {name: r for name, r in rules.items()
+            if r is not None and (r.window is not None or r.quota is not None)}
+
+
+def _rows(store: Store, persona: str, audience: Audience, now: datetime,
+          able: dict[str, str | None]) -> Iterator[tuple]:
+    """(id, channel, subscribed, blocked, handoff, last message in, sends since it).
+
+    The last two only for channels whose reach rules need them (a window or a quota): the
+    fan's last message, and the proactive messages already spent on it.
+    """
+    limited = _limited(able)
+    if limited:
+        marks = ", ".join("?" * len(limited))
+        last_in = (f"CASE WHEN channel IN ({marks}) THEN (SELECT max(created_at) FROM messages m "
+                   "  WHERE m.fan_id = fans.id AND m.direction = 'in' AND m.kind = 'message') "
+                   "END AS last_in ")
+    else:
+        last_in = "NULL AS last_in "
     sql = (
-        "SELECT id, channel, subscribed, blocked, handoff, "
-        "CASE WHEN channel = 'wechat' THEN (SELECT max(created_at) FROM messages m "
-        "  WHERE m.fan_id = fans.id AND m.direction = 'in' AND m.kind = 'message') END AS last_in "
+        f"SELECT id, channel, subscribed, blocked, handoff, {last_in}"
         f"FROM fans WHERE persona = ? AND ({audience.where}) ORDER BY id"
     )
+    since = {name: iso(now - r.window) if r.window is not None else "" for name, r in
+             limited.items()}
     with store.lock:
-        cursor = store.conn.execute(sql, (persona, *audience.params))
+        cursor = store.conn.execute(sql, (*limited, persona, *audience.params))
         while True:
             chunk = cursor.fetchmany(5000)
             if not chunk:
                 return
             for row in chunk:
                 sends = 0
-                if row[1] == "wechat" and row[5] and row[5] >= since:
-                    sends = _wechat_sends(store, row[0], row[5])
+                rule = limited.get(row[1])
+                if (rule is not None and rule.quota is not None and row[5]
+                        and row[5] >= since[row[1]]):
+                    sends = _sends_since(store, row[0], row[5])
                 yield (*row, sends)
 
 
-def _wechat_sends(store: Store, fan_id: int, since: str) -> int:
-    """Customer-service messages already spent on the fan's last message (newsletters, desk)."""
+def _sends_since(store: Store, fan_id: int, since: str) -> int:
+    """Proactive messages already spent on the fan's last message (newsletters, desk)."""
     return store.conn.execute(
         "SELECT (SELECT count(*) FROM deliveries WHERE fan_id = ? AND status = 'sent' "
         "AND sent_at >= ?) + (SELECT count(*) FROM messages WHERE fan_id = ? AND "
@@ -160,22 +200,30 @@ def reason_for(row: tuple, able: dict[str, str | None], now: datetime) -> str | 
     why = _why_not(channel, subscribed, blocked, handoff, able)
     if why is not None:
         return why
-    if channel == "wechat":
-        if not last_in or last_in < iso(now - WECHAT_WINDOW):
-            return R_WINDOW
-        if sends >= WECHAT_QUOTA:
-            return R_QUOTA
+    rule = getattr(able, "reach", {}).get(channel)
+    if rule is None:
+        return None
+    if rule.window is not None and (not last_in or last_in < iso(now - rule.window)):
+        return rule.window_reason
+    if rule.quota is not None and sends >= rule.quota:
+        return rule.quota_reason
     return None
 
 
-def channel_reasons(outlets: dict[str, Any], configured: dict[str, str] | None = None
-                    ) -> dict[str, str | None]:
-    """Per channel: None if an outlet can send on it, else why not."""
+def channel_reasons(outlets: dict[str, Any], configured: dict[str, str] | None = None,
+                    reach: dict[str, ReachRules] | None = None) -> Able:
+    """Per channel: None if an outlet can send on it, else why not (with each outlet's reach
+    rules, or those given in ``reach``, for :func:`plan` and :func:`create`)."""
     able: dict[str, str | None] = dict(CANNOT_PUSH)
     able.update(configured or {})
-    for name in outlets:
+    rules: dict[str, ReachRules] = {}
+    for name, outlet in outlets.items():
         able[name] = None
-    return able
+        rule = getattr(outlet, "reach", None)
+        if rule is not None:
+            rules[name] = rule
+    rules.update(reach or {})
+    return Able(able, rules)
 
 
 def plan(store: Store, persona: str, audience: str | Audience | None, now: datetime,
@@ -183,7 +231,7 @@ def plan(store: Store, persona: str, audience: str | Audience | None, now: datet
     """Count who will receive it and why the others will not (nothing is written)."""
     aud = audience if isinstance(audience, Audience) else parse(audience)
     result = Plan(persona, aud)
-    for row in _rows(store, persona, aud, now):
+    for row in _rows(store, persona, aud, now, able):
         result.count(row[1], reason_for(row, able, now))
     return result
 
@@ -213,7 +261,7 @@ def create(store: Store, persona: Persona, text: str, audience: str | None, now:
         )
         broadcast_id = cur.lastrowid
         batch: list[tuple] = []
-        for row in _rows(store, persona.id, aud, now):
+        for row in _rows(store, persona.id, aud, now, able):
             why = reason_for(row, able, now)
             result.count(row[1], why)
             batch.append((broadcast_id, row[0], "skipped" if why else "queued", why, row[1]))
@@ -380,196 +428,19 @@ def _claim(store, broadcast_id, size, now, persona, voice, rng, footers, texts, 
 # -- outlets ---------------------------------------------------------------------------------------
 
 
-class _Recorder:
-    """Stands in for ``telegram.Bot`` inside the channel's Sender: remembers each chat's outcome."""
-
-    def __init__(self, bot: Any):
-        self.bot = bot
-        self.ok: Counter[int] = Counter()
-        self.errors: dict[int, str] = {}
-
-    async def send_message(self, chat_id: int, text: str, **kwargs: Any) -> Any:
-        try:
-            result = await self.bot.send_message(chat_id, text, **kwargs)
-        except Exception as exc:
-            self.errors[chat_id] = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
-            raise
-        self.ok[chat_id] += 1
-        return result
-
-
-class WebOutboxOutlet:
-    """Newsletters for web chat fans: queued in the log's outbox (:mod:`bot.relations.outbox`).
-
-    A page cannot be pushed to; the fan's page shows the newsletter when it is next open (it
-    polls at once when it opens, then every few seconds) and acknowledges it, so "sent" here
-    means "waiting for the fan's page", possibly for a long time or for a visit that never
-    comes. Nothing leaves the machine, so there is no pacing and nothing to fail but the write.
-    """
-
-    name = "web"
-
-    def __init__(self, store: Store, clock: Callable[[], datetime] | None = None):
-        self.store = store
-        self.clock = clock or (lambda: datetime.now(UTC))
-
-    async def start(self) -> None:
-        """Nothing to open."""
-
-    async def close(self) -> None:
-        """Nothing to close."""
-
-    async def deliver(self, items: list[Item]) -> dict[int, tuple[str, str | None]]:
-        from bot.messages import Reply
-        from bot.relations import outbox
-
-        def queue() -> None:
-            now = self.clock()
-            for item in items:
-                outbox.enqueue(self.store, item.fan_id, [Reply(item.text, "newsletter")], now)
-
-        await asyncio.to_thread(queue)
-        return {item.delivery_id: ("sent", None) for item in items}
-
-
-class TelegramOutlet:
-    """Newsletters through the Telegram channel's own Sender (pacing, 429, 403, retries).
-
-    ``overall_rate`` is Telegram's ~30 messages/s; ``None`` is for a local fake only.
-    A 403 marks the fan blocked (and unsubscribed) in the log, like the daemon does.
-    """
-
-    name = "telegram"
-
-    def __init__(self, store: Store, persona: str, token: str, api_url: str | None = None, *,
-                 overall_rate: float | None = 30.0, backoff: float = 0.5,
-                 clock: Callable[[], datetime] | None = None):
-        self.store, self.persona, self.token = store, persona, token
-        self.api_url = api_url
-        self.overall_rate, self.backoff = overall_rate, backoff
-        self.clock = clock
-        self.bot: Any = None
-        self.sender: Any = None
-        self.recorder: _Recorder | None = None
-        self.forbidden: set[int] = set()
-
-    async def start(self) -> None:
-        if self.bot is not None:
-            return
-        from telegram import Bot
-        from telegram.request import HTTPXRequest
-
-        from bot.channels.telegram import DEFAULT_API_URL
-        from bot.channels.telegram_sender import Sender
-
-        self.bot = Bot(self.token, base_url=self.api_url or DEFAULT_API_URL,
-                       request=HTTPXRequest(connection_pool_size=64))
-        await self.bot.initialize()
-        self.recorder = _Recorder(self.bot)
-        self.sender = Sender(self.recorder, overall_rate=self.overall_rate, per_chat_rate=None,
-                             backoff=self.backoff, max_in_flight=32,
-                             on_forbidden=self._forbidden, retry_timeouts=False)
-
-    async def _forbidden(self, chat_id: int, description: str) -> None:
-        self.forbidden.add(chat_id)
-        from bot.engine import utc_now
-
-        now = (self.clock or utc_now)()
-        self.store.mark_blocked(self.persona, "telegram", str(chat_id), True,
-                                f"telegram 403: {description}", iso(now))
-
-    async def deliver(self, items: list[Item]) -> dict[int, tuple[str, str | None]]:
-        from bot.channels.telegram_sender import split_text
-
-        assert self.sender is not None and self.recorder is not None
-        out: dict[int, tuple[str, str | None]] = {}
-        expected: dict[int, tuple[int, int]] = {}
-        for item in items:
-            try:
-                chat = int(item.external_id)
-            except ValueError:
-                out[item.delivery_id] = ("failed", f"not a Telegram chat id: {item.external_id}")
-                continue
-            self.recorder.ok.pop(chat, None)
-            self.recorder.errors.pop(chat, None)
-            expected[item.delivery_id] = (chat, len(split_text(item.text)))
-            self.sender.enqueue(chat, [item.text])
-        await self.sender.join()
-        for delivery_id, (chat, parts) in expected.items():
-            if self.recorder.ok[chat] >= parts:
-                out[delivery_id] = ("sent", None)
-            elif chat in self.forbidden or chat in self.sender.blocked:
-                out[delivery_id] = ("failed", "blocked the bot (403); fan marked blocked")
-            elif self.recorder.errors.get(chat, "").startswith("TimedOut"):
-                out[delivery_id] = ("unknown", "timed out: it may have arrived, so it is not "
-                                    "sent again")
-            else:
-                out[delivery_id] = ("failed", self.recorder.errors.get(chat, "not sent"))
-        return out
-
-    async def close(self) -> None:
-        if self.sender is not None:
-            await self.sender.close()
-        if self.bot is not None:
-            await self.bot.shutdown()
-        self.bot = self.sender = None
-
-
-class WeChatOutlet:
-    """Newsletters as WeChat customer-service messages (verified accounts), within the quota."""
-
-    name = "wechat"
-
-    def __init__(self, app_id: str, secret: str, api_url: str | None = None):
-        self.app_id, self.secret, self.api_url = app_id, secret, api_url
-        self.owner: Any = None
-
-    async def start(self) -> None:
-        if self.owner is None:
-            from bot.channels.wechat_api import DEFAULT_API_URL, TokenOwner
-
-            self.owner = TokenOwner(self.app_id, self.secret, self.api_url or DEFAULT_API_URL)
-        # The token now, before any delivery is claimed: an unreachable API or a refused
-        # AppSecret stops the broadcast resumable (like Telegram's getMe), instead of marking
-        # every WeChat fan 'failed' for good.
-        await asyncio.to_thread(self.owner.token)
-
-    async def deliver(self, items: list[Item]) -> dict[int, tuple[str, str | None]]:
-        from bot.channels.wechat_api import Quota, send_texts
-
-        def one(item: Item) -> tuple[str, str | None]:
-            quota = Quota()  # the plan checked the 48 h window and the sends spent from the log
-            quota.opened_by(item.external_id, "message")
-            result = send_texts(self.owner, quota, item.external_id, [item.text])
-            return ("sent", None) if result.sent else ("failed", result.reason or "not sent")
-
-        out = {}
-        for item in items:
-            out[item.delivery_id] = await asyncio.to_thread(one, item)
-        return out
-
-    async def close(self) -> None:
-        self.owner = None
-
-
 def outlets_from_settings(settings: Any, store: Store, persona: str, *,
                           rate: float | None = 30.0) -> tuple[dict[str, Outlet], dict[str, str]]:
-    """The outlets ``brandbot serve``'s settings make possible, and why the others are missing."""
+    """The outlets ``brandbot serve``'s settings make possible, and why the others are missing.
+
+    Each channel makes its own (``Settings.channel_sections``: a channel kind's ``outlet``,
+    next to the channel in bot/channels/); this module names none.
+    """
     outlets: dict[str, Outlet] = {}
     missing: dict[str, str] = {}
-    if settings.web.enabled:
-        outlets["web"] = WebOutboxOutlet(store)
-    else:
-        missing["web"] = WEB_OFF
-    t = settings.telegram
-    if t.enabled:
-        outlets["telegram"] = TelegramOutlet(store, persona, t.token.get_secret_value(),
-                                             t.api_url, overall_rate=rate)
-    else:
-        missing["telegram"] = "telegram is not configured: set BRANDBOT_TELEGRAM_TOKEN"
-    w = settings.wechat
-    if w.enabled and w.app_secret is not None:
-        outlets["wechat"] = WeChatOutlet(w.app_id, w.app_secret.get_secret_value(), w.api_url)
-    else:
-        missing["wechat"] = "wechat is not configured: set BRANDBOT_WECHAT_APPID and _SECRET"
+    for kind, section in settings.channel_sections():
+        made = kind.outlet(section, store, persona, rate=rate)
+        if isinstance(made, str):
+            missing[kind.name] = made
+        else:
+            outlets[kind.name] = made
     return outlets, missing

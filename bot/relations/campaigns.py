@@ -1,7 +1,8 @@
 """Campaign codes (posters, events, ads) and the links that carry a code to a first contact.
 
 A code reaches brandbot as a Telegram deep link (``t.me/<bot>?start=<code>``), a WeChat
-parametric QR scene, or the web chat's ``?ref=<code>``. The engine records the first code a fan
+parametric QR scene, or the web chat's ``?ref=<code>``: each channel makes its own link
+(:func:`links` asks them). The engine records the first code a fan
 arrives with (docs/relationships.md, "Referrals"); a fan's personal code credits that fan, any
 other code is a campaign code. Registering a campaign here names the code so reports can say
 "poster-spring brought 41 fans" instead of showing a bare code.
@@ -12,9 +13,10 @@ from __future__ import annotations
 import random
 import re
 import sqlite3
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import quote
+from typing import Any, Protocol
 
 from bot.relations.store import Store, iso
 
@@ -79,19 +81,26 @@ def list_campaigns(store: Store, persona: str | None = None) -> list[Campaign]:
     return [Campaign(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 
-def links(code: str, *, telegram_bot: str | None = None,
-          web_url: str = "http://127.0.0.1:8080/") -> dict[str, str]:
-    """Where ``code`` can be put: a Telegram deep link, a WeChat QR scene, a web chat link.
+class LinkMaker(Protocol):
+    """A channel that can carry a code (a channel kind, bot/channels/contract.py)."""
 
-    Without the bot's username the Telegram entry says which setting gives it, instead of a link
-    that would not work.
+    name: str
+
+    def campaign_link(self, code: str, targets: Mapping[str, Any]) -> str | None: ...
+
+
+def links(code: str, channels: Iterable[LinkMaker], targets: Mapping[str, Any]
+          ) -> dict[str, str]:
+    """Where ``code`` can be put, per channel that carries codes (a Telegram deep link, a
+    WeChat QR scene, a web chat link...), in the channels' order.
+
+    ``targets`` are what the links need (``web_url``, ``telegram_bot``); a channel missing its
+    target says which setting gives it instead of a link that would not work.
+    ``bot.channels.registry.campaign_links`` passes every registered channel.
     """
-    sep = "&" if "?" in web_url else "?"
-    telegram = (f"https://t.me/{telegram_bot.lstrip('@')}?start={quote(code)}" if telegram_bot
-                else "(set telegram.bot_username or BRANDBOT_TELEGRAM_TOKEN for this link)")
-    return {
-        "telegram": telegram,
-        "wechat": f"QR scene {code}: `brandbot wechat qrcode --scene {code}` makes its QR code "
-                  "(verified service accounts)",
-        "web": f"{web_url}{sep}ref={quote(code)}",
-    }
+    out = {}
+    for channel in channels:
+        link = channel.campaign_link(code, targets)
+        if link is not None:
+            out[channel.name] = link
+    return out
