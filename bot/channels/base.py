@@ -1,17 +1,19 @@
-"""The Channel contract every adapter fulfils.
+"""Small pieces every channel adapter uses: the turn runner's type, :class:`NotSent`,
+:class:`Refused` and capped request bodies.
 
-A channel receives platform traffic, turns it into :class:`~bot.messages.Inbound`, runs
-``Engine.handle`` and delivers the replies; proactive messages (newsletters, operator replies)
-go out through :meth:`Channel.send`. The engine never knows which channel it serves.
+A channel receives platform traffic, turns it into :class:`~bot.messages.Inbound`, runs a turn
+and delivers the replies; proactive messages (newsletters, operator replies) go out through its
+``send``. The engine never knows which channel it serves. The contract itself — what a channel
+declares and what its adapter does — is :mod:`bot.channels.contract`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from bot.messages import FanRef, Inbound, Reply
+from bot.messages import Inbound, Reply
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -26,23 +28,6 @@ class NotSent:
 
     skipped: int
     reason: str
-
-
-class Channel(Protocol):
-    name: str
-
-    async def start(self) -> None:
-        """Begin receiving (open sockets, start polling); return once running."""
-
-    async def stop(self) -> None:
-        """Stop receiving and finish deliveries in flight."""
-
-    async def send(self, fan: FanRef, replies: list[Reply], persona: str | None = None):
-        """Deliver messages the fan did not just ask for (newsletters, operator replies).
-
-        Returns None when all were sent or queued, or a result whose ``skipped`` (how many were
-        not sent) and ``reason`` say why — :class:`NotSent`, or WeChat's ``SendResult``.
-        """
 
 
 class Refused(Exception):

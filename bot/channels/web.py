@@ -146,7 +146,7 @@ class WebChannel:
             "chat.css": (_static("chat.css"), "text/css; charset=utf-8"),
         }
 
-    # -- the Channel protocol ----------------------------------------------------------------
+    # -- the channel contract (bot/channels/contract.py) -------------------------------------
 
     async def start(self) -> None:
         """Nothing to open: the daemon's web server serves :meth:`routes`."""

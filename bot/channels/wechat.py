@@ -431,7 +431,7 @@ class WeChatChannel:
     def __repr__(self) -> str:
         return f"WeChatChannel(persona={self.persona!r}, settings={self.settings!r})"
 
-    # -- the Channel protocol ----------------------------------------------------------------
+    # -- the channel contract (bot/channels/contract.py) -------------------------------------
 
     async def start(self) -> None:
         """Nothing to open: WeChat pushes to our routes. The access_token is fetched lazily."""
@@ -477,7 +477,7 @@ class WeChatChannel:
         """Send through the customer-service API, within the fan's quota (verified accounts).
 
         One account serves one persona, so ``persona`` is not needed. None when everything
-        went, else what was not sent and why (the channel contract, bot/channels/base.py)."""
+        went, else what was not sent and why (the channel contract, bot/channels/contract.py)."""
         texts = [p for text in reply_texts(replies) for p in split_text(text)]
         if not texts:
             return None
