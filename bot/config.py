@@ -198,14 +198,9 @@ registry.on_change(_rebuild)
 _yaml_state: dict[str, Any] = {"data": {}, "path": None, "positions": {}}
 
 
-def env_aliases() -> dict[str, tuple[str, str]]:
-    """The short environment names the channel docs promise, besides the nested
-    BRANDBOT_X__Y form: variable -> (section, key), from each channel kind."""
-    return dict(registry.aliases())
-
-
 class _EnvAliasSource(PydanticBaseSettingsSource):
-    """``BRANDBOT_TELEGRAM_TOKEN`` and friends (docs/channels/*.md): one variable per secret."""
+    """``BRANDBOT_TELEGRAM_TOKEN`` and friends (docs/channels/*.md): the short names each
+    channel kind declares (``env_aliases``), besides the nested ``BRANDBOT_X__Y`` form."""
 
     def get_field_value(self, field, field_name):  # pragma: no cover - __call__ is used
         return None, field_name, False

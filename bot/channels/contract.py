@@ -116,9 +116,11 @@ class ChannelAdapter(Protocol):
 def reply_texts(replies: list[Reply]) -> list[str]:
     """What a text-only channel sends for ``replies``: one text each, in order.
 
-    The single place where a reply becomes plain text, so that richer replies (quick replies,
-    images) added to :class:`~bot.messages.Reply` later degrade here once for every text-only
-    channel, and a channel that can show them reads the reply itself.
+    The place where a reply becomes plain text, so that richer replies (quick replies, images)
+    added to :class:`~bot.messages.Reply` later degrade here once for every text-only channel,
+    while a channel that can show them reads the reply itself. Proactive sends use it now; the
+    answers to a turn (each channel's request path) still read ``reply.text`` and switch to it
+    when a reply first carries more than text.
     """
     return [reply.text for reply in replies]
 

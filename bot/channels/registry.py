@@ -12,7 +12,7 @@ A new channel is one :class:`~bot.channels.contract.ChannelKind` added to :data:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from bot.channels.contract import ChannelKind
@@ -81,8 +81,3 @@ def sections(settings: Any) -> list[tuple[ChannelKind, Any]]:
     """Each registered kind with its section of ``settings``."""
     return [(kind, getattr(settings, kind.name)) for kind in kinds()]
 
-
-def aliases() -> Mapping[str, tuple[str, str]]:
-    """Every short environment name: variable -> (section, key)."""
-    return {variable: (kind.name, key) for kind in kinds()
-            for variable, key in kind.env_aliases.items()}
