@@ -29,6 +29,7 @@ the fan's language.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -70,11 +71,12 @@ class ReachRules(Protocol):
 
 class Able(dict):
     """Per channel: None if an outlet can send on it, else why not; ``reach`` holds the reach
-    rules of the channels that can send (from their outlets)."""
+    rules that limit anything (a window or a quota) of the channels that can send."""
 
     def __init__(self, reasons: dict[str, str | None], reach: dict[str, ReachRules]):
         super().__init__(reasons)
-        self.reach = reach
+        self.reach = {name: r for name, r in reach.items()
+                      if r is not None and (r.window is not None or r.quota is not None)}
 
 
 class BroadcastError(ValueError):
@@ -128,13 +130,6 @@ class Plan:
         return self.recipients + self.skipped
 
 
-def _limited(able: dict[str, str | None]) -> dict[str, ReachRules]:
-    """The reach rules of the channels in ``able`` that have a window or a quota."""
-    rules = getattr(able, "reach", {})
-    return {name: r for name, r in rules.items()
-            if r is not None and (r.window is not None or r.quota is not None)}
-
-
 def _rows(store: Store, persona: str, audience: Audience, now: datetime,
           able: dict[str, str | None]) -> Iterator[tuple]:
     """(id, channel, subscribed, blocked, handoff, last message in, sends since it).
@@ -142,7 +137,7 @@ def _rows(store: Store, persona: str, audience: Audience, now: datetime,
     The last two only for channels whose reach rules need them (a window or a quota): the
     fan's last message, and the proactive messages already spent on it.
     """
-    limited = _limited(able)
+    limited: dict[str, ReachRules] = getattr(able, "reach", {})
     if limited:
         marks = ", ".join("?" * len(limited))
         last_in = (f"CASE WHEN channel IN ({marks}) THEN (SELECT max(created_at) FROM messages m "
@@ -164,9 +159,8 @@ def _rows(store: Store, persona: str, audience: Audience, now: datetime,
                 return
             for row in chunk:
                 sends = 0
-                rule = limited.get(row[1])
-                if (rule is not None and rule.quota is not None and row[5]
-                        and row[5] >= since[row[1]]):
+                # last_in is NULL but for the limited channels (the CASE above).
+                if row[5] and row[5] >= since[row[1]] and limited[row[1]].quota is not None:
                     sends = _sends_since(store, row[0], row[5])
                 yield (*row, sends)
 
@@ -196,18 +190,30 @@ def _why_not(channel: str, subscribed: int, blocked: int, handoff: int,
 
 def reason_for(row: tuple, able: dict[str, str | None], now: datetime) -> str | None:
     """Why the fan in ``row`` (see :func:`_rows`) will not receive it; None if they will."""
+    return _reason(row, able, getattr(able, "reach", {}), now)
+
+
+def _reason(row: tuple, able: dict[str, str | None], limited: dict[str, ReachRules],
+            now: datetime) -> str | None:
+    # reason_for with the limiting reach rules looked up once per plan, not once per fan.
     _, channel, subscribed, blocked, handoff, last_in, sends = row
     why = _why_not(channel, subscribed, blocked, handoff, able)
-    if why is not None:
+    if why is not None or not limited:
         return why
-    rule = getattr(able, "reach", {}).get(channel)
+    rule = limited.get(channel)
     if rule is None:
         return None
-    if rule.window is not None and (not last_in or last_in < iso(now - rule.window)):
+    if rule.window is not None and (not last_in or last_in < _cutoff(now, rule.window)):
         return rule.window_reason
     if rule.quota is not None and sends >= rule.quota:
         return rule.quota_reason
     return None
+
+
+@functools.lru_cache(maxsize=8)
+def _cutoff(now: datetime, window: timedelta) -> str:
+    """The oldest last message ``window`` lets through, as stored (once per plan, not per fan)."""
+    return iso(now - window)
 
 
 def channel_reasons(outlets: dict[str, Any], configured: dict[str, str] | None = None,
@@ -231,8 +237,9 @@ def plan(store: Store, persona: str, audience: str | Audience | None, now: datet
     """Count who will receive it and why the others will not (nothing is written)."""
     aud = audience if isinstance(audience, Audience) else parse(audience)
     result = Plan(persona, aud)
+    limited = getattr(able, "reach", {})
     for row in _rows(store, persona, aud, now, able):
-        result.count(row[1], reason_for(row, able, now))
+        result.count(row[1], _reason(row, able, limited, now))
     return result
 
 
@@ -261,8 +268,9 @@ def create(store: Store, persona: Persona, text: str, audience: str | None, now:
         )
         broadcast_id = cur.lastrowid
         batch: list[tuple] = []
+        limited = getattr(able, "reach", {})
         for row in _rows(store, persona.id, aud, now, able):
-            why = reason_for(row, able, now)
+            why = _reason(row, able, limited, now)
             result.count(row[1], why)
             batch.append((broadcast_id, row[0], "skipped" if why else "queued", why, row[1]))
             if len(batch) >= 10_000:
