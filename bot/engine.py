@@ -23,10 +23,11 @@ import threading
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.brand import Brand
+from bot.clock import utc_now
 from bot.dialog.context import TurnContext, TurnModel
 from bot.dialog.machine import run_actions
 from bot.errors import UnknownPersonaError
@@ -92,10 +93,6 @@ class Turn:
 
     replies: list[Reply]
     outcome: TurnOutcome | None = None
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Engine:

@@ -729,7 +729,7 @@ def handoff_expire(config, db, personas) -> None:
     """
     from bot.cli import _load_brand
     from bot.engine import Engine
-    from bot.relations.desk import expire_handoffs
+    from bot.scheduled import expire_handoffs
 
     settings = _settings(config, db)
     refs = list(personas) or [p.persona for p in settings.personas]

@@ -195,10 +195,10 @@ class Topic(_Strict):
     @field_validator("audience")
     @classmethod
     def _audience_reads(cls, value: str) -> str:
-        from bot.relations.audience import AudienceError, parse
+        from bot.persona.audience import AudienceError, read
 
         try:
-            parse(value)
+            read(value)
         except AudienceError as exc:
             raise ValueError(str(exc)) from None
         return value
