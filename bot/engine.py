@@ -31,7 +31,7 @@ from bot.clock import utc_now
 from bot.dialog.context import TurnContext, TurnModel
 from bot.dialog.machine import run_actions
 from bot.errors import UnknownPersonaError
-from bot.messages import FanRef, Inbound, Reply
+from bot.messages import FanRef, Inbound, Reply, storable_text
 from bot.relations import fans, kols
 from bot.relations.scoring import add_interactions, decayed, stage_for
 from bot.relations.store import (
@@ -53,20 +53,9 @@ _LOCK_STRIPES = 256
 ANSWER_FACT = "answer_fact"
 
 
-def _storable_text(text: str | None) -> str | None:
-    """Lone surrogates cannot be stored as UTF-8; replace them so odd input never fails a turn."""
-    if text is None:
-        return None
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-
-
 def _storable(inbound: Inbound) -> Inbound:
-    text, name = _storable_text(inbound.text), _storable_text(inbound.display_name)
-    external_id = _storable_text(inbound.fan.external_id)
+    text, name = storable_text(inbound.text), storable_text(inbound.display_name)
+    external_id = storable_text(inbound.fan.external_id)
     if (text, name, external_id) == (inbound.text, inbound.display_name, inbound.fan.external_id):
         return inbound
     fan = FanRef(inbound.fan.channel, external_id)

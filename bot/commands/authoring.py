@@ -18,12 +18,13 @@ from bot.commands.common import (
     show_problems,
 )
 from bot.errors import ConfigError
+from bot.messages import LANGUAGES
 from bot.tables import echo, json_text
 
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option("--lang", type=click.Choice(["zh", "en"]),
+@click.option("--lang", type=click.Choice(LANGUAGES),
               help="Language of the messages (default: from LANG/LC_ALL; zh* is Chinese).")
 def check(paths: tuple[Path, ...], lang: str | None) -> None:
     """Validate persona and dialog files (default: ./personas and ./dialogs).

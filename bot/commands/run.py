@@ -1,5 +1,4 @@
-"""``brandbot chat`` and ``brandbot serve``: a persona in the terminal, and the daemon.
-"""
+"""``brandbot chat`` and ``brandbot serve``: a persona in the terminal, and the daemon."""
 
 from __future__ import annotations
 
@@ -7,10 +6,8 @@ import sys
 
 import click
 
-from bot.commands.common import (
-    DEFAULT_DB,
-    load_brand,
-)
+from bot.commands.common import DEFAULT_DB, load_brand
+from bot.messages import LANGUAGES
 
 
 @click.command()
@@ -19,7 +16,8 @@ from bot.commands.common import (
 )
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite relationship log.")
 @click.option("--fan", default="local-fan", show_default=True, help="Which fan you are.")
-@click.option("--lang", type=click.Choice(["zh", "en"]), help="Reply language (default: detected).")
+@click.option("--lang", type=click.Choice(LANGUAGES),
+              help="Reply language (default: detected).")
 @click.option("--ref", help="A referral or campaign code carried by your first message.")
 def chat(persona: str, db: str, fan: str, lang: str | None, ref: str | None) -> None:
     """Talk to a persona in the terminal.

@@ -15,8 +15,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# One list for every layer (bot/messages.py); imported from here by the persona's neighbours.
+from bot.messages import LANGUAGES as LANGUAGES
+
 Language = Literal["zh", "en"]
-LANGUAGES: tuple[str, ...] = ("zh", "en")
 STAGES: tuple[str, ...] = ("stranger", "acquaintance", "friend", "loyal", "advocate")
 Stage = Literal["stranger", "acquaintance", "friend", "loyal", "advocate"]
 
