@@ -12,11 +12,7 @@ from pathlib import Path
 
 import click
 
-from bot.commands.common import (
-    fail,
-    load_brand,
-    show_problems,
-)
+from bot.commands.common import fail, load_brand, show_problems
 from bot.errors import ConfigError
 from bot.messages import LANGUAGES
 from bot.tables import echo, json_text

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import re
 
-from bot.commands.common import (
-    now,
-)
+from bot.commands.common import now
 
 
 def secrets_of(settings) -> list[str]:

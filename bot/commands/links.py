@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import click
 
-from bot.commands.common import (
-    fail,
-    load_settings_or_fail,
-)
+from bot.commands.common import fail, load_settings_or_fail
 
 
 def link_options(command):

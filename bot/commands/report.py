@@ -5,14 +5,7 @@ from __future__ import annotations
 
 import click
 
-from bot.commands.common import (
-    DB_HELP,
-    DEFAULT_DB,
-    fail,
-    load_persona,
-    now,
-    open_store,
-)
+from bot.commands.common import DB_HELP, DEFAULT_DB, fail, load_persona, now, open_store
 from bot.tables import echo, json_text
 
 

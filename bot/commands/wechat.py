@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import click
 
-from bot.commands.common import (
-    fail,
-)
+from bot.commands.common import fail
 from bot.commands.wechat_menu import menu as wechat_menu
 from bot.tables import echo
 
