@@ -342,7 +342,7 @@ class Daemon:
     async def _relations_once(self, now=None) -> None:
         """Hand abandoned handoffs back to the bot (the ``handoff_expire`` job, every minute)."""
         from bot.engine import utc_now
-        from bot.relations.desk import expire_handoffs
+        from bot.scheduled import expire_handoffs
 
         now = now or utc_now()
         for item in await asyncio.to_thread(expire_handoffs, self.engine, now):
