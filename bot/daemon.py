@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
+from bot.errors import StartupError
 from bot.health import Health
 from bot.logsetup import configure_logging
 from bot.logthrottle import limiter
@@ -52,14 +53,6 @@ _ENABLE_HINTS = {
     "wechat": "set BRANDBOT_WECHAT_TOKEN and BRANDBOT_WECHAT_APPID (+ BRANDBOT_WECHAT_SECRET, "
     "BRANDBOT_WECHAT_AES_KEY for safe mode; docs/channels/wechat.md)",
 }
-
-
-class StartupError(Exception):
-    """The daemon cannot start; ``code`` is the exit status (2: configuration)."""
-
-    def __init__(self, lines: list[str], code: int = EXIT_CONFIG):
-        self.lines, self.code = lines, code
-        super().__init__("\n".join(lines))
 
 
 class _Server:

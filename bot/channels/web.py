@@ -88,7 +88,7 @@ def web_security(web: Any, db: str) -> dict[str, Any]:
     try:
         secret = cookie_secret(configured, db)
     except (OSError, ValueError) as exc:
-        from bot.daemon import StartupError
+        from bot.errors import StartupError
 
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise StartupError([f"web.cookie_secret: {reason}; set web.cookie_secret "
