@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
+from bot.errors import StartupError
 from bot.health import Health
 from bot.logsetup import configure_logging
 from bot.logthrottle import limiter
@@ -44,12 +45,6 @@ log = logging.getLogger("brandbot.daemon")
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
-class StartupError(Exception):
-    """The daemon cannot start; ``code`` is the exit status (2: configuration)."""
-
-    def __init__(self, lines: list[str], code: int = EXIT_CONFIG):
-        self.lines, self.code = lines, code
-        super().__init__("\n".join(lines))
 
 
 class _Server:
@@ -285,7 +280,7 @@ class Daemon:
     async def _relations_once(self, now=None) -> None:
         """Hand abandoned handoffs back to the bot (the ``handoff_expire`` job, every minute)."""
         from bot.engine import utc_now
-        from bot.relations.desk import expire_handoffs
+        from bot.scheduled import expire_handoffs
 
         now = now or utc_now()
         for item in await asyncio.to_thread(expire_handoffs, self.engine, now):

@@ -75,7 +75,7 @@ import re
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -84,19 +84,19 @@ from starlette.routing import Route
 from telegram import Message, MessageEntity, Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import InvalidToken, NetworkError, TelegramError
-from telegram.ext import Application, ContextTypes, ExtBot, TypeHandler
-from telegram.request import BaseRequest, HTTPXRequest
+from telegram.ext import Application, ContextTypes, TypeHandler
+from telegram.request import HTTPXRequest
 
+from bot.channels.background import BackgroundTasks
 from bot.channels.base import NotSent, Refused, RunTurn, read_capped_body
 from bot.channels.contract import reply_texts
+from bot.channels.telegram_fetch import TolerantBot
 from bot.channels.telegram_sender import Sender
 from bot.logthrottle import limiter
 from bot.messages import FanRef, Inbound, Reply
 from bot.redact import SecretFilter
 from bot.relations.blocked import blocked_external_ids
 from bot.relations.store import StoreFull, iso
-
-DEFAULT_NONE = BaseRequest.DEFAULT_NONE  # PTB's "not given" marker for timeouts
 
 CHANNEL = "telegram"
 WEBHOOK_PATH = "/telegram/webhook"
@@ -308,55 +308,6 @@ def _strip_mentions(text: str, bot_username: str) -> str:
     return re.sub(rf"@{re.escape(bot_username)}\b", " ", text, flags=re.IGNORECASE).strip()
 
 
-# -- fetching updates -------------------------------------------------------------------------
-
-
-class _TolerantBot(ExtBot):
-    """``get_updates`` that skips an update PTB cannot parse instead of stalling on it.
-
-    PTB 22.8 parses a whole ``getUpdates`` batch at once; one update it cannot read (a Bot API
-    field newer than the library, say) raises, the Updater logs it without advancing the offset,
-    and fetches the same batch again — forever. Here each update is parsed alone, and one that
-    fails is logged and replaced by an empty ``Update`` with its id, so the offset moves on and
-    the handler ignores it. Mirrors ``telegram.Bot.get_updates`` otherwise.
-    """
-
-    async def get_updates(
-        self,
-        offset: int | None = None,
-        limit: int | None = None,
-        timeout: Any = None,
-        allowed_updates: Any = None,
-        *,
-        read_timeout: Any = DEFAULT_NONE,
-        write_timeout: Any = DEFAULT_NONE,
-        connect_timeout: Any = DEFAULT_NONE,
-        pool_timeout: Any = DEFAULT_NONE,
-        api_kwargs: dict[str, Any] | None = None,
-    ) -> tuple[Update, ...]:
-        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else (timeout or 0)
-        base = self._request[0].read_timeout if read_timeout is DEFAULT_NONE else read_timeout
-        data = {"timeout": timeout, "offset": offset, "limit": limit,
-                "allowed_updates": allowed_updates}
-        result = await self._post(
-            "getUpdates", data, read_timeout=(base or 0) + seconds,
-            write_timeout=write_timeout, connect_timeout=connect_timeout,
-            pool_timeout=pool_timeout, api_kwargs=api_kwargs,
-        )
-        updates = []
-        for raw in result or ():
-            try:
-                update = Update.de_json(raw, self)
-            except Exception as exc:  # noqa: BLE001 - whatever the parser trips on
-                kinds = [k for k in raw if k != "update_id"]
-                log.error("telegram: update %s (%s) could not be read (%s: %s); skipped",
-                          raw.get("update_id"), ", ".join(kinds), type(exc).__name__, exc)
-                update = Update(raw["update_id"])
-            self.insert_callback_data(update)
-            updates.append(update)
-        return tuple(updates)
-
-
 # -- secrets in logs --------------------------------------------------------------------------
 
 
@@ -440,7 +391,7 @@ class TelegramChannel:
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._redact = SecretFilter([token, webhook_secret])
         self._redacted: list[logging.Logger] = []
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = BackgroundTasks()
         self._chat_tails: dict[int | None, asyncio.Future] = {}
         self._in_flight: asyncio.Semaphore | None = None
         self.app: Application | None = None
@@ -451,8 +402,7 @@ class TelegramChannel:
         self.operator_group_id = operator_group_id
         # Receives OperatorMessages from the operator group (a TelegramDesk's on_operator).
         self.desk: Callable[[OperatorMessage], Awaitable[None]] | None = None
-        # The TelegramDesk behind ``desk`` when the daemon built one (the daemon runs it).
-        self.operator_desk: Any = None
+        self.operator_desk: Any = None  # the TelegramDesk behind ``desk`` (the daemon runs it)
         # Why the log cannot be written now (the daemon's write_fault), or None: while it says
         # something and an update is already held, the webhook answers 503 (Telegram retries).
         self.write_fault: Callable[[], str | None] | None = None
@@ -471,7 +421,7 @@ class TelegramChannel:
     def _build(self) -> Application:
         base = self.base_url
         file_base = base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base
-        bot = _TolerantBot(
+        bot = TolerantBot(
             self._token,
             base_url=base,
             base_file_url=file_base,
@@ -516,7 +466,9 @@ class TelegramChannel:
         self.bot_id, self.bot_username = app.bot.id, app.bot.username
         self.sender = Sender(app.bot, on_forbidden=self._forbidden, **self._sender_args)
         # Fans refused by an earlier run (403) stay skipped until they write again.
-        self.sender.blocked.update(await asyncio.to_thread(self._blocked_chats))
+        blocked = await asyncio.to_thread(blocked_external_ids, self.engine.store,
+                                          self.persona_id, CHANNEL)
+        self.sender.blocked.update(int(i) for i in blocked if i.lstrip("-").isdigit())
         if self.webhook_url:
             await app.bot.set_webhook(
                 self.webhook_url, secret_token=self._secret, allowed_updates=ALLOWED_UPDATES
@@ -577,8 +529,8 @@ class TelegramChannel:
         return None
 
     def banner(self, url: str) -> str:
-        desk = (f", operator group {self.operator_group_id}"
-                if self.operator_group_id is not None else "")
+        group = self.operator_group_id
+        desk = "" if group is None else f", operator group {group}"
         return f"channel telegram: on, @{self.bot_username} by {self.mode}{desk}"
 
     async def idle(self) -> None:
@@ -747,18 +699,12 @@ class TelegramChannel:
             log.debug("telegram: answerCallbackQuery failed: %s", exc.message)
 
     def _background(self, coro) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(coro)
 
     def _mark_blocked(self, chat_id: int, blocked: bool, reason: str) -> None:
         now = iso(datetime.now(UTC))
         self.engine.store.mark_blocked(self.persona_id, CHANNEL, str(chat_id), blocked, reason,
                                        now)
-
-    def _blocked_chats(self) -> list[int]:
-        ids = blocked_external_ids(self.engine.store, self.persona_id, CHANNEL)
-        return [int(i) for i in ids if i.lstrip("-").isdigit()]
 
     async def _forbidden(self, chat_id: int, description: str) -> None:
         self.stats["blocked"] += 1

@@ -164,7 +164,7 @@ class TelegramOutlet:
 
     async def _forbidden(self, chat_id: int, description: str) -> None:
         self.forbidden.add(chat_id)
-        from bot.engine import utc_now
+        from bot.clock import utc_now
         from bot.relations.store import iso
 
         now = (self.clock or utc_now)()

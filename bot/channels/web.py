@@ -53,7 +53,7 @@ from bot.channels.web_identity import (
     cookie_secret,
 )
 from bot.channels.web_limits import TOO_MANY, Throttled, WebRateLimits
-from bot.messages import FanRef, Inbound, Reply
+from bot.messages import LANGUAGES, FanRef, Inbound, Reply, storable_text
 from bot.relations import outbox
 from bot.relations.store import StoreFull
 
@@ -356,7 +356,7 @@ class WebChannel:
         if fan is None:
             fan = self.identity.new_fan()
         lang = _opt_str(data, "lang")
-        if lang not in (None, "zh", "en"):
+        if lang is not None and lang not in LANGUAGES:
             raise Refused(400, '"lang" must be "zh" or "en"')
         ref = _opt_str(data, "ref")
         inbound = Inbound(
@@ -488,6 +488,6 @@ def _opt_str(data: Any, key: str, *, repair: bool = False) -> str | None:
         value.encode("utf-8")
     except UnicodeEncodeError:
         if repair:
-            return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+            return storable_text(value)
         raise Refused(400, f'"{key}" is not valid Unicode text') from None
     return value
