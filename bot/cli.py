@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
+from bot import i18n
 from bot.commands.common import DEFAULT_DB, fail, one_fan, open_store, print_table
 from bot.errors import BrandbotError, ConfigError
+from bot.i18n import _, pgettext
 from bot.tables import echo, json_text
 
 
@@ -21,17 +23,30 @@ def _load_brand(persona: str):
     except ConfigError as exc:
         for problem in exc.problems:
             echo(str(problem), err=True)
-        fail(
-            f"persona {persona!r} is invalid ({len(exc.problems)} problem(s)); fix the lines above",
-            1,
-        )
+        fail(_("persona {persona!r} is invalid ({count} problem(s)); fix the lines above").format(
+            persona=persona, count=len(exc.problems)), 1)
     except BrandbotError as exc:
         fail(str(exc))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class BrandbotGroup(click.Group):
+    """The root group: chooses the language before click parses anything (``--help`` is
+    printed while parsing) and puts the previous one back afterwards (bot/i18n.py)."""
+
+    def main(self, *args, **kwargs):
+        previous = i18n.language()
+        i18n.set_language(None)  # the locale; --lang (eager) may change it while parsing
+        try:
+            return super().main(*args, **kwargs)
+        finally:
+            i18n.set_language(previous)
+
+
+@click.group(cls=BrandbotGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="brandbot")
-def main() -> None:
+@i18n.lang_option(help="Language of messages and help: zh (zh_CN), zh_TW or en (default: "
+                       "from LC_ALL, LC_MESSAGES or LANG; zh_CN.UTF-8 is Chinese).")
+def main(lang: str | None) -> None:
     """brandbot: a brand's human voice in chat (Telegram, WeChat, terminal, web).
 
     Start with `brandbot serve` (web chat on http://127.0.0.1:8080/, Telegram and WeChat when
@@ -105,16 +120,15 @@ def serve(config, host, port, db, personas, log_format, reload) -> None:
         )
     except SettingsError as exc:
         for line in exc.lines:
-            click.echo(f"error: {line}", err=True)
-        click.echo("brandbot serve: invalid settings; see docs/configuration.md", err=True)
+            click.echo(_("error: {message}").format(message=line), err=True)
+        click.echo(_("brandbot serve: invalid settings; see docs/configuration.md"), err=True)
         sys.exit(2)
     sys.exit(run_daemon(settings))
 
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option("--lang", type=click.Choice(["zh", "en"]),
-              help="Language of the messages (default: from LANG/LC_ALL; zh* is Chinese).")
+@i18n.lang_option(help="Language of the messages (default: from LANG/LC_ALL; zh* is Chinese).")
 def check(paths: tuple[Path, ...], lang: str | None) -> None:
     """Validate persona and dialog files (default: ./personas and ./dialogs).
 
@@ -127,32 +141,22 @@ def check(paths: tuple[Path, ...], lang: str | None) -> None:
 
     Example: brandbot check personas/ dialogs/
     """
-    from bot.errors import language, set_language
-
-    previous = language()
-    set_language(lang)
-    try:
-        _check(paths)
-    finally:
-        set_language(previous)
+    _check(paths)
 
 
 def _check(paths: tuple[Path, ...]) -> None:
     from bot.brand import check_paths
-    from bot.errors import say
     from bot.yaml_source import yaml_files
 
     targets = list(paths) or [Path(kind) for kind in ("personas", "dialogs")
                               if Path(kind).is_dir()]
     if not targets:
-        fail(say("no ./personas or ./dialogs folder here; run this in your brand's folder or "
-                 "name the files: brandbot check path/to/persona.yaml",
-                 "当前目录下没有 ./personas 或 ./dialogs 文件夹；请在品牌的目录里运行，或写明文件："
-                 "brandbot check 路径/人格.yaml"), 2)
+        fail(_("no ./personas or ./dialogs folder here; run this in your brand's folder or "
+               "name the files: brandbot check path/to/persona.yaml"), 2)
     files = yaml_files(targets)
     if not files:
-        fail(say(f"no .yaml files in {', '.join(map(str, targets))}",
-                 f"{'、'.join(map(str, targets))} 里没有 .yaml 文件"), 2)
+        fail(_("no .yaml files in {folders}").format(folders=", ".join(map(str, targets)),
+                                                     folders_zh="、".join(map(str, targets))), 2)
     warnings: list = []
     problems, count = check_paths(targets, warnings)
     warnings = sorted(set(warnings))
@@ -162,17 +166,18 @@ def _check(paths: tuple[Path, ...]) -> None:
     bad = {Path(p.path).resolve() for p in problems}
     for file in files:
         n = sum(1 for p in problems if Path(p.path).resolve() == file.resolve())
-        mark = say(f"{n} problem(s)", f"{n} 个问题") if file.resolve() in bad else "ok"
+        mark = (_("{count} problem(s)").format(count=n) if file.resolve() in bad
+                else pgettext("file checked", "ok"))
         w = sum(1 for p in warnings if Path(p.path).resolve() == file.resolve())
         if w:  # warnings are shown but never fail the check (like `brandbot doctor`)
-            mark += say(f", {w} warning(s)", f"，{w} 个警告")
+            mark += _(", {count} warning(s)").format(count=w)
         echo(f"{mark}: {file}")
     if problems:
-        click.echo(say(f"{len(problems)} problem(s) in {count} file(s)",
-                       f"{count} 个文件中有 {len(problems)} 个问题"), err=True)
+        click.echo(_("{problems} problem(s) in {count} file(s)").format(
+            problems=len(problems), count=count), err=True)
         sys.exit(1)
-    tail = say(f", {len(warnings)} warning(s)", f"，{len(warnings)} 个警告") if warnings else ""
-    click.echo(say(f"ok: {count} file(s) checked", f"通过：检查了 {count} 个文件") + tail)
+    tail = _(", {count} warning(s)").format(count=len(warnings)) if warnings else ""
+    click.echo(_("ok: {count} file(s) checked").format(count=count) + tail)
 
 
 def _with_source(problem, _cache: dict[str, list[str]]):
@@ -213,7 +218,7 @@ def test_cmd(paths: tuple[Path, ...], verbose: bool) -> None:
 
     files = collect(list(paths) or [Path("tests/conversations")])
     if not files:
-        fail("no conversation test files found (*.yaml)")
+        fail(_("no conversation test files found (*.yaml)"))
     failed = passed = 0
     for file in files:
         try:
@@ -235,7 +240,7 @@ def test_cmd(paths: tuple[Path, ...], verbose: bool) -> None:
             if verbose:
                 for line in result.transcript:
                     echo(f"      {line}")
-    click.echo(f"{passed} passed, {failed} failed")
+    click.echo(_("{passed} passed, {failed} failed").format(passed=passed, failed=failed))
     sys.exit(1 if failed else 0)
 
 
@@ -271,7 +276,8 @@ def nlu_eval(persona: str, data: Path, as_json: bool, by: str | None) -> None:
             row = json.loads(line)
             rows.append({**row, "text": str(row["text"]), "intent": row.get("intent")})
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            fail(f'{data}:{number}: expected {{"text": ..., "intent": NAME or null}} ({exc})')
+            fail(_('{data}:{number}: expected {{"text": ..., "intent": NAME or null}} ({exc})')
+                 .format(data=data, number=number, exc=exc))
     report = evaluate(brand.understander, rows, by=by)
     if as_json:
         click.echo(json_text(report.to_dict()))
@@ -299,7 +305,6 @@ def dialog_draw(file: Path, fmt: str, output: Path | None) -> None:
 
     Example: brandbot dialog draw dialogs/default.yaml --format svg -o dialog.svg
     """
-    from bot.commands.bilingual import say
     from bot.dialog.draw import RenderError, render
     from bot.dialog.loader import load_dialog
 
@@ -316,8 +321,8 @@ def dialog_draw(file: Path, fmt: str, output: Path | None) -> None:
     try:
         render(text, target, fmt)
     except RenderError as exc:
-        fail(say(f"无法生成 {fmt} 图片：{exc}", f"cannot draw {fmt}: {exc}"), 2)
-    click.echo(say(f"已写入 {target}", f"wrote {target}"))
+        fail(_("cannot draw {fmt}: {exc}").format(fmt=fmt, exc=exc), 2)
+    click.echo(_("wrote {target}").format(target=target))
 
 
 @main.command()
@@ -521,17 +526,18 @@ def wechat_qrcode(scene: str, permanent: bool) -> None:
     try:
         settings = WeChatChannelSettings.from_env()
         if settings is None:
-            fail("set BRANDBOT_WECHAT_APPID and BRANDBOT_WECHAT_TOKEN (and "
-                  "BRANDBOT_WECHAT_SECRET, BRANDBOT_WECHAT_VERIFIED=true) first; see "
-                  "docs/channels/wechat.md", 2)
+            fail(_("set BRANDBOT_WECHAT_APPID and BRANDBOT_WECHAT_TOKEN (and "
+                   "BRANDBOT_WECHAT_SECRET, BRANDBOT_WECHAT_VERIFIED=true) first; see "
+                   "docs/channels/wechat.md"), 2)
         code = qrcode(settings, scene, permanent)
     except WeChatConfigError as exc:
         fail(str(exc), 2)
     except (WeChatAPIError, ValueError) as exc:
         fail(str(exc), 1)
     echo(code.url)
-    echo(f"image: {code.image_url}")
-    click.echo("permanent" if code.permanent else f"expires in {code.expire_seconds // 86400} days")
+    echo(_("image: {url}").format(url=code.image_url))
+    click.echo(_("permanent") if code.permanent else _("expires in {days} days").format(
+        days=code.expire_seconds // 86400))
 
 
 def _register_more() -> None:
@@ -546,6 +552,7 @@ def _register_more() -> None:
     from bot.commands.wechat_menu import menu as wechat_menu
 
     wechat.add_command(wechat_menu)
+    i18n.localize_commands(main)  # help texts translate when shown, in the chosen language
 
 
 _register_more()
