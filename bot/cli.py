@@ -33,6 +33,8 @@ class BrandbotGroup(click.Group):
     """The root group: chooses the language before click parses anything (``--help`` is
     printed while parsing) and puts the previous one back afterwards (bot/i18n.py)."""
 
+    restores_language = True
+
     def main(self, *args, **kwargs):
         previous = i18n.language()
         i18n.set_language(None)  # the locale; --lang (eager) may change it while parsing

@@ -147,7 +147,10 @@ class _TranslatedHelp:
     @property
     def help(self) -> str | None:
         msgid = self.__dict__.get("_help_msgid")
-        return gettext(msgid) if msgid else msgid
+        if not msgid:
+            return msgid
+        found = gettext(msgid)  # click's own options (--version) are in click's catalog
+        return found if found != msgid else _click_gettext(msgid)
 
     @help.setter
     def help(self, value: str | None) -> None:
@@ -258,14 +261,16 @@ def lang_option(**attrs):
     """``--lang`` for a command or group, taking effect as soon as it is parsed (``--lang zh
     --help`` is Chinese). Without it the locale decides, unless ``brandbot --lang`` chose
     already. The language before the command is restored when its context closes, so a
-    command run in-process (tests, CliRunner) does not change later messages."""
+    command run in-process (tests, CliRunner) does not change later messages; under the
+    ``brandbot`` group that group does it, after click has shown any usage error."""
     import click
 
     def choose(ctx, param, value):
         chosen = ctx.meta.get(_CHOSEN)
         if value or not chosen:
-            previous = language()
-            ctx.call_on_close(lambda: set_language(previous))
+            if not getattr(ctx.find_root().command, "restores_language", False):
+                previous = language()  # run on its own (tests): put it back when done
+                ctx.call_on_close(lambda: set_language(previous))
             set_language(value)
         if value:
             ctx.meta[_CHOSEN] = True
