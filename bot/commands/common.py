@@ -10,21 +10,24 @@ from typing import Any
 
 import click
 
+from bot.i18n import N_, _
 from bot.relations import Store
 from bot.tables import echo, format_table, table_width
 
 DEFAULT_DB = "brandbot.db"
-DB_HELP = "SQLite relationship log."
+DB_HELP = N_("SQLite relationship log.")
 
 
 def fail(message: str, code: int = 1) -> None:
-    echo(f"error: {message}", err=True)
+    """Print ``error: message`` (in the operator's language) and exit with ``code``."""
+    echo(_("error: {message}").format(message=message), err=True)
     sys.exit(code)
 
 
 def open_store(db: str) -> Store:
     if not Path(db).exists():
-        fail(f"no database at {db}; run `brandbot serve` or `brandbot chat` first, or pass --db")
+        fail(_("no database at {db}; run `brandbot serve` or `brandbot chat` first, or pass "
+               "--db").format(db=db))
     return Store(db)
 
 
@@ -51,11 +54,12 @@ def one_fan(store: Store, ref: str, *, prefer_handoff: bool = False) -> dict[str
     if prefer_handoff:
         matches = [r for r in matches if r["handoff"]] or matches
     if not matches:
-        fail(f"no fan {ref!r} in {store.path}; see `brandbot fans`")
+        fail(_("no fan {ref!r} in {path}; see `brandbot fans`").format(ref=ref, path=store.path))
     if len(matches) > 1:
         ids = ", ".join(str(r["id"]) for r in matches[:10])
-        fail(f"{ref!r} matches {len(matches)} fans (ids {ids}); use id:N for the numeric id "
-             f"(e.g. id:{matches[0]['id']}) / 匹配到多个粉丝，请用 id:编号")
+        fail(_("{ref!r} matches {count} fans (ids {ids}); use id:N for the numeric id "
+               "(e.g. id:{first}) / 匹配到多个粉丝，请用 id:编号").format(
+            ref=ref, count=len(matches), ids=ids, first=matches[0]["id"]))
     return matches[0]
 
 
@@ -70,7 +74,7 @@ def load_persona(ref: str):
     except ConfigError as exc:
         for problem in exc.problems:
             echo(str(problem), err=True)
-        fail(f"persona {ref!r} is invalid; fix the lines above")
+        fail(_("persona {ref!r} is invalid; fix the lines above").format(ref=ref))
     except BrandbotError as exc:
         fail(str(exc))
 
@@ -106,8 +110,8 @@ def zone_option(value: str | None) -> str | None:
         try:
             zone_named(value)
         except (ValueError, LookupError):
-            fail(f"--tz {value!r}: use an IANA name such as Asia/Shanghai "
-                 f"(时区请写 IANA 名称，如 Asia/Shanghai)", 2)
+            fail(_("--tz {value!r}: use an IANA name such as Asia/Shanghai "
+                   "(时区请写 IANA 名称，如 Asia/Shanghai)").format(value=value), 2)
     return value
 
 

@@ -418,7 +418,8 @@ def doctor(config: str | None, lang: str | None, timeout: float) -> None:
     masks: list[Any] = [SecretFilter()]
 
     def emit(finding: Finding) -> None:
-        lines = [f"[{_tag(finding.status)}] {finding.what}{_(': ')}"
+        colon = _(": ")  # outside the f-string, where pybabel can see it
+        lines = [f"[{_tag(finding.status)}] {finding.what}{colon}"
                  + finding.detail.replace("\n", "\n        ")]
         if finding.fix:
             lines.append("        " + _("fix: ") + finding.fix)
