@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from bot import i18n
 from bot.persona.model import Persona
 from bot.persona.voice import Voice
 from bot.relations.audience import Audience, parse
@@ -197,12 +198,12 @@ def create(store: Store, persona: Persona, text: str, audience: str | None, now:
     marks a calendar topic, recorded once per persona (sqlite3.IntegrityError the second time).
     """
     if not text.strip():
-        raise BroadcastError("the newsletter text is empty")
+        raise BroadcastError(i18n.gettext("the newsletter text is empty"))
     if not persona.replies.get(FOOTER_KEY):
-        raise BroadcastError(
-            f"persona {persona.id!r} has no {FOOTER_KEY!r} reply: every newsletter must say how "
-            f"to unsubscribe; add `{FOOTER_KEY}:` to its replies"
-        )
+        raise BroadcastError(i18n.gettext(
+            "persona {persona!r} has no {key!r} reply: every newsletter must say how to "
+            "unsubscribe; add `{key_name}:` to its replies"
+        ).format(persona=persona.id, key=FOOTER_KEY, key_name=FOOTER_KEY))
     aud = parse(audience)
     result = Plan(persona.id, aud)
     with store.transaction() as conn:
@@ -250,7 +251,8 @@ def counts(store: Store, broadcast_id: int) -> Counter[str]:
 def broadcast_row(store: Store, broadcast_id: int) -> dict[str, Any]:
     row = store.fetch_one("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
     if row is None:
-        raise BroadcastError(f"no broadcast {broadcast_id}; see `brandbot broadcast list`")
+        raise BroadcastError(i18n.gettext(
+            "no broadcast {id}; see `brandbot broadcast list`").format(id=broadcast_id))
     return dict(row)
 
 
@@ -274,8 +276,9 @@ async def deliver(
     # runs on the event loop, which must never wait for the log's write lock.
     row = await asyncio.to_thread(broadcast_row, store, broadcast_id)
     if row["persona"] != persona.id:
-        raise BroadcastError(f"broadcast {broadcast_id} is for persona {row['persona']!r}, "
-                             f"not {persona.id!r}")
+        raise BroadcastError(i18n.gettext(
+            "broadcast {id} is for persona {persona!r}, not {other!r}"
+        ).format(id=broadcast_id, persona=row["persona"], other=persona.id))
     lost = await asyncio.to_thread(_mark_lost, store, broadcast_id)
     if lost:
         log.warning("broadcast %s: %d delivery(ies) were in flight at a crash; not resent",
