@@ -152,6 +152,34 @@ def test_no_translation_call_hides_inside_an_f_string():
     assert not hidden
 
 
+def _assigned_names(function: ast.AST) -> set[str]:
+    """Names a function assigns in its own scope (not in comprehensions or nested defs)."""
+    found, todo = set(), list(ast.iter_child_nodes(function))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ListComp
+                      | ast.SetComp | ast.DictComp | ast.GeneratorExp | ast.ClassDef):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            found.add(node.id)
+        todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def test_no_function_shadows_the_translation_function():
+    """``x, _ = pair()`` in a function that also calls ``_()`` makes ``_`` local there: the
+    message would raise UnboundLocalError instead of showing."""
+    shadowing = []
+    for path in (ROOT / "bot").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and "_" in (
+                    _assigned_names(node)) and any(
+                    isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "_"
+                    for n in ast.walk(node)):
+                shadowing.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert not shadowing
+
+
 def test_the_package_ships_the_compiled_catalogs(tmp_path):
     """A non-editable install finds its .mo files: they are in the wheel (built from a clean
     copy of the sources, so no earlier build/ folder can supply them)."""

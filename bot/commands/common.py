@@ -69,7 +69,7 @@ def load_persona(ref: str):
     from bot.persona.loader import load_persona_file, resolve_file
 
     try:
-        persona, _ = load_persona_file(resolve_file(ref, "personas"))
+        persona, _positions = load_persona_file(resolve_file(ref, "personas"))
         return persona
     except ConfigError as exc:
         for problem in exc.problems:
