@@ -254,7 +254,85 @@ def _install_click_catalog() -> None:
             module.ngettext = _click_ngettext
 
 
+# -- click: help text wraps by terminal columns (a CJK character takes two) ----------------------
+
+_WIDE = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f"
+_TOKENS = re.compile(f"[{_WIDE}]|[^\\s{_WIDE}]+|\\s+")
+_NO_LINE_START = set("，。、；：？！）」』》〉】”’,.;:?!)")
+
+
+def _has_wide(text: str) -> bool:
+    return re.search(f"[{_WIDE}]", text) is not None
+
+
+def _join_lines(lines: list[str]) -> str:
+    """A paragraph's lines as one: a space between two words, none next to a CJK character."""
+    out = ""
+    for line in lines:
+        if out and not (_has_wide(out[-1]) or _has_wide(line[0])):
+            out += " "
+        out += line
+    return out
+
+
+def _fill(text: str, width: int, first: str, rest: str) -> str:
+    from bot.tables import display_width
+
+    lines, line, used, prefix, space = [], "", 0, first, False
+    for token in _TOKENS.findall(text):
+        if token.isspace():
+            space = bool(line)
+            continue
+        gap = 1 if space else 0
+        size = display_width(token)
+        room = width - display_width(prefix)
+        if line and used + gap + size > room and token not in _NO_LINE_START:
+            lines.append(prefix + line)
+            prefix, line, used = rest, token, size
+        else:
+            line, used = line + " " * gap + token, used + gap + size
+        space = False
+    if line:
+        lines.append(prefix + line)
+    return "\n".join(lines)
+
+
+def _wrap_text(text: str, width: int = 78, initial_indent: str = "",
+               subsequent_indent: str = "", preserve_paragraphs: bool = False) -> str:
+    """click's ``wrap_text`` for Chinese: widths in terminal columns, lines broken between CJK
+    characters (never before a closing mark), no space where a line break joined two of them.
+    In English (even a help with a Chinese line) click's own function wraps, as before."""
+    if _state["language"] == "en" or not _has_wide(text):
+        return _click_wrap_text(text, width, initial_indent, subsequent_indent,
+                                preserve_paragraphs)
+    text = text.expandtabs()
+    if not preserve_paragraphs:
+        return _fill(_join_lines(text.splitlines() or [""]), width, initial_indent,
+                     subsequent_indent)
+    out = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        lines = [line.strip() for line in paragraph.splitlines() if line.strip()]
+        if not lines:
+            continue
+        if lines[0] == "\b":
+            out.append("\n".join(subsequent_indent + line for line in lines[1:]))
+        else:
+            out.append(_fill(_join_lines(lines), width, initial_indent, subsequent_indent))
+    return "\n\n".join(out)
+
+
+def _install_click_wrapping() -> None:
+    global _click_wrap_text
+    import click.formatting
+
+    if click.formatting.wrap_text is not _wrap_text:
+        _click_wrap_text = click.formatting.wrap_text
+        click.formatting.wrap_text = _wrap_text
+
+
+_click_wrap_text = None
 _install_click_catalog()
+_install_click_wrapping()
 
 
 def lang_option(**attrs):

@@ -219,6 +219,17 @@ def test_help_follows_lang_env():
                    .replace("守护进程自动执行的定时任务", ""))
 
 
+def test_chinese_help_fits_the_terminal():
+    """click counts characters; a CJK character takes two columns, so Chinese help is wrapped
+    by columns (bot/i18n.py) and fits an 80-column terminal like the English one."""
+    from bot.tables import display_width
+
+    for args in (["--help"], ["check", "--help"], ["fans", "--help"], ["doctor", "--help"]):
+        out = _run(*args, LANG="zh_CN.UTF-8", COLUMNS="80").stdout
+        assert max(display_width(line) for line in out.splitlines()) <= 80, out
+        assert "，。" not in out and "\n。" not in out and "\n，" not in out
+
+
 def test_lang_option_beats_the_locale():
     assert "Usage:" in _run("--lang", "en", "check", "--help", LANG="zh_CN.UTF-8").stdout
     assert "用法:" in _run("--lang", "zh", "check", "--help", LANG="en_US.UTF-8").stdout
