@@ -11,8 +11,15 @@ import click
 from bot import i18n
 from bot.commands.common import DEFAULT_DB, fail, one_fan, open_store, print_table
 from bot.errors import BrandbotError, ConfigError
-from bot.i18n import _, pgettext
+from bot.i18n import _, pgettext, pick, short_language
 from bot.tables import echo, json_text
+
+
+def _delivery_word(status: str) -> str:
+    """How a delivery status (sent, queued, failed) reads in the operator's language."""
+    words = {"sent": pgettext("delivery", "sent"), "queued": pgettext("delivery", "queued"),
+             "failed": pgettext("delivery", "failed")}
+    return words.get(status, status)
 
 
 def _load_brand(persona: str):
@@ -348,7 +355,6 @@ def fans(db: str, persona: str | None, filters: tuple[str, ...], sort: str,
 
     Example: brandbot fans --filter channel=web --filter subscribed=yes --sort -score --limit 20
     """
-    from bot.commands.bilingual import say, ui_language
     from bot.commands.common import now, persona_zone, zone_option
     from bot.humantime import flag, when
     from bot.relations.fan_list import ListingError, build_query, count, page, stream
@@ -381,22 +387,25 @@ def fans(db: str, persona: str | None, filters: tuple[str, ...], sort: str,
         total = count(store, query) if len(shown) == (limit or 50) else len(shown)
     finally:
         store.close()
-    lang, moment = ui_language(), now()
-    header = (["编号", "人设", "渠道", "粉丝", "阶段", "分数", "订阅", "人工", "最近联系"]
-              if lang == "zh" else
-              ["id", "persona", "channel", "fan", "stage", "score", "subscribed", "handoff",
-               "last seen"])
+    lang, moment = short_language(), now()
+    header = [pgettext("column", "id"), pgettext("column", "persona"),
+              pgettext("column", "channel"), pgettext("column", "fan"),
+              pgettext("column", "stage"), pgettext("column", "score"),
+              pgettext("column", "subscribed"), pgettext("column", "handoff"),
+              pgettext("column", "last seen")]
     print_table(header, [
         [r["id"], r["persona"], r["channel"], r["display_name"] or r["external_id"],
-         r["stage"], r["score"], flag(r["subscribed"], lang), flag(r["handoff"], lang),
-         when(r["last_seen"], persona_zone(r["persona"], tz), moment, lang)]
+         r["stage"], r["score"], pick(flag(r["subscribed"]), flag(r["subscribed"], lang)),
+         pick(flag(r["handoff"]), flag(r["handoff"], lang)),
+         pick(when(r["last_seen"], persona_zone(r["persona"], tz), moment),
+              when(r["last_seen"], persona_zone(r["persona"], tz), moment, lang))]
         for r in shown
     ], fit=True, keep=(0, 5, 6, 7, 8))
     if total > len(shown):
-        click.echo(say(f"显示 {len(shown)} / 共 {total} 个粉丝（--limit 可显示更多）",
-                       f"{len(shown)} of {total} fan(s) shown (--limit N for more)", lang))
+        click.echo(_("{shown} of {total} fan(s) shown (--limit N for more)").format(
+            shown=len(shown), total=total))
     else:
-        click.echo(say(f"{total} 个粉丝", f"{total} fan(s)", lang))
+        click.echo(_("{total} fan(s)").format(total=total))
 
 
 @main.command()
@@ -430,7 +439,6 @@ def handoff_list(db: str, tz: str | None) -> None:
 
     Example: brandbot handoff list
     """
-    from bot.commands.bilingual import say, ui_language
     from bot.commands.common import now, persona_zone, zone_option
     from bot.humantime import ago, when
     from bot.relations.fan_list import handoffs, reason
@@ -442,26 +450,25 @@ def handoff_list(db: str, tz: str | None) -> None:
         rows = handoffs(store)
     finally:
         store.close()
-    lang, moment = ui_language(), now()
-    header = (["编号", "人设", "渠道", "粉丝", "原因", "开始", "已等待", "最后一条消息"]
-              if lang == "zh" else
-              ["id", "persona", "channel", "fan", "reason", "started", "waiting",
-               "last message"])
+    lang, moment = short_language(), now()
+    header = [pgettext("column", c) for c in ("id", "persona", "channel", "fan", "reason",
+                                              "started", "waiting", "last message")]
     print_table(header, [
         [
             str(r["id"]),
             r["persona"],
             r["channel"],
             r["display_name"] or r["external_id"],
-            reason(r["reason_intent"], lang),
-            when(r["started"] or r["last_seen"], persona_zone(r["persona"], tz), moment, lang),
-            ago(r["waiting_since"], moment, lang),
+            pick(reason(r["reason_intent"]), reason(r["reason_intent"], lang)),
+            pick(when(r["started"] or r["last_seen"], persona_zone(r["persona"], tz), moment),
+                 when(r["started"] or r["last_seen"], persona_zone(r["persona"], tz), moment,
+                      lang)),
+            pick(ago(r["waiting_since"], moment), ago(r["waiting_since"], moment, lang)),
             truncate(terminal_safe(r["last_message"] or ""), 40),
         ]
         for r in rows
     ], fit=True, keep=(0, 4, 5, 6))
-    click.echo(say(f"{len(rows)} 个对话在人工处理中", f"{len(rows)} conversation(s) in handoff",
-                   lang))
+    click.echo(_("{count} conversation(s) in handoff").format(count=len(rows)))
 
 
 @handoff.command("end")
@@ -484,10 +491,11 @@ def handoff_end(fan: str, db: str, persona: str | None, config: str | None) -> N
     try:
         row = one_fan(store, fan, prefer_handoff=True)
         if not row["handoff"]:
-            fail(f"fan {fan!r} is not in handoff")
+            fail(_("fan {fan!r} is not in handoff").format(fan=fan))
         brand = _load_brand(persona or row["persona"])
         if brand.id != row["persona"]:
-            fail(f"fan {fan!r} talks to persona {row['persona']!r}, not {brand.id!r}")
+            fail(_("fan {fan!r} talks to persona {persona!r}, not {other!r}").format(
+                fan=fan, persona=row["persona"], other=brand.id))
         engine = Engine(store, brand)
         replies = engine.handle(
             Inbound(FanRef(row["channel"], row["external_id"]), kind="event", event="handoff_end")
@@ -499,7 +507,7 @@ def handoff_end(fan: str, db: str, persona: str | None, config: str | None) -> N
             from bot.commands.marketing import _push, _settings
 
             status, why = _push(_settings(config, db), store, brand.id, row, replies)
-            echo(f"{status}" + (f": {why}" if why else ""), err=True)
+            echo(_delivery_word(status) + (_(": ") + why if why else ""), err=True)
             if status == "failed":
                 sys.exit(1)
     finally:

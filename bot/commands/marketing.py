@@ -19,6 +19,7 @@ from bot.commands.common import (
     open_store,
     print_table,
 )
+from bot.i18n import _, pgettext
 from bot.tables import echo, json_text, terminal_safe
 
 DEFAULT_PERSONA = "laowang-kitchen"
@@ -79,7 +80,7 @@ def campaign_create(name, code, persona, db, telegram_bot, web_url, config) -> N
         fail(str(exc))
     finally:
         store.close()
-    echo(f"campaign {created.name!r}: code {created.code}")
+    echo(_("campaign {name!r}: code {code}").format(name=created.name, code=created.code))
     telegram_bot, web_url = link_targets(config, telegram_bot, web_url)
     for where, link in links(created.code, telegram_bot=telegram_bot, web_url=web_url).items():
         echo(f"  {where:9} {link}")
@@ -98,9 +99,9 @@ def campaign_list(persona, db) -> None:
     store = open_store(db)
     rows = list_campaigns(store, persona)
     store.close()
-    print_table(["name", "code", "persona", "fans", "created"],
+    print_table([pgettext("column", c) for c in ("name", "code", "persona", "fans", "created")],
            [[c.name, c.code, c.persona, str(c.fans), c.created_at[:10]] for c in rows])
-    echo(f"{len(rows)} campaign(s)")
+    echo(_("{count} campaign(s)").format(count=len(rows)))
 
 
 @campaign.command("qr")
@@ -131,9 +132,10 @@ def campaign_qr(code, output, channel, db, telegram_bot, web_url, config, scale)
 
     suffix = Path(output).suffix.lower()
     if suffix not in (".png", ".svg"):
-        fail(f"{output}: write the image as .png or .svg")
+        fail(_("{output}: write the image as .png or .svg").format(output=output))
     if not CODE.match(code):
-        fail(f"code {code!r} cannot travel in a link: use 1-64 of A-Z a-z 0-9 _ -")
+        fail(_("code {code!r} cannot travel in a link: use 1-64 of A-Z a-z 0-9 _ -").format(
+            code=code))
     if Path(db).exists():
         store = Store(db)
         try:
@@ -142,8 +144,9 @@ def campaign_qr(code, output, channel, db, telegram_bot, web_url, config, scale)
         finally:
             store.close()
         if not known:
-            fail(f"no campaign or fan with code {code!r} in {db}; see `brandbot campaign list` "
-                 "or create it with `brandbot campaign create NAME --code CODE`")
+            fail(_("no campaign or fan with code {code!r} in {db}; see `brandbot campaign "
+                   "list` or create it with `brandbot campaign create NAME --code CODE`").format(
+                code=code, db=db))
     telegram_bot, web_url = link_targets(config, telegram_bot, web_url,
                                          need_telegram=channel == "telegram",
                                          need_web=channel == "web")
@@ -153,7 +156,7 @@ def campaign_qr(code, output, channel, db, telegram_bot, web_url, config, scale)
         qr.save(output, scale=scale, border=4)
     else:
         qr.save(output, scale=scale, border=4, xmldecl=True, svgns=True)
-    click.echo(f"wrote {output}: {link}")
+    click.echo(_("wrote {output}: {link}").format(output=output, link=link))
 
 
 def link_targets(config: str | None, telegram_bot: str | None, web_url: str | None, *,
@@ -168,18 +171,18 @@ def link_targets(config: str | None, telegram_bot: str | None, web_url: str | No
         web_url = settings.public_url
         if web_url is None:
             if need_web:
-                fail("set public_url (brandbot.yaml or BRANDBOT_PUBLIC_URL) to the address fans "
-                     "reach the web chat at, or pass --web-url; a printed QR code of "
-                     "127.0.0.1 opens nothing")
-            click.echo("note: public_url is not set; web links point at this machine "
-                       "(http://127.0.0.1:8080/)", err=True)
+                fail(_("set public_url (brandbot.yaml or BRANDBOT_PUBLIC_URL) to the address "
+                       "fans reach the web chat at, or pass --web-url; a printed QR code of "
+                       "127.0.0.1 opens nothing"))
+            click.echo(_("note: public_url is not set; web links point at this machine "
+                         "(http://127.0.0.1:8080/)"), err=True)
             web_url = "http://127.0.0.1:8080/"
     if telegram_bot is None:
         telegram_bot = settings.telegram.bot_username or _bot_username_from_getme(settings)
         if telegram_bot is None and need_telegram:
-            fail("the bot's username is unknown: set telegram.bot_username "
-                 "(BRANDBOT_TELEGRAM_BOT_USERNAME) or BRANDBOT_TELEGRAM_TOKEN, or pass "
-                 "--telegram-bot")
+            fail(_("the bot's username is unknown: set telegram.bot_username "
+                   "(BRANDBOT_TELEGRAM_BOT_USERNAME) or BRANDBOT_TELEGRAM_TOKEN, or pass "
+                   "--telegram-bot"))
     return telegram_bot, web_url
 
 
@@ -206,7 +209,8 @@ def _bot_username_from_getme(settings) -> str | None:
     try:
         return asyncio.run(ask())
     except TelegramError as exc:
-        click.echo(f"note: Telegram getMe failed ({exc.message}); no Telegram link", err=True)
+        click.echo(_("note: Telegram getMe failed ({error}); no Telegram link").format(
+            error=exc.message), err=True)
         return None
 
 
@@ -230,9 +234,10 @@ def fan_link(fan_ref, db, telegram_bot, web_url, config) -> None:
     row = one_fan(store, fan_ref)
     store.close()
     if not row["referral_code"]:
-        fail(f"fan {fan_ref!r} has no referral code (forgotten?)")
-    echo(f"fan {row['id']} ({terminal_safe(row['display_name'] or row['external_id'])}): "
-         f"code {row['referral_code']}")
+        fail(_("fan {fan!r} has no referral code (forgotten?)").format(fan=fan_ref))
+    echo(_("fan {id} ({name}): code {code}").format(
+        id=row["id"], name=terminal_safe(row["display_name"] or row["external_id"]),
+        code=row["referral_code"]))
     telegram_bot, web_url = link_targets(config, telegram_bot, web_url)
     for where, link in links(row["referral_code"], telegram_bot=telegram_bot,
                              web_url=web_url).items():
@@ -270,16 +275,16 @@ def kols(top, persona, db, as_json) -> None:
                                   "influence": round(k.influence, 2), "kol": k.tagged}))
         return
     print_table(
-        ["rank", "id", "fan", "channel", "stage", "direct", "2nd level", "score", "influence",
-         "tag"],
+        [pgettext("column", c) for c in ("rank", "id", "fan", "channel", "stage", "direct",
+                                         "2nd level", "score", "influence", "tag")],
         [[str(i), str(k.fan_id), k.name, k.channel, k.stage, str(k.direct), str(k.second),
           f"{k.score:.1f}", f"{k.influence:.1f}", "kol" if k.tagged else ""]
          for i, k in enumerate(rows, 1)],
         fit=True, keep=(0, 1, 5, 6, 7, 8, 9),
     )
     threshold = rules.relationship.kol_threshold
-    echo(f"{len(rows)} fan(s) who brought others in; kol tag at influence "
-               f"{threshold if threshold is not None else 'off'}")
+    echo(_("{count} fan(s) who brought others in; kol tag at influence {threshold}").format(
+        count=len(rows), threshold=threshold if threshold is not None else _("off")))
 
 
 # -- privacy -------------------------------------------------------------------------------------
@@ -325,15 +330,18 @@ def fan_forget(fan_ref, db, no_aggregates, yes) -> None:
     store = open_store(db)
     try:
         row = one_fan(store, fan_ref)
-        who = (f"fan {row['id']} ({row['channel']}, "
-               f"{terminal_safe(row['display_name'] or row['external_id'])})")
-        if not yes and not click.confirm(f"forget {who}? This cannot be undone"):
-            fail("nothing forgotten")
+        who = _("fan {id} ({channel}, {name})").format(
+            id=row["id"], channel=row["channel"],
+            name=terminal_safe(row["display_name"] or row["external_id"]))
+        if not yes and not click.confirm(_("forget {who}? This cannot be undone").format(who=who)):
+            fail(_("nothing forgotten"))
         changed = forget_fan(store, row["id"], keep_aggregates=not no_aggregates)
     finally:
         store.close()
     summary = ", ".join(f"{table}: {n}" for table, n in sorted(changed.items()))
-    echo(f"forgot {who}: {'deleted' if no_aggregates else 'anonymised'} ({summary})")
+    done = (_("forgot {who}: deleted ({summary})") if no_aggregates
+            else _("forgot {who}: anonymised ({summary})"))
+    echo(done.format(who=who, summary=summary))
 
 
 # -- newsletters ---------------------------------------------------------------------------------
@@ -346,18 +354,20 @@ def _settings(config: str | None, db: str | None):
         return load_settings(config, db=db)
     except SettingsError as exc:
         for line in exc.lines:
-            echo(f"error: {line}", err=True)
-        fail("invalid settings; see docs/configuration.md", 2)
+            echo(_("error: {message}").format(message=line), err=True)
+        fail(_("invalid settings; see docs/configuration.md"), 2)
 
 
 def _print_plan(p, *, dry_run: bool) -> None:
     channels = ", ".join(f"{c} {n}" for c, n in sorted(p.by_channel.items()))
-    verb = "would receive" if dry_run else "will receive"
-    echo(f"audience {p.audience.text!r}: {p.total} fan(s); {p.recipients} {verb} it"
-               + (f" ({channels})" if channels else ""))
+    shown = (_("audience {audience!r}: {total} fan(s); {recipients} would receive it") if dry_run
+             else _("audience {audience!r}: {total} fan(s); {recipients} will receive it"))
+    echo(shown.format(audience=p.audience.text, total=p.total, recipients=p.recipients)
+         + (_(" ({channels})").format(channels=channels) if channels else ""))
     if p.reasons:
-        echo(f"not sent to {p.skipped}:")
-        print_table(["reason", "fans"], [[r, str(n)] for r, n in p.reasons.most_common()])
+        echo(_("not sent to {skipped}:").format(skipped=p.skipped))
+        print_table([pgettext("column", "reason"), pgettext("column", "fans")],
+                    [[r, str(n)] for r, n in p.reasons.most_common()])
 
 
 def _secrets(settings) -> list[str]:
@@ -424,12 +434,12 @@ def _send(store, broadcast_id, persona, outlets, batch, secrets=()) -> None:
                                     batch=batch, on_progress=show))
     except Exception as exc:  # noqa: BLE001 - one clear line, not a traceback quoting URLs
         click.echo("", err=True)
-        fail(f"broadcast {broadcast_id} stopped: {_why_failed(exc, secrets)}; nothing was "
-             f"sent twice: run `brandbot broadcast resume {broadcast_id}` once it works again "
-             f"(广播已暂停：{_why_failed_zh(exc)}；恢复后运行 `brandbot broadcast resume "
-             f"{broadcast_id}` 继续，不会重复发送)")
+        fail(_("broadcast {id} stopped: {why}; nothing was sent twice: run `brandbot broadcast "
+               "resume {id}` once it works again (广播已暂停：{why_zh}；恢复后运行 `brandbot "
+               "broadcast resume {id}` 继续，不会重复发送)").format(
+            id=broadcast_id, why=_why_failed(exc, secrets), why_zh=_why_failed_zh(exc)))
     click.echo("", err=True)
-    echo(f"broadcast {broadcast_id}: " + ", ".join(
+    echo(_("broadcast {id}: ").format(id=broadcast_id) + ", ".join(
         f"{status} {n}" for status, n in sorted(final.items())))
 
 
@@ -472,9 +482,9 @@ def broadcast(ctx, persona, text, file, audience, dry_run, db, config, rate, bat
     from bot.relations.broadcast import plan as make_plan
 
     if not persona:
-        fail("say which persona sends it: --persona P")
+        fail(_("say which persona sends it: --persona P"))
     if (text is None) == (file is None):
-        fail("give the newsletter as --text T or --file F (one of them)")
+        fail(_("give the newsletter as --text T or --file F (one of them)"))
     if file is not None:
         from pathlib import Path
 
@@ -496,7 +506,7 @@ def broadcast(ctx, persona, text, file, audience, dry_run, db, config, rate, bat
             broadcast_id, p = create(store, model, text, audience, now(), able)
         except BroadcastError as exc:
             fail(str(exc))
-        echo(f"broadcast {broadcast_id} recorded")
+        echo(_("broadcast {id} recorded").format(id=broadcast_id))
         _print_plan(p, dry_run=False)
         _send(store, broadcast_id, model, outlets, batch or max(20, int(rate or 500)),
               _secrets(settings))
@@ -551,8 +561,9 @@ def broadcast_list(db) -> None:
         "GROUP BY b.id ORDER BY b.id"
     ).fetchall()
     store.close()
-    print_table(["id", "persona", "audience", "status", "created", "sent", "failed", "skipped",
-            "left", "unknown", "text"],
+    print_table([pgettext("column", c) for c in ("id", "persona", "audience", "status", "created",
+                                                 "sent", "failed", "skipped", "left", "unknown",
+                                                 "text")],
            [[str(v if v is not None else 0) if i >= 5 and i < 10 else str(v or "")
              for i, v in enumerate(r)] for r in rows])
 
@@ -579,10 +590,12 @@ def broadcast_show(broadcast_id, db) -> None:
         ).fetchall()
     finally:
         store.close()
-    echo(f"broadcast {broadcast_id} ({row['persona']}, {row['status']}), audience "
-               f"{row['audience']!r}, created {row['created_at']}")
+    echo(_("broadcast {id} ({persona}, {status}), audience {audience!r}, created {created}").format(
+        id=broadcast_id, persona=row["persona"], status=row["status"], audience=row["audience"],
+        created=row["created_at"]))
     echo(row["text"])
-    print_table(["status", "why", "fans"], [[r[0], r[1], str(r[2])] for r in rows])
+    print_table([pgettext("column", c) for c in ("status", "why", "fans")],
+                [[r[0], r[1], str(r[2])] for r in rows])
 
 
 # -- the operator desk ---------------------------------------------------------------------------
@@ -670,19 +683,20 @@ def handoff_reply(fan_ref, text, db, config) -> None:
     try:
         row = one_fan(store, fan_ref, prefer_handoff=True)
         if not row["handoff"]:
-            fail(f"fan {fan_ref!r} is not in handoff (the bot answers them); see "
-                 "`brandbot handoff list`")
+            fail(_("fan {fan!r} is not in handoff (the bot answers them); see "
+                   "`brandbot handoff list`").format(fan=fan_ref))
         status, why = _push(settings, store, row["persona"], row, [Reply(text, OPERATOR_KEY)])
         if status not in ("sent", "queued"):
-            fail(f"not delivered to fan {row['id']} on {row['channel']}: {why}")
+            fail(_("not delivered to fan {id} on {channel}: {why}").format(
+                id=row["id"], channel=row["channel"], why=why))
         log_operator_reply(store, row, text, now())
     finally:
         store.close()
     if status == "queued":
-        echo(f"queued for fan {row['id']} on web: their chat page shows it on its next "
-                   "request (it polls every few seconds while open)")
+        echo(_("queued for fan {id} on web: their chat page shows it on its next request (it "
+               "polls every few seconds while open)").format(id=row["id"]))
     else:
-        echo(f"sent to fan {row['id']} on {row['channel']}")
+        echo(_("sent to fan {id} on {channel}").format(id=row["id"], channel=row["channel"]))
 
 
 @click.option("--limit", "-n", default=50, show_default=True, help="How many messages.")
@@ -703,9 +717,11 @@ def handoff_show(fan_ref, db, limit) -> None:
         since = handoff_started(store, row["id"]) if row["handoff"] else None
     finally:
         store.close()
-    state = f"in handoff since {since}" if row["handoff"] else "with the bot"
-    echo(f"fan {row['id']} · {terminal_safe(row['display_name'] or row['external_id'])} · "
-         f"{row['channel']} · {row['stage']} · {state}")
+    state = (_("in handoff since {since}").format(since=since) if row["handoff"]
+             else _("with the bot"))
+    echo(_("fan {id} · {name} · {channel} · {stage} · {state}").format(
+        id=row["id"], name=terminal_safe(row["display_name"] or row["external_id"]),
+        channel=row["channel"], stage=row["stage"], state=state))
     for line in lines:
         stamp = line["at"][:16].replace("T", " ")
         note = f"  [{line['intent']}]" if line["who"] == "fan" and line["intent"] else ""
@@ -742,13 +758,15 @@ def handoff_expire(config, db, personas) -> None:
                          "external_id": e.fan.external_id}, e.replies)
             for e in expired
         ])
-        told = {"sent": "told so", "queued": "told on their chat page's next request"}
         for item, (status, why) in zip(expired, statuses, strict=True):
-            echo(f"fan {item.fan_id} ({item.fan.channel}) back with the bot; "
-                       + told.get(status, f"not told: {why}"))
+            told = {"sent": _("told so"),
+                    "queued": _("told on their chat page's next request")}.get(status)
+            echo(_("fan {id} ({channel}) back with the bot; ").format(
+                id=item.fan_id, channel=item.fan.channel)
+                 + (told or _("not told: {why}").format(why=why)))
     finally:
         store.close()
-    echo(f"{len(expired)} abandoned handoff(s) returned to the bot")
+    echo(_("{count} abandoned handoff(s) returned to the bot").format(count=len(expired)))
 
 
 # -- reports -------------------------------------------------------------------------------------
@@ -788,7 +806,7 @@ def report(since, html_file, persona, tz, db, as_json) -> None:
         try:
             start = datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=zone)
         except ValueError:
-            fail(f"--since {since!r}: write the date as YYYY-MM-DD")
+            fail(_("--since {since!r}: write the date as YYYY-MM-DD").format(since=since))
 
     def rules_of(persona_id: str) -> Relationship:
         found = persona_by_id(persona_id)
@@ -807,7 +825,7 @@ def report(since, html_file, persona, tz, db, as_json) -> None:
     else:
         echo(to_text(data, table_width()), nl=False)
     if html_file:
-        echo(f"wrote {html_file}", err=True)
+        echo(_("wrote {target}").format(target=html_file), err=True)
 
 
 # -- the topic calendar --------------------------------------------------------------------------
@@ -843,17 +861,18 @@ def calendar_list(persona, db) -> None:
     for t in model.calendar:
         at = t.at(zone)
         if t.id in sent:
-            state = f"sent (broadcast {sent[t.id]})"
+            state = _("sent (broadcast {id})").format(id=sent[t.id])
         elif moment < at:
-            state = "upcoming"
+            state = pgettext("topic", "upcoming")
         elif moment < at + GRACE:
-            state = "due"
+            state = pgettext("topic", "due")
         else:
-            state = "missed"
+            state = pgettext("topic", "missed")
         rows.append([t.id, f"{t.date} {t.time} {zone}", t.audience, state,
                      model.text(t.text, model.default_language)[:30]])
-    print_table(["topic", "when", "audience", "state", "text"], rows)
-    echo(f"{len(rows)} topic(s)")
+    print_table([pgettext("column", c) for c in ("topic", "when", "audience", "state", "text")],
+                rows)
+    echo(_("{count} topic(s)").format(count=len(rows)))
 
 
 @calendar.command("send")
@@ -884,9 +903,10 @@ def calendar_send(personas, db, config) -> None:
                                               clock=now))
             for broadcast_id in ids:
                 final = counts(store, broadcast_id)
-                echo(f"{model.id}: broadcast {broadcast_id}: " + ", ".join(
+                echo(_("{persona}: broadcast {id}: ").format(persona=model.id, id=broadcast_id)
+                     + ", ".join(
                     f"{k} {v}" for k, v in sorted(final.items())))
             if not ids:
-                echo(f"{model.id}: nothing due")
+                echo(_("{persona}: nothing due").format(persona=model.id))
     finally:
         store.close()
