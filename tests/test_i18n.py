@@ -266,6 +266,20 @@ def test_check_in_chinese_from_the_locale(tmp_path, monkeypatch):
     assert "個檔案中有" in result.output and "個問題" in result.output
 
 
+def test_persona_problems_in_chinese(tmp_path):
+    """The structural errors of `check` (persona lint) come from the catalog too."""
+    text = (ROOT / "personas" / "laowang-kitchen.yaml").read_text(encoding="utf-8")
+    assert "    reply: deals_info\n" in text
+    broken = tmp_path / "laowang-kitchen.yaml"
+    broken.write_text(text.replace("    reply: deals_info\n", "    reply: nope_info\n"),
+                      encoding="utf-8")
+    zh = CliRunner().invoke(main, ["--lang", "zh", "check", str(broken)])
+    assert zh.exit_code == 1
+    assert "没有定义回复 'nope_info'；请在 replies 下添加" in zh.output
+    en = CliRunner().invoke(main, ["--lang", "en", "check", str(broken)])
+    assert "reply key 'nope_info' is not defined; add it under replies" in en.output
+
+
 def test_the_language_does_not_outlive_the_command():
     """A command run in-process (tests, CliRunner) leaves library messages in English."""
     assert i18n.language() == "en"
