@@ -11,7 +11,7 @@ import click
 from bot import i18n
 from bot.commands.common import DEFAULT_DB, fail, one_fan, open_store, print_table
 from bot.errors import BrandbotError, ConfigError
-from bot.i18n import _, pgettext, pick, short_language
+from bot.i18n import _, columns, pgettext, pick, short_language
 from bot.tables import echo, json_text
 
 
@@ -366,7 +366,7 @@ def fans(db: str, persona: str | None, filters: tuple[str, ...], sort: str,
             query = build_query(list(filters), sort, persona)
         except ListingError as exc:
             fail(str(exc), 2)
-        columns = [
+        fields = [
             "id",
             "persona",
             "channel",
@@ -381,18 +381,15 @@ def fans(db: str, persona: str | None, filters: tuple[str, ...], sort: str,
         ]
         if as_json:
             for row in stream(store, query, limit):
-                click.echo(json_text({c: row[c] for c in columns}))
+                click.echo(json_text({c: row[c] for c in fields}))
             return
         shown = page(store, query, limit or 50)
         total = count(store, query) if len(shown) == (limit or 50) else len(shown)
     finally:
         store.close()
     lang, moment = short_language(), now()
-    header = [pgettext("column", "id"), pgettext("column", "persona"),
-              pgettext("column", "channel"), pgettext("column", "fan"),
-              pgettext("column", "stage"), pgettext("column", "score"),
-              pgettext("column", "subscribed"), pgettext("column", "handoff"),
-              pgettext("column", "last seen")]
+    header = columns("id", "persona", "channel", "fan", "stage", "score", "subscribed", "handoff",
+                     "last seen")
     print_table(header, [
         [r["id"], r["persona"], r["channel"], r["display_name"] or r["external_id"],
          r["stage"], r["score"], pick(flag(r["subscribed"]), flag(r["subscribed"], lang)),
@@ -451,8 +448,8 @@ def handoff_list(db: str, tz: str | None) -> None:
     finally:
         store.close()
     lang, moment = short_language(), now()
-    header = [pgettext("column", c) for c in ("id", "persona", "channel", "fan", "reason",
-                                              "started", "waiting", "last message")]
+    header = columns("id", "persona", "channel", "fan", "reason", "started", "waiting",
+                     "last message")
     print_table(header, [
         [
             str(r["id"]),

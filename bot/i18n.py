@@ -101,6 +101,12 @@ def pgettext(context: str, message: str) -> str:
     return translations(_state["language"]).pgettext(context, message)
 
 
+def columns(*names: str) -> list[str]:
+    """Table column names in the chosen language (catalog context ``column``; bot/i18n_extract
+    extracts the literal names given here)."""
+    return [pgettext("column", name) for name in names]
+
+
 _ = gettext
 
 

@@ -1,6 +1,6 @@
 """A Babel extractor for our Python files: the usual ``_()``/``N_()``/``pgettext()`` calls, plus
 the texts click shows as help, which are not calls: each click command's docstring and every
-``help="..."`` argument.
+``help="..."`` argument; and the names given to ``columns()`` (table headers).
 
 Used by ``pybabel extract -F babel.cfg`` (docs/i18n.md); bot/i18n.py translates those texts
 when help is printed, with the same msgids (``inspect.cleandoc`` of the text). Babel is a
@@ -45,6 +45,12 @@ def _help_texts(tree: ast.AST) -> Iterator[tuple]:
             if doc:
                 yield node.body[0].lineno, None, inspect.cleandoc(doc), ["click help"]
         elif isinstance(node, ast.Call):
+            target = node.func
+            name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+            if name == "columns":  # bot.i18n.columns("id", "fan", ...): table column names
+                for arg in node.args:
+                    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                        yield arg.lineno, "pgettext", ("column", arg.value), ["table column"]
             for keyword in node.keywords:
                 if (keyword.arg == "help" and isinstance(keyword.value, ast.Constant)
                         and isinstance(keyword.value.value, str) and keyword.value.value):

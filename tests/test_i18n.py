@@ -168,15 +168,16 @@ def _assigned_names(function: ast.AST) -> set[str]:
 
 def test_no_function_shadows_the_translation_function():
     """``x, _ = pair()`` in a function that also calls ``_()`` makes ``_`` local there: the
-    message would raise UnboundLocalError instead of showing."""
+    message would raise UnboundLocalError (or, for ``columns = [...]``, a TypeError)."""
     shadowing = []
     for path in (ROOT / "bot").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and "_" in (
-                    _assigned_names(node)) and any(
-                    isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "_"
-                    for n in ast.walk(node)):
-                shadowing.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            called = {n.func.id for n in ast.walk(node)
+                      if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+            for name in {"_", "columns", "pgettext"} & called & _assigned_names(node):
+                shadowing.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {name}")
     assert not shadowing
 
 
@@ -278,6 +279,23 @@ def test_persona_problems_in_chinese(tmp_path):
     assert "没有定义回复 'nope_info'；请在 replies 下添加" in zh.output
     en = CliRunner().invoke(main, ["--lang", "en", "check", str(broken)])
     assert "reply key 'nope_info' is not defined; add it under replies" in en.output
+
+
+def test_tables_and_reports_in_chinese(tmp_path):
+    """Table headers (bot.i18n.columns) and the report's titles are translated too."""
+    from bot.relations import Store
+
+    db = str(tmp_path / "log.db")
+    Store(db).close()
+    report = CliRunner().invoke(main, ["--lang", "zh", "report", "--db", db])
+    assert report.exit_code == 0, report.output
+    assert "brandbot 报告 — 全部人格" in report.output and "各阶段粉丝数（漏斗）" in report.output
+    assert "（无）" in report.output
+    listing = CliRunner().invoke(main, ["--lang", "zh_TW", "campaign", "list", "--db", db])
+    assert listing.output.splitlines()[0].split() == ["名稱", "活動碼", "人設", "粉絲數", "創建於"]
+    english = CliRunner().invoke(main, ["--lang", "en", "campaign", "list", "--db", db])
+    assert english.output.splitlines()[0].split() == ["name", "code", "persona", "fans",
+                                                      "created"]
 
 
 def test_the_language_does_not_outlive_the_command():

@@ -19,7 +19,7 @@ from bot.commands.common import (
     open_store,
     print_table,
 )
-from bot.i18n import _, pgettext
+from bot.i18n import _, columns, pgettext
 from bot.tables import echo, json_text, terminal_safe
 
 DEFAULT_PERSONA = "laowang-kitchen"
@@ -99,7 +99,7 @@ def campaign_list(persona, db) -> None:
     store = open_store(db)
     rows = list_campaigns(store, persona)
     store.close()
-    print_table([pgettext("column", c) for c in ("name", "code", "persona", "fans", "created")],
+    print_table(columns("name", "code", "persona", "fans", "created"),
            [[c.name, c.code, c.persona, str(c.fans), c.created_at[:10]] for c in rows])
     echo(_("{count} campaign(s)").format(count=len(rows)))
 
@@ -275,8 +275,8 @@ def kols(top, persona, db, as_json) -> None:
                                   "influence": round(k.influence, 2), "kol": k.tagged}))
         return
     print_table(
-        [pgettext("column", c) for c in ("rank", "id", "fan", "channel", "stage", "direct",
-                                         "2nd level", "score", "influence", "tag")],
+        columns("rank", "id", "fan", "channel", "stage", "direct", "2nd level", "score",
+                "influence", "tag"),
         [[str(i), str(k.fan_id), k.name, k.channel, k.stage, str(k.direct), str(k.second),
           f"{k.score:.1f}", f"{k.influence:.1f}", "kol" if k.tagged else ""]
          for i, k in enumerate(rows, 1)],
@@ -366,7 +366,7 @@ def _print_plan(p, *, dry_run: bool) -> None:
          + (_(" ({channels})").format(channels=channels) if channels else ""))
     if p.reasons:
         echo(_("not sent to {skipped}:").format(skipped=p.skipped))
-        print_table([pgettext("column", "reason"), pgettext("column", "fans")],
+        print_table(columns("reason", "fans"),
                     [[r, str(n)] for r, n in p.reasons.most_common()])
 
 
@@ -561,9 +561,8 @@ def broadcast_list(db) -> None:
         "GROUP BY b.id ORDER BY b.id"
     ).fetchall()
     store.close()
-    print_table([pgettext("column", c) for c in ("id", "persona", "audience", "status", "created",
-                                                 "sent", "failed", "skipped", "left", "unknown",
-                                                 "text")],
+    print_table(columns("id", "persona", "audience", "status", "created", "sent", "failed",
+                        "skipped", "left", "unknown", "text"),
            [[str(v if v is not None else 0) if i >= 5 and i < 10 else str(v or "")
              for i, v in enumerate(r)] for r in rows])
 
@@ -594,7 +593,7 @@ def broadcast_show(broadcast_id, db) -> None:
         id=broadcast_id, persona=row["persona"], status=row["status"], audience=row["audience"],
         created=row["created_at"]))
     echo(row["text"])
-    print_table([pgettext("column", c) for c in ("status", "why", "fans")],
+    print_table(columns("status", "why", "fans"),
                 [[r[0], r[1], str(r[2])] for r in rows])
 
 
@@ -870,7 +869,7 @@ def calendar_list(persona, db) -> None:
             state = pgettext("topic", "missed")
         rows.append([t.id, f"{t.date} {t.time} {zone}", t.audience, state,
                      model.text(t.text, model.default_language)[:30]])
-    print_table([pgettext("column", c) for c in ("topic", "when", "audience", "state", "text")],
+    print_table(columns("topic", "when", "audience", "state", "text"),
                 rows)
     echo(_("{count} topic(s)").format(count=len(rows)))
 
