@@ -10,12 +10,12 @@ Lifecycle (one asyncio loop; Telegram and WeChat adapters join the same loop lat
 HTTP: ``/``, ``POST /api/chat`` and ``GET /api/chat/pending`` (web channel, bot/channels/web.py),
 ``/healthz``, ``/metrics``.
 
-Reloads validate a persona and its dialog completely (``load_brand``) in a worker thread, then
-swap the brand in with ``Engine.set_brand``: turns in flight finish on the brand they started
-with. An invalid edit is logged as ``path:line:col: field: problem`` and the previous version
-stays live; ``/healthz`` shows the failed reload until a later one succeeds. Fans whose dialog
-state disappeared are moved by the engine on their next turn (``state_migrations``, else the
-initial state).
+This module owns the lifecycle and the composition; each part lives in its own module:
+bot/logsetup.py (the masked log), bot/turn_runner.py (turns in commit groups, a full disk),
+bot/reloading.py (reloads and file watching), bot/health.py (``/healthz``, ``/metrics``),
+bot/channels/ (the adapters), bot/scheduled.py (the durable jobs that replace cron).
+Fans whose dialog state disappeared in a reload are moved by the engine on their next turn
+(``state_migrations``, else the initial state).
 """
 
 from __future__ import annotations
@@ -23,29 +23,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import os
 import signal
 import socket
-import sqlite3
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
+from bot.errors import StartupError
+from bot.health import Health
+from bot.logsetup import configure_logging
 from bot.logthrottle import limiter
-from bot.redact import QUERY_SECRETS, SecretFilter
-from bot.relations.store import StoreBusy, StoreFull, storage_full
-from bot.tables import json_safe, terminal_safe
+from bot.reloading import PersonaReloader, PersonaState, now_stamp, reload_log
+from bot.turn_runner import TurnRunner
 
 log = logging.getLogger("brandbot.daemon")
-reload_log = logging.getLogger("brandbot.reload")
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
@@ -57,87 +53,6 @@ _ENABLE_HINTS = {
     "wechat": "set BRANDBOT_WECHAT_TOKEN and BRANDBOT_WECHAT_APPID (+ BRANDBOT_WECHAT_SECRET, "
     "BRANDBOT_WECHAT_AES_KEY for safe mode; docs/channels/wechat.md)",
 }
-
-
-class StartupError(Exception):
-    """The daemon cannot start; ``code`` is the exit status (2: configuration)."""
-
-    def __init__(self, lines: list[str], code: int = EXIT_CONFIG):
-        self.lines, self.code = lines, code
-        super().__init__("\n".join(lines))
-
-
-# -- logging ---------------------------------------------------------------------------------
-
-
-class _MaskingFormatter(logging.Formatter):
-    """Formats as text or JSON lines and replaces every secret value by ``***``."""
-
-    def __init__(self, fmt: str, secrets: list[str]):
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        self.json = fmt == "json"
-        # Patterns too: a WeChat access_token is fetched at run time (no settings value to
-        # mask), and any logger may quote a URL that carries one.
-        self.mask = SecretFilter(secrets, patterns=[QUERY_SECRETS])
-
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
-        # One record, one line: a fan's line feed (a name, a plaintext WeChat OpenID) goes on
-        # an indented line, so it cannot pass for a line of the daemon's own. (A traceback,
-        # added after this, keeps its lines.)
-        return terminal_safe(super().formatMessage(record), continuation="    ")
-
-    def format(self, record: logging.LogRecord) -> str:
-        if self.json:
-            entry = {
-                "ts": datetime.fromtimestamp(record.created, UTC).isoformat(
-                    timespec="milliseconds"
-                ),
-                "level": record.levelname,
-                "logger": record.name,
-                "msg": record.getMessage(),
-            }
-            if record.exc_info:
-                entry["exc"] = self.formatException(record.exc_info)
-            elif record.exc_text:  # already cleaned by a channel's SecretFilter
-                entry["exc"] = record.exc_text
-            text = json_safe(json.dumps(entry, ensure_ascii=False))
-        else:  # a fan's words in a message must not drive the terminal showing the log
-            text = terminal_safe(super().format(record), keep_newlines=True)
-        return self.mask.redact(text)
-
-
-def configure_logging(settings: Settings, stream=None) -> None:
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(_MaskingFormatter(settings.log_format, settings.secrets()))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(settings.log_level)
-    # HTTP client libraries log URLs, and Telegram's carry the bot token
-    # (docs/channels/protocol-notes.md T5).
-    # transitions logs every callback at INFO: thousands of lines a second under load.
-    for noisy in ("httpx", "httpcore", "urllib3", "watchfiles", "transitions"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("uvicorn.error").setLevel(
-        logging.WARNING if settings.log_level == "INFO" else settings.log_level
-    )
-
-
-# -- state shown by /healthz -----------------------------------------------------------------
-
-
-@dataclass
-class PersonaState:
-    ref: str  # what the settings named (id or path): reloads resolve it the same way
-    channels: list[str]
-    loaded_at: str = ""
-    reload_error: list[str] = field(default_factory=list)
-    failed_at: str | None = None
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class _Server:
@@ -171,16 +86,12 @@ class Daemon:
         self.engine = None
         self.scheduler = None  # runs the jobs table (bot/relations/jobs.py)
         self.executor: ThreadPoolExecutor | None = None
-        self._group_waiters: list[asyncio.Future] | None = None
-        self._reload_lock: asyncio.Lock | None = None
+        self.turns: TurnRunner | None = None  # runs the channels' turns (commit groups)
+        self.reloader: PersonaReloader | None = None  # reloads edited personas, watches files
+        self.health: Health | None = None  # /healthz and /metrics
         self._stop_event: asyncio.Event | None = None
         self._watch_stop: asyncio.Event | None = None
-        self.watch_mode = "off"  # inotify, polling or failed once the watcher runs (/healthz)
-        self.watch_error: str | None = None
-        self._watch_skipped: set[str] = set()  # paths the watcher skips, each logged once
         self.url = ""
-        self._write_fault: str | None = None  # why the log cannot be written (disk full)
-        self._refused_while_full = 0
 
     # -- startup ---------------------------------------------------------------------------
 
@@ -217,7 +128,7 @@ class Daemon:
                      "list each persona once with all its channels"]
                 )
             brands[brand.id] = brand
-            self.personas[brand.id] = PersonaState(entry.persona, list(entry.channels), _now())
+            self.personas[brand.id] = PersonaState(entry.persona, list(entry.channels), now_stamp())
         try:
             self.store = Store(s.db, synchronous=s.db_synchronous)
             self.store.checkpoint_in_background()
@@ -236,6 +147,14 @@ class Daemon:
         gc.freeze()
         if s.engine_threads:
             self.executor = ThreadPoolExecutor(s.engine_threads, thread_name_prefix="turn")
+        self.turns = TurnRunner(self.engine, self.store, self.metrics, self.executor, s.db)
+        self.reloader = PersonaReloader(self.engine, self.personas, self.metrics,
+                                        debounce_ms=s.reload_debounce_ms,
+                                        on_reloaded=self._plan_calendar)
+        self.health = Health(s, store=self.store, engine=self.engine, metrics=self.metrics,
+                             reloader=self.reloader, write_fault=self.write_fault,
+                             channels=self.channels, is_stopping=lambda: self.stopping,
+                             started_at=self.started_at)
 
     def _bind(self) -> socket.socket:
         s = self.settings
@@ -265,8 +184,8 @@ class Daemon:
         from bot.http_protocol import TIMED_OUT_KEY
 
         routes = [
-            Route("/healthz", self.healthz, methods=["GET", "HEAD"]),
-            Route("/metrics", self.metrics_endpoint, methods=["GET"]),
+            Route("/healthz", self.health.healthz, methods=["GET", "HEAD"]),
+            Route("/metrics", self.health.metrics_endpoint, methods=["GET"]),
         ]
         web_personas = [p for p, st in self.personas.items() if "web" in st.channels]
         if self.settings.web.enabled and web_personas:
@@ -416,7 +335,7 @@ class Daemon:
     async def _relations_once(self, now=None) -> None:
         """Hand abandoned handoffs back to the bot (the ``handoff_expire`` job, every minute)."""
         from bot.engine import utc_now
-        from bot.relations.desk import expire_handoffs
+        from bot.scheduled import expire_handoffs
 
         now = now or utc_now()
         for item in await asyncio.to_thread(expire_handoffs, self.engine, now):
@@ -432,131 +351,18 @@ class Daemon:
         not_sent = await channel.send(fan, replies, persona=persona)
         return None if not_sent is None else not_sent.reason
 
-    # -- turns -------------------------------------------------------------------------------
+    # -- turns (bot/turn_runner.py) ------------------------------------------------------------
 
     async def run_turn(self, inbound, persona: str):
-        """Run one engine turn on the event loop; in a turn thread when it would have to wait.
-
-        A turn is ~0.2 ms of CPU under the GIL: handing it to a thread costs more than it saves
-        (bench/README.md). But it must not block the loop waiting for the database: then
-        ``StoreBusy`` comes back before anything was done. A thread of ours holding the
-        connection (briefly) is waited for here, asynchronously, and the turn retried on the
-        loop; another process holding the write lock (perhaps for long), or a wait beyond
-        ``BUSY_RETRY_SECONDS``, sends the turn to a turn thread that may wait.
-        ``engine_threads: 0`` keeps every turn on the loop, waiting there if it must.
-        """
-        start = time.perf_counter()
-        try:
-            if self.executor is None:
-                turn = self.engine.handle_turn(inbound, persona)
-            else:
-                turn = await self._turn_on_loop(inbound, persona)
-                if turn is None:
-                    self.metrics.turns_waited.inc()
-                    loop = asyncio.get_running_loop()
-                    turn = await loop.run_in_executor(
-                        self.executor, self.engine.handle_turn, inbound, persona
-                    )
-        except Exception as exc:
-            if not storage_full(exc):
-                raise
-            raise self._not_logged(inbound, persona, exc) from exc
-        if self._write_fault is not None and turn.outcome is not None:  # None: read, not written
-            self._writes_work_again()
-        self.metrics.observe_turn(inbound.fan.channel, persona, time.perf_counter() - start, turn)
+        """Run one turn for a channel (logged, in a commit group); returns its replies."""
+        turn = await self.turns.run(inbound, persona)
         if self.desk is not None:
             self.desk.after_turn(inbound, persona, turn)
         return turn.replies
 
-    BUSY_RETRY_SECONDS = 0.05
-
-    async def _turn_on_loop(self, inbound, persona: str):
-        """The turn, run on the loop in a commit group; None if it has to wait in a thread."""
-        delay, waited = 0.0005, 0.0
-        while True:
-            try:
-                self._join_group()
-                turn = self.engine.handle_turn(inbound, persona, wait=False)
-            except StoreBusy as busy:
-                if busy.process or waited >= self.BUSY_RETRY_SECONDS:
-                    return None
-                await asyncio.sleep(delay)
-                waited, delay = waited + delay, min(delay * 2, 0.01)
-                continue
-            await self._group_committed()
-            return turn
-
-    def _join_group(self) -> None:
-        """Open the commit group this loop iteration's turns join, if it is not open yet.
-
-        The group (``Store.open_group``) is opened by the first turn of an iteration and
-        committed by a callback that runs after every turn already scheduled in it, so a burst
-        of requests shares one COMMIT. StoreBusy if the group cannot open.
-        """
-        if self._group_waiters is None:
-            self.store.open_group()
-            self._group_waiters = []
-            asyncio.get_running_loop().call_soon(self._flush_group)
-
-    def _group_committed(self) -> asyncio.Future:
-        """Resolved once the group is committed; each turn awaits its own (cancelling one
-        request cancels nobody else's) before its replies go out. Called right after the turn,
-        in the same step as :meth:`_join_group`: the group is still open."""
-        committed = asyncio.get_running_loop().create_future()
-        self._group_waiters.append(committed)
-        return committed
-
-    def _flush_group(self) -> None:
-        waiters, self._group_waiters = self._group_waiters or [], None
-        try:
-            self.store.commit_group()
-        except Exception as exc:  # noqa: BLE001 - disk full, I/O error: every turn fails
-            if not storage_full(exc):  # a full disk: each turn's run_turn reports it
-                limiter.log(log, logging.ERROR, "group_commit",
-                            "could not commit the turns of this moment: %s", exc)
-            for committed in waiters:
-                if not committed.done():
-                    committed.set_exception(exc)
-        else:
-            for committed in waiters:
-                if not committed.done():
-                    committed.set_result(None)
-
-    # -- a log that cannot be written (disk full) ---------------------------------------------
-
     def write_fault(self) -> str | None:
-        """Why turns cannot be logged right now (the disk is full), or None: /healthz shows
-        it. Set by a turn that hit SQLITE_FULL, cleared by the next turn that was logged."""
-        return self._write_fault
-
-    def _not_logged(self, inbound, persona: str, exc: BaseException) -> StoreFull:
-        """A turn could not be logged: count it, log it (once per interval), and say so with
-        an apology in the persona's voice (``unavailable``, else ``error``)."""
-        self.metrics.errors.labels("storage_full").inc()
-        self._refused_while_full += 1
-        cause = next((e for e in _chain(exc) if isinstance(e, sqlite3.Error)), exc)
-        if self._write_fault is None:
-            self._write_fault = f"{_now()}: cannot write the database: {cause}"
-        limiter.log(
-            log, logging.ERROR, "storage_full",
-            "cannot write the database %s (%s): turns are refused with 503 so that platforms "
-            "retry them; free disk space, nothing else is needed", self.settings.db, cause,
-        )
-        brand = self.engine.brand(persona)
-        key = "unavailable" if "unavailable" in brand.persona.replies else "error"
-        text, language = brand.voice.render(
-            key, inbound.language or brand.persona.default_language,
-            fan_name=inbound.display_name, memory={}, rng=self.engine.rng,
-        )
-        from bot.messages import Reply
-
-        return StoreFull(str(cause), [Reply(text, key, language)])
-
-    def _writes_work_again(self) -> None:
-        limiter.reset("storage_full")
-        log.warning("the database can be written again; %d turn(s) were refused while it "
-                    "was full", self._refused_while_full)
-        self._write_fault, self._refused_while_full = None, 0
+        """Why turns cannot be logged right now (the disk is full), or None."""
+        return self.turns.write_fault() if self.turns is not None else None
 
     def persona_info(self, persona: str) -> dict[str, Any]:
         p = self.engine.brand(persona).persona
@@ -569,252 +375,14 @@ class Daemon:
             "default_language": p.default_language,
         }
 
-    # -- health and metrics ------------------------------------------------------------------
-
-    def _db_check(self) -> str | None:
-        # The writer must be open (total_changes raises on a closed connection) and the file
-        # readable. Read on the read connection: a turn thread waiting for another process's
-        # write lock holds the writer's, and the database is still healthy.
-        try:
-            _ = self.store.conn.total_changes
-            self.store.read("SELECT count(*) FROM sqlite_master")
-            return None
-        except Exception as exc:  # noqa: BLE001 - closed, locked, corrupt, gone
-            return f"{type(exc).__name__}: {exc}"
-
-    async def healthz(self, request):
-        from starlette.responses import JSONResponse
-
-        try:
-            error = await asyncio.wait_for(asyncio.to_thread(self._db_check), timeout=2.0)
-        except TimeoutError:
-            error = "the database did not answer within 2 s"
-        failed = {pid: st for pid, st in self.personas.items() if st.reload_error}
-        write_fault = self.write_fault()
-        body = {
-            "status": "stopping" if self.stopping else
-            ("unavailable" if error else
-             ("degraded" if failed or write_fault or self.watch_mode == "failed" else "ok")),
-            "uptime_s": round(time.monotonic() - self.started_at, 3),
-            "personas": [
-                {
-                    "id": pid,
-                    "version": self.engine.brand(pid).persona.version,
-                    "channels": [c for c in st.channels if c in self.channels],
-                    "loaded_at": st.loaded_at,
-                    "file": self.engine.brand(pid).persona_path,
-                }
-                for pid, st in self.personas.items()
-            ],
-            "database": {"ok": error is None and write_fault is None, "path": self.settings.db}
-            | ({"error": error} if error else {})
-            | ({"write_error": write_fault} if write_fault else {}),
-            "reload": {
-                "enabled": self.settings.reload,
-                "ok": not failed and self.watch_mode != "failed",
-                "watcher": self.watch_mode,
-                "failed": [
-                    {"persona": pid, "at": st.failed_at, "problems": st.reload_error}
-                    for pid, st in failed.items()
-                ],
-            } | ({"watcher_error": self.watch_error} if self.watch_error else {}),
-            "channels": sorted(self.channels),
-        }
-        status = 503 if (error or self.stopping) else 200
-        if not self._operator(request):  # paths and problems are for the operator only
-            body = {"status": body["status"]}
-        return JSONResponse(body, status_code=status)
-
-    def _metrics_token(self) -> str | None:
-        token = self.settings.metrics_token
-        return token.get_secret_value() or None if token is not None else None
-
-    def _operator(self, request) -> bool:
-        """The request carries ``Authorization: Bearer <metrics_token>`` (none configured: no)."""
-        import hmac
-
-        token = self._metrics_token()
-        if token is None:
-            return False
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode(), token.encode())
-
-    def metrics_open_without_token(self) -> bool:
-        """/metrics needs no token only with none configured and a loopback-only listener.
-
-        In a container the daemon must listen on 0.0.0.0 (127.0.0.1 there is unreachable from
-        the published port), so a non-loopback listener without a token refuses /metrics
-        rather than show it to whoever reaches the port.
-        """
-        import ipaddress
-
-        if self._metrics_token() is not None:
-            return False
-        try:
-            return ipaddress.ip_address(self.settings.host).is_loopback
-        except ValueError:
-            return self.settings.host == "localhost"
-
-    async def metrics_endpoint(self, request):
-        from starlette.responses import Response
-
-        if not (self.metrics_open_without_token() or self._operator(request)):
-            configured = self._metrics_token() is not None
-            why = ("send Authorization: Bearer <metrics_token>" if configured else
-                   f"the daemon listens on {self.settings.host}: set metrics_token "
-                   "(BRANDBOT_METRICS_TOKEN) to read /metrics (docs/deploy.md)")
-            return Response(f"/metrics: {why}\n", status_code=401 if configured else 403,
-                            media_type="text/plain",
-                            headers={"WWW-Authenticate": "Bearer"} if configured else None)
-        return Response(self.metrics.render(), media_type=self.metrics.content_type)
-
-    # -- reload ------------------------------------------------------------------------------
+    # -- reload (bot/reloading.py) ---------------------------------------------------------
 
     def watch_dirs(self) -> list[Path]:
-        dirs: list[Path] = []
-        for pid in self.personas:
-            brand = self.engine.brand(pid)
-            for file in (brand.persona_path, brand.dialog_path):
-                folder = Path(file).resolve().parent
-                if folder not in dirs:
-                    dirs.append(folder)
-        return dirs
+        return self.reloader.watch_dirs()
 
     async def reload(self, reason: str, changed: set[Path] | None = None) -> None:
         """Reload the personas whose files changed (all when ``changed`` is None)."""
-        from bot.brand import load_brand
-        from bot.errors import BrandbotError, ConfigError
-        from bot.nlu.prefit import prefit
-
-        assert self._reload_lock is not None
-        async with self._reload_lock:
-            for pid, state in self.personas.items():
-                current = self.engine.brand(pid)
-                files = {Path(current.persona_path).resolve(), Path(current.dialog_path).resolve()}
-                if changed is not None and not (files & changed) and not state.reload_error:
-                    continue
-                try:
-                    await asyncio.to_thread(prefit, [state.ref])
-                    brand = await asyncio.to_thread(load_brand, state.ref)
-                    if brand.id != pid:
-                        raise BrandbotError(
-                            f"{brand.persona_path}: id: the persona id changed from {pid!r} to "
-                            f"{brand.id!r}; fans are keyed by it: change it back, or restart "
-                            "to serve it as a new persona"
-                        )
-                except ConfigError as exc:
-                    self._reload_failed(pid, state, [str(p) for p in exc.problems], reason)
-                    continue
-                except Exception as exc:  # noqa: BLE001 - unreadable file, vanished dialog...
-                    self._reload_failed(pid, state, [str(exc)], reason)
-                    continue
-                previous = current.persona.version
-                self.engine.set_brand(brand)
-                await self._plan_calendar(brand)
-                state.loaded_at, state.reload_error, state.failed_at = _now(), [], None
-                self.metrics.reloads.labels(pid).inc()
-                self.metrics.set_persona(pid, brand.persona.version, previous)
-                reload_log.info(
-                    "reloaded persona %s version %s (%s)", pid, brand.persona.version, reason
-                )
-
-    def _reload_failed(self, pid: str, state: PersonaState, problems: list[str],
-                       reason: str) -> None:
-        state.reload_error, state.failed_at = problems, _now()
-        self.metrics.reload_failures.labels(pid).inc()
-        for problem in problems:
-            reload_log.error("%s", problem)
-        reload_log.error(
-            "reload of persona %s refused (%s, %d problem(s)); version %s stays live",
-            pid, reason, len(problems), self.engine.brand(pid).persona.version,
-        )
-
-    def _resolve_changed(self, path: str) -> Path:
-        """The real file behind a changed path; a symlink loop is skipped (logged once)."""
-        try:
-            return Path(path).resolve(strict=False)
-        except (RuntimeError, OSError) as exc:  # RuntimeError: Python 3.11's "Symlink loop"
-            self._skip_once(path, exc)
-            return Path(os.path.abspath(path))
-
-    def _skip_once(self, path: str, exc: BaseException) -> None:
-        if path not in self._watch_skipped:
-            self._watch_skipped.add(path)
-            reload_log.warning("file watching: skipping %s (%s)", path, exc)
-
-    async def _watch(self) -> None:
-        """Reload on edits: inotify (watchfiles), else our own polling of the YAML files.
-
-        ``self.watch_mode`` ("inotify", "polling", "failed") is what /healthz reports. Polling
-        is ours, not watchfiles': its poller gives up on the whole folder at the first entry
-        it cannot stat (a symlink loop: ELOOP), and hot reload would be gone until a restart.
-        """
-        import watchfiles
-
-        dirs = self.watch_dirs()
-
-        def yaml_only(change, path: str) -> bool:
-            return path.endswith((".yaml", ".yml"))
-
-        if os.environ.get("WATCHFILES_FORCE_POLLING") not in ("1", "true"):
-            self.watch_mode = "inotify"
-            try:
-                async for changes in watchfiles.awatch(
-                    *dirs,
-                    watch_filter=yaml_only,
-                    debounce=self.settings.reload_debounce_ms,
-                    step=min(50, self.settings.reload_debounce_ms),
-                    stop_event=self._watch_stop,
-                    recursive=False,
-                ):
-                    await self._reload_changed({self._resolve_changed(p) for _, p in changes})
-                return
-            except Exception as exc:  # noqa: BLE001 - inotify limits and the like
-                reload_log.warning("file watching failed (%s); polling instead", exc)
-        self.watch_mode = "polling"
-        try:
-            await self._poll_yaml(dirs)
-        except Exception as exc:  # noqa: BLE001 - shown by /healthz; SIGHUP still reloads
-            self.watch_mode, self.watch_error = "failed", f"{type(exc).__name__}: {exc}"
-            reload_log.error("file watching failed: %s; reload with SIGHUP", exc)
-
-    async def _reload_changed(self, changed: set[Path]) -> None:
-        names = ", ".join(sorted(p.name for p in changed))
-        await self.reload(f"changed: {names}", changed)
-
-    async def _poll_yaml(self, dirs: list[Path], interval: float = 0.3) -> None:
-        """Every ``interval`` s, compare each folder's YAML files (size, mtime, inode)."""
-
-        def snapshot() -> dict[Path, tuple[int, int, int]]:
-            seen = {}
-            for folder in dirs:
-                try:
-                    entries = list(os.scandir(folder))
-                except OSError as exc:  # the folder itself is gone: try again next round
-                    self._skip_once(str(folder), exc)
-                    continue
-                for entry in entries:
-                    if not entry.name.endswith((".yaml", ".yml")):
-                        continue
-                    try:
-                        st = entry.stat()  # follows symlinks: ELOOP for a loop
-                    except OSError as exc:
-                        self._skip_once(entry.path, exc)
-                        continue
-                    seen[Path(entry.path)] = (st.st_size, st.st_mtime_ns, st.st_ino)
-            return seen
-
-        before = await asyncio.to_thread(snapshot)
-        while not self._watch_stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._watch_stop.wait(), timeout=interval)
-                return
-            now = await asyncio.to_thread(snapshot)
-            changed = {p for p in before.keys() | now.keys() if before.get(p) != now.get(p)}
-            before = now
-            if changed:
-                await self._reload_changed({self._resolve_changed(str(p)) for p in changed})
+        await self.reloader.reload(reason, changed)
 
     # -- run ---------------------------------------------------------------------------------
 
@@ -824,7 +392,6 @@ class Daemon:
         from bot.http_protocol import CoalescingHttpProtocol, OverCapLogLimit
 
         loop = asyncio.get_running_loop()
-        self._reload_lock = asyncio.Lock()
         self._stop_event = asyncio.Event()
         self._watch_stop = asyncio.Event()
         sock = self._bind()
@@ -884,7 +451,8 @@ class Daemon:
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{port}/"
-        watcher = asyncio.create_task(self._watch()) if self.settings.reload else None
+        watcher = (asyncio.create_task(self.reloader.watch(self._watch_stop))
+                   if self.settings.reload else None)
         await self._start_jobs()
         ticker = asyncio.create_task(self.scheduler.loop())
         self.ready_after = time.monotonic() - self.started_at
@@ -968,25 +536,10 @@ class Daemon:
             lines.append(f"  reload: watching {dirs} (SIGHUP forces a reload)")
         else:
             lines.append("  reload: off (SIGHUP still reloads)")
-        lines.append(f"  health {self.url}healthz, metrics {self.url}metrics")
-        if self._metrics_token() is not None:
-            lines.append("  /metrics and /healthz details: Authorization: Bearer <metrics_token>")
-        elif not self.metrics_open_without_token():
-            lines.append(f"  /metrics refused: listening on {s.host} without metrics_token "
-                         "(set BRANDBOT_METRICS_TOKEN); /healthz shows the status only")
-        else:
-            lines.append("  /healthz shows the status only; set metrics_token for the details")
+        lines.extend(self.health.banner_lines(self.url))
         lines.append(f"ready in {self.ready_after:.2f} s")
         for line in lines:
             log.info("%s", line)
-
-
-def _chain(exc: BaseException | None):
-    """``exc`` and what caused it, outermost first."""
-    seen = 0
-    while exc is not None and seen < 10:
-        yield exc
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
 
 
 def _loop_factory():

@@ -23,16 +23,17 @@ import threading
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot import i18n
 from bot.brand import Brand
+from bot.clock import utc_now
 from bot.dialog.context import TurnContext, TurnModel
 from bot.dialog.machine import run_actions
 from bot.errors import UnknownPersonaError
-from bot.messages import FanRef, Inbound, Reply
-from bot.relations import kols
+from bot.messages import FanRef, Inbound, Reply, storable_text
+from bot.relations import fans, kols
 from bot.relations.scoring import add_interactions, decayed, stage_for
 from bot.relations.store import (
     Store,
@@ -53,20 +54,9 @@ _LOCK_STRIPES = 256
 ANSWER_FACT = "answer_fact"
 
 
-def _storable_text(text: str | None) -> str | None:
-    """Lone surrogates cannot be stored as UTF-8; replace them so odd input never fails a turn."""
-    if text is None:
-        return None
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-
-
 def _storable(inbound: Inbound) -> Inbound:
-    text, name = _storable_text(inbound.text), _storable_text(inbound.display_name)
-    external_id = _storable_text(inbound.fan.external_id)
+    text, name = storable_text(inbound.text), storable_text(inbound.display_name)
+    external_id = storable_text(inbound.fan.external_id)
     if (text, name, external_id) == (inbound.text, inbound.display_name, inbound.fan.external_id):
         return inbound
     fan = FanRef(inbound.fan.channel, external_id)
@@ -93,10 +83,6 @@ class Turn:
 
     replies: list[Reply]
     outcome: TurnOutcome | None = None
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Engine:
@@ -351,28 +337,21 @@ class Engine:
     # -- writing the turn ---------------------------------------------------------------------
 
     def _create_fan(self, conn, brand: Brand, inbound: Inbound, now: datetime) -> dict[str, Any]:
-        stamp = iso(now)
-        code = self._new_referral_code()
-        cur = conn.execute(
-            "INSERT INTO fans (channel, external_id, persona, display_name, language, first_seen, "
-            "last_seen, dialog_state, referral_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                inbound.fan.channel,
-                inbound.fan.external_id,
-                brand.id,
-                inbound.display_name,
-                inbound.language,
-                stamp,
-                stamp,
-                brand.dialog.initial,
-                code,
-            ),
+        fan_id = fans.create_fan(
+            conn,
+            channel=inbound.fan.channel,
+            external_id=inbound.fan.external_id,
+            persona=brand.id,
+            display_name=inbound.display_name,
+            language=inbound.language,
+            dialog_state=brand.dialog.initial,
+            referral_code=self._new_referral_code(),
+            at=iso(now),
         )
-        fan_id = cur.lastrowid
         ref = inbound.payload.get("ref")
         if ref:
             self._record_referral(conn, brand, fan_id, str(ref), inbound.fan.channel, now)
-        return dict(conn.execute("SELECT * FROM fans WHERE id = ?", (fan_id,)).fetchone())
+        return fans.fan_row(conn, fan_id)
 
     def _new_referral_code(self) -> str:
         while True:
@@ -386,15 +365,7 @@ class Engine:
         """First touch: who (a fan's personal code) or what (a campaign code) brought the fan."""
         referrer = self.store.fan_by_referral_code(code)
         referrer_id = referrer["id"] if referrer and referrer["id"] != fan_id else None
-        conn.execute(
-            "INSERT INTO referrals (referrer_id, referred_id, code, channel, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (referrer_id, fan_id, code, channel, iso(now)),
-        )
-        conn.execute(
-            "UPDATE fans SET referred_by = ?, source_code = ? WHERE id = ?",
-            (referrer_id, code, fan_id),
-        )
+        fans.credit_referral(conn, fan_id, referrer_id, code, channel, iso(now))
         self._event(conn, fan_id, "referral", {"code": code, "referrer_id": referrer_id}, now)
         if referrer_id is not None:
             self._bump(conn, brand, referrer, ["referral"], now)
@@ -404,10 +375,7 @@ class Engine:
     ) -> None:
         """Add interactions to another fan's score (a referrer) and log a stage change."""
         score, stage = self._rescore(conn, brand, fan, kinds, now)
-        conn.execute(
-            "UPDATE fans SET score = ?, score_at = ?, stage = ? WHERE id = ?",
-            (score, iso(now), stage, fan["id"]),
-        )
+        fans.set_score(conn, fan["id"], score, stage, iso(now))
         if fan["referred_by"] is not None:  # their score is in the sums of the two above
             rules = brand.persona.relationship
             before = decayed(fan["score"], fan["score_at"], now, rules)
@@ -459,28 +427,22 @@ class Engine:
         subscribed_at = fan["subscribed_at"]
         if bool(fan["subscribed"]) != ctx.subscribed:
             subscribed_at = iso(now)
-        conn.execute(
-            "UPDATE fans SET last_seen = ?, language = ?, dialog_state = ?, stage = ?, score = ?, "
-            "score_at = ?, subscribed = ?, subscribed_at = ?, blocked = ?, handoff = ?, "
-            "misses = ?, tags = ?, voice_memory = ?, display_name = coalesce(?, display_name) "
-            "WHERE id = ?",
-            (
-                iso(now),
-                ctx.language,
-                state,
-                stage,
-                score,
-                iso(now),
-                int(ctx.subscribed),
-                subscribed_at,
-                blocked,
-                int(ctx.in_handoff),
-                ctx.misses,
-                dumps(sorted(ctx.tags)) if ctx.tags else "[]",
-                fan["voice_memory"],
-                inbound.display_name,
-                fan["id"],
-            ),
+        fans.save_turn(
+            conn,
+            fan["id"],
+            at=iso(now),
+            language=ctx.language,
+            dialog_state=state,
+            stage=stage,
+            score=score,
+            subscribed=ctx.subscribed,
+            subscribed_at=subscribed_at,
+            blocked=blocked,
+            handoff=ctx.in_handoff,
+            misses=ctx.misses,
+            tags=dumps(sorted(ctx.tags)) if ctx.tags else "[]",
+            voice_memory=fan["voice_memory"],
+            display_name=inbound.display_name,
         )
         for kind, payload in ctx.events:
             self._event(conn, fan["id"], kind, payload, now)

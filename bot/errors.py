@@ -105,3 +105,13 @@ class UnknownPersonaError(BrandbotError):
 
 class UnknownFanError(BrandbotError):
     """No fan matches what the operator typed."""
+
+
+class StartupError(Exception):
+    """``brandbot serve`` cannot start; ``lines`` say why and what to fix, ``code`` is the exit
+    status (2: configuration, 1: an invalid persona). Raised by the daemon and by the channels
+    it builds, so it lives here, below both."""
+
+    def __init__(self, lines: list[str], code: int = 2):
+        self.lines, self.code = lines, code
+        super().__init__("\n".join(lines))

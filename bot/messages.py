@@ -10,6 +10,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+# The languages a fan is answered in, and the operator's output languages: persona files
+# (bot/persona/model.py), the commands' --lang options, the web chat's "lang" field.
+LANGUAGES: tuple[str, ...] = ("zh", "en")
+
+
+def storable_text(text: str | None) -> str | None:
+    """``text`` with lone surrogates replaced (U+FFFD): they cannot be stored or sent as UTF-8,
+    and odd input must never fail a turn. Valid text comes back as it is (the same object)."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
 
 @dataclass(frozen=True, slots=True)
 class FanRef:

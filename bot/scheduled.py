@@ -16,10 +16,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bot.messages import Inbound
+from bot.relations.desk import Expired, abandoned_handoffs, record_timeout
 from bot.relations.jobs import Job, Scheduler, schedule
 from bot.relations.store import Store, iso
+
+if TYPE_CHECKING:
+    from bot.engine import Engine
 
 log = logging.getLogger("brandbot.jobs")
 
@@ -54,6 +59,28 @@ def plan_calendar(store: Store, persona: Any, now: datetime) -> list[Job]:
 def plan_recurring(store: Store, now: datetime) -> list[Job]:
     """The recurring series: one row each for ever (scheduling them again is a no-op)."""
     return [schedule(store, kind, now, key=kind, now=now) for kind in (HANDOFF_EXPIRE, PRUNE_JOBS)]
+
+
+def expire_handoffs(engine: Engine, now: datetime) -> list[Expired]:
+    """Give every abandoned handoff back to the bot; returns the replies to deliver.
+
+    The daemon's ``handoff_expire`` job runs this every minute and delivers each
+    ``Expired.replies`` through the channel named by ``Expired.fan.channel``; ``brandbot handoff
+    expire`` runs it by hand. bot/relations/desk.py finds the handoffs; the engine, above it,
+    runs each fan's ``handoff_end`` turn here.
+    """
+    timeouts = {persona_id: brand.persona.desk.handoff_timeout_minutes
+                for persona_id, brand in list(engine.brands.items())}
+    out: list[Expired] = []
+    for item in abandoned_handoffs(engine.store, timeouts, now):
+        replies = engine.handle(
+            Inbound(item.fan, kind="event", event="handoff_end", received_at=now), item.persona
+        )
+        if not replies:  # someone else (an operator, another expirer) ended it meanwhile
+            continue
+        record_timeout(engine.store, item, now)
+        out.append(Expired(item.fan, item.persona, item.fan_id, replies))
+    return out
 
 
 def register(scheduler: Scheduler, daemon: Any) -> None:

@@ -20,6 +20,7 @@ from bot.brand import Brand, load_brand
 from bot.engine import Engine
 from bot.messages import FanRef, Inbound
 from bot.persona.model import STAGES
+from bot.relations.fans import last_inbound
 from bot.relations.store import Store
 from bot.yaml_source import load_model, yaml_files
 
@@ -142,11 +143,7 @@ def run_conversation(brand: Brand, conversation: Conversation) -> Result:
                 )
                 replies = engine.handle(inbound)
                 fan = store.find_fan(brand.id, fan_ref.channel, fan_ref.external_id)
-                logged = store.conn.execute(
-                    "SELECT intent, language FROM messages WHERE fan_id = ? AND direction = 'in' "
-                    "ORDER BY id DESC LIMIT 1",
-                    (fan["id"],),
-                ).fetchone()
+                logged = last_inbound(store, fan["id"])
                 said = turn.say if turn.say is not None else f"[{turn.event}]"
                 result.transcript.append(f"fan> {said}")
                 result.transcript += [f"bot> {r.text}" for r in replies]

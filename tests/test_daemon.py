@@ -499,11 +499,11 @@ def test_fan_text_in_a_log_line_cannot_drive_the_terminal(fmt):
     import io
     import logging
 
-    from bot.daemon import _MaskingFormatter
+    from bot.logsetup import MaskingFormatter
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(_MaskingFormatter(fmt, []))
+    handler.setFormatter(MaskingFormatter(fmt, []))
     logger = logging.getLogger(f"brandbot.test.escape.{fmt}")
     logger.addHandler(handler)
     logger.propagate = False
@@ -525,11 +525,11 @@ def test_a_line_feed_in_fan_text_cannot_forge_a_log_line():
     import io
     import logging
 
-    from bot.daemon import _MaskingFormatter
+    from bot.logsetup import MaskingFormatter
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(_MaskingFormatter("text", []))
+    handler.setFormatter(MaskingFormatter("text", []))
     logger = logging.getLogger("brandbot.test.forge")
     logger.addHandler(handler)
     logger.propagate = False

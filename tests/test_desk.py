@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from bot.cli import main
 from bot.messages import FanRef, Inbound
-from bot.relations.desk import expire_handoffs, log_operator_reply, time_to_first_reply, transcript
+from bot.relations.desk import log_operator_reply, time_to_first_reply, transcript
+from bot.scheduled import expire_handoffs
 from tests.fakes.telegram_api import TOKEN
 from tests.test_broadcast import ThreadedFake
 

@@ -18,7 +18,8 @@ from starlette.testclient import TestClient
 from bot.channels.web import COOKIE
 from bot.channels.web_identity import WebIdentity, secret_file
 from bot.config import SettingsError, load_settings
-from bot.daemon import Daemon, _MaskingFormatter
+from bot.daemon import Daemon
+from bot.logsetup import MaskingFormatter
 from bot.messages import FanRef, Reply
 from bot.relations import outbox
 from tests.conftest import API_HEADERS, TEST_API_KEY, TINY, clear_brandbot_env
@@ -187,7 +188,7 @@ def test_send_keeps_messages_for_the_fans_next_reply_until_acknowledged(daemon):
 def test_the_log_formatter_masks_secrets_and_writes_json_lines():
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(_MaskingFormatter("json", ["sekrit-value"]))
+    handler.setFormatter(MaskingFormatter("json", ["sekrit-value"]))
     logger = logging.getLogger("brandbot.test.mask")
     logger.addHandler(handler)
     logger.propagate = False

@@ -267,11 +267,11 @@ def test_the_daemons_log_masks_an_access_token_quoted_by_any_logger(fmt):
     import io
     import logging
 
-    from bot.daemon import _MaskingFormatter
+    from bot.logsetup import MaskingFormatter
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(_MaskingFormatter(fmt, [APP_SECRET]))
+    handler.setFormatter(MaskingFormatter(fmt, [APP_SECRET]))
     logger = logging.getLogger("asyncio.r-wechat-test")
     logger.addHandler(handler)
     logger.propagate = False

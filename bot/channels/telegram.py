@@ -87,6 +87,7 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes, ExtBot, TypeHandler
 from telegram.request import BaseRequest, HTTPXRequest
 
+from bot.channels.background import BackgroundTasks
 from bot.channels.base import NotSent, Refused, RunTurn, read_capped_body
 from bot.channels.telegram_sender import Sender
 from bot.logthrottle import limiter
@@ -438,7 +439,7 @@ class TelegramChannel:
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._redact = SecretFilter([token, webhook_secret])
         self._redacted: list[logging.Logger] = []
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = BackgroundTasks()
         self._chat_tails: dict[int | None, asyncio.Future] = {}
         self._in_flight: asyncio.Semaphore | None = None
         self.app: Application | None = None
@@ -738,9 +739,7 @@ class TelegramChannel:
             log.debug("telegram: answerCallbackQuery failed: %s", exc.message)
 
     def _background(self, coro) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(coro)
 
     def _mark_blocked(self, chat_id: int, blocked: bool, reason: str) -> None:
         now = iso(datetime.now(UTC))

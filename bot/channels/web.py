@@ -52,7 +52,7 @@ from bot.channels.web_identity import (
     cookie_secret,
 )
 from bot.channels.web_limits import TOO_MANY, Throttled, WebRateLimits
-from bot.messages import FanRef, Inbound, Reply
+from bot.messages import LANGUAGES, FanRef, Inbound, Reply, storable_text
 from bot.relations import outbox
 from bot.relations.store import StoreFull
 
@@ -88,7 +88,7 @@ def web_security(web: Any, db: str) -> dict[str, Any]:
     try:
         secret = cookie_secret(configured, db)
     except (OSError, ValueError) as exc:
-        from bot.daemon import StartupError
+        from bot.errors import StartupError
 
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise StartupError([f"web.cookie_secret: {reason}; set web.cookie_secret "
@@ -354,7 +354,7 @@ class WebChannel:
         if fan is None:
             fan = self.identity.new_fan()
         lang = _opt_str(data, "lang")
-        if lang not in (None, "zh", "en"):
+        if lang is not None and lang not in LANGUAGES:
             raise Refused(400, '"lang" must be "zh" or "en"')
         ref = _opt_str(data, "ref")
         inbound = Inbound(
@@ -486,6 +486,6 @@ def _opt_str(data: Any, key: str, *, repair: bool = False) -> str | None:
         value.encode("utf-8")
     except UnicodeEncodeError:
         if repair:
-            return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+            return storable_text(value)
         raise Refused(400, f'"{key}" is not valid Unicode text') from None
     return value

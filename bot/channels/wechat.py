@@ -79,6 +79,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.channels import wechat_unfollow
+from bot.channels.background import BackgroundTasks
 from bot.channels.base import NotSent, Refused, RunTurn, read_capped_body
 from bot.channels.wechat_api import (
     DEFAULT_API_URL,
@@ -425,7 +426,7 @@ class WeChatChannel:
         self._unfollow_task: asyncio.Task | None = None
         self._pending: dict[str, _Pending] = {}
         self._recent: OrderedDict[str, str] = OrderedDict()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = BackgroundTasks()
         self._json_hint_at = -_JSON_HINT_EVERY
 
     def __repr__(self) -> str:
@@ -821,9 +822,7 @@ class WeChatChannel:
             self._recent.popitem(last=False)
 
     def _spawn(self, coro) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(coro)
 
 
 async def _finished(loop: asyncio.AbstractEventLoop, task: asyncio.Task, timeout: float) -> bool:

@@ -1,18 +1,7 @@
-"""``brandbot`` commands for relationship marketing (issue 6), registered on the main group.
+"""The ``brandbot`` commands, one module per noun; bot/cli.py assembles them into one group.
 
-Split from bot/cli.py to keep that file about the core commands; :func:`register` is called at the
-end of bot/cli.py.
+Shared helpers (opening the log, finding a fan, loading a persona or the settings, printing a
+table) are in :mod:`bot.commands.common`; delivering from the command line in
+:mod:`bot.commands.delivery`. Command modules import from those, never from each other's
+private names nor from bot/cli.py.
 """
-
-from __future__ import annotations
-
-import click
-
-
-def register(main: click.Group, handoff: click.Group) -> None:
-    from bot.commands import marketing
-
-    marketing.register(main, handoff)
-    from bot.commands.jobs import jobs
-
-    main.add_command(jobs)

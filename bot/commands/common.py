@@ -10,11 +10,14 @@ from typing import Any
 
 import click
 
+from bot.errors import BrandbotError, ConfigError
 from bot.i18n import N_, _
 from bot.relations import Store
+from bot.relations.fans import fan_by_id
 from bot.tables import echo, format_table, table_width
 
 DEFAULT_DB = "brandbot.db"
+DEFAULT_PERSONA = "laowang-kitchen"
 DB_HELP = N_("SQLite relationship log.")
 
 
@@ -45,8 +48,8 @@ def one_fan(store: Store, ref: str, *, prefer_handoff: bool = False) -> dict[str
     ambiguous, which would keep an operator from forgetting or exporting them.
     """
     if ref.startswith("id:") and ref[3:].isdigit():
-        matches = [dict(r) for r in store.fetch_all("SELECT * FROM fans WHERE id = ?",
-                                                    (int(ref[3:]),))]
+        found = fan_by_id(store, int(ref[3:]))
+        matches = [found] if found else []
     else:
         matches = store.find_fans(ref)
         matches = [r for r in matches
@@ -63,18 +66,57 @@ def one_fan(store: Store, ref: str, *, prefer_handoff: bool = False) -> dict[str
     return matches[0]
 
 
+def fail_with_problems(exc: ConfigError, message: str, code: int = 1) -> None:
+    """Print each problem of an invalid file (``path:line:col: ...``) on stderr, then ``message``
+    and exit ``code``: how every command reports a persona or dialog it cannot load."""
+    show_problems(exc, err=True)
+    fail(message, code)
+
+
+def show_problems(exc: ConfigError, *, err: bool) -> None:
+    """Print each problem of an invalid file, one per line (stderr with ``err``)."""
+    for problem in exc.problems:
+        echo(str(problem), err=err)
+
+
+def load_brand(persona: str):
+    """The whole brand (persona, dialog, understander, voice) of a persona id or path, or exit 1
+    with its problems."""
+    from bot.brand import load_brand as load
+
+    try:
+        return load(persona)
+    except ConfigError as exc:
+        fail_with_problems(exc, _(
+            "persona {persona!r} is invalid ({count} problem(s)); fix the lines above"
+        ).format(persona=persona, count=len(exc.problems)))
+    except BrandbotError as exc:
+        fail(str(exc))
+
+
+def load_settings_or_fail(config: str | None, db: str | None):
+    """The daemon's settings (file, BRANDBOT_* environment, ``db`` winning), or exit 2 with
+    every invalid setting."""
+    from bot.config import SettingsError, load_settings
+
+    try:
+        return load_settings(config, db=db)
+    except SettingsError as exc:
+        for line in exc.lines:
+            echo(_("error: {message}").format(message=line), err=True)
+        fail(_("invalid settings; see docs/configuration.md"), 2)
+
+
 def load_persona(ref: str):
     """The persona model only (no intent matcher): for commands that need its rules or voice."""
-    from bot.errors import BrandbotError, ConfigError
     from bot.persona.loader import load_persona_file, resolve_file
 
     try:
         persona, _positions = load_persona_file(resolve_file(ref, "personas"))
         return persona
     except ConfigError as exc:
-        for problem in exc.problems:
-            echo(str(problem), err=True)
-        fail(_("persona {ref!r} is invalid; fix the lines above").format(ref=ref))
+        fail_with_problems(exc, _("persona {ref!r} is invalid; fix the lines above").format(
+            ref=ref))
     except BrandbotError as exc:
         fail(str(exc))
 

@@ -26,9 +26,9 @@ def _owner(config: str | None):
     """The account's token owner, from the settings' wechat section and BRANDBOT_WECHAT_*."""
     from bot.channels.wechat import WeChatChannelSettings, WeChatConfigError, plain
     from bot.channels.wechat_api import TokenOwner
-    from bot.commands.marketing import _settings
+    from bot.commands.common import load_settings_or_fail
 
-    settings = _settings(config, None)
+    settings = load_settings_or_fail(config, None)
     try:
         wechat = WeChatChannelSettings.from_section(settings.wechat)
     except WeChatConfigError as exc:
@@ -74,11 +74,11 @@ def menu_push(file, persona, check_only, config, lang) -> None:
     """
     from bot.channels.wechat_api import WeChatAPIError
     from bot.channels.wechat_menu import MenuError, load_menu
-    from bot.commands.marketing import _settings
+    from bot.commands.common import load_settings_or_fail
 
     try:
         draft = load_menu(file)  # the file alone first: its persona: line, its limits
-        settings = _settings(config, None)
+        settings = load_settings_or_fail(config, None)
         model = _persona_for(persona, draft.persona, settings)
         checked = load_menu(file, model)
     except MenuError as exc:

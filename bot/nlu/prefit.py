@@ -31,11 +31,18 @@ def prefit(refs: list[str], timeout: float = 60.0) -> None:
 
 
 def main(refs: list[str]) -> int:
-    from bot.brand import load_brand
+    """Fit each persona's matcher (as bot/brand.py ``load_brand`` does), which fills the cache.
+
+    Only the persona file and the understander: the dialog and the voice do not touch the
+    cache, and loading them from here would make the nlu package import bot.brand above it.
+    """
+    from bot.nlu import Understander
+    from bot.persona.loader import load_persona_file, resolve_file
 
     for ref in refs:
         try:
-            load_brand(ref)
+            persona, _ = load_persona_file(resolve_file(str(ref), "personas"))
+            Understander(persona)
         except Exception:  # noqa: BLE001 - reported by the daemon's own load
             continue
     return 0

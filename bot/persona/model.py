@@ -15,8 +15,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# One list for every layer (bot/messages.py); imported from here by the persona's neighbours.
+from bot.messages import LANGUAGES as LANGUAGES
+
 Language = Literal["zh", "en"]
-LANGUAGES: tuple[str, ...] = ("zh", "en")
 STAGES: tuple[str, ...] = ("stranger", "acquaintance", "friend", "loyal", "advocate")
 Stage = Literal["stranger", "acquaintance", "friend", "loyal", "advocate"]
 
@@ -195,10 +197,10 @@ class Topic(_Strict):
     @field_validator("audience")
     @classmethod
     def _audience_reads(cls, value: str) -> str:
-        from bot.relations.audience import AudienceError, parse
+        from bot.persona.audience import AudienceError, read
 
         try:
-            parse(value)
+            read(value)
         except AudienceError as exc:
             raise ValueError(str(exc)) from None
         return value

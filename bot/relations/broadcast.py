@@ -200,10 +200,9 @@ def create(store: Store, persona: Persona, text: str, audience: str | None, now:
     if not text.strip():
         raise BroadcastError(i18n.gettext("the newsletter text is empty"))
     if not persona.replies.get(FOOTER_KEY):
-        raise BroadcastError(i18n.gettext(
-            "persona {persona!r} has no {key!r} reply: every newsletter must say how to "
-            "unsubscribe; add `{key_name}:` to its replies"
-        ).format(persona=persona.id, key=FOOTER_KEY, key_name=FOOTER_KEY))
+        raise BroadcastError(i18n.gettext("persona {persona!r} has no {key!r} reply: every "
+            "newsletter must say how to unsubscribe; add `{key}:` to its replies").format(
+            persona=persona.id, key=FOOTER_KEY))
     aud = parse(audience)
     result = Plan(persona.id, aud)
     with store.transaction() as conn:
@@ -251,8 +250,7 @@ def counts(store: Store, broadcast_id: int) -> Counter[str]:
 def broadcast_row(store: Store, broadcast_id: int) -> dict[str, Any]:
     row = store.fetch_one("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
     if row is None:
-        raise BroadcastError(i18n.gettext(
-            "no broadcast {id}; see `brandbot broadcast list`").format(id=broadcast_id))
+        raise BroadcastError(f"no broadcast {broadcast_id}; see `brandbot broadcast list`")
     return dict(row)
 
 
@@ -276,9 +274,8 @@ async def deliver(
     # runs on the event loop, which must never wait for the log's write lock.
     row = await asyncio.to_thread(broadcast_row, store, broadcast_id)
     if row["persona"] != persona.id:
-        raise BroadcastError(i18n.gettext(
-            "broadcast {id} is for persona {persona!r}, not {other!r}"
-        ).format(id=broadcast_id, persona=row["persona"], other=persona.id))
+        raise BroadcastError(f"broadcast {broadcast_id} is for persona {row['persona']!r}, "
+                             f"not {persona.id!r}")
     lost = await asyncio.to_thread(_mark_lost, store, broadcast_id)
     if lost:
         log.warning("broadcast %s: %d delivery(ies) were in flight at a crash; not resent",
@@ -475,7 +472,7 @@ class TelegramOutlet:
 
     async def _forbidden(self, chat_id: int, description: str) -> None:
         self.forbidden.add(chat_id)
-        from bot.engine import utc_now
+        from bot.clock import utc_now
 
         now = (self.clock or utc_now)()
         self.store.mark_blocked(self.persona, "telegram", str(chat_id), True,

@@ -7,19 +7,22 @@ the fan's channel (:func:`log_operator_reply` records it as an outbound message 
 
 A handoff with no operator reply for the persona's ``desk.handoff_timeout_minutes`` (counted
 from the handoff or the last operator reply, whichever is later) is *abandoned*:
-:func:`expire_handoffs` gives it back to the bot through the engine's ``handoff_end`` trigger,
-so the fan gets the persona's in-voice ``handoff_end`` reply and the dialog leaves its handoff
-state, and logs a ``handoff_timeout`` event. The caller delivers the replies (the daemon through
-its channels; ``brandbot handoff expire`` through the channels its settings allow).
+:func:`abandoned_handoffs` finds it; the caller (``expire_handoffs`` in bot/scheduled.py) gives
+it back to the bot through the engine's ``handoff_end`` trigger, so the fan gets the persona's
+in-voice ``handoff_end`` reply and the dialog leaves its handoff state, and
+:func:`record_timeout` logs a ``handoff_timeout`` event. The caller delivers the replies (the
+daemon through its channels; ``brandbot handoff expire`` through the channels its settings
+allow).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.messages import FanRef, Inbound, Reply
+from bot.messages import FanRef, Reply
 from bot.relations.scoring import parse_iso
 from bot.relations.store import Store, insert_message, iso, log_event
 
@@ -83,29 +86,40 @@ def abandoned(store: Store, persona: str, timeout_minutes: float, now: datetime
     return [dict(r) for r in rows]
 
 
-def expire_handoffs(engine: Any, now: datetime) -> list[Expired]:
-    """Give every abandoned handoff back to the bot; returns the replies to deliver.
+@dataclass(frozen=True, slots=True)
+class Abandoned:
+    """A handoff past its persona's timeout: the fan to hand back, and what the timeout was."""
 
-    For the daemon to call periodically (say once a minute) and deliver each
-    ``Expired.replies`` through the channel named by ``Expired.fan.channel``.
+    fan: FanRef
+    persona: str
+    fan_id: int
+    minutes: float
+    active_at: str
+
+
+def abandoned_handoffs(store: Store, timeouts: Mapping[str, float | None], now: datetime
+                       ) -> list[Abandoned]:
+    """Every abandoned handoff of the personas in ``timeouts`` (persona id → its
+    ``desk.handoff_timeout_minutes``; None: that persona's handoffs never time out).
+
+    Only finds them: the caller runs each fan's ``handoff_end`` turn through the engine and,
+    when the turn answered, calls :func:`record_timeout` (bot/scheduled.py ``expire_handoffs``).
     """
-    out: list[Expired] = []
-    for persona_id, brand in list(engine.brands.items()):
-        minutes = brand.persona.desk.handoff_timeout_minutes
+    out: list[Abandoned] = []
+    for persona_id, minutes in timeouts.items():
         if minutes is None:
             continue
-        for fan in abandoned(engine.store, persona_id, minutes, now):
-            ref = FanRef(fan["channel"], fan["external_id"])
-            replies = engine.handle(
-                Inbound(ref, kind="event", event="handoff_end", received_at=now), persona_id
-            )
-            if not replies:  # someone else (an operator, another expirer) ended it meanwhile
-                continue
-            with engine.store.transaction() as conn:
-                log_event(conn, fan["id"], "handoff_timeout",
-                          {"minutes": minutes, "from": fan["active_at"]}, iso(now))
-            out.append(Expired(ref, persona_id, fan["id"], replies))
+        for fan in abandoned(store, persona_id, minutes, now):
+            out.append(Abandoned(FanRef(fan["channel"], fan["external_id"]), persona_id,
+                                 fan["id"], minutes, fan["active_at"]))
     return out
+
+
+def record_timeout(store: Store, item: Abandoned, now: datetime) -> None:
+    """Log the ``handoff_timeout`` event of a handoff the bot took back."""
+    with store.transaction() as conn:
+        log_event(conn, item.fan_id, "handoff_timeout",
+                  {"minutes": item.minutes, "from": item.active_at}, iso(now))
 
 
 def time_to_first_reply(store: Store, since: str | None = None,

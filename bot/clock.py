@@ -1,0 +1,15 @@
+"""The one source of "now" for code that stamps the log: aware UTC, as :func:`iso` writes it.
+
+Low in the import graph on purpose (standard library only): the engine, the relations modules,
+the scheduler and the commands all take their default clock from here, and tests pass their own
+``clock`` instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utc_now() -> datetime:
+    """The current moment, timezone-aware, in UTC."""
+    return datetime.now(UTC)
