@@ -179,15 +179,29 @@ class _TranslatedCommandHelp(_TranslatedHelp):
         translated = gettext(msgid) if msgid else ""
         if not translated or translated == msgid:
             return None
-        first = re.split(r"\n\s*\n", translated.strip(), maxsplit=1)[0]
-        first = " ".join(first.split())
-        sentence = re.match(r"(.+?[。；！？]|.+?：)", first)
-        text = sentence.group(1).rstrip("。；：") if sentence else first
-        return text if len(text) <= 40 else text[:39] + "…"
+        return _summary(translated)
 
     @short_help.setter
     def short_help(self, value: str | None) -> None:
         self.__dict__["_short_help"] = value
+
+
+SUMMARY_WIDTH = 50  # terminal columns of a command's summary in a Chinese command list
+
+
+def _summary(translated: str) -> str:
+    """The first sentence; when too wide, its longest start that ends at a clause mark
+    (，：、（) and fits, else cut with …"""
+    from bot.tables import display_width, truncate
+
+    first = " ".join(re.split(r"\n\s*\n", translated.strip(), maxsplit=1)[0].split())
+    text = re.split(r"(?<=[。；！？])", first, maxsplit=1)[0].rstrip("。；！？")
+    if display_width(text) <= SUMMARY_WIDTH:
+        return text
+    cuts = [i for i in (m.start() for m in re.finditer(r"[，：、（]", text))
+            if i >= 4 and display_width(text[:i]) <= SUMMARY_WIDTH
+            and text[:i].count("（") == text[:i].count("）")]  # not inside a bracket
+    return text[:cuts[-1]] if cuts else truncate(text, SUMMARY_WIDTH)
 
 
 @cache
