@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from bot import i18n
 from bot.commands import (
     authoring,
     broadcast,
@@ -24,9 +25,26 @@ from bot.commands import (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class BrandbotGroup(click.Group):
+    """The root group: chooses the language before click parses anything (``--help`` is
+    printed while parsing) and puts the previous one back afterwards (bot/i18n.py)."""
+
+    restores_language = True
+
+    def main(self, *args, **kwargs):
+        previous = i18n.language()
+        i18n.set_language(None)  # the locale; --lang (eager) may change it while parsing
+        try:
+            return super().main(*args, **kwargs)
+        finally:
+            i18n.set_language(previous)
+
+
+@click.group(cls=BrandbotGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="brandbot")
-def main() -> None:
+@i18n.lang_option(help="Language of messages and help: zh (zh_CN), zh_TW or en (default: "
+                       "from LC_ALL, LC_MESSAGES or LANG; zh_CN.UTF-8 is Chinese).")
+def main(lang: str | None) -> None:
     """brandbot: a brand's human voice in chat (Telegram, WeChat, terminal, web).
 
     Start with `brandbot serve` (web chat on http://127.0.0.1:8080/, Telegram and WeChat when
@@ -55,6 +73,7 @@ for _command in (
     doctor.doctor,
 ):
     main.add_command(_command)
+i18n.localize_commands(main)  # help texts translate when shown, in the chosen language
 
 if __name__ == "__main__":
     main()

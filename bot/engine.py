@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot import i18n
 from bot.brand import Brand
 from bot.clock import utc_now
 from bot.dialog.context import TurnContext, TurnModel
@@ -119,9 +120,9 @@ class Engine:
         try:
             return self.brands[persona]
         except KeyError:
-            raise UnknownPersonaError(
-                f"persona {persona!r} is not loaded; loaded: {', '.join(self.brands)}"
-            ) from None
+            raise UnknownPersonaError(i18n.gettext(
+                "persona {persona!r} is not loaded; loaded: {loaded}"
+            ).format(persona=persona, loaded=", ".join(self.brands))) from None
 
     def set_brand(self, brand: Brand) -> None:
         self.brands[brand.id] = brand

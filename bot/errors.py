@@ -12,43 +12,35 @@ Unexpected exceptions inside a turn are logged with context and the fan gets the
 from __future__ import annotations
 
 import difflib
-import os
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-# -- the operator's language ----------------------------------------------------------------------
-# Operators read Chinese first. Commands an operator runs (`check`, `doctor`) call
-# set_language() with --lang or the locale; library code phrases its messages with say().
-# Until a command chooses, messages are English (what tests and logs expect).
+from bot import i18n
+from bot.i18n import _
 
-_language = {"current": "en"}
+# -- the operator's language ----------------------------------------------------------------------
+# bot/i18n.py owns it (gettext catalogs); these names stay for code written before it.
 
 
 def operator_language(environ: Mapping[str, str] | None = None) -> str:
     """``zh`` when the locale (LC_ALL, else LC_MESSAGES, else LANG) starts with zh, else ``en``."""
-    env = os.environ if environ is None else environ
-    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
-        value = env.get(name)
-        if value:
-            return "zh" if value.lower().startswith("zh") else "en"
-    return "en"
+    return "zh" if i18n.locale_language(environ) != "en" else "en"
 
 
 def set_language(language: str | None) -> str:
-    """Choose the language of operator messages (None: from the locale); returns it."""
-    chosen = language or operator_language()
-    _language["current"] = "zh" if chosen.startswith("zh") else "en"
-    return _language["current"]
+    """Choose the language of operator messages (None: from the locale); returns zh or en."""
+    return "zh" if i18n.set_language(language) != "en" else "en"
 
 
 def language() -> str:
-    return _language["current"]
+    """The chosen language as ``zh`` or ``en`` (:func:`bot.i18n.language` has zh_CN/zh_TW)."""
+    return i18n.short_language()
 
 
 def say(en: str, zh: str) -> str:
-    """The message in the operator's language."""
-    return zh if _language["current"] == "zh" else en
+    """The message in the operator's language (new code: ``_(en)`` from bot.i18n)."""
+    return i18n.pick(en, zh)
 
 
 def did_you_mean(name: object, candidates: Iterable[object]) -> str:
@@ -57,7 +49,7 @@ def did_you_mean(name: object, candidates: Iterable[object]) -> str:
     close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
     if not close:
         return ""
-    return say(f" (did you mean {close[0]!r}?)", f"（是不是要写 {close[0]!r}？）")
+    return _(" (did you mean {name!r}?)").format(name=close[0])
 
 
 def _width(text: str) -> int:

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from bot.errors import ConfigError, Problem, did_you_mean, say
+from bot.errors import ConfigError, Problem, did_you_mean
+from bot.i18n import _, pgettext
 from bot.yaml_syntax import syntax_problems
 
 M = TypeVar("M", bound=BaseModel)
@@ -51,14 +52,13 @@ def load_yaml(path: str | Path, text: str | None = None) -> tuple[Any, Positions
             text = Path(path).read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise ConfigError(
-                [Problem(path, 1, 1, "", say(
-                    f"not UTF-8 text ({exc.reason}); save the file as UTF-8",
-                    f"不是 UTF-8 文本（{exc.reason}）；请另存为 UTF-8"))]
+                [Problem(path, 1, 1, "", _(
+                    "not UTF-8 text ({reason}); save the file as UTF-8").format(reason=exc.reason))]
             ) from None
         except OSError as exc:
             raise ConfigError(
-                [Problem(path, 1, 1, "", say(f"cannot read file: {exc.strerror}",
-                                             f"无法读取文件：{exc.strerror}"))]
+                [Problem(path, 1, 1, "", _("cannot read file: {strerror}").format(
+                    strerror=exc.strerror))]
             ) from None
     try:
         node = _compose(text)
@@ -67,8 +67,7 @@ def load_yaml(path: str | Path, text: str | None = None) -> tuple[Any, Positions
         raise ConfigError(syntax_problems(path, text, _compose)) from None
     if node is None:
         raise ConfigError(
-            [Problem(path, 1, 1, "", say("the file is empty; see docs/ for a complete example",
-                                         "文件是空的；完整示例见 docs/"))]
+            [Problem(path, 1, 1, "", _("the file is empty; see docs/ for a complete example"))]
         )
     positions: Positions = {}
     problems: list[Problem] = []
@@ -120,10 +119,9 @@ def _build(
         # aliases expand exponentially ("billion laughs") and would hang a reload.
         if id(node) in seen:
             problems.append(Problem(path, node.start_mark.line + 1, node.start_mark.column + 1,
-                                    _dotted(where), say(
+                                    _dotted(where), _(
                                         "YAML aliases (*name) of lists or mappings are not "
-                                        "supported; write the value out",
-                                        "不支持列表或映射的 YAML 别名（*name）；请把值直接写出来")))
+                                        "supported; write the value out")))
             return None
         seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
@@ -144,8 +142,8 @@ def _build(
                         key_node.start_mark.line + 1,
                         key_node.start_mark.column + 1,
                         _dotted(where + (key,)),
-                        say(f"duplicate key {key!r} (first on line {first_line}); keep only one",
-                            f"重复的键 {key!r}（第 {first_line} 行已有）；只保留一个"),
+                        _("duplicate key {key!r} (first on line {first_line}); keep only "
+                          "one").format(key=key, first_line=first_line),
                         _source_line(key_node.start_mark),
                     )
                 )
@@ -175,18 +173,18 @@ def _readable(node: yaml.Node, where: FieldPath, problems: list[Problem], path: 
     line, col = node.start_mark.line + 1, node.start_mark.column + 1
     if node.tag not in _PLAIN_TAGS:
         tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-        problems.append(Problem(path, line, col, _dotted(where), say(
-            f"the tag {tag!r} is not allowed; remove it (quote the value to keep it as text)",
-            f"不允许使用标签 {tag!r}；删掉它（要保留为文字请加引号）"),
+        problems.append(Problem(path, line, col, _dotted(where), _(
+            "the tag {tag!r} is not allowed; remove it (quote the value to keep it as text)"
+        ).format(tag=tag),
             _source_line(node.start_mark)))
         return None
     try:
         return _scalar(node)
     except (yaml.YAMLError, ValueError, OverflowError) as exc:
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        problems.append(Problem(path, line, col, _dotted(where), say(
-            f"not a valid date or number ({reason}); fix it, or quote it to keep it as text",
-            f"不是有效的日期或数字（{reason}）；改正它，或加引号作为文字"),
+        problems.append(Problem(path, line, col, _dotted(where), _(
+            "not a valid date or number ({reason}); fix it, or quote it to keep it as text").format(
+            reason=reason),
             _source_line(node.start_mark)))
         return None
 
@@ -286,16 +284,18 @@ def _phrase(err: dict[str, Any], loc: FieldPath) -> str:
     kind, msg = err["type"], err["msg"]
     name = loc[-1] if loc else ""
     if kind == "extra_forbidden":
-        return say(f"unknown field {name!r}; check the spelling or remove it (see docs/)",
-                   f"未知字段 {name!r}；检查拼写或删除它（见 docs/）")
+        return _("unknown field {name!r}; check the spelling or remove it (see docs/)").format(
+            name=name)
     if kind == "missing":
-        return say(f"required field {name!r} is missing; add it",
-                   f"缺少必填字段 {name!r}；请补上")
+        return _("required field {name!r} is missing; add it").format(name=name)
     if kind == "literal_error":
-        en = f"{msg.replace('Input should be', 'must be')}"
-        return say(en, f"取值不对：{msg.replace('Input should be ', '应为 ')}")
+        # msgid "{must_be}": English shows pydantic's text; Chinese prefixes and rephrases it
+        return pgettext("pydantic literal_error", "{must_be}").format(
+            must_be=msg.replace("Input should be", "must be"),
+            should_be=msg.replace("Input should be ", "应为 "))
     if kind.endswith("_type") or kind in {"model_type", "dict_type", "list_type"}:
         got = type(err.get("input")).__name__
-        return say(f"{msg.replace('Input should be', 'must be')} (got {got})",
-                   f"类型不对：{msg.replace('Input should be ', '应为 ')}（实际是 {got}）")
+        return _("{must_be} (got {got})").format(
+            must_be=msg.replace("Input should be", "must be"), got=got,
+            should_be=msg.replace("Input should be ", "应为 "))
     return msg.replace("Value error, ", "").replace("Input should be", "must be")

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from bot.errors import Problem, say
+from bot.errors import Problem
+from bot.i18n import _
 
 MAX_SYNTAX_PROBLEMS = 20
 _BLOCK_SCALAR = re.compile(r"(?::|^-|\s-)\s*[|>][+-]?\d*\s*(?:#.*)?$")
@@ -42,15 +43,14 @@ def syntax_problems(path: str, text: str, parse) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[int] = set()
     current = list(lines)
-    for _ in range(MAX_SYNTAX_PROBLEMS):
+    for _attempt in range(MAX_SYNTAX_PROBLEMS):
         try:
             parse("\n".join(current) + "\n")
             break
         except yaml.MarkedYAMLError as exc:
             problem = explain(path, current, exc, original=lines)
         except yaml.YAMLError as exc:
-            problem = Problem(path, 1, 1, "", say(f"YAML syntax error: {exc}",
-                                                  f"YAML 语法错误：{exc}"))
+            problem = Problem(path, 1, 1, "", _("YAML syntax error: {exc}").format(exc=exc))
         if problem.line in seen or not 1 <= problem.line <= len(current):
             if problem.line not in seen:
                 problems.append(problem)
@@ -58,7 +58,7 @@ def syntax_problems(path: str, text: str, parse) -> list[Problem]:
         seen.add(problem.line)
         problems.append(problem)
         current[problem.line - 1] = ""
-    return problems or [Problem(path, 1, 1, "", say("YAML syntax error", "YAML 语法错误"))]
+    return problems or [Problem(path, 1, 1, "", _("YAML syntax error"))]
 
 
 def explain(path: str, lines: list[str], exc: yaml.MarkedYAMLError,
@@ -74,7 +74,7 @@ def explain(path: str, lines: list[str], exc: yaml.MarkedYAMLError,
 
     def at(n: int, col: int, message: str) -> Problem:
         source = original[n - 1] if 1 <= n <= len(original) else None
-        return Problem(path, n, max(col, 1), "", say("YAML syntax error: ", "YAML 语法错误：")
+        return Problem(path, n, max(col, 1), "", _("YAML syntax error: ")
                        + message, source)
 
     # A tab anywhere in the indentation of the lines read so far.
@@ -82,29 +82,26 @@ def explain(path: str, lines: list[str], exc: yaml.MarkedYAMLError,
         raw = lines[n - 1]
         lead = raw[: len(raw) - len(raw.lstrip(" \t"))]
         if "\t" in lead:
-            return at(n, lead.index("\t") + 1, say(
-                f"line {n} is indented with a tab; YAML indents with spaces only: replace the "
-                "tab with spaces (2 per level)",
-                f"第 {n} 行用了 Tab 缩进；YAML 只能用空格缩进：把 Tab 换成空格（每层 2 个）"))
+            return at(n, lead.index("\t") + 1, _(
+                "line {n} is indented with a tab; YAML indents with spaces only: replace the "
+                "tab with spaces (2 per level)").format(n=n))
 
     if "quoted scalar" in context_text:
         quote = _char_at(lines, context_line, exc.context_mark.column + 1) or '"'
-        return at(context_line, exc.context_mark.column + 1, say(
-            f"the quote {quote} opened here is never closed; add the closing {quote} at the end "
-            "of the text",
-            f"这里的引号 {quote} 没有闭合；在文字末尾补上 {quote}"))
+        return at(context_line, exc.context_mark.column + 1, _(
+            "the quote {quote} opened here is never closed; add the closing {quote} at the "
+            "end of the text").format(quote=quote))
 
     if "flow sequence" in context_text or "flow mapping" in context_text:
         opener = "[" if "sequence" in context_text else "{"
         closer = "]" if opener == "[" else "}"
         if context_line != line and problem_text.startswith("expected ','"):
-            return at(context_line, exc.context_mark.column + 1, say(
-                f"the {opener} opened here is never closed; add {closer} at the end of the list",
-                f"这里的 {opener} 没有闭合；在列表末尾补上 {closer}"))
+            return at(context_line, exc.context_mark.column + 1, _(
+                "the {opener} opened here is never closed; add {closer} at the end of the "
+                "list").format(opener=opener, closer=closer))
         if "got ':'" in problem_text:
-            return at(line, column, say(
-                "text containing ': ' must be quoted: write \"a: b\" inside the brackets",
-                "含有“: ”（冒号加空格）的文字必须加引号：在括号里写成 \"a: b\""))
+            return at(line, column, _(
+                "text containing ': ' must be quoted: write \"a: b\" inside the brackets"))
 
     suspects = indentation_suspects(lines[:line])
     near = [s for s in suspects if line - 3 <= s.line <= line]
@@ -117,27 +114,23 @@ def explain(path: str, lines: list[str], exc: yaml.MarkedYAMLError,
     if "mapping values are not allowed" in problem_text:
         key = _KEY.match(raw.strip())
         value_col = (len(raw) - len(raw.lstrip()) + key.end() + 1) if key else column
-        return at(line, value_col, say(
-            "text containing ': ' must be quoted: put the whole value in quotes, "
-            'e.g. hours: "营业时间: 9点"',
-            "含有“: ”（冒号加空格）的文字必须加引号：把整个值放进引号，"
-            '例如 hours: "营业时间: 9点"'))
+        return at(line, value_col, _(
+            "text containing ': ' must be quoted: put the whole value in quotes, e.g. hours: "
+            "\"营业时间: 9点\""))
 
     if "found '<scalar>'" in problem_text and _quoted_then_text(raw):
-        return at(line, column, say(
+        return at(line, column, _(
             "text after a closing quote: put the whole value inside the quotes (inside '...' "
-            "write '' for an apostrophe)",
-            "引号闭合后还有文字：把整个值放进引号里（在 '...' 里用 '' 表示一个单引号）"))
+            "write '' for an apostrophe)"))
 
     if "block end" in problem_text or "block mapping" in problem_text:
-        return at(line, column, say(
+        return at(line, column, _(
             "this line does not fit the structure above it; check its indentation and that "
-            "the line above is complete",
-            "这一行与上面的结构对不上；检查它的缩进，以及上一行是否完整"))
+            "the line above is complete"))
 
-    return at(line, column, say(
-        f"{problem_text or context_text or 'invalid YAML'} (see docs/personas.md for the format)",
-        f"{problem_text or context_text or '格式无效'}（格式见 docs/personas.md）"))
+    return at(line, column, _("{detail} (see docs/personas.md for the format)").format(
+        detail=problem_text or context_text or "invalid YAML",
+        detail_zh=problem_text or context_text or "格式无效"))
 
 
 def _char_at(lines: list[str], line: int, column: int) -> str:
@@ -154,10 +147,10 @@ def _indent_hint(s: _Suspect) -> str:
     use = " or ".join(str(e) for e in levels) if levels else "?"
     use_zh = " 或 ".join(str(e) for e in levels) if levels else "?"
     spaces = "space" if s.indent == 1 else "spaces"
-    return say(
-        f"line {s.line} is indented {s.indent} {spaces}; the lines around it use {use}: "
-        "line it up with the lines it belongs with",
-        f"第 {s.line} 行缩进了 {s.indent} 个空格，而前后的行用的是 {use_zh} 个：和同一层的行对齐")
+    return _(
+        "line {line} is indented {indent} {spaces}; the lines around it use {use}: line it "
+        "up with the lines it belongs with").format(
+        line=s.line, indent=s.indent, spaces=spaces, use=use, use_zh=use_zh)
 
 
 def indentation_suspects(lines: list[str]) -> list[_Suspect]:
@@ -247,7 +240,7 @@ def _opens_block(text: str) -> bool:
 
 def _usual_step(content: list[tuple[int, int, str]]) -> int:
     steps: dict[int, int] = {}
-    for (_, a, _), (_, b, _) in zip(content, content[1:], strict=False):
+    for (_n, a, _t), (_m, b, _u) in zip(content, content[1:], strict=False):
         if b > a:
             steps[b - a] = steps.get(b - a, 0) + 1
     return max(steps, key=lambda k: (steps[k], -k)) if steps else 2

@@ -157,7 +157,8 @@ def test_messages_follow_the_locale_or_lang(tmp_path, monkeypatch):
     assert "line 4 is indented 3 spaces; the lines around it use 2" in english.output
     monkeypatch.setenv("LANG", "en_US.UTF-8")
     monkeypatch.setenv("LC_ALL", "zh_TW.UTF-8")
-    assert "YAML 语法错误" in CliRunner().invoke(main, ["check", str(broken)]).output
+    # zh_TW (and zh_HK) read Traditional characters: the zh_TW catalog
+    assert "YAML 語法錯誤" in CliRunner().invoke(main, ["check", str(broken)]).output
     # The command's choice does not leak into later messages of the same process.
     assert "YAML syntax error" in run_check(broken).output
 

@@ -14,14 +14,13 @@ import click
 
 from bot.commands.common import fail, load_brand, show_problems
 from bot.errors import ConfigError
-from bot.messages import LANGUAGES
+from bot.i18n import _, lang_option, pgettext
 from bot.tables import echo, json_text
 
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option("--lang", type=click.Choice(LANGUAGES),
-              help="Language of the messages (default: from LANG/LC_ALL; zh* is Chinese).")
+@lang_option(help="Language of the messages (default: from LANG/LC_ALL; zh* is Chinese).")
 def check(paths: tuple[Path, ...], lang: str | None) -> None:
     """Validate persona and dialog files (default: ./personas and ./dialogs).
 
@@ -34,32 +33,22 @@ def check(paths: tuple[Path, ...], lang: str | None) -> None:
 
     Example: brandbot check personas/ dialogs/
     """
-    from bot.errors import language, set_language
-
-    previous = language()
-    set_language(lang)
-    try:
-        _check(paths)
-    finally:
-        set_language(previous)
+    _check(paths)
 
 
 def _check(paths: tuple[Path, ...]) -> None:
     from bot.brand import check_paths
-    from bot.errors import say
     from bot.yaml_source import yaml_files
 
     targets = list(paths) or [Path(kind) for kind in ("personas", "dialogs")
                               if Path(kind).is_dir()]
     if not targets:
-        fail(say("no ./personas or ./dialogs folder here; run this in your brand's folder or "
-                 "name the files: brandbot check path/to/persona.yaml",
-                 "当前目录下没有 ./personas 或 ./dialogs 文件夹；请在品牌的目录里运行，或写明文件："
-                 "brandbot check 路径/人格.yaml"), 2)
+        fail(_("no ./personas or ./dialogs folder here; run this in your brand's folder or "
+               "name the files: brandbot check path/to/persona.yaml"), 2)
     files = yaml_files(targets)
     if not files:
-        fail(say(f"no .yaml files in {', '.join(map(str, targets))}",
-                 f"{'、'.join(map(str, targets))} 里没有 .yaml 文件"), 2)
+        fail(_("no .yaml files in {folders}").format(folders=", ".join(map(str, targets)),
+                                                     folders_zh="、".join(map(str, targets))), 2)
     warnings: list = []
     problems, count = check_paths(targets, warnings)
     warnings = sorted(set(warnings))
@@ -69,17 +58,18 @@ def _check(paths: tuple[Path, ...]) -> None:
     bad = {Path(p.path).resolve() for p in problems}
     for file in files:
         n = sum(1 for p in problems if Path(p.path).resolve() == file.resolve())
-        mark = say(f"{n} problem(s)", f"{n} 个问题") if file.resolve() in bad else "ok"
+        mark = (_("{count} problem(s)").format(count=n) if file.resolve() in bad
+                else pgettext("file checked", "ok"))
         w = sum(1 for p in warnings if Path(p.path).resolve() == file.resolve())
         if w:  # warnings are shown but never fail the check (like `brandbot doctor`)
-            mark += say(f", {w} warning(s)", f"，{w} 个警告")
+            mark += _(", {count} warning(s)").format(count=w)
         echo(f"{mark}: {file}")
     if problems:
-        click.echo(say(f"{len(problems)} problem(s) in {count} file(s)",
-                       f"{count} 个文件中有 {len(problems)} 个问题"), err=True)
+        click.echo(_("{problems} problem(s) in {count} file(s)").format(
+            problems=len(problems), count=count), err=True)
         sys.exit(1)
-    tail = say(f", {len(warnings)} warning(s)", f"，{len(warnings)} 个警告") if warnings else ""
-    click.echo(say(f"ok: {count} file(s) checked", f"通过：检查了 {count} 个文件") + tail)
+    tail = _(", {count} warning(s)").format(count=len(warnings)) if warnings else ""
+    click.echo(_("ok: {count} file(s) checked").format(count=count) + tail)
 
 
 def _with_source(problem, _cache: dict[str, list[str]]):
@@ -120,7 +110,7 @@ def test_cmd(paths: tuple[Path, ...], verbose: bool) -> None:
 
     files = collect(list(paths) or [Path("tests/conversations")])
     if not files:
-        fail("no conversation test files found (*.yaml)")
+        fail(_("no conversation test files found (*.yaml)"))
     failed = passed = 0
     for file in files:
         try:
@@ -141,7 +131,7 @@ def test_cmd(paths: tuple[Path, ...], verbose: bool) -> None:
             if verbose:
                 for line in result.transcript:
                     echo(f"      {line}")
-    click.echo(f"{passed} passed, {failed} failed")
+    click.echo(_("{passed} passed, {failed} failed").format(passed=passed, failed=failed))
     sys.exit(1 if failed else 0)
 
 
@@ -182,7 +172,6 @@ def dialog_draw(file: Path, fmt: str, output: Path | None) -> None:
 
     Example: brandbot dialog draw dialogs/default.yaml --format svg -o dialog.svg
     """
-    from bot.commands.bilingual import say
     from bot.dialog.draw import RenderError, render
     from bot.dialog.loader import load_dialog
 
@@ -198,8 +187,8 @@ def dialog_draw(file: Path, fmt: str, output: Path | None) -> None:
     try:
         render(text, target, fmt)
     except RenderError as exc:
-        fail(say(f"无法生成 {fmt} 图片：{exc}", f"cannot draw {fmt}: {exc}"), 2)
-    click.echo(say(f"已写入 {target}", f"wrote {target}"))
+        fail(_("cannot draw {fmt}: {exc}").format(fmt=fmt, exc=exc), 2)
+    click.echo(_("wrote {target}").format(target=target))
 
 
 @click.group()
@@ -234,7 +223,8 @@ def nlu_eval(persona: str, data: Path, as_json: bool, by: str | None) -> None:
             row = json.loads(line)
             rows.append({**row, "text": str(row["text"]), "intent": row.get("intent")})
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            fail(f'{data}:{number}: expected {{"text": ..., "intent": NAME or null}} ({exc})')
+            fail(_('{data}:{number}: expected {{"text": ..., "intent": NAME or null}} ({exc})')
+                 .format(data=data, number=number, exc=exc))
     report = evaluate(brand.understander, rows, by=by)
     if as_json:
         click.echo(json_text(report.to_dict()))

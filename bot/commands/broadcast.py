@@ -18,17 +18,20 @@ from bot.commands.common import (
     print_table,
 )
 from bot.commands.delivery import secrets_of, why_failed, why_failed_zh
+from bot.i18n import _, columns
 from bot.tables import echo
 
 
 def _print_plan(p, *, dry_run: bool) -> None:
     channels = ", ".join(f"{c} {n}" for c, n in sorted(p.by_channel.items()))
-    verb = "would receive" if dry_run else "will receive"
-    echo(f"audience {p.audience.text!r}: {p.total} fan(s); {p.recipients} {verb} it"
-               + (f" ({channels})" if channels else ""))
+    shown = (_("audience {audience!r}: {total} fan(s); {recipients} would receive it") if dry_run
+             else _("audience {audience!r}: {total} fan(s); {recipients} will receive it"))
+    echo(shown.format(audience=p.audience.text, total=p.total, recipients=p.recipients)
+         + (_(" ({channels})").format(channels=channels) if channels else ""))
     if p.reasons:
-        echo(f"not sent to {p.skipped}:")
-        print_table(["reason", "fans"], [[r, str(n)] for r, n in p.reasons.most_common()])
+        echo(_("not sent to {skipped}:").format(skipped=p.skipped))
+        print_table(columns("reason", "fans"),
+                    [[r, str(n)] for r, n in p.reasons.most_common()])
 
 
 def _send(store, broadcast_id, persona, outlets, batch, secrets=()) -> None:
@@ -48,12 +51,12 @@ def _send(store, broadcast_id, persona, outlets, batch, secrets=()) -> None:
                                     batch=batch, on_progress=show))
     except Exception as exc:  # noqa: BLE001 - one clear line, not a traceback quoting URLs
         click.echo("", err=True)
-        fail(f"broadcast {broadcast_id} stopped: {why_failed(exc, secrets)}; nothing was "
-             f"sent twice: run `brandbot broadcast resume {broadcast_id}` once it works again "
-             f"(广播已暂停：{why_failed_zh(exc)}；恢复后运行 `brandbot broadcast resume "
-             f"{broadcast_id}` 继续，不会重复发送)")
+        fail(_("broadcast {id} stopped: {why}; nothing was sent twice: run `brandbot broadcast "
+               "resume {id}` once it works again (广播已暂停：{why_zh}；恢复后运行 `brandbot "
+               "broadcast resume {id}` 继续，不会重复发送)").format(
+            id=broadcast_id, why=why_failed(exc, secrets), why_zh=why_failed_zh(exc)))
     click.echo("", err=True)
-    echo(f"broadcast {broadcast_id}: " + ", ".join(
+    echo(_("broadcast {id}: ").format(id=broadcast_id) + ", ".join(
         f"{status} {n}" for status, n in sorted(final.items())))
 
 
@@ -96,9 +99,9 @@ def broadcast(ctx, persona, text, file, audience, dry_run, db, config, rate, bat
     from bot.relations.broadcast import plan as make_plan
 
     if not persona:
-        fail("say which persona sends it: --persona P")
+        fail(_("say which persona sends it: --persona P"))
     if (text is None) == (file is None):
-        fail("give the newsletter as --text T or --file F (one of them)")
+        fail(_("give the newsletter as --text T or --file F (one of them)"))
     if file is not None:
         from pathlib import Path
 
@@ -120,7 +123,7 @@ def broadcast(ctx, persona, text, file, audience, dry_run, db, config, rate, bat
             broadcast_id, p = create(store, model, text, audience, now(), able)
         except BroadcastError as exc:
             fail(str(exc))
-        echo(f"broadcast {broadcast_id} recorded")
+        echo(_("broadcast {id} recorded").format(id=broadcast_id))
         _print_plan(p, dry_run=False)
         _send(store, broadcast_id, model, outlets, batch or max(20, int(rate or 500)),
               secrets_of(settings))
@@ -171,8 +174,8 @@ def broadcast_list(db) -> None:
     store = open_store(db)
     rows = broadcast_summaries(store)
     store.close()
-    print_table(["id", "persona", "audience", "status", "created", "sent", "failed", "skipped",
-            "left", "unknown", "text"],
+    print_table(columns("id", "persona", "audience", "status", "created", "sent", "failed",
+                        "skipped", "left", "unknown", "text"),
            [[str(v if v is not None else 0) if i >= 5 and i < 10 else str(v or "")
              for i, v in enumerate(r)] for r in rows])
 
@@ -197,7 +200,9 @@ def broadcast_show(broadcast_id, db) -> None:
         rows = delivery_breakdown(store, broadcast_id)
     finally:
         store.close()
-    echo(f"broadcast {broadcast_id} ({row['persona']}, {row['status']}), audience "
-               f"{row['audience']!r}, created {row['created_at']}")
+    echo(_("broadcast {id} ({persona}, {status}), audience {audience!r}, created {created}").format(
+        id=broadcast_id, persona=row["persona"], status=row["status"], audience=row["audience"],
+        created=row["created_at"]))
     echo(row["text"])
-    print_table(["status", "why", "fans"], [[r[0], r[1], str(r[2])] for r in rows])
+    print_table(columns("status", "why", "fans"),
+                [[r[0], r[1], str(r[2])] for r in rows])

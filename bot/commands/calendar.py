@@ -15,6 +15,7 @@ from bot.commands.common import (
     open_store,
     print_table,
 )
+from bot.i18n import _, columns, pgettext
 from bot.tables import echo
 
 
@@ -48,17 +49,18 @@ def calendar_list(persona, db) -> None:
     for t in model.calendar:
         at = t.at(zone)
         if t.id in sent:
-            state = f"sent (broadcast {sent[t.id]})"
+            state = _("sent (broadcast {id})").format(id=sent[t.id])
         elif moment < at:
-            state = "upcoming"
+            state = pgettext("topic", "upcoming")
         elif moment < at + GRACE:
-            state = "due"
+            state = pgettext("topic", "due")
         else:
-            state = "missed"
+            state = pgettext("topic", "missed")
         rows.append([t.id, f"{t.date} {t.time} {zone}", t.audience, state,
                      model.text(t.text, model.default_language)[:30]])
-    print_table(["topic", "when", "audience", "state", "text"], rows)
-    echo(f"{len(rows)} topic(s)")
+    print_table(columns("topic", "when", "audience", "state", "text"),
+                rows)
+    echo(_("{count} topic(s)").format(count=len(rows)))
 
 
 @calendar.command("send")
@@ -89,9 +91,10 @@ def calendar_send(personas, db, config) -> None:
                                               clock=now))
             for broadcast_id in ids:
                 final = counts(store, broadcast_id)
-                echo(f"{model.id}: broadcast {broadcast_id}: " + ", ".join(
+                echo(_("{persona}: broadcast {id}: ").format(persona=model.id, id=broadcast_id)
+                     + ", ".join(
                     f"{k} {v}" for k, v in sorted(final.items())))
             if not ids:
-                echo(f"{model.id}: nothing due")
+                echo(_("{persona}: nothing due").format(persona=model.id))
     finally:
         store.close()

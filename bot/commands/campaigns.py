@@ -17,6 +17,7 @@ from bot.commands.common import (
     print_table,
 )
 from bot.commands.links import link_options, link_targets
+from bot.i18n import _, columns
 from bot.tables import echo
 
 
@@ -51,7 +52,7 @@ def campaign_create(name, code, persona, db, telegram_bot, web_url, config) -> N
         fail(str(exc))
     finally:
         store.close()
-    echo(f"campaign {created.name!r}: code {created.code}")
+    echo(_("campaign {name!r}: code {code}").format(name=created.name, code=created.code))
     telegram_bot, web_url = link_targets(config, telegram_bot, web_url)
     for where, link in links(created.code, telegram_bot=telegram_bot, web_url=web_url).items():
         echo(f"  {where:9} {link}")
@@ -70,9 +71,9 @@ def campaign_list(persona, db) -> None:
     store = open_store(db)
     rows = list_campaigns(store, persona)
     store.close()
-    print_table(["name", "code", "persona", "fans", "created"],
+    print_table(columns("name", "code", "persona", "fans", "created"),
            [[c.name, c.code, c.persona, str(c.fans), c.created_at[:10]] for c in rows])
-    echo(f"{len(rows)} campaign(s)")
+    echo(_("{count} campaign(s)").format(count=len(rows)))
 
 
 @campaign.command("qr")
@@ -105,9 +106,10 @@ def campaign_qr(code, output, channel, db, telegram_bot, web_url, config, scale)
 
     suffix = Path(output).suffix.lower()
     if suffix not in (".png", ".svg"):
-        fail(f"{output}: write the image as .png or .svg")
+        fail(_("{output}: write the image as .png or .svg").format(output=output))
     if not CODE.match(code):
-        fail(f"code {code!r} cannot travel in a link: use 1-64 of A-Z a-z 0-9 _ -")
+        fail(_("code {code!r} cannot travel in a link: use 1-64 of A-Z a-z 0-9 _ -").format(
+            code=code))
     if Path(db).exists():
         store = Store(db)
         try:
@@ -115,8 +117,9 @@ def campaign_qr(code, output, channel, db, telegram_bot, web_url, config, scale)
         finally:
             store.close()
         if not known:
-            fail(f"no campaign or fan with code {code!r} in {db}; see `brandbot campaign list` "
-                 "or create it with `brandbot campaign create NAME --code CODE`")
+            fail(_("no campaign or fan with code {code!r} in {db}; see `brandbot campaign "
+                   "list` or create it with `brandbot campaign create NAME --code CODE`").format(
+                code=code, db=db))
     telegram_bot, web_url = link_targets(config, telegram_bot, web_url,
                                          need_telegram=channel == "telegram",
                                          need_web=channel == "web")
@@ -126,4 +129,4 @@ def campaign_qr(code, output, channel, db, telegram_bot, web_url, config, scale)
         qr.save(output, scale=scale, border=4)
     else:
         qr.save(output, scale=scale, border=4, xmldecl=True, svgns=True)
-    click.echo(f"wrote {output}: {link}")
+    click.echo(_("wrote {output}: {link}").format(output=output, link=link))

@@ -11,23 +11,26 @@ from typing import Any
 import click
 
 from bot.errors import BrandbotError, ConfigError
+from bot.i18n import N_, _
 from bot.relations import Store
 from bot.relations.fans import fan_by_id
 from bot.tables import echo, format_table, table_width
 
 DEFAULT_DB = "brandbot.db"
 DEFAULT_PERSONA = "laowang-kitchen"
-DB_HELP = "SQLite relationship log."
+DB_HELP = N_("SQLite relationship log.")
 
 
 def fail(message: str, code: int = 1) -> None:
-    echo(f"error: {message}", err=True)
+    """Print ``error: message`` (in the operator's language) and exit with ``code``."""
+    echo(_("error: {message}").format(message=message), err=True)
     sys.exit(code)
 
 
 def open_store(db: str) -> Store:
     if not Path(db).exists():
-        fail(f"no database at {db}; run `brandbot serve` or `brandbot chat` first, or pass --db")
+        fail(_("no database at {db}; run `brandbot serve` or `brandbot chat` first, or pass "
+               "--db").format(db=db))
     return Store(db)
 
 
@@ -54,11 +57,12 @@ def one_fan(store: Store, ref: str, *, prefer_handoff: bool = False) -> dict[str
     if prefer_handoff:
         matches = [r for r in matches if r["handoff"]] or matches
     if not matches:
-        fail(f"no fan {ref!r} in {store.path}; see `brandbot fans`")
+        fail(_("no fan {ref!r} in {path}; see `brandbot fans`").format(ref=ref, path=store.path))
     if len(matches) > 1:
         ids = ", ".join(str(r["id"]) for r in matches[:10])
-        fail(f"{ref!r} matches {len(matches)} fans (ids {ids}); use id:N for the numeric id "
-             f"(e.g. id:{matches[0]['id']}) / 匹配到多个粉丝，请用 id:编号")
+        fail(_("{ref!r} matches {count} fans (ids {ids}); use id:N for the numeric id "
+               "(e.g. id:{first}) / 匹配到多个粉丝，请用 id:编号").format(
+            ref=ref, count=len(matches), ids=ids, first=matches[0]["id"]))
     return matches[0]
 
 
@@ -83,10 +87,9 @@ def load_brand(persona: str):
     try:
         return load(persona)
     except ConfigError as exc:
-        fail_with_problems(
-            exc,
-            f"persona {persona!r} is invalid ({len(exc.problems)} problem(s)); fix the lines above",
-        )
+        fail_with_problems(exc, _(
+            "persona {persona!r} is invalid ({count} problem(s)); fix the lines above"
+        ).format(persona=persona, count=len(exc.problems)))
     except BrandbotError as exc:
         fail(str(exc))
 
@@ -100,8 +103,8 @@ def load_settings_or_fail(config: str | None, db: str | None):
         return load_settings(config, db=db)
     except SettingsError as exc:
         for line in exc.lines:
-            echo(f"error: {line}", err=True)
-        fail("invalid settings; see docs/configuration.md", 2)
+            echo(_("error: {message}").format(message=line), err=True)
+        fail(_("invalid settings; see docs/configuration.md"), 2)
 
 
 def load_persona(ref: str):
@@ -109,10 +112,11 @@ def load_persona(ref: str):
     from bot.persona.loader import load_persona_file, resolve_file
 
     try:
-        persona, _ = load_persona_file(resolve_file(ref, "personas"))
+        persona, _positions = load_persona_file(resolve_file(ref, "personas"))
         return persona
     except ConfigError as exc:
-        fail_with_problems(exc, f"persona {ref!r} is invalid; fix the lines above")
+        fail_with_problems(exc, _("persona {ref!r} is invalid; fix the lines above").format(
+            ref=ref))
     except BrandbotError as exc:
         fail(str(exc))
 
@@ -148,8 +152,8 @@ def zone_option(value: str | None) -> str | None:
         try:
             zone_named(value)
         except (ValueError, LookupError):
-            fail(f"--tz {value!r}: use an IANA name such as Asia/Shanghai "
-                 f"(时区请写 IANA 名称，如 Asia/Shanghai)", 2)
+            fail(_("--tz {value!r}: use an IANA name such as Asia/Shanghai "
+                   "(时区请写 IANA 名称，如 Asia/Shanghai)").format(value=value), 2)
     return value
 
 

@@ -22,7 +22,15 @@ from bot.commands.common import (
     print_table,
 )
 from bot.commands.delivery import push, push_many
+from bot.i18n import _, columns, pgettext, pick, short_language
 from bot.tables import echo, terminal_safe
+
+
+def _delivery_word(status: str) -> str:
+    """How a delivery status (sent, queued, failed) reads in the operator's language."""
+    words = {"sent": pgettext("delivery", "sent"), "queued": pgettext("delivery", "queued"),
+             "failed": pgettext("delivery", "failed")}
+    return words.get(status, status)
 
 
 @click.group()
@@ -39,7 +47,6 @@ def handoff_list(db: str, tz: str | None) -> None:
 
     Example: brandbot handoff list
     """
-    from bot.commands.bilingual import say, ui_language
     from bot.commands.common import now, persona_zone, zone_option
     from bot.humantime import ago, when
     from bot.relations.fan_list import handoffs, reason
@@ -51,26 +58,25 @@ def handoff_list(db: str, tz: str | None) -> None:
         rows = handoffs(store)
     finally:
         store.close()
-    lang, moment = ui_language(), now()
-    header = (["编号", "人设", "渠道", "粉丝", "原因", "开始", "已等待", "最后一条消息"]
-              if lang == "zh" else
-              ["id", "persona", "channel", "fan", "reason", "started", "waiting",
-               "last message"])
+    lang, moment = short_language(), now()
+    header = columns("id", "persona", "channel", "fan", "reason", "started", "waiting",
+                     "last message")
     print_table(header, [
         [
             str(r["id"]),
             r["persona"],
             r["channel"],
             r["display_name"] or r["external_id"],
-            reason(r["reason_intent"], lang),
-            when(r["started"] or r["last_seen"], persona_zone(r["persona"], tz), moment, lang),
-            ago(r["waiting_since"], moment, lang),
+            pick(reason(r["reason_intent"]), reason(r["reason_intent"], lang)),
+            pick(when(r["started"] or r["last_seen"], persona_zone(r["persona"], tz), moment),
+                 when(r["started"] or r["last_seen"], persona_zone(r["persona"], tz), moment,
+                      lang)),
+            pick(ago(r["waiting_since"], moment), ago(r["waiting_since"], moment, lang)),
             truncate(terminal_safe(r["last_message"] or ""), 40),
         ]
         for r in rows
     ], fit=True, keep=(0, 4, 5, 6))
-    click.echo(say(f"{len(rows)} 个对话在人工处理中", f"{len(rows)} conversation(s) in handoff",
-                   lang))
+    click.echo(_("{count} conversation(s) in handoff").format(count=len(rows)))
 
 
 @handoff.command("end")
@@ -93,10 +99,11 @@ def handoff_end(fan: str, db: str, persona: str | None, config: str | None) -> N
     try:
         row = one_fan(store, fan, prefer_handoff=True)
         if not row["handoff"]:
-            fail(f"fan {fan!r} is not in handoff")
+            fail(_("fan {fan!r} is not in handoff").format(fan=fan))
         brand = load_brand(persona or row["persona"])
         if brand.id != row["persona"]:
-            fail(f"fan {fan!r} talks to persona {row['persona']!r}, not {brand.id!r}")
+            fail(_("fan {fan!r} talks to persona {persona!r}, not {other!r}").format(
+                fan=fan, persona=row["persona"], other=brand.id))
         engine = Engine(store, brand)
         replies = engine.handle(
             Inbound(FanRef(row["channel"], row["external_id"]), kind="event", event="handoff_end")
@@ -106,7 +113,7 @@ def handoff_end(fan: str, db: str, persona: str | None, config: str | None) -> N
         if replies and row["channel"] != "console":
             # Tell the fan too, through their channel (web chat: the outbox their page polls).
             status, why = push(load_settings_or_fail(config, db), store, brand.id, row, replies)
-            echo(f"{status}" + (f": {why}" if why else ""), err=True)
+            echo(_delivery_word(status) + (_(": ") + why if why else ""), err=True)
             if status == "failed":
                 sys.exit(1)
     finally:
@@ -135,19 +142,20 @@ def handoff_reply(fan_ref, text, db, config) -> None:
     try:
         row = one_fan(store, fan_ref, prefer_handoff=True)
         if not row["handoff"]:
-            fail(f"fan {fan_ref!r} is not in handoff (the bot answers them); see "
-                 "`brandbot handoff list`")
+            fail(_("fan {fan!r} is not in handoff (the bot answers them); see "
+                   "`brandbot handoff list`").format(fan=fan_ref))
         status, why = push(settings, store, row["persona"], row, [Reply(text, OPERATOR_KEY)])
         if status not in ("sent", "queued"):
-            fail(f"not delivered to fan {row['id']} on {row['channel']}: {why}")
+            fail(_("not delivered to fan {id} on {channel}: {why}").format(
+                id=row["id"], channel=row["channel"], why=why))
         log_operator_reply(store, row, text, now())
     finally:
         store.close()
     if status == "queued":
-        echo(f"queued for fan {row['id']} on web: their chat page shows it on its next "
-                   "request (it polls every few seconds while open)")
+        echo(_("queued for fan {id} on web: their chat page shows it on its next request (it "
+               "polls every few seconds while open)").format(id=row["id"]))
     else:
-        echo(f"sent to fan {row['id']} on {row['channel']}")
+        echo(_("sent to fan {id} on {channel}").format(id=row["id"], channel=row["channel"]))
 
 
 @click.option("--limit", "-n", default=50, show_default=True, help="How many messages.")
@@ -168,9 +176,11 @@ def handoff_show(fan_ref, db, limit) -> None:
         since = handoff_started(store, row["id"]) if row["handoff"] else None
     finally:
         store.close()
-    state = f"in handoff since {since}" if row["handoff"] else "with the bot"
-    echo(f"fan {row['id']} · {terminal_safe(row['display_name'] or row['external_id'])} · "
-         f"{row['channel']} · {row['stage']} · {state}")
+    state = (_("in handoff since {since}").format(since=since) if row["handoff"]
+             else _("with the bot"))
+    echo(_("fan {id} · {name} · {channel} · {stage} · {state}").format(
+        id=row["id"], name=terminal_safe(row["display_name"] or row["external_id"]),
+        channel=row["channel"], stage=row["stage"], state=state))
     for line in lines:
         stamp = line["at"][:16].replace("T", " ")
         note = f"  [{line['intent']}]" if line["who"] == "fan" and line["intent"] else ""
@@ -206,13 +216,15 @@ def handoff_expire(config, db, personas) -> None:
                          "external_id": e.fan.external_id}, e.replies)
             for e in expired
         ])
-        told = {"sent": "told so", "queued": "told on their chat page's next request"}
         for item, (status, why) in zip(expired, statuses, strict=True):
-            echo(f"fan {item.fan_id} ({item.fan.channel}) back with the bot; "
-                       + told.get(status, f"not told: {why}"))
+            told = {"sent": _("told so"),
+                    "queued": _("told on their chat page's next request")}.get(status)
+            echo(_("fan {id} ({channel}) back with the bot; ").format(
+                id=item.fan_id, channel=item.fan.channel)
+                 + (told or _("not told: {why}").format(why=why)))
     finally:
         store.close()
-    echo(f"{len(expired)} abandoned handoff(s) returned to the bot")
+    echo(_("{count} abandoned handoff(s) returned to the bot").format(count=len(expired)))
 
 
 # Declared with @click.command under their options (the arguments' order, FAN then TEXT,

@@ -29,7 +29,7 @@ from typing import Any
 
 import click
 
-from bot.errors import say
+from bot.i18n import N_, _, lang_option
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 TIMEOUT = 10.0
@@ -66,8 +66,8 @@ class Dates:
 
 def _tag(status: str) -> str:
     return {
-        OK: say("ok  ", "正常"), WARN: say("WARN", "注意"), FAIL: say("FAIL", "失败"),
-        SKIP: say("skip", "跳过"),
+        OK: _("ok  "), WARN: _("WARN"), FAIL: _("FAIL"),
+        SKIP: _("skip"),
     }[status]
 
 
@@ -77,28 +77,25 @@ def _tag(status: str) -> str:
 def check_settings(config: str | None):
     from bot.config import SettingsError, config_path, load_settings
 
-    what = say("settings", "设置")
+    what = _("settings")
     try:
         settings = load_settings(config)
     except SettingsError as exc:
-        return None, Finding(FAIL, what, "\n".join(exc.lines), say(
-            "fix the lines above (docs/configuration.md)",
-            "按上面各行修改（见 docs/configuration.md）"))
+        return None, Finding(FAIL, what, "\n".join(exc.lines), _(
+            "fix the lines above (docs/configuration.md)"))
     path = config_path(config)
-    source = str(path) if path else say("defaults and BRANDBOT_* environment",
-                                         "默认值和 BRANDBOT_* 环境变量")
-    return settings, Finding(OK, what, say(f"valid ({source})", f"有效（{source}）"))
+    source = str(path) if path else _("defaults and BRANDBOT_* environment")
+    return settings, Finding(OK, what, _("valid ({source})").format(source=source))
 
 
 def check_database(db: str) -> list[Finding]:
-    what = say("database", "数据库")
+    what = _("database")
     path = Path(db)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        return [Finding(FAIL, what, say(f"the folder {folder} does not exist",
-                                        f"文件夹 {folder} 不存在"),
-                        say(f"create it (mkdir -p {folder}) or set db: in brandbot.yaml",
-                            f"创建它（mkdir -p {folder}），或在 brandbot.yaml 里改 db:"))]
+        return [Finding(FAIL, what, _("the folder {folder} does not exist").format(folder=folder),
+                        _("create it (mkdir -p {folder}) or set db: in brandbot.yaml").format(
+                            folder=folder))]
     findings = []
     try:
         if path.exists():
@@ -108,32 +105,30 @@ def check_database(db: str) -> list[Finding]:
                 conn.rollback()
             finally:
                 conn.close()
-            findings.append(Finding(OK, what, say(f"{path} is writable", f"{path} 可写")))
+            findings.append(Finding(OK, what, _("{path} is writable").format(path=path)))
         elif os.access(folder, os.W_OK):
-            findings.append(Finding(OK, what, say(
-                f"{path} will be created on the first start ({folder} is writable)",
-                f"{path} 会在第一次启动时创建（{folder} 可写）")))
+            findings.append(Finding(OK, what, _(
+                "{path} will be created on the first start ({folder} is writable)").format(
+                path=path, folder=folder)))
         else:
             raise PermissionError(str(folder))
     except (sqlite3.Error, PermissionError) as exc:
-        findings.append(Finding(FAIL, what, say(f"{path} is not writable ({exc})",
-                                                f"{path} 不可写（{exc}）"),
-                                say(f"give the brandbot user write access to {folder} and the "
-                                    "file (chown brandbot …)",
-                                    f"让运行 brandbot 的用户能写 {folder} 和数据库文件"
-                                    "（chown brandbot …）")))
+        findings.append(Finding(FAIL, what, _("{path} is not writable ({exc})").format(
+            path=path, exc=exc),
+                                _(
+                                    "give the brandbot user write access to {folder} and the "
+                                    "file (chown brandbot …)").format(folder=folder)))
     free = shutil.disk_usage(folder).free
     mib = free // (1024 * 1024)
     if free < MIN_FREE_BYTES:
-        findings.append(Finding(FAIL, say("disk space", "磁盘空间"),
-                                say(f"only {mib} MiB free where the database lives",
-                                    f"数据库所在磁盘只剩 {mib} MiB"),
-                                say("free some space (old logs, backups) or move db: to a "
-                                    "bigger disk",
-                                    "清理空间（旧日志、备份），或把 db: 移到更大的磁盘")))
+        findings.append(Finding(FAIL, _("disk space"),
+                                _("only {mib} MiB free where the database lives").format(mib=mib),
+                                _(
+                                    "free some space (old logs, backups) or move db: to a "
+                                    "bigger disk")))
     else:
-        findings.append(Finding(OK, say("disk space", "磁盘空间"),
-                                say(f"{mib} MiB free", f"剩余 {mib} MiB")))
+        findings.append(Finding(OK, _("disk space"),
+                                _("{mib} MiB free").format(mib=mib)))
     return findings
 
 
@@ -144,25 +139,23 @@ def check_personas(settings) -> list[Finding]:
 
     findings = []
     for entry in settings.personas:
-        what = say(f"persona {entry.persona}", f"人格 {entry.persona}")
+        what = _("persona {persona}").format(persona=entry.persona)
         try:
             file = resolve_file(entry.persona, "personas")
         except BrandbotError as exc:
-            findings.append(Finding(FAIL, what, str(exc), say(
-                "fix personas: in brandbot.yaml or add the file",
-                "改 brandbot.yaml 里的 personas:，或补上人格文件")))
+            findings.append(Finding(FAIL, what, str(exc), _(
+                "fix personas: in brandbot.yaml or add the file")))
             continue
-        problems, _ = check_paths([file])
+        problems, _count = check_paths([file])
         if problems:
             shown = "\n".join(p.render() for p in problems[:5])
             more = len(problems) - 5
             if more > 0:
-                shown += say(f"\n… and {more} more", f"\n……还有 {more} 个")
-            findings.append(Finding(FAIL, what, shown, say(
-                f"fix the lines above; `brandbot check {file}` lists them all",
-                f"按上面各行修改；`brandbot check {file}` 会列出全部问题")))
+                shown += _("\n… and {more} more").format(more=more)
+            findings.append(Finding(FAIL, what, shown, _(
+                "fix the lines above; `brandbot check {file}` lists them all").format(file=file)))
         else:
-            findings.append(Finding(OK, what, say(f"{file} is valid", f"{file} 有效")))
+            findings.append(Finding(OK, what, _("{file} is valid").format(file=file)))
     return findings
 
 
@@ -170,9 +163,7 @@ def check_telegram(settings, dates: Dates, timeout: float) -> list[Finding]:
     tg = settings.telegram
     what = "Telegram"
     if not tg.enabled:
-        return [Finding(SKIP, what, say("no bot token (BRANDBOT_TELEGRAM_TOKEN): Telegram is off",
-                                        "没有设置机器人令牌（BRANDBOT_TELEGRAM_TOKEN）："
-                                        "未启用 Telegram"))]
+        return [Finding(SKIP, what, _("no bot token (BRANDBOT_TELEGRAM_TOKEN): Telegram is off"))]
     return asyncio.run(_telegram(settings, dates, timeout))
 
 
@@ -197,77 +188,67 @@ async def _telegram(settings, dates: Dates, timeout: float) -> list[Finding]:
         try:
             me = await bot.get_me()
         except InvalidToken:
-            return [Finding(FAIL, "Telegram getMe", say(
-                "Telegram refused the bot token", "Telegram 拒绝了机器人令牌"), say(
-                "copy the token again from @BotFather (/mybots → API Token) into "
-                "BRANDBOT_TELEGRAM_TOKEN", "在 @BotFather（/mybots → API Token）重新复制令牌，填到 "
-                "BRANDBOT_TELEGRAM_TOKEN"))]
+            return [Finding(FAIL, "Telegram getMe", _("Telegram refused the bot token"), _(
+                    "copy the token again from @BotFather (/mybots → API Token) into "
+                    "BRANDBOT_TELEGRAM_TOKEN"))]
         except NetworkError as exc:
-            return [Finding(FAIL, "Telegram getMe", say(
-                f"cannot reach the Bot API at {_origin(base)} ({exc.message})",
-                f"连不上 Bot API {_origin(base)}（{exc.message}）"), say(
-                "check this machine's network/proxy, or telegram.api_url",
-                "检查本机网络或代理，或 telegram.api_url 设置"))]
+            return [Finding(FAIL, "Telegram getMe", _(
+                "cannot reach the Bot API at {origin} ({message})").format(
+                origin=_origin(base), message=exc.message), _(
+                    "check this machine's network/proxy, or telegram.api_url"))]
         findings.append(Finding(OK, "Telegram getMe", f"@{me.username}"))
         if tg.bot_username and tg.bot_username.lstrip("@").lower() != (me.username or "").lower():
-            findings.append(Finding(WARN, "telegram.bot_username", say(
-                f"is @{tg.bot_username.lstrip('@')} but the token belongs to @{me.username}",
-                f"写的是 @{tg.bot_username.lstrip('@')}，但令牌属于 @{me.username}"), say(
-                f"set telegram.bot_username to {me.username} (or remove it)",
-                f"把 telegram.bot_username 改成 {me.username}（或删掉）")))
+            findings.append(Finding(WARN, "telegram.bot_username", _(
+                "is @{bot_username} but the token belongs to @{username}").format(
+                bot_username=tg.bot_username.lstrip('@'), username=me.username), _(
+                    "set telegram.bot_username to {username} (or remove it)").format(
+                    username=me.username)))
         findings.append(_webhook_finding(await bot.get_webhook_info(), tg.webhook_url))
     except TelegramError as exc:
-        findings.append(Finding(FAIL, "Telegram", say(f"the Bot API said: {exc.message}",
-                                                      f"Bot API 返回：{exc.message}")))
+        findings.append(Finding(FAIL, "Telegram", _("the Bot API said: {message}").format(
+            message=exc.message)))
     finally:
         await request.shutdown()
     return findings
 
 
 def _webhook_finding(info, configured: str | None) -> Finding:
-    what = say("Telegram webhook", "Telegram Webhook")
+    what = _("Telegram webhook")
     if configured and info.url != configured:
-        now_set = info.url or say("none", "无")
-        return Finding(WARN, what, say(f"Telegram has {now_set}, settings say {configured}",
-                                       f"Telegram 上登记的是 {now_set}，设置里是 {configured}"),
-                       say("`brandbot serve` sets it when it starts: (re)start the daemon",
-                           "`brandbot serve` 启动时会设置它：启动或重启服务"))
+        now_set = info.url or _("none")
+        return Finding(WARN, what, _("Telegram has {now_set}, settings say {configured}").format(
+            now_set=now_set, configured=configured),
+                       _("`brandbot serve` sets it when it starts: (re)start the daemon"))
     if not configured and info.url:
-        return Finding(WARN, what, say(f"a webhook is set ({info.url}) but the settings poll",
-                                       f"Telegram 上登记了 Webhook（{info.url}），但设置是轮询"),
-                       say("set telegram.webhook_url to it, or restart `brandbot serve`, which "
-                           "polls and removes it", "把 telegram.webhook_url 设成它，或重启 "
-                           "`brandbot serve`（轮询模式会删除它）"))
+        return Finding(WARN, what, _("a webhook is set ({url}) but the settings poll").format(
+            url=info.url),
+                       _(
+                           "set telegram.webhook_url to it, or restart `brandbot serve`, "
+                           "which polls and removes it"))
     if info.last_error_message:
-        return Finding(FAIL, what, say(
-            f"Telegram cannot deliver to {info.url}: {info.last_error_message} "
-            f"({info.pending_update_count} update(s) waiting)",
-            f"Telegram 无法投递到 {info.url}：{info.last_error_message}"
-            f"（{info.pending_update_count} 条消息在等待）"), say(
-            "make the URL reachable over HTTPS with a valid certificate (docs/deploy.md)",
-            "确保该地址可通过 HTTPS 访问且证书有效（见 docs/deploy.md）"))
-    mode = info.url or say("long polling", "长轮询")
-    return Finding(OK, what, say(f"{mode}; {info.pending_update_count} update(s) waiting",
-                                 f"{mode}；{info.pending_update_count} 条消息在等待"))
+        return Finding(FAIL, what, _(
+            "Telegram cannot deliver to {url}: {last_error_message} ({pending_update_count} "
+            "update(s) waiting)").format(
+            url=info.url, last_error_message=info.last_error_message,
+            pending_update_count=info.pending_update_count), _(
+                "make the URL reachable over HTTPS with a valid certificate (docs/deploy.md)"))
+    mode = info.url or _("long polling")
+    return Finding(OK, what, _("{mode}; {pending_update_count} update(s) waiting").format(
+        mode=mode, pending_update_count=info.pending_update_count))
 
 
-_WECHAT_ERRORS: dict[int, tuple[str, str, str, str]] = {
-    40125: ("the AppSecret is wrong", "AppSecret 不对",
-            f"copy 开发者密码 AppSecret again ({WECHAT_CONSOLE}) into BRANDBOT_WECHAT_SECRET",
-            f"在 {WECHAT_CONSOLE} 重新复制「开发者密码 AppSecret」，填到 BRANDBOT_WECHAT_SECRET"),
-    40001: ("the AppSecret is wrong", "AppSecret 不对",
-            f"copy 开发者密码 AppSecret again ({WECHAT_CONSOLE}) into BRANDBOT_WECHAT_SECRET",
-            f"在 {WECHAT_CONSOLE} 重新复制「开发者密码 AppSecret」，填到 BRANDBOT_WECHAT_SECRET"),
-    40013: ("the AppID is wrong", "AppID 不对",
-            f"copy 开发者ID AppID again ({WECHAT_CONSOLE}) into BRANDBOT_WECHAT_APPID",
-            f"在 {WECHAT_CONSOLE} 重新复制「开发者ID AppID」，填到 BRANDBOT_WECHAT_APPID"),
-    40243: ("the AppSecret is frozen", "AppSecret 已被冻结",
-            f"unfreeze or reset it in {WECHAT_CONSOLE}", f"在 {WECHAT_CONSOLE} 解冻或重置"),
-    89503: ("this IP needs an administrator's confirmation", "此 IP 调用需要管理员确认",
-            "the account administrator confirms it in the WeChat message they got",
-            "公众号管理员在微信里收到的提醒中确认"),
-    -1: ("WeChat is busy", "微信系统繁忙", "run `brandbot doctor` again in a minute",
-         "过一分钟再运行 `brandbot doctor`"),
+# errcode: (what is wrong, the fix); {wechat_console} is filled in when shown.
+_WECHAT_ERRORS: dict[int, tuple[str, str]] = {
+    40125: (N_("the AppSecret is wrong"), N_(
+        "copy 开发者密码 AppSecret again ({wechat_console}) into BRANDBOT_WECHAT_SECRET")),
+    40001: (N_("the AppSecret is wrong"), N_(
+        "copy 开发者密码 AppSecret again ({wechat_console}) into BRANDBOT_WECHAT_SECRET")),
+    40013: (N_("the AppID is wrong"), N_(
+        "copy 开发者ID AppID again ({wechat_console}) into BRANDBOT_WECHAT_APPID")),
+    40243: (N_("the AppSecret is frozen"), N_("unfreeze or reset it in {wechat_console}")),
+    89503: (N_("this IP needs an administrator's confirmation"),
+            N_("the account administrator confirms it in the WeChat message they got")),
+    -1: (N_("WeChat is busy"), N_("run `brandbot doctor` again in a minute")),
 }
 
 
@@ -277,17 +258,15 @@ def check_wechat(settings, dates: Dates) -> list[Finding]:
     from bot.channels.wechat_api import TokenOwner, WeChatAPIError
 
     wc = settings.wechat
-    what = say("WeChat access_token", "微信 access_token")
+    what = _("WeChat access_token")
     if not wc.app_id:
-        return [Finding(SKIP, say("WeChat", "微信"), say(
-            "no AppID (BRANDBOT_WECHAT_APPID): WeChat is off",
-            "没有设置 AppID（BRANDBOT_WECHAT_APPID）：未启用微信"))]
+        return [Finding(SKIP, _("WeChat"), _(
+            "no AppID (BRANDBOT_WECHAT_APPID): WeChat is off"))]
     if wc.app_secret is None or not wc.app_secret.get_secret_value():
-        return [Finding(WARN, what, say(
+        return [Finding(WARN, what, _(
             "no AppSecret: brandbot can answer fans only within 5 seconds of their message "
-            "(no customer-service messages, newsletters or QR codes)",
-            "没有 AppSecret：只能在粉丝发消息后 5 秒内被动回复（不能发客服消息、群发、二维码）"),
-            say("set BRANDBOT_WECHAT_SECRET", "设置 BRANDBOT_WECHAT_SECRET"))]
+            "(no customer-service messages, newsletters or QR codes)"),
+            _("set BRANDBOT_WECHAT_SECRET"))]
     owner = TokenOwner(wc.app_id, wc.app_secret.get_secret_value(), wc.api_url)
     owner.client._http.hooks["response"].append(
         lambda response, *args, **kwargs: dates.record("WeChat", response.headers.get("Date")))
@@ -296,104 +275,90 @@ def check_wechat(settings, dates: Dates) -> list[Finding]:
     except WeChatAPIError as exc:
         return [_wechat_error(what, exc)]
     except requests.RequestException as exc:
-        return [Finding(FAIL, what, say(
-            f"cannot reach the WeChat API at {_origin(owner.api_url)} ({type(exc).__name__})",
-            f"连不上微信接口 {_origin(owner.api_url)}（{type(exc).__name__}）"),
-            say("check this machine's network/proxy, or wechat.api_url",
-                "检查本机网络或代理，或 wechat.api_url 设置"))]
-    return [Finding(OK, what, say("fetched (AppID and AppSecret are right, this IP is allowed)",
-                                  "获取成功（AppID、AppSecret 正确，本机 IP 在白名单内）"))]
+        return [Finding(FAIL, what, _("cannot reach the WeChat API at {origin} ({name})").format(
+            origin=_origin(owner.api_url), name=type(exc).__name__),
+            _("check this machine's network/proxy, or wechat.api_url"))]
+    return [Finding(OK, what, _("fetched (AppID and AppSecret are right, this IP is allowed)"))]
 
 
 def _wechat_error(what: str, exc) -> Finding:
     code = exc.errcode
     if code == 40164:
         found = re.search(r"invalid ip ([0-9A-Fa-f.:]+)", str(exc))
-        ip = found.group(1) if found else say("this server's IP", "本服务器的 IP")
-        return Finding(FAIL, what, say(
-            f"this server's IP {ip} is not on the account's IP whitelist (error 40164)",
-            f"本服务器的 IP {ip} 不在公众号的 IP 白名单里（错误 40164）"), say(
-            f"add {ip} in {WECHAT_CONSOLE} → IP白名单 (IP whitelist), then run doctor again",
-            f"在 {WECHAT_CONSOLE} → IP白名单 里添加 {ip}，然后再运行 doctor"))
+        ip = found.group(1) if found else _("this server's IP")
+        return Finding(FAIL, what, _(
+            "this server's IP {ip} is not on the account's IP whitelist (error 40164)"
+        ).format(ip=ip), _(
+            "add {ip} in {wechat_console} → IP白名单 (IP whitelist), then run doctor again"
+        ).format(ip=ip, wechat_console=WECHAT_CONSOLE))
     if code in _WECHAT_ERRORS:
-        en, zh, fix_en, fix_zh = _WECHAT_ERRORS[code]
-        return Finding(FAIL, what, say(f"{en} (error {code})", f"{zh}（错误 {code}）"),
-                       say(fix_en, fix_zh))
-    return Finding(FAIL, what, str(exc), say(
-        "see docs/channels/wechat.md for the error code", "错误码含义见 docs/channels/wechat.md"))
+        problem, fix = _WECHAT_ERRORS[code]
+        return Finding(FAIL, what, _("{problem} (error {code})").format(
+            problem=_(problem), code=code), _(fix).format(wechat_console=WECHAT_CONSOLE))
+    return Finding(FAIL, what, str(exc), _("see docs/channels/wechat.md for the error code"))
 
 
 def check_public_url(settings, dates: Dates, timeout: float) -> list[Finding]:
     import requests
 
-    what = say("public URL", "公网地址")
+    what = _("public URL")
     url = settings.public_url
     if not url:
-        return [Finding(WARN, what, say(
-            "public_url is not set: campaign links and QR codes would point at 127.0.0.1",
-            "没有设置 public_url：活动链接和二维码会指向 127.0.0.1"), say(
-            "set public_url: https://your-domain/ in brandbot.yaml (or BRANDBOT_PUBLIC_URL)",
-            "在 brandbot.yaml 里设置 public_url: https://你的域名/（或 BRANDBOT_PUBLIC_URL）"))]
+        return [Finding(WARN, what, _(
+            "public_url is not set: campaign links and QR codes would point at 127.0.0.1"), _(
+                "set public_url: https://your-domain/ in brandbot.yaml (or "
+                "BRANDBOT_PUBLIC_URL)"))]
     health = url.rstrip("/") + "/healthz"
     try:
         response = requests.get(health, timeout=timeout)
     except requests.exceptions.SSLError:
-        return [Finding(FAIL, what, say(f"{health}: the HTTPS certificate is not valid",
-                                        f"{health}：HTTPS 证书无效"), say(
-            "renew or fix the certificate (certbot renew; docs/deploy.md)",
-            "续期或修正证书（certbot renew；见 docs/deploy.md）"))]
+        return [Finding(FAIL, what, _("{health}: the HTTPS certificate is not valid").format(
+            health=health), _("renew or fix the certificate (certbot renew; docs/deploy.md)"))]
     except requests.RequestException as exc:
-        return [Finding(FAIL, what, say(f"{health} cannot be reached from this machine "
-                                        f"({type(exc).__name__})",
-                                        f"从本机访问不到 {health}（{type(exc).__name__}）"), say(
+        return [Finding(FAIL, what, _(
+            "{health} cannot be reached from this machine ({name})"
+        ).format(health=health, name=type(exc).__name__), _(
             "is `brandbot serve` running, does the domain point at this server, does nginx "
-            "forward to it? (docs/deploy.md)",
-            "`brandbot serve` 在运行吗？域名解析到本服务器了吗？nginx 转发到它了吗？"
-            "（见 docs/deploy.md）"))]
+            "forward to it? (docs/deploy.md)"))]
     dates.record("public URL", response.headers.get("Date"))
     if response.status_code != 200:
-        return [Finding(FAIL, what, say(f"{health} answered HTTP {response.status_code}",
-                                        f"{health} 返回 HTTP {response.status_code}"), say(
-            "check that nginx forwards to `brandbot serve` (docs/deploy.md)",
-            "检查 nginx 是否转发到 `brandbot serve`（见 docs/deploy.md）"))]
-    findings = [Finding(OK, what, say(f"{health} answers", f"{health} 可以访问"))]
+        return [Finding(FAIL, what, _("{health} answered HTTP {status_code}").format(
+            health=health, status_code=response.status_code), _(
+                                            "check that nginx forwards to `brandbot serve` "
+                                            "(docs/deploy.md)"))]
+    findings = [Finding(OK, what, _("{health} answers").format(health=health))]
     if not url.startswith("https://"):
-        findings.append(Finding(WARN, what, say(
-            "not HTTPS: Telegram webhooks need HTTPS, and browsers warn fans",
-            "不是 HTTPS：Telegram Webhook 需要 HTTPS，浏览器也会提示不安全"), say(
-            "put nginx with a certificate in front (docs/deploy.md)",
-            "用 nginx 加证书放在前面（见 docs/deploy.md）")))
+        findings.append(Finding(WARN, what, _(
+            "not HTTPS: Telegram webhooks need HTTPS, and browsers warn fans"), _(
+                "put nginx with a certificate in front (docs/deploy.md)")))
     return findings
 
 
 def check_clock(dates: Dates) -> list[Finding]:
-    what = say("clock", "时钟")
+    what = _("clock")
     if not dates.offsets:
-        return [Finding(SKIP, what, say("no server answered with a date to compare with",
-                                        "没有服务器返回时间，无法比较"))]
+        return [Finding(SKIP, what, _("no server answered with a date to compare with"))]
     source, offset = max(dates.offsets, key=lambda item: abs(item[1]))
     seconds = abs(round(offset))
     amount = f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
     amount_zh = f"{seconds // 60} 分 {seconds % 60} 秒" if seconds >= 60 else f"{seconds} 秒"
     if seconds < CLOCK_FAIL_SECONDS:
-        return [Finding(OK, what, say(f"within {max(seconds, 1)} s of {source}",
-                                      f"与 {source} 相差不到 {max(seconds, 1)} 秒"))]
+        return [Finding(OK, what, _("within {max} s of {source}").format(
+            max=max(seconds, 1), source=source))]
     ahead = offset < 0
-    return [Finding(FAIL, what, say(
-        f"this machine's clock is {amount} {'ahead of' if ahead else 'behind'} {source}",
-        f"本机时钟比 {source} {'快' if ahead else '慢'}了 {amount_zh}"), say(
-        "turn on time sync: sudo timedatectl set-ntp true (or install chrony)",
-        "打开自动对时：sudo timedatectl set-ntp true（或安装 chrony）"))]
+    off = (_("this machine's clock is {amount} ahead of {source}") if ahead
+           else _("this machine's clock is {amount} behind {source}"))
+    return [Finding(FAIL, what, off.format(amount=amount, source=source, amount_zh=amount_zh), _(
+            "turn on time sync: sudo timedatectl set-ntp true (or install chrony)"))]
 
 
 def check_file_limit() -> list[Finding]:
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    what = say("open files limit", "打开文件数上限")
+    what = _("open files limit")
     if soft != resource.RLIM_INFINITY and soft < MIN_OPEN_FILES:
-        return [Finding(WARN, what, say(f"{soft}: too low for many fans at once",
-                                        f"{soft}：同时在线的粉丝多时不够用"), say(
-            "set LimitNOFILE=65536 in the systemd unit (deploy/), or ulimit -n 65536",
-            "在 systemd 服务文件里设 LimitNOFILE=65536（见 deploy/），或 ulimit -n 65536"))]
+        return [Finding(WARN, what, _("{soft}: too low for many fans at once").format(soft=soft), _(
+                                            "set LimitNOFILE=65536 in the systemd unit "
+                                            "(deploy/), or ulimit -n 65536"))]
     shown = "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
     return [Finding(OK, what, shown)]
 
@@ -434,8 +399,7 @@ def run_checks(config: str | None, timeout: float,
 
 @click.command()
 @click.option("--config", "-c", help="Settings file, as for `brandbot serve`.")
-@click.option("--lang", type=click.Choice(["zh", "en"]),
-              help="Language of the report (default: from LANG/LC_ALL; zh* is Chinese).")
+@lang_option(help="Language of the report (default: from LANG/LC_ALL; zh* is Chinese).")
 @click.option("--timeout", type=float, default=TIMEOUT, show_default=True,
               help="Seconds to wait for each server.")
 def doctor(config: str | None, lang: str | None, timeout: float) -> None:
@@ -448,33 +412,27 @@ def doctor(config: str | None, lang: str | None, timeout: float) -> None:
 
     Example: brandbot doctor --config /etc/brandbot/brandbot.yaml
     """
-    from bot.errors import language, set_language
     from bot.redact import SecretFilter
     from bot.tables import terminal_safe
 
-    previous = language()
-    set_language(lang)
     masks: list[Any] = [SecretFilter()]
 
     def emit(finding: Finding) -> None:
-        lines = [f"[{_tag(finding.status)}] {finding.what}{say(': ', '：')}"
+        colon = _(": ")  # outside the f-string, where pybabel can see it
+        lines = [f"[{_tag(finding.status)}] {finding.what}{colon}"
                  + finding.detail.replace("\n", "\n        ")]
         if finding.fix:
-            lines.append("        " + say("fix: ", "怎么修：") + finding.fix)
+            lines.append("        " + _("fix: ") + finding.fix)
         for line in lines:  # details quote servers (error texts): never raw on the terminal
             click.echo(masks[0].redact(terminal_safe(line, keep_newlines=True)))
 
-    try:
-        from bot.config import SettingsError, load_settings
+    from bot.config import SettingsError, load_settings
 
-        with contextlib.suppress(SettingsError):
-            masks[0].add(*load_settings(config).secrets())
-        status = run_checks(config, timeout, emit)
-        summary = {0: say("all checks passed", "全部检查通过"),
-                   1: say("something needs fixing (see the lines marked FAIL)",
-                          "有需要修复的问题（见标为「失败」的行）"),
-                   2: say("the settings are invalid; fix them first", "设置无效，请先修正")}
-        click.echo(summary[status])
-    finally:
-        set_language(previous)
+    with contextlib.suppress(SettingsError):
+        masks[0].add(*load_settings(config).secrets())
+    status = run_checks(config, timeout, emit)
+    summary = {0: _("all checks passed"),
+               1: _("something needs fixing (see the lines marked FAIL)"),
+               2: _("the settings are invalid; fix them first")}
+    click.echo(summary[status])
     raise SystemExit(status)

@@ -19,6 +19,7 @@ from bot.commands.common import (
     print_table,
 )
 from bot.commands.links import link_options, link_targets
+from bot.i18n import _, columns, pick, short_language
 from bot.tables import echo, json_text, terminal_safe
 
 
@@ -43,7 +44,6 @@ def fans(db: str, persona: str | None, filters: tuple[str, ...], sort: str,
 
     Example: brandbot fans --filter channel=web --filter subscribed=yes --sort -score --limit 20
     """
-    from bot.commands.bilingual import say, ui_language
     from bot.commands.common import now, persona_zone, zone_option
     from bot.humantime import flag, when
     from bot.relations.fan_list import ListingError, build_query, count, page, stream
@@ -55,7 +55,7 @@ def fans(db: str, persona: str | None, filters: tuple[str, ...], sort: str,
             query = build_query(list(filters), sort, persona)
         except ListingError as exc:
             fail(str(exc), 2)
-        columns = [
+        fields = [
             "id",
             "persona",
             "channel",
@@ -70,28 +70,28 @@ def fans(db: str, persona: str | None, filters: tuple[str, ...], sort: str,
         ]
         if as_json:
             for row in stream(store, query, limit):
-                click.echo(json_text({c: row[c] for c in columns}))
+                click.echo(json_text({c: row[c] for c in fields}))
             return
         shown = page(store, query, limit or 50)
         total = count(store, query) if len(shown) == (limit or 50) else len(shown)
     finally:
         store.close()
-    lang, moment = ui_language(), now()
-    header = (["编号", "人设", "渠道", "粉丝", "阶段", "分数", "订阅", "人工", "最近联系"]
-              if lang == "zh" else
-              ["id", "persona", "channel", "fan", "stage", "score", "subscribed", "handoff",
-               "last seen"])
+    lang, moment = short_language(), now()
+    header = columns("id", "persona", "channel", "fan", "stage", "score", "subscribed", "handoff",
+                     "last seen")
     print_table(header, [
         [r["id"], r["persona"], r["channel"], r["display_name"] or r["external_id"],
-         r["stage"], r["score"], flag(r["subscribed"], lang), flag(r["handoff"], lang),
-         when(r["last_seen"], persona_zone(r["persona"], tz), moment, lang)]
+         r["stage"], r["score"], pick(flag(r["subscribed"]), flag(r["subscribed"], lang)),
+         pick(flag(r["handoff"]), flag(r["handoff"], lang)),
+         pick(when(r["last_seen"], persona_zone(r["persona"], tz), moment),
+              when(r["last_seen"], persona_zone(r["persona"], tz), moment, lang))]
         for r in shown
     ], fit=True, keep=(0, 5, 6, 7, 8))
     if total > len(shown):
-        click.echo(say(f"显示 {len(shown)} / 共 {total} 个粉丝（--limit 可显示更多）",
-                       f"{len(shown)} of {total} fan(s) shown (--limit N for more)", lang))
+        click.echo(_("{shown} of {total} fan(s) shown (--limit N for more)").format(
+            shown=len(shown), total=total))
     else:
-        click.echo(say(f"{total} 个粉丝", f"{total} fan(s)", lang))
+        click.echo(_("{total} fan(s)").format(total=total))
 
 
 @click.group()
@@ -114,9 +114,10 @@ def fan_link(fan_ref, db, telegram_bot, web_url, config) -> None:
     row = one_fan(store, fan_ref)
     store.close()
     if not row["referral_code"]:
-        fail(f"fan {fan_ref!r} has no referral code (forgotten?)")
-    echo(f"fan {row['id']} ({terminal_safe(row['display_name'] or row['external_id'])}): "
-         f"code {row['referral_code']}")
+        fail(_("fan {fan!r} has no referral code (forgotten?)").format(fan=fan_ref))
+    echo(_("fan {id} ({name}): code {code}").format(
+        id=row["id"], name=terminal_safe(row["display_name"] or row["external_id"]),
+        code=row["referral_code"]))
     telegram_bot, web_url = link_targets(config, telegram_bot, web_url)
     for where, link in links(row["referral_code"], telegram_bot=telegram_bot,
                              web_url=web_url).items():
@@ -163,15 +164,18 @@ def fan_forget(fan_ref, db, no_aggregates, yes) -> None:
     store = open_store(db)
     try:
         row = one_fan(store, fan_ref)
-        who = (f"fan {row['id']} ({row['channel']}, "
-               f"{terminal_safe(row['display_name'] or row['external_id'])})")
-        if not yes and not click.confirm(f"forget {who}? This cannot be undone"):
-            fail("nothing forgotten")
+        who = _("fan {id} ({channel}, {name})").format(
+            id=row["id"], channel=row["channel"],
+            name=terminal_safe(row["display_name"] or row["external_id"]))
+        if not yes and not click.confirm(_("forget {who}? This cannot be undone").format(who=who)):
+            fail(_("nothing forgotten"))
         changed = forget_fan(store, row["id"], keep_aggregates=not no_aggregates)
     finally:
         store.close()
     summary = ", ".join(f"{table}: {n}" for table, n in sorted(changed.items()))
-    echo(f"forgot {who}: {'deleted' if no_aggregates else 'anonymised'} ({summary})")
+    done = (_("forgot {who}: deleted ({summary})") if no_aggregates
+            else _("forgot {who}: anonymised ({summary})"))
+    echo(done.format(who=who, summary=summary))
 
 
 @click.command()
@@ -202,13 +206,13 @@ def kols(top, persona, db, as_json) -> None:
                                   "influence": round(k.influence, 2), "kol": k.tagged}))
         return
     print_table(
-        ["rank", "id", "fan", "channel", "stage", "direct", "2nd level", "score", "influence",
-         "tag"],
+        columns("rank", "id", "fan", "channel", "stage", "direct", "2nd level", "score",
+                "influence", "tag"),
         [[str(i), str(k.fan_id), k.name, k.channel, k.stage, str(k.direct), str(k.second),
           f"{k.score:.1f}", f"{k.influence:.1f}", "kol" if k.tagged else ""]
          for i, k in enumerate(rows, 1)],
         fit=True, keep=(0, 1, 5, 6, 7, 8, 9),
     )
     threshold = rules.relationship.kol_threshold
-    echo(f"{len(rows)} fan(s) who brought others in; kol tag at influence "
-               f"{threshold if threshold is not None else 'off'}")
+    echo(_("{count} fan(s) who brought others in; kol tag at influence {threshold}").format(
+        count=len(rows), threshold=threshold if threshold is not None else _("off")))

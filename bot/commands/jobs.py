@@ -6,13 +6,14 @@ import json
 
 import click
 
-from bot.commands.bilingual import say
 from bot.commands.common import DB_HELP, DEFAULT_DB, open_store, print_table
+from bot.i18n import N_, _, is_chinese, lang_option, pgettext
 
-STATUS_ZH = {"pending": "待运行", "running": "运行中", "done": "已完成", "failed": "已失败",
-             "cancelled": "已取消"}
-KIND_ZH = {"handoff_expire": "转人工超时归还", "calendar_topic": "日历话题群发",
-           "prune_jobs": "清理旧任务记录"}
+# What a job's status and kind are called in a listing (English: the stored word itself).
+STATUS_NAMES = {"pending": N_("pending"), "running": N_("running"), "done": N_("done"),
+                "failed": N_("failed"), "cancelled": N_("cancelled")}
+KIND_NAMES = {"handoff_expire": N_("handoff_expire"), "calendar_topic": N_("calendar_topic"),
+              "prune_jobs": N_("prune_jobs")}
 
 
 @click.group("jobs")
@@ -27,8 +28,7 @@ def jobs() -> None:
               help="Only jobs in this state.")
 @click.option("--kind", help="Only jobs of this kind (calendar_topic, handoff_expire…).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
-@click.option("--lang", type=click.Choice(["zh", "en"]),
-              help="Language of the output (default: zh when LANG/LC_ALL start with zh).")
+@lang_option(help="Language of the output (default: zh when LANG/LC_ALL start with zh).")
 def jobs_list(db, status, kind, as_json, lang) -> None:
     """List scheduled jobs: when (UTC), state, attempts, and why a failed one failed.
 
@@ -45,19 +45,21 @@ def jobs_list(db, status, kind, as_json, lang) -> None:
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False))
         return
-    zh = say("zh", "en", lang) == "zh"
-    columns = (["编号", "类型", "运行时间 (UTC)", "状态", "尝试", "已运行", "错误"] if zh else
-               ["id", "kind", "run at (UTC)", "status", "attempts", "runs", "error"])
+    columns = [pgettext("column", "id"), pgettext("column", "kind"), _("run at (UTC)"),
+               pgettext("column", "status"), _("attempts"), _("runs"),
+               pgettext("column", "error")]
     table = []
     for r in rows:
-        shown_kind = f"{KIND_ZH.get(r['kind'], r['kind'])} ({r['kind']})" if zh else r["kind"]
+        kind_name = _(KIND_NAMES[r["kind"]]) if r["kind"] in KIND_NAMES else r["kind"]
+        shown_kind = f"{kind_name} ({r['kind']})" if is_chinese() else r["kind"]
         table.append([
             r["id"], shown_kind, r["run_at"][:19].replace("T", " "),
-            STATUS_ZH.get(r["status"], r["status"]) if zh else r["status"],
+            _(STATUS_NAMES[r["status"]]) if r["status"] in STATUS_NAMES else r["status"],
             f"{r['attempts']}/{r['max_attempts']}", r["runs"], (r["last_error"] or "")[:80],
         ])
     print_table(columns, table)
     failed = sum(r["status"] == "failed" for r in rows)
-    failed_zh = f"，{failed} 个已失败（见“错误”列）" if failed else ""
-    failed_en = f", {failed} failed (see the error column)" if failed else ""
-    click.echo(say(f"共 {len(rows)} 个任务{failed_zh}", f"{len(rows)} job(s){failed_en}", lang))
+    shown = _("{count} job(s)").format(count=len(rows))
+    if failed:
+        shown += _(", {failed} failed (see the error column)").format(failed=failed)
+    click.echo(shown)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from bot.commands.common import fail, load_settings_or_fail
+from bot.i18n import _
 
 
 def link_options(command):
@@ -32,18 +33,18 @@ def link_targets(config: str | None, telegram_bot: str | None, web_url: str | No
         web_url = settings.public_url
         if web_url is None:
             if need_web:
-                fail("set public_url (brandbot.yaml or BRANDBOT_PUBLIC_URL) to the address fans "
-                     "reach the web chat at, or pass --web-url; a printed QR code of "
-                     "127.0.0.1 opens nothing")
-            click.echo("note: public_url is not set; web links point at this machine "
-                       "(http://127.0.0.1:8080/)", err=True)
+                fail(_("set public_url (brandbot.yaml or BRANDBOT_PUBLIC_URL) to the address "
+                       "fans reach the web chat at, or pass --web-url; a printed QR code of "
+                       "127.0.0.1 opens nothing"))
+            click.echo(_("note: public_url is not set; web links point at this machine "
+                         "(http://127.0.0.1:8080/)"), err=True)
             web_url = "http://127.0.0.1:8080/"
     if telegram_bot is None:
         telegram_bot = settings.telegram.bot_username or _bot_username_from_getme(settings)
         if telegram_bot is None and need_telegram:
-            fail("the bot's username is unknown: set telegram.bot_username "
-                 "(BRANDBOT_TELEGRAM_BOT_USERNAME) or BRANDBOT_TELEGRAM_TOKEN, or pass "
-                 "--telegram-bot")
+            fail(_("the bot's username is unknown: set telegram.bot_username "
+                   "(BRANDBOT_TELEGRAM_BOT_USERNAME) or BRANDBOT_TELEGRAM_TOKEN, or pass "
+                   "--telegram-bot"))
     return telegram_bot, web_url
 
 
@@ -70,5 +71,6 @@ def _bot_username_from_getme(settings) -> str | None:
     try:
         return asyncio.run(ask())
     except TelegramError as exc:
-        click.echo(f"note: Telegram getMe failed ({exc.message}); no Telegram link", err=True)
+        click.echo(_("note: Telegram getMe failed ({error}); no Telegram link").format(
+            error=exc.message), err=True)
         return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from bot.commands.common import DB_HELP, DEFAULT_DB, fail, load_persona, now, open_store
+from bot.i18n import _
 from bot.tables import echo, json_text
 
 
@@ -43,7 +44,7 @@ def report(since, html_file, persona, tz, db, as_json) -> None:
         try:
             start = datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=zone)
         except ValueError:
-            fail(f"--since {since!r}: write the date as YYYY-MM-DD")
+            fail(_("--since {since!r}: write the date as YYYY-MM-DD").format(since=since))
 
     def rules_of(persona_id: str) -> Relationship:
         found = persona_by_id(persona_id)
@@ -62,4 +63,4 @@ def report(since, html_file, persona, tz, db, as_json) -> None:
     else:
         echo(to_text(data, table_width()), nl=False)
     if html_file:
-        echo(f"wrote {html_file}", err=True)
+        echo(_("wrote {target}").format(target=html_file), err=True)

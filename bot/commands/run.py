@@ -7,6 +7,7 @@ import sys
 import click
 
 from bot.commands.common import DEFAULT_DB, load_brand
+from bot.i18n import _
 from bot.messages import LANGUAGES
 
 
@@ -77,7 +78,7 @@ def serve(config, host, port, db, personas, log_format, reload) -> None:
         )
     except SettingsError as exc:
         for line in exc.lines:
-            click.echo(f"error: {line}", err=True)
-        click.echo("brandbot serve: invalid settings; see docs/configuration.md", err=True)
+            click.echo(_("error: {message}").format(message=line), err=True)
+        click.echo(_("brandbot serve: invalid settings; see docs/configuration.md"), err=True)
         sys.exit(2)
     sys.exit(run_daemon(settings))

@@ -7,6 +7,7 @@ import click
 
 from bot.commands.common import fail
 from bot.commands.wechat_menu import menu as wechat_menu
+from bot.i18n import _
 from bot.tables import echo
 
 
@@ -32,17 +33,18 @@ def wechat_qrcode(scene: str, permanent: bool) -> None:
     try:
         settings = WeChatChannelSettings.from_env()
         if settings is None:
-            fail("set BRANDBOT_WECHAT_APPID and BRANDBOT_WECHAT_TOKEN (and "
-                  "BRANDBOT_WECHAT_SECRET, BRANDBOT_WECHAT_VERIFIED=true) first; see "
-                  "docs/channels/wechat.md", 2)
+            fail(_("set BRANDBOT_WECHAT_APPID and BRANDBOT_WECHAT_TOKEN (and "
+                   "BRANDBOT_WECHAT_SECRET, BRANDBOT_WECHAT_VERIFIED=true) first; see "
+                   "docs/channels/wechat.md"), 2)
         code = qrcode(settings, scene, permanent)
     except WeChatConfigError as exc:
         fail(str(exc), 2)
     except (WeChatAPIError, ValueError) as exc:
         fail(str(exc), 1)
     echo(code.url)
-    echo(f"image: {code.image_url}")
-    click.echo("permanent" if code.permanent else f"expires in {code.expire_seconds // 86400} days")
+    echo(_("image: {url}").format(url=code.image_url))
+    click.echo(_("permanent") if code.permanent else _("expires in {days} days").format(
+        days=code.expire_seconds // 86400))
 
 
 wechat.add_command(wechat_menu)

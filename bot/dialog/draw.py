@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bot.dialog.analysis import dead_edges, sources_of
 from bot.dialog.spec import Callback, DialogSpec, TransitionSpec, parse_callback
+from bot.i18n import N_, _
 
 
 class RenderError(Exception):
@@ -88,16 +89,16 @@ def to_mermaid(spec: DialogSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
-MMDC_HINT = ("SVG and PNG need mermaid-cli: `npm install -g @mermaid-js/mermaid-cli` (it brings "
-             "its own Chromium), then run this again; without it, print the text (the default) "
-             "and paste it into https://mermaid.live or a GitHub comment")
+MMDC_HINT = N_("SVG and PNG need mermaid-cli: `npm install -g @mermaid-js/mermaid-cli` (it "
+                "brings its own Chromium), then run this again; without it, print the text (the "
+                "default) and paste it into https://mermaid.live or a GitHub comment")
 
 
 def render(mermaid: str, output: Path, fmt: str, mmdc: str | None = None) -> None:
     """Render Mermaid text to ``output`` (svg or png) with mermaid-cli."""
     exe = mmdc or shutil.which("mmdc")
     if exe is None:
-        raise RenderError(MMDC_HINT)
+        raise RenderError(_(MMDC_HINT))
     with tempfile.TemporaryDirectory(prefix="brandbot-draw-") as tmp:
         source = Path(tmp) / "dialog.mmd"
         source.write_text(mermaid, encoding="utf-8")
@@ -106,7 +107,9 @@ def render(mermaid: str, output: Path, fmt: str, mmdc: str | None = None) -> Non
                                   capture_output=True, text=True, timeout=120,
                                   stdin=subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise RenderError(f"mermaid-cli ({exe}) could not run: {exc}") from None
+            raise RenderError(_("mermaid-cli ({exe}) could not run: {exc}").format(
+                exe=exe, exc=exc)) from None
     if done.returncode != 0 or not output.exists():
         last = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise RenderError(f"mermaid-cli failed (exit {done.returncode}): {' '.join(last)}")
+        raise RenderError(_("mermaid-cli failed (exit {code}): {output}").format(
+            code=done.returncode, output=" ".join(last)))

@@ -15,6 +15,7 @@ from bot.dialog.machine import Dialog
 from bot.dialog.registry import ACTIONS, BUILTIN_TRIGGERS, CONDITIONS, Entry
 from bot.dialog.spec import DialogSpec, parse_callback
 from bot.errors import ConfigError, Problem, did_you_mean
+from bot.i18n import _
 from bot.persona.model import LANGUAGES, STAGES, Persona
 from bot.yaml_source import Positions, load_model, problem_at
 
@@ -50,8 +51,8 @@ def check_dialog(
     if spec.initial not in states:
         bad(
             ("initial",),
-            f"unknown state {spec.initial!r}; declare it in states or use one of: {known}"
-            + did_you_mean(spec.initial, states),
+            _("unknown state {state!r}; declare it in states or use one of: {known}").format(
+                state=spec.initial, known=known) + did_you_mean(spec.initial, states),
         )
     for i, state in enumerate(spec.state_specs()):
         for hook in ("on_enter", "on_exit", "otherwise"):
@@ -63,17 +64,19 @@ def check_dialog(
         if t.trigger not in BUILTIN_TRIGGERS and (intents is not None and t.trigger not in intents):
             bad(
                 where + ("trigger",),
-                f"unknown trigger {t.trigger!r}: not an intent of persona "
-                f"{persona.id!r} nor a builtin trigger ({', '.join(BUILTIN_TRIGGERS)})"
+                _("unknown trigger {trigger!r}: not an intent of persona {persona!r} nor a builtin "
+                  "trigger ({builtin})").format(trigger=t.trigger, persona=persona.id,
+                                                builtin=", ".join(BUILTIN_TRIGGERS))
                 + did_you_mean(t.trigger, [*intents, *BUILTIN_TRIGGERS]),
             )
         for src_i, src in enumerate(t.sources):
             if src != "*" and src not in states:
                 loc = where + ("source",) + ((src_i,) if isinstance(t.source, list) else ())
-                bad(loc, f"unknown state {src!r}; use one of: {known}, or '*' for any state"
-                    + did_you_mean(src, states))
+                bad(loc, _("unknown state {state!r}; use one of: {known}, or '*' for any "
+                           "state").format(state=src, known=known) + did_you_mean(src, states))
         if t.dest not in (None, "=") and t.dest not in states:
-            bad(where + ("dest",), f"unknown state {t.dest!r}; use one of: {known}, '=' or null"
+            bad(where + ("dest",), _("unknown state {state!r}; use one of: {known}, '=' or "
+                                     "null").format(state=t.dest, known=known)
                 + did_you_mean(t.dest, states))
         for hook, registry, kind in (
             ("conditions", CONDITIONS, "condition"),
@@ -86,7 +89,9 @@ def check_dialog(
     for old, new in spec.state_migrations.items():
         if new not in states:
             bad(
-                ("state_migrations", old), f"migrates to unknown state {new!r}; use one of: {known}"
+                ("state_migrations", old), _(
+                    "migrates to unknown state {new!r}; use one of: {known}"
+                ).format(new=new, known=known)
             )
     if not problems:
         problems.extend(_never_firing(spec, path, positions))
@@ -112,16 +117,20 @@ def _never_firing(spec: DialogSpec, path: str, positions: Positions) -> list[Pro
                 continue
             where: tuple = ("transitions", index, "source")
             problems.append(problem_at(path, positions, where, (
-                f"{t.trigger!r} from '*' can never fire from any state ({edges[0].reason}); "
-                "remove it or fix its conditions")))
+                _(
+                    "{trigger!r} from '*' can never fire from any state ({reason}); remove "
+                    "it or fix its conditions"
+                ).format(trigger=t.trigger, reason=edges[0].reason))))
             continue
         for edge in edges:
             where = ("transitions", index, "source")
             if isinstance(t.source, list):
                 where += (t.source.index(edge.source),)
             problems.append(problem_at(path, positions, where, (
-                f"{t.trigger!r} from {edge.source!r} can never fire: {edge.reason}; remove "
-                "this source or fix the conditions")))
+                _(
+                    "{trigger!r} from {source!r} can never fire: {reason}; remove this "
+                    "source or fix the conditions"
+                ).format(trigger=t.trigger, source=edge.source, reason=edge.reason))))
     return problems
 
 
@@ -134,22 +143,36 @@ def _check_callback(cb, registry: dict[str, Entry], kind: str, where, bad, perso
     entry = registry.get(name)
     if entry is None:
         hint = "dotted import paths are not allowed; " if "." in name else ""
-        bad(where, f"unknown {kind} {name!r}; {hint}use one of: {', '.join(sorted(registry))}")
+        bad(where, _(
+            "unknown {kind} {name!r}; {hint}use one of: {known}"
+        ).format(kind=kind, name=name, hint=hint, known=', '.join(sorted(registry))))
         return
     if entry.arg == "none":
         if arg is not None:
-            bad(where, f"{kind} {name!r} takes no argument; write it as a bare name")
+            bad(where, _(
+                "{kind} {name!r} takes no argument; write it as a bare name"
+            ).format(kind=kind, name=name))
         return
     if arg is None:
-        bad(where, f"{kind} {name!r} needs an argument ({entry.arg}); write {{{name}: ...}}")
+        bad(where, _(
+            "{kind} {name!r} needs an argument ({arg}); write {{{name}: ...}}"
+        ).format(kind=kind, name=name, arg=entry.arg))
     elif entry.arg == "stage" and arg not in STAGES:
-        bad(where, f"unknown stage {arg!r}; use one of: {', '.join(STAGES)}")
+        bad(where, _(
+            "unknown stage {arg!r}; use one of: {stages}"
+        ).format(arg=arg, stages=', '.join(STAGES)))
     elif entry.arg == "int" and not isinstance(arg, int):
-        bad(where, f"{kind} {name!r} needs a whole number, got {arg!r}")
+        bad(where, _(
+            "{kind} {name!r} needs a whole number, got {arg!r}"
+        ).format(kind=kind, name=name, arg=arg))
     elif entry.arg == "language" and arg not in LANGUAGES:
-        bad(where, f"unknown language {arg!r}; use one of: {', '.join(LANGUAGES)}")
+        bad(where, _(
+            "unknown language {arg!r}; use one of: {languages}"
+        ).format(arg=arg, languages=', '.join(LANGUAGES)))
     elif entry.arg in ("reply_key", "tag") and not isinstance(arg, str):
-        bad(where, f"{kind} {name!r} needs a name, got {arg!r}")
+        bad(where, _(
+            "{kind} {name!r} needs a name, got {arg!r}"
+        ).format(kind=kind, name=name, arg=arg))
     elif (
         entry.arg == "interaction"
         and persona is not None
@@ -157,11 +180,15 @@ def _check_callback(cb, registry: dict[str, Entry], kind: str, where, bad, perso
     ):
         bad(
             where,
-            f"interaction kind {arg!r} has no points in persona {persona.id!r}; add it "
-            "under relationship.points (or it counts for nothing)",
+            _(
+                "interaction kind {arg!r} has no points in persona {id!r}; add it under "
+                "relationship.points (or it counts for nothing)"
+            ).format(arg=arg, id=persona.id),
         )
     elif entry.arg == "reply_key" and persona is not None and arg not in persona.replies:
         bad(
             where,
-            f"reply key {arg!r} is not defined in persona {persona.id!r}; add it under replies",
+            _(
+                "reply key {arg!r} is not defined in persona {id!r}; add it under replies"
+            ).format(arg=arg, id=persona.id),
         )

@@ -30,7 +30,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from bot.errors import Problem, say
+from bot.errors import Problem
+from bot.i18n import _
 from bot.persona.model import Persona
 from bot.yaml_source import Positions, problem_at
 
@@ -300,10 +301,10 @@ def _fact_warning(value: Value, clause: str, holders: list[str], fix: str) -> st
         listed = ", ".join("{" + h + "}" for h in others)
         en += f" (also in {listed})"
         zh += f"（{listed} 里也有）"
-    return say(
-        f"warning: {en}; use {{{fix}}} instead of {clause!r} so the reply follows the facts",
-        f"警告：{zh}；请用 {{{fix}}} 代替「{clause}」，让回复跟着事实走",
-    )
+    # the message's parts are built in both languages above; the catalog picks {en} or {zh}
+    return _(
+        "warning: {en}; use {{{fix}}} instead of {clause!r} so the reply follows the facts"
+    ).format(en=en, fix=fix, clause=clause, zh=zh)
 
 
 def _choose_fix(kind: str, holders: list[str], reply_key: str | None, facts: FactValues):
@@ -380,7 +381,7 @@ def _contains_name(text: str, name: str) -> bool:
 
 def _named_texts(persona: Persona) -> Iterator[tuple[tuple, str]]:
     """Every text a fan reads or types in the persona: replies, facts, voice, intent examples."""
-    for where, text, _ in _templated_texts(persona):
+    for where, text, _key in _templated_texts(persona):
         yield where, text
     for key, value in persona.facts.items():
         for language, text in ({None: value} if isinstance(value, str) else value).items():
@@ -414,10 +415,8 @@ def copied_name_warnings(
     for where, text in _named_texts(persona):
         for name, source in sorted(foreign.items()):
             if _contains_name(text, name):
-                warnings.append(problem_at(path, positions, where, say(
-                    f"warning: still says {name!r}, a name of persona {source!r}; this persona "
-                    f"is {persona.id!r} — replace it with {{me}} or {{brand}} or your own name",
-                    f"警告：还写着「{name}」，这是人格 {source!r} 的名字；本人格是 {persona.id!r}"
-                    f"——请换成 {{me}}、{{brand}} 或自己的名字",
-                )))
+                warnings.append(problem_at(path, positions, where, _(
+                    "warning: still says {name!r}, a name of persona {source!r}; this "
+                    "persona is {id!r} — replace it with {{me}} or {{brand}} or your own name"
+                ).format(name=name, source=source, id=persona.id)))
     return warnings

@@ -9,6 +9,7 @@ naming nothing.
 from __future__ import annotations
 
 from bot.errors import Problem
+from bot.i18n import _
 from bot.persona.model import REQUIRED_REPLIES, STAGES, Persona
 from bot.persona.voice import BUILTIN_FIELDS, FACT_ANSWER_REPLY, template_fields
 from bot.yaml_source import Positions, problem_at
@@ -26,16 +27,20 @@ def lint_persona(persona: Persona, positions: Positions, path: str) -> list[Prob
         if key not in persona.replies:
             bad(
                 ("replies",),
-                f"reply key {key!r} is missing; the engine needs it — add variants "
-                f"for {', '.join(persona.languages)}",
+                _(
+                    "reply key {key!r} is missing; the engine needs it — add variants for "
+                    "{languages}"
+                ).format(key=key, languages=', '.join(persona.languages)),
             )
     for key, per_language in persona.replies.items():
         for language in persona.languages:
             if not per_language.get(language):
                 bad(
                     ("replies", key),
-                    f"no {language} variant for reply {key!r}; add "
-                    f"`{language}: [...]` so {language}-speaking fans get an answer",
+                    _(
+                        "no {language} variant for reply {key!r}; add `{language}: [...]` so "
+                        "{language}-speaking fans get an answer"
+                    ).format(language=language, key=key),
                 )
         for language, variants in per_language.items():
             for i, template in enumerate(variants):
@@ -43,7 +48,9 @@ def lint_persona(persona: Persona, positions: Positions, path: str) -> list[Prob
                 try:
                     names = template_fields(template)
                 except ValueError as exc:
-                    bad(where, f"malformed template ({exc}); write literal braces as {{{{ and }}}}")
+                    bad(where, _(
+                        "malformed template ({exc}); write literal braces as {{{{ and }}}}"
+                    ).format(exc=exc))
                     continue
                 for name in names:
                     base = name.split(".")[0].split("[")[0]
@@ -52,48 +59,65 @@ def lint_persona(persona: Persona, positions: Positions, path: str) -> list[Prob
                     if base not in known_fields:
                         bad(
                             where,
-                            f"template names {{{name}}} but there is no fact {base!r}; "
-                            f"add it under facts or use one of: {', '.join(sorted(known_fields))}",
+                            _(
+                                "template names {{{name}}} but there is no fact {base!r}; "
+                                "add it under facts or use one of: {known}"
+                            ).format(name=name, base=base, known=', '.join(sorted(known_fields))),
                         )
                 lowered = template.casefold()
                 for word in banned:
                     if word.casefold() in lowered:
-                        bad(where, f"contains the banned word {word!r}; rephrase the reply")
+                        bad(where, _(
+                            "contains the banned word {word!r}; rephrase the reply"
+                        ).format(word=word))
     for where, text in _voiced_texts(persona):
         for word in banned:
             if word.casefold() in text.casefold():
                 bad(
                     where,
-                    f"contains the banned word {word!r}; it would appear in replies — rephrase it",
+                    _(
+                        "contains the banned word {word!r}; it would appear in replies — "
+                        "rephrase it"
+                    ).format(word=word),
                 )
     problems += _fact_problems(persona, bad)
     missing = [s for s in STAGES[1:] if s not in persona.relationship.stages]
     if missing:
         bad(
             ("relationship", "stages"),
-            f"no threshold for {', '.join(missing)}; give every stage "
-            f"a score ({', '.join(STAGES[1:])}) or fans can never reach it",
+            _(
+                "no threshold for {missing}; give every stage a score ({stages}) or fans can "
+                "never reach it"
+            ).format(missing=', '.join(missing), stages=', '.join(STAGES[1:])),
         )
     for name, intent in persona.intents.items():
         if intent.reply and intent.reply not in persona.replies:
             bad(
                 ("intents", name, "reply"),
-                f"reply key {intent.reply!r} is not defined; add it under replies",
+                _(
+                    "reply key {reply!r} is not defined; add it under replies"
+                ).format(reply=intent.reply),
             )
         if not any(intent.examples.get(lang) for lang in persona.languages):
             bad(
                 ("intents", name, "examples"),
-                f"intent {name!r} has no examples in "
-                f"{', '.join(persona.languages)}; add at least a few per language",
+                _(
+                    "intent {name!r} has no examples in {languages}; add at least a few per "
+                    "language"
+                ).format(name=name, languages=', '.join(persona.languages)),
             )
     if persona.taboo.subjects and persona.taboo.deflection not in persona.replies:
         bad(
             ("taboo", "deflection"),
-            f"reply key {persona.taboo.deflection!r} is not defined; add it under replies",
+            _(
+                "reply key {deflection!r} is not defined; add it under replies"
+            ).format(deflection=persona.taboo.deflection),
         )
     for button, target in persona.menu_clicks.items():
         if target not in persona.intents and target not in persona.replies:
-            bad(("menu_clicks", button), f"{target!r} is neither an intent nor a reply key")
+            bad(("menu_clicks", button), _(
+                "{target!r} is neither an intent nor a reply key"
+            ).format(target=target))
     return problems
 
 
@@ -104,13 +128,19 @@ def _fact_problems(persona: Persona, bad) -> list[Problem]:
     """
     for fact, answer in persona.fact_answers.items():
         if fact not in persona.facts:
-            bad(("fact_answers", fact), f"there is no fact {fact!r}; add it under facts")
+            bad(("fact_answers", fact), _(
+                "there is no fact {fact!r}; add it under facts"
+            ).format(fact=fact))
         if answer.intent and answer.intent not in persona.intents:
-            bad(("fact_answers", fact, "intent"), f"{answer.intent!r} is not an intent")
+            bad(("fact_answers", fact, "intent"), _(
+                "{intent!r} is not an intent"
+            ).format(intent=answer.intent))
         if not any(answer.keywords.get(lang) for lang in persona.languages):
             bad(
                 ("fact_answers", fact, "keywords"),
-                f"no keywords in {', '.join(persona.languages)}; fans could never ask for it",
+                _(
+                    "no keywords in {languages}; fans could never ask for it"
+                ).format(languages=', '.join(persona.languages)),
             )
     for key, per_language in persona.replies.items():
         for fact in sorted(persona.safety_facts()):
@@ -128,8 +158,11 @@ def _fact_problems(persona: Persona, bad) -> list[Problem]:
                     if field not in text:
                         bad(
                             ("replies", key, language, i),
-                            f"safety fact {{{fact}}} is missing from this variant but other "
-                            f"variants of {key!r} say it; a fan must hear it every time — add it",
+                            _(
+                                "safety fact {{{fact}}} is missing from this variant but "
+                                "other variants of {key!r} say it; a fan must hear it every "
+                                "time — add it"
+                            ).format(fact=fact, key=key),
                         )
     return []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.errors import ConfigError, UnknownPersonaError
+from bot.i18n import _
 from bot.persona.lint import lint_persona
 from bot.persona.model import Persona
 from bot.yaml_source import Positions, load_model
@@ -30,7 +31,7 @@ def resolve_file(ref: str, kind: str, near: Path | None = None) -> Path:
     if candidate.suffix in (".yaml", ".yml") or candidate.exists():
         if candidate.is_file():
             return candidate
-        raise UnknownPersonaError(f"{ref}: no such file")
+        raise UnknownPersonaError(_("{ref}: no such file").format(ref=ref))
     dirs = ([near] if near and near.is_dir() else []) + search_dirs(kind)
     for folder in dirs:
         for suffix in (".yaml", ".yml"):
@@ -38,10 +39,13 @@ def resolve_file(ref: str, kind: str, near: Path | None = None) -> Path:
             if path.is_file():
                 return path
     known = sorted({p.stem for d in dirs for p in d.glob("*.y*ml")})
-    raise UnknownPersonaError(
-        f"no {kind[:-1]} {ref!r} in {', '.join(str(d) for d in dirs) or 'any folder'}; "
-        f"known: {', '.join(known) or 'none'}"
-    )
+    folders = ", ".join(str(d) for d in dirs)
+    if kind == "personas":
+        message = _("no persona {ref!r} in {folders}; known: {known}")
+    else:
+        message = _("no dialog {ref!r} in {folders}; known: {known}")
+    raise UnknownPersonaError(message.format(ref=ref, folders=folders or _("any folder"),
+                                             known=", ".join(known) or _("none")))
 
 
 def load_persona_file(path: str | Path, text: str | None = None) -> tuple[Persona, Positions]:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from bot import i18n
 from bot.persona.model import Persona
 from bot.persona.voice import Voice
 from bot.relations.audience import Audience, parse
@@ -252,12 +253,11 @@ def create(store: Store, persona: Persona, text: str, audience: str | None, now:
     marks a calendar topic, recorded once per persona (sqlite3.IntegrityError the second time).
     """
     if not text.strip():
-        raise BroadcastError("the newsletter text is empty")
+        raise BroadcastError(i18n.gettext("the newsletter text is empty"))
     if not persona.replies.get(FOOTER_KEY):
-        raise BroadcastError(
-            f"persona {persona.id!r} has no {FOOTER_KEY!r} reply: every newsletter must say how "
-            f"to unsubscribe; add `{FOOTER_KEY}:` to its replies"
-        )
+        raise BroadcastError(i18n.gettext("persona {persona!r} has no {key!r} reply: every "
+            "newsletter must say how to unsubscribe; add `{key}:` to its replies").format(
+            persona=persona.id, key=FOOTER_KEY))
     aud = parse(audience)
     result = Plan(persona.id, aud)
     with store.transaction() as conn:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from bot.i18n import _
 from bot.relations.store import Store, iso
 
 # Telegram deep-link payloads allow A-Z a-z 0-9 _ - (at most 64); WeChat scenes at most 64.
@@ -48,17 +49,18 @@ def create_campaign(store: Store, persona: str, name: str, now: datetime,
     """Register campaign ``name`` with ``code`` (default: a slug of the name + 4 random chars)."""
     if not name.strip():
         raise CampaignError(
-            "give the campaign a name, e.g. `brandbot campaign create poster-spring`"
+            _("give the campaign a name, e.g. `brandbot campaign create poster-spring`")
         )
     if code is None:
         base = slug(name) or "c"
         code = f"{base}-{''.join(random.choice(_ALPHABET) for _ in range(4))}"
     if not CODE.match(code):
-        raise CampaignError(
-            f"code {code!r} cannot travel in a Telegram deep link: use 1-64 of A-Z a-z 0-9 _ -"
-        )
+        raise CampaignError(_(
+            "code {code!r} cannot travel in a Telegram deep link: use 1-64 of A-Z a-z 0-9 _ -"
+        ).format(code=code))
     if store.fan_by_referral_code(code) is not None:
-        raise CampaignError(f"code {code!r} is a fan's personal referral code; choose another")
+        raise CampaignError(_("code {code!r} is a fan's personal referral code; choose "
+                              "another").format(code=code))
     try:
         with store.transaction() as conn:
             conn.execute(
@@ -66,7 +68,8 @@ def create_campaign(store: Store, persona: str, name: str, now: datetime,
                 (persona, name, code, iso(now)),
             )
     except sqlite3.IntegrityError:
-        raise CampaignError(f"code {code!r} is already taken; pass another with --code") from None
+        raise CampaignError(_("code {code!r} is already taken; pass another with --code").format(
+            code=code)) from None
     return Campaign(name, code, persona, iso(now))
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from bot.i18n import _
 from bot.relations.desk import OPERATOR_KEY
 from bot.relations.store import Store
 
@@ -60,13 +61,14 @@ def build_query(filters: list[str], sort: str | None, persona: str | None = None
         field, sep, value = item.partition("=")
         field, value = field.strip().lower(), value.strip()
         if not sep or field not in FILTERS:
-            raise ListingError(
-                f"--filter {item!r}: write FIELD=VALUE with FIELD one of "
-                f"{', '.join(FILTERS)} (过滤条件写成 字段=值，如 channel=web)")
+            raise ListingError(_(
+                "--filter {item!r}: write FIELD=VALUE with FIELD one of {fields} (过滤条件写成 "
+                "字段=值，如 channel=web)").format(item=item, fields=", ".join(FILTERS)))
         column, kind = FILTERS[field]
         if kind == "flag":
             if value.lower() not in _YES | _NO:
-                raise ListingError(f"--filter {item!r}: {field} takes yes or no (是/否)")
+                raise ListingError(_("--filter {item!r}: {field} takes yes or no (是/否)").format(
+                    item=item, field=field))
             clauses.append(f"{column} = ?")
             params.append(1 if value.lower() in _YES else 0)
         elif kind == "like":
@@ -80,8 +82,9 @@ def build_query(filters: list[str], sort: str | None, persona: str | None = None
     descending = key.startswith("-")
     name = key.lstrip("-+").lower()
     if name not in SORTS:
-        raise ListingError(f"--sort {sort!r}: one of {', '.join(SORTS)}, with - in front for "
-                           f"highest/latest first (排序字段，前加 - 表示倒序)")
+        raise ListingError(_("--sort {sort!r}: one of {fields}, with - in front for "
+                             "highest/latest first (排序字段，前加 - 表示倒序)").format(
+            sort=sort, fields=", ".join(SORTS)))
     direction = "DESC" if descending else "ASC"
     return Query(" WHERE " + " AND ".join(clauses) if clauses else "", tuple(params),
                  f" ORDER BY {SORTS[name]} {direction}, id {direction}")

@@ -53,6 +53,7 @@ import sqlite3
 from typing import Any
 
 from bot.errors import UnknownFanError
+from bot.i18n import _
 from bot.relations.store import Store, dumps
 
 log = logging.getLogger("brandbot.privacy")
@@ -78,7 +79,7 @@ def export_fan(store: Store, fan_id: int) -> dict[str, Any]:
         conn = store.conn
         fan = conn.execute("SELECT * FROM fans WHERE id = ?", (fan_id,)).fetchone()
         if fan is None:
-            raise UnknownFanError(f"no fan with id {fan_id}")
+            raise UnknownFanError(_("no fan with id {id}").format(id=fan_id))
 
         def rows(sql: str, *args: Any) -> list[dict[str, Any]]:
             return [dict(r) for r in conn.execute(sql, args)]
@@ -135,7 +136,7 @@ def forget_fan(store: Store, fan_id: int, keep_aggregates: bool = True) -> dict[
             "SELECT persona, channel, external_id, referral_code FROM fans WHERE id = ?",
             (fan_id,)).fetchone()
         if fan is None:
-            raise UnknownFanError(f"no fan with id {fan_id}")
+            raise UnknownFanError(_("no fan with id {id}").format(id=fan_id))
         if fan["channel"] == "wechat":  # a deferred unfollow keeps the OpenID (wechat_unfollow.py)
             conn.execute("DELETE FROM wechat_unfollows WHERE persona = ? AND openid = ?",
                          (fan["persona"], fan["external_id"]))

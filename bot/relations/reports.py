@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from statistics import median
 from typing import Any
 
+from bot.i18n import _, columns
 from bot.persona.model import STAGES, Relationship
 from bot.relations.desk import time_to_first_reply
 from bot.relations.kols import rank
@@ -199,29 +200,33 @@ def to_text(report: dict[str, Any], width: int = TABLE_WIDTH) -> str:
     def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
         out.append(f"\n{title}")
         if not rows:
-            out.append("  (none)")
+            out.append("  " + _("(none)"))
             return
         out.extend("  " + line for line in format_table(columns, rows, max_width=width - 2))
 
-    who = f"persona {report['persona']}" if report["persona"] else "all personas"
-    out.append(f"brandbot report — {who}")
-    out.append(f"since {report['since']} · generated {report['generated']} · "
-               f"days in {report['timezone']}")
-    out.append(f"fans {report['fans']} · subscribers {report['subscribers']} "
-               f"(+{report['subscribed']} / -{report['unsubscribed']} since)")
-    table("Fans per stage (funnel)", ["stage", "fans"], report["funnel"])
-    table("New fans per day", ["day", "new fans"], report["new_fans_per_day"])
-    table("New fans by source", ["source", "fans"], report["new_fans_by_source"])
-    table("Messages per day", ["day", "in", "out"], report["messages_per_day"])
-    table("Top intents", ["intent", "messages"], report["top_intents"])
-    table("Not understood (add these to the persona)", ["message", "times"],
-          report["not_understood"])
+    who = (_("persona {persona}").format(persona=report["persona"]) if report["persona"]
+           else _("all personas"))
+    out.append(_("brandbot report — {who}").format(who=who))
+    out.append(_("since {since} · generated {generated} · days in {timezone}").format(
+        since=report["since"], generated=report["generated"], timezone=report["timezone"]))
+    out.append(_("fans {fans} · subscribers {subscribers} (+{subscribed} / -{unsubscribed} "
+                 "since)").format(fans=report["fans"], subscribers=report["subscribers"],
+                                  subscribed=report["subscribed"],
+                                  unsubscribed=report["unsubscribed"]))
+    table(_("Fans per stage (funnel)"), columns("stage", "fans"), report["funnel"])
+    table(_("New fans per day"), columns("day", "new fans"), report["new_fans_per_day"])
+    table(_("New fans by source"), columns("source", "fans"), report["new_fans_by_source"])
+    table(_("Messages per day"), columns("day", "in", "out"), report["messages_per_day"])
+    table(_("Top intents"), columns("intent", "messages"), report["top_intents"])
+    table(_("Not understood (add these to the persona)"),
+          columns("message", "times"), report["not_understood"])
     h = report["handoffs"]
-    table("Handoffs", ["started", "answered", "timed out", "open now", "median min to reply"],
+    table(_("Handoffs"), columns("started", "answered", "timed out", "open now",
+                                 "median min to reply"),
           [[h["started"], h["answered"], h["timed_out"], h["open_now"],
             h["median_minutes_to_first_reply"]]])
-    table("Top KOLs", ["persona", "id", "fan", "channel", "direct", "2nd level", "influence",
-                       "tag"],
+    table(_("Top KOLs"), columns("persona", "id", "fan", "channel", "direct", "2nd level",
+                                 "influence", "tag"),
           [[k["persona"], k["fan_id"], k["name"], k["channel"], k["direct"], k["second"],
             k["influence"], "kol" if k["kol"] else ""] for k in report["top_kols"]])
     return "\n".join(out) + "\n"
