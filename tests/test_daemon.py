@@ -176,6 +176,7 @@ def poll(predicate, timeout: float, step: float = 0.05):
 # -- start-up ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_no_configuration_serves_the_demo_persona_and_says_what_it_started(serve, workdir):
     daemon = serve().wait_ready()
     out = daemon.output
@@ -231,6 +232,7 @@ def test_secrets_never_reach_the_logs_health_or_metrics(serve, workdir, fake_tel
 # -- hot reload ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_edit_reloads_and_a_broken_edit_keeps_the_old_persona(serve, workdir):
     # How fast (the README's "within about a second") is measured by bench/reload_latency.py,
     # not here: a loaded machine made a wall-clock assertion flaky.
@@ -267,6 +269,7 @@ def _symlink_loops(folder: Path) -> None:
 
 
 @pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
+@pytest.mark.slow
 def test_a_symlink_loop_in_personas_does_not_stop_hot_reload(serve, workdir, polling):
     persona = workdir / "personas" / "tiny.yaml"
     if polling:  # the loop is there from the start; polling stats every entry
@@ -291,6 +294,7 @@ def test_a_symlink_loop_in_personas_does_not_stop_hot_reload(serve, workdir, pol
     assert "file watching failed" not in daemon.output
 
 
+@pytest.mark.slow
 def test_health_names_the_watcher_it_runs(serve, workdir):
     daemon = serve(*tiny_args(workdir)).wait_ready()
     assert daemon.health()[1]["reload"]["watcher"] == "inotify"
@@ -298,6 +302,7 @@ def test_health_names_the_watcher_it_runs(serve, workdir):
     assert off.health()[1]["reload"]["watcher"] == "off"
 
 
+@pytest.mark.slow
 def test_sighup_forces_a_reload_and_sigterm_exits_0_with_every_turn_logged(serve, workdir):
     persona = workdir / "personas" / "tiny.yaml"
     daemon = serve(*tiny_args(workdir, "--no-reload")).wait_ready()
@@ -367,6 +372,7 @@ def count_logged(db: sqlite3.Connection, msg_ids: list[str]) -> dict[str, int]:
     return {m: counts.get(m, 0) for m in msg_ids}
 
 
+@pytest.mark.slow
 def test_sigkill_under_load_loses_no_answered_turn_and_conversations_continue(serve, workdir):
     daemon = serve(*tiny_args(workdir)).wait_ready()
     # A fan in the middle of a flow: the subscribe question waits for a yes/no.
@@ -456,6 +462,7 @@ def test_health_without_the_token_says_the_status_only(serve, workdir):
     assert METRICS_TOKEN not in daemon.output  # never logged
 
 
+@pytest.mark.slow
 def test_metrics_without_a_token_is_open_on_loopback_only(serve, workdir):
     local = serve(*tiny_args(workdir), env={"BRANDBOT_METRICS_TOKEN": ""}).wait_ready()
     status, raw, _ = local.request("GET", "/metrics", auth=False)
