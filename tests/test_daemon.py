@@ -29,7 +29,12 @@ METRICS_TOKEN = "test-metrics-token-5d1c"
 
 
 class ServeProcess:
-    """One `brandbot serve` subprocess; its stderr is collected line by line."""
+    """One `brandbot serve` subprocess; its stderr is collected line by line.
+
+    It skips the prefit child (bot/nlu/prefit.py, ~0.5 s of CPU a start): the tests' fit cache
+    is warm, so the child would only re-read the persona. The hot-reload test turns it back on
+    (``BRANDBOT_PREFIT=on``), and tests/test_prefit.py checks the child fills the cache.
+    """
 
     def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None):
         clean = clean_environ()
@@ -38,7 +43,7 @@ class ServeProcess:
             [sys.executable, "-m", "bot", "serve", "--port", "0", *args],
             cwd=cwd,
             env={**clean, "PYTHONUNBUFFERED": "1", "BRANDBOT_METRICS_TOKEN": METRICS_TOKEN,
-                 "BRANDBOT_WEB__API_KEY": TEST_API_KEY,
+                 "BRANDBOT_WEB__API_KEY": TEST_API_KEY, "BRANDBOT_PREFIT": "off",
                  **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -237,7 +242,8 @@ def test_an_edit_reloads_and_a_broken_edit_keeps_the_old_persona(serve, workdir)
     # How fast (the README's "within about a second") is measured by bench/reload_latency.py,
     # not here: a loaded machine made a wall-clock assertion flaky.
     persona = workdir / "personas" / "tiny.yaml"
-    daemon = serve(*tiny_args(workdir)).wait_ready()
+    # As in production: a prefit child at start and at each reload.
+    daemon = serve(*tiny_args(workdir), env={"BRANDBOT_PREFIT": "on"}).wait_ready()
     assert "9点到21点" in texts(daemon.chat("几点开门"))
 
     edit(persona, "每天9点到21点", "每天8点到22点")
