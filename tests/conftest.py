@@ -134,7 +134,7 @@ def client(daemon):
         yield c
 
 
-def run_async(coro, timeout: float = 20):
+def run_async(coro, timeout: float = 60):
     """Each test is one asyncio.run: fakes, the library and our channel share its loop."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
