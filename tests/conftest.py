@@ -20,8 +20,16 @@ from bot.engine import Engine
 from bot.relations import Store
 
 # Fitted matchers are cached on disk (bot/nlu/fitcache.py); tests use a cache of their own so
-# they neither read a developer's cache nor leave files in it. Subprocesses inherit it.
-os.environ["BRANDBOT_CACHE_DIR"] = tempfile.mkdtemp(prefix="brandbot-test-cache-")
+# they neither read a developer's cache nor leave files in it. Subprocesses inherit it, and so
+# do pytest-xdist's workers: the first process of a run makes it, the workers share it (entries
+# are content-addressed and written by atomic rename), so each persona is fitted once a run.
+_RUN_CACHE = "PYTEST_BRANDBOT_CACHE_DIR"
+os.environ.setdefault(_RUN_CACHE, tempfile.mkdtemp(prefix="brandbot-test-cache-"))
+os.environ["BRANDBOT_CACHE_DIR"] = os.environ[_RUN_CACHE]
+# Daemons opened in this process fit in it (bot/nlu/prefit.py): after the first fit the cache
+# is warm, and a prefit child per test (~0.5 s of Python start-up) would save no memory here.
+# Served daemons (subprocesses, clean_environ) still prefit as in production.
+os.environ["BRANDBOT_PREFIT"] = "off"
 
 def clean_environ() -> dict[str, str]:
     """The environment without brandbot settings, except the tests' own matcher cache."""
@@ -30,8 +38,8 @@ def clean_environ() -> dict[str, str]:
 
 
 def clear_brandbot_env(monkeypatch) -> None:
-    """Drop BRANDBOT_* settings for one test (the tests' matcher cache stays)."""
-    for key in set(os.environ) - set(clean_environ()):
+    """Drop BRANDBOT_* settings for one test (the tests' matcher cache and prefit stay)."""
+    for key in set(os.environ) - set(clean_environ()) - {"BRANDBOT_PREFIT"}:
         monkeypatch.delenv(key)
 
 
@@ -126,7 +134,7 @@ def client(daemon):
         yield c
 
 
-def run_async(coro, timeout: float = 20):
+def run_async(coro, timeout: float = 60):
     """Each test is one asyncio.run: fakes, the library and our channel share its loop."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
 

@@ -164,6 +164,7 @@ def test_cli_dry_run_prints_counts_and_reasons(fresh_db, monkeypatch):
 # -- delivery ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ten_thousand_fans_through_429s_and_403s_each_accounted_for_once(fresh_db, demo):
     add_fans(fresh_db, 10_000, start=1000)
     add_fans(fresh_db, 20, start=50_000, language="en")
@@ -256,6 +257,7 @@ class ThreadedFake:
         self.thread.join(10)
 
 
+@pytest.mark.slow
 def test_a_killed_broadcast_resumes_without_a_second_copy(fresh_db, tmp_path):
     fans = 1_500
     add_fans(fresh_db, fans, start=1000)

@@ -35,6 +35,7 @@ def wait_for(condition, timeout: float = 15.0):
     pytest.fail("condition not met in time")
 
 
+@pytest.mark.slow
 def test_the_environment_alone_enables_telegram_polling(serve, workdir, fake_telegram):  # noqa: F811
     daemon = serve(*tiny_args(workdir), env={"BRANDBOT_TELEGRAM_TOKEN": TOKEN,
                                              "BRANDBOT_TELEGRAM_API_URL": fake_telegram + "/bot"})

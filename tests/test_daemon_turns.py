@@ -92,15 +92,16 @@ def test_another_process_writing_sends_the_turn_to_a_thread_and_the_loop_stays_f
     async def scenario():
         turn = asyncio.create_task(daemon.run_turn(inbound("fan"), "tiny"))
         ticks = 0
-        for _ in range(20):  # the loop keeps running while the turn waits
+        # The loop keeps running (this coroutine ticks) until the turn has gone to a thread.
+        while daemon.metrics.turns_waited._value.get() == 0:
             await asyncio.sleep(0.01)
             ticks += 1
-        assert not turn.done()
+        assert not turn.done()  # it waits there for the other process's commit
         other.execute("COMMIT")
         return ticks, await turn
 
     ticks, replies = run_async(scenario())
     other.close()
-    assert ticks == 20 and replies
+    assert ticks >= 1 and replies
     assert daemon.metrics.turns_waited._value.get() == 1
     assert logged(daemon) == 1

@@ -139,6 +139,7 @@ class Records(logging.Handler):
 # -- 9. the disk is full ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_disk_full_web_gets_503_with_an_apology_one_log_line_health_degraded_then_recovers(
         settings_for):
     async def scenario():
@@ -321,6 +322,7 @@ def _answer_then_eof(sock: socket.socket) -> bytes:
     return received
 
 
+@pytest.mark.slow
 def test_slow_bodies_are_cut_off_others_are_served_and_over_the_cap_is_503(settings_for):
     async def scenario():
         settings = settings_for(read_timeout=4.0, max_connections=20)
@@ -430,6 +432,7 @@ def test_disk_full_wechat_retry_with_the_same_signed_url_is_answered_once_space_
     run_async(scenario(), timeout=60)
 
 
+@pytest.mark.slow
 def test_idle_keep_alive_connections_make_room_for_new_clients_at_the_cap(settings_for):
     """Browsers keep a connection open after each request (keep-alive). Idle, they serve
     nobody: at the cap they are closed to make room, instead of a new client getting 503 from
@@ -460,6 +463,7 @@ def test_idle_keep_alive_connections_make_room_for_new_clients_at_the_cap(settin
     run_async(scenario(), timeout=60)
 
 
+@pytest.mark.slow
 def test_a_kept_alive_connection_cannot_idle_forever_by_sending_blank_lines(settings_for):
     """After a response, one CRLF (which HTTP parsers skip before a request line) cancelled
     uvicorn's keep-alive timeout and armed no read timeout: the socket stayed open for ever,
@@ -485,6 +489,7 @@ def test_a_kept_alive_connection_cannot_idle_forever_by_sending_blank_lines(sett
     run_async(scenario(), timeout=60)
 
 
+@pytest.mark.slow
 def test_a_client_that_never_reads_its_answers_is_cut_off(settings_for):
     """Slow reading: pipeline many requests and read nothing. The answers fill the socket
     buffers, uvicorn pauses writing and the request's task waits for ever, holding a socket
@@ -522,6 +527,7 @@ def test_a_client_that_never_reads_its_answers_is_cut_off(settings_for):
     run_async(scenario(), timeout=90)
 
 
+@pytest.mark.slow
 def test_a_slow_pipelined_request_does_not_kill_the_answer_of_the_one_before(settings_for):
     """HTTP pipelining: request A is complete and being answered (slowly: another process
     holds the log's write lock) while the next request B trickles in. B's read timeout ends

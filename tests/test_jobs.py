@@ -205,6 +205,7 @@ def _persona_with_topic(tmp_path, day: date) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_a_calendar_topic_at_0900_shanghai_is_sent_once_across_a_restart(tmp_path, monkeypatch):
     clear_brandbot_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
@@ -250,6 +251,7 @@ def test_a_calendar_topic_at_0900_shanghai_is_sent_once_across_a_restart(tmp_pat
     store.close()
 
 
+@pytest.mark.slow
 def test_a_topic_moved_by_a_reload_goes_out_once_at_its_new_time(tmp_path, monkeypatch):
     clear_brandbot_env(monkeypatch)
     monkeypatch.chdir(tmp_path)

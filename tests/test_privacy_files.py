@@ -106,6 +106,7 @@ def test_a_campaign_code_survives_forgetting_the_fan_it_brought(live_store, tiny
                            (fan["id"],))["code"] == "spring26"
 
 
+@pytest.mark.slow
 def test_a_reader_holding_the_wal_delays_nothing_and_forget_again_empties_it(
         live_store, tiny_brand, clock, caplog):
     import sqlite3

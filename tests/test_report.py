@@ -82,6 +82,7 @@ def test_html_is_self_contained_and_escapes_fan_text(history, clock):
     assert "http://" not in page and "https://" not in page and "src=" not in page
 
 
+@pytest.mark.slow
 def test_the_html_report_opens_in_a_real_browser(history, tiny_brand, clock, tmp_path):
     sync_playwright = _browser_or_skip()
     data = build(history, clock.now, clock.now - timedelta(days=10), "tiny",

@@ -78,27 +78,33 @@ def _write_rows(store: Store, count: int) -> None:
 
 def test_background_checkpoints_copy_the_wal_into_the_database(tmp_path):
     path = tmp_path / "ck.db"
+    others = {t for t in threading.enumerate() if t.name == "wal-checkpoint"}  # other tests'
     store = Store(path)
     assert store.checkpoint_in_background(interval=0.05) is True
     assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_SAFETY_PAGES
     size_before = path.stat().st_size
     _write_rows(store, 150)  # a few hundred WAL pages; no commit checkpoints any more
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while path.stat().st_size <= size_before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert path.stat().st_size > size_before, "the checkpoint thread never copied the WAL"
     store.close()
-    assert not any(t.name == "wal-checkpoint" for t in threading.enumerate())
+    assert {t for t in threading.enumerate() if t.name == "wal-checkpoint"} <= others
     assert Store(path).conn.execute("SELECT count(*) FROM events").fetchone()[0] == 150
 
 
 def test_without_the_thread_nothing_reaches_the_database_file_below_the_autocheckpoint(tmp_path):
     # The control for the test above: 150 small commits stay in the WAL when nobody checkpoints.
+    def checkpointers() -> set[threading.Thread]:  # other tests' stores may hold theirs
+        return {t for t in threading.enumerate() if t.name == "wal-checkpoint"}
+
     path = tmp_path / "ck.db"
+    others = checkpointers()
     store = Store(path)
     size_before = path.stat().st_size
     _write_rows(store, 150)
-    time.sleep(0.3)
+    # No thread of this store could checkpoint later: what the commits did is done now.
+    assert checkpointers() <= others
     assert path.stat().st_size == size_before
     store.close()
 
@@ -111,7 +117,7 @@ def test_a_transaction_that_must_not_wait_says_busy_and_does_nothing(tmp_path):
     started = time.monotonic()
     with pytest.raises(StoreBusy), store.transaction(wait=False) as conn:
         conn.execute("INSERT INTO events (fan_id, kind, created_at) VALUES (NULL, 'x', 'now')")
-    assert time.monotonic() - started < 0.5  # at once, not after the 30 s busy timeout
+    assert time.monotonic() - started < 10  # at once, not after the 30 s busy timeout
     assert not store.conn.in_transaction
     # The busy timeout is back for waiting writers: this one waits for the other to commit.
     threading.Timer(0.3, lambda: other.execute("COMMIT")).start()

@@ -82,6 +82,7 @@ def assert_same_renders(persona, keys) -> None:
 
 
 @pytest.mark.parametrize("persona", ["laowang-kitchen", "northbound-coffee"])
+@pytest.mark.slow
 def test_render_matches_the_plain_render_for_every_reply(persona):
     brand = load_brand(persona)
     assert_same_renders(brand.persona, [*brand.persona.replies, "no_such_key"])

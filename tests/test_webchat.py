@@ -476,6 +476,7 @@ def test_rate_limits_can_be_turned_off(tmp_path, monkeypatch):
         d.close()
 
 
+@pytest.mark.slow
 def test_behind_the_proxy_each_forwarded_address_is_limited_on_its_own(workdir):  # noqa: F811
     """The real server: nginx's X-Forwarded-For (from 127.0.0.1, trusted) is the client address
     for the per-address limit; loopback itself stays exempt. ``web.trusted_proxies`` decides

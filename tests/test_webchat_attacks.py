@@ -153,6 +153,7 @@ def test_new_fans_per_ip_takes_several_windows_and_null(limited):
 # -- the limiter forgets ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_limiter_forgets_a_fan_once_its_window_is_over():
     """Every fan that ever wrote left a key in the moving-window storage for good (an empty
     list, and a sweep over all of them): memory grew with the fans table."""

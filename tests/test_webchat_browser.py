@@ -21,6 +21,9 @@ from bot.config import load_settings
 from tests.conftest import TINY, clean_environ, clear_brandbot_env
 from tests.test_daemon import ServeProcess, tiny_args, workdir  # noqa: F401 - fixture
 
+# A real Chromium per test: seconds each (the quick loop, `-m "not slow"`, leaves them out).
+pytestmark = pytest.mark.slow
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

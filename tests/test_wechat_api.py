@@ -152,12 +152,14 @@ def test_sends_over_the_quota_are_not_attempted(fake):
 
 def test_a_slow_turn_refreshes_an_expired_token_once_and_delivers(tiny_engine, fake):
     async def scenario():
-        async with channel(slow(tiny_engine, 0.2), fake=fake, verified=True,
+        release = asyncio.Event()
+        async with channel(slow(tiny_engine, release), fake=fake, verified=True,
                            reply_budget=0.05) as h:
             await asyncio.to_thread(h.channel.owner.token)
             fake.expire_tokens(42001)
             r = await h.text("几点开门", 9001)
             assert r.content == b""
+            release.set()
             await until(lambda: fake.sent())
     run(scenario())
     assert fake.count("token") == 2 and len(fake.sent()) == 1
@@ -224,16 +226,20 @@ def test_qrcode_explains_48001_and_unverified_accounts(fake):
 def test_access_token_and_appsecret_never_appear_in_logs(tiny_engine, fake, caplog):
     """DEBUG logging of everything: urllib3 logs request URLs (token, secret) at DEBUG."""
     async def scenario():
-        async with channel(slow(tiny_engine, 0.15), fake=fake, verified=True, aes_key=AES_KEY,
+        release = asyncio.Event()  # each turn outlasts the budget: its replies go late
+        async with channel(slow(tiny_engine, release), fake=fake, verified=True, aes_key=AES_KEY,
                            reply_budget=0.05) as h:
             fake.fail("message/custom/send", 40001, times=1)
             await h.text("几点开门", 9201)
+            release.set()
             await until(lambda: fake.sent())
+            release.clear()
             fake.fail("message/custom/send", 45047, times=1)
             await h.text("有停车位吗", 9202)
+            release.set()
             await until(lambda: fake.count("message/custom/send") >= 3)
-            await asyncio.sleep(0.05)
-            return repr(h.channel), repr(h.channel.settings)
+        # Leaving the block stops the channel, which finishes (and logs) the sends in flight.
+        return repr(h.channel), repr(h.channel.settings)
 
     with caplog.at_level(logging.DEBUG):
         reprs = run(scenario())

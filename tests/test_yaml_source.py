@@ -168,6 +168,7 @@ def test_aliases_of_collections_are_refused_so_a_tiny_file_cannot_explode():
     assert "aliases" in str(err.value) and "bomb.yaml:2:" in str(err.value)
 
 
+@pytest.mark.slow
 def test_random_damage_never_crashes_and_always_points_inside_the_file():
     """Hostile input: a persona mangled at random (seeded) gives located problems, not a crash."""
     import random

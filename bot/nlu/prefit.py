@@ -4,12 +4,15 @@ The daemon is long-lived: importing scipy and fitting in its own process would k
 peak memory for its whole life. ``prefit(refs)`` runs ``python -m bot.nlu.prefit REF...`` first;
 the daemon then loads the fitted arrays from the cache (bot/nlu/fitcache.py) without scipy.
 Any failure here is harmless: the daemon's own load then fits in-process (and reports
-persona errors with their lines).
+persona errors with their lines). ``BRANDBOT_PREFIT=off`` skips the child and fits in process:
+for a process that opens many daemons and holds scipy anyway (the test suite's in-process
+daemons), where each child would cost ~0.5 s of Python start-up for nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 
@@ -20,6 +23,8 @@ log = logging.getLogger("brandbot.nlu")
 
 def prefit(refs: list[str], timeout: float = 60.0) -> None:
     if fitcache.cache_dir() is None or not refs:
+        return
+    if os.environ.get("BRANDBOT_PREFIT", "").lower() in ("off", "0", "no"):
         return
     try:
         subprocess.run(

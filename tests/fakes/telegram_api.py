@@ -317,7 +317,7 @@ class FakeTelegram:
     def methods(self) -> list[str]:
         return [c.method for c in self.calls]
 
-    async def wait_for(self, condition, timeout: float = 5.0, what: str = "condition") -> None:
+    async def wait_for(self, condition, timeout: float = 20.0, what: str = "condition") -> None:
         """Poll ``condition()`` until true; fail with ``what`` after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while not condition():

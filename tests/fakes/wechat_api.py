@@ -130,7 +130,7 @@ class FakeWeChat:
         with self._lock:
             return sum(1 for c in self.calls if c.endpoint == endpoint)
 
-    def wait_for(self, predicate, timeout: float = 5.0) -> bool:
+    def wait_for(self, predicate, timeout: float = 20.0) -> bool:
         """Poll ``predicate()`` until true or ``timeout`` (blocking; use from threads/sync)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
