@@ -50,6 +50,8 @@ _CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 _LOCK_STRIPES = 256
 # Trigger of a message that asks for a fact no intent's reply carries (answered with the fact).
 ANSWER_FACT = "answer_fact"
+# A refusal with nothing to do ("不用订位了"): the persona's `acknowledge` reply, not a miss.
+ACKNOWLEDGE = "acknowledge"
 
 
 def _storable_text(text: str | None) -> str | None:
@@ -292,6 +294,11 @@ class Engine:
             return understanding.confirmation
         if understanding.intent is None and understanding.fact:
             return ANSWER_FACT  # a fact no intent's reply carries (a phone number)
+        if understanding.intent is None and understanding.rule == "negation":
+            if dialog.handles("deny", state):
+                return "deny"  # "不用了" while a confirmation is pending is its no
+            if ACKNOWLEDGE in persona.replies:
+                return ACKNOWLEDGE
         return understanding.intent or "not_understood"
 
     @staticmethod
@@ -328,6 +335,8 @@ class Engine:
             ctx.answer_intent()  # says only the fact
         elif trigger == "not_understood":
             ctx.reply_keys.append("fallback")
+        elif trigger == ACKNOWLEDGE:
+            ctx.reply_keys.append(ACKNOWLEDGE)
         elif trigger == "taboo":
             ctx.reply_keys.append(brand.persona.taboo.deflection)
         elif clicked and trigger in brand.persona.replies:  # a menu click naming a reply key

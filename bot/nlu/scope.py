@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable
 from functools import cache
 
+from bot.nlu.names import UnknownNames
 from bot.nlu.normalize import Phrase, PhraseIndex, normalize
 
 __all__ = ["OtherSubject"]
@@ -197,6 +198,10 @@ _NOT_NAME_WORDS = (
     " kid kids baby chef owner boss staff shop cafe restaurant kitchen world city people"
 )
 _NOT_NAMES = frozenset(_NOT_NAME_WORDS.split())
+# A shop word ending a branch's name ("玉林路店", "春熙路分店").
+_ZH_BRANCH_WORD = re.compile(r"(?:分店|门店|总店|老店|新店|店)$")
+# Words that address us in an English message.
+_YOU = frozenset({"you", "your", "u", "ur", "yall", "ya", "youre"})
 _PRONOUNS = frozenset({"i", "im", "ill", "ive", "id", "we", "you", "my", "our", "ok", "okay"})
 # General knowledge that no restaurant or café fact answers (phrases; English ones match whole
 # words). A PhraseIndex looks them up by their first characters: a long regex alternation of
@@ -290,12 +295,22 @@ def _index() -> tuple[list[Phrase], PhraseIndex]:
 class OtherSubject:
     """Finds the other business/place/thing a message is about, given the persona's own names."""
 
-    def __init__(self, own_names: Iterable[str], own_texts: Iterable[str] = ()):
+    def __init__(
+        self,
+        own_names: Iterable[str],
+        own_texts: Iterable[str] = (),
+        known_texts: Iterable[str] = (),
+    ):
         """``own_names``: names that mean us; ``own_texts``: our facts, whose places and
-        partners ("玉林菜市场", "the bakery down the street") are ours to talk about."""
+        partners ("玉林菜市场", "the bakery down the street") are ours to talk about;
+        ``known_texts``: everything else the persona says or expects (examples, keywords,
+        replies), whose words are no unknown names (see :mod:`bot.nlu.names`)."""
+        own_names, own_texts = list(own_names), list(own_texts)
         self._own_text = " " + " | ".join(normalize(text) for text in own_texts) + " "
+        self._names = UnknownNames([*own_names, *own_texts, *known_texts])
         own = {normalize(name) for name in own_names}
         own.discard("")
+        self._own_names = tuple(own)
         # Own names are blanked out before looking, so "老王厨房几点关门" has no subject left.
         self._own = (
             re.compile("|".join(re.escape(n) for n in sorted(own, key=len, reverse=True)))
@@ -333,8 +348,11 @@ class OtherSubject:
                 words = before.split()
                 name = words[-1] if words else ""
                 subject = self._zh_subject(name)
-                if subject and not self._ours(subject) and not self._related(
-                    text, start - len(name), start
+                if (
+                    subject
+                    and not self._ours(subject)
+                    and not self._our_branch(subject)
+                    and not self._related(text, start - len(name), start)
                 ):
                     return subject
             for match in _ZH_TOPIC.finditer(text):
@@ -358,7 +376,45 @@ class OtherSubject:
             before = " " + text[max(0, match.start() - 40) : match.start()]
             if not _RELATION_BEFORE_EN.search(before) and not self._ours(name):
                 return name
+        unknown = self._unknown(text, raw[:300])
+        if unknown is not None:
+            return unknown
         return self._named(raw[:300]) if raw else None
+
+    def _unknown(self, text: str, raw: str) -> str | None:
+        """A name no list holds and the persona never uses, as the subject of a question, or
+        the fan's own place (see :mod:`bot.nlu.names`)."""
+        names = self._names
+        if not text.isascii():
+            name = names.zh(text)
+            if name is not None and not self._ours(name) and not self._our_branch(name):
+                return name
+        if raw:
+            name = names.en(raw, self._ours_or_own)
+            if name is not None:
+                return name
+        own = names.fans_own(text)
+        if own is not None and "本店" not in text and not _ZH_OURS_ANY.search(text):
+            # "离我家远吗", "far from my office": how far we are from the fan is about us.
+            before = text[max(0, text.find(own) - 40) : text.find(own)]
+            if not set(text.split()) & _YOU and not (
+                _RELATION_BEFORE_ZH.search(before) or _RELATION_BEFORE_EN.search(" " + before)
+            ):
+                return own
+        return None
+
+    def _our_branch(self, name: str) -> bool:
+        """Whether a Chinese shop name is ours by where it is: "玉林路店" when our address is
+        on 玉林西路 (the first two characters of the place in our facts, then a shop word)."""
+        core = _ZH_BRANCH_WORD.sub("", name)
+        return core != name and len(core) >= 2 and core[:2] in self._own_text
+
+    def _ours_or_own(self, name: str) -> bool:
+        """Whether a normalised name is one of ours or used by our facts."""
+        if self._ours(name) or (self._own is not None and self._own.search(name) is not None):
+            return True
+        # "Laowang" for "Laowang Kitchen": a word of one of our own names.
+        return any(f" {name} " in f" {own} " for own in self._own_names)
 
     def _named(self, raw: str) -> str | None:
         """A capitalised name before a business noun, or a capitalised possessive ("Joe's",

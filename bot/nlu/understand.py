@@ -119,6 +119,10 @@ _ASKS = re.compile(
     r"\b(?:what|how|where|when|which|any|can|could|do you|is there|are there)\b|什么|啥"
 )
 _HAN = re.compile(r"[\u4e00-\u9fff]")
+# A clause pointing back at someone else named before it ("do they", "他们家").
+_THIRD_PERSON = re.compile(
+    r"\b(?:they|them|their|theirs|it|its|there)\b|他们|他家|她家|那家|那边|那里|它"
+)
 
 
 # Voice-to-text fillers (嗯 那个 就是 然后, um so like): n-grams no example has, which only
@@ -220,6 +224,12 @@ class Understander:
                 persona.text(value, language)
                 for value in persona.facts.values()
                 for language in persona.languages
+            ),
+            (
+                text
+                for intent in persona.intents.values()
+                for texts in (*intent.examples.values(), *intent.keywords.values())
+                for text in texts
             ),
         )
         # Intents a fan asks about us whatever else the message names ("stop sending me
@@ -326,8 +336,17 @@ class Understander:
         something: the whole message is then understood as one.
         """
         found: list[_Decision] = []
+        declined = False
         for piece in pieces:
-            decision = self._decide(piece, normalize(piece))
+            normalized = normalize(piece)
+            decision = self._decide(piece, normalized)
+            if decision.rule == "other-subject":
+                # Declined on its own only when it is a question of its own ("海底捞几点关门"),
+                # not a topic the next clause asks about ("the pub across the street, do they
+                # do food").
+                declined |= is_question(piece, normalized)
+            elif declined and _THIRD_PERSON.search(normalized):
+                return None  # "…, 他们家有停车位吗": still about the other business
             if decision.intent is None or decision.intent == self._greet:
                 continue
             if decision.rule == "model" and decision.confidence < CLAUSE_CONFIDENCE:
@@ -335,7 +354,9 @@ class Understander:
             if all(decision.intent != d.intent for d in found):
                 found.append(decision)
         asking = [d for d in found if self._kinds.get(d.intent) != "social"]
-        if len(found) < 2 or not asking:
+        # "海底捞几点关门？有停车位吗": the clause about the other business is declined, the
+        # question left is ours to answer (rather than declining the whole message).
+        if not asking or (len(found) < 2 and not declined):
             return None
         # The first clause that asks something leads; small talk ("thanks!") rides along.
         first = asking[0]
@@ -355,6 +376,10 @@ class Understander:
             if self._complaint is None or not implicit_complaint(
                 normalized, is_question(text, normalized)
             ):
+                # "算了不订了", "I won't be coming in today": a refusal of nothing we know is
+                # still a refusal, acknowledged rather than answered with "didn't understand".
+                if refusal(normalized) is not None and not is_question(text, normalized):
+                    return _Decision(None, confidence, best, "negation")
                 return _Decision(None, confidence, best, "none")
             rule = "none"
         elif intent is not None and intent in self.matcher.keyword_hits(normalized):
