@@ -129,6 +129,8 @@ class UnknownNames:
                 continue
             name = _ZH_LEAD.sub("", piece[: ask.start()])
             name = _ZH_TAIL.sub("", name)
+            # "钟鼓楼那边的陶德砂锅": the name is what the last 的 qualifies.
+            name = name.rsplit("的", 1)[-1]
             if self._zh_unknown(name):
                 return name
         return None

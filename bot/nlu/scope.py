@@ -234,6 +234,8 @@ _KNOWLEDGE_WORDS = (
     "|是哪里的菜|哪个地方的菜|哪里的特产|espresso machine|coffee machine|咖啡机|磨豆机|grinder"
     "|which bar|which bars|which cafe|which restaurant|any good bars|good bars|bars around|哪家好"
     "|哪里有好吃的|metro card|transit card|交通卡|地铁卡|公交卡|天府通|交通卡"
+    # Sums and cooking for oneself: "帮我算一下…平摊多少", "what should I cook for dinner".
+    "|帮我算|算一下|计算一下|calculate|should i cook|to cook for|cook for dinner|cook tonight"
 )
 # Another place named by where it is from the *fan* ("楼下那家奶茶店", "公司食堂", "the bar
 # next door", "my friend's cafe"): its hours, prices and parking are not ours.
@@ -387,7 +389,13 @@ class OtherSubject:
         names = self._names
         if not text.isascii():
             name = names.zh(text)
-            if name is not None and not self._ours(name) and not self._our_branch(name):
+            if (
+                name is not None
+                and not _ZH_OURS.search(name)
+                and not _ZH_OURS_ANY.search(name)
+                and not self._ours(name)
+                and not self._our_branch(name)
+            ):
                 return name
         if raw:
             name = names.en(raw, self._ours_or_own)

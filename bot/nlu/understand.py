@@ -405,7 +405,12 @@ class Understander:
             cue = refusal(normalized)
             if cue is not None:
                 if intent == self._complaint:
-                    if _NOT_COMPLAINING.search(normalized):
+                    if _NOT_COMPLAINING.search(normalized) or (
+                        rule == "model"
+                        and implicit_complaint(normalized, is_question(text, normalized)) is None
+                    ):
+                        # "not coming today, sorry": the model hears an apology as a complaint;
+                        # a refusal with no word of displeasure is a decline.
                         return _Decision(None, confidence, best, "negation")
                 elif intent in self._flip and _STOP.search(normalized):
                     return _Decision(self._flip[intent], confidence, best, "negation")
