@@ -488,7 +488,7 @@ class OtherSubject:
                 return None  # "店里", "咖啡店": no name of its own
 
         subject = self._zh_subject(name, place=True)
-        if not subject or self._ours(subject):
+        if not subject or self._ours(subject) or self._our_branch(subject):
             return None
         return None if self._related(text, start - len(name), start) else subject
 
