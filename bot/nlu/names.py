@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from functools import cache
 
 from bot.nlu.normalize import normalize
 
@@ -93,14 +92,13 @@ _EN_OURS_WORDS = "you your u ur yall we our it they this that there here i my me
 _EN_OURS = frozenset(_EN_OURS_WORDS.split())
 
 
-@cache
-def _english_vocabulary() -> frozenset[str]:
-    """Whole English words of the static vectors' WordPiece vocabulary (a word the vocabulary
-    has to split into pieces is rare enough to be a name)."""
+def _common_english(word: str) -> bool:
+    """Whether a word is one the static vectors' WordPiece vocabulary holds whole (a word it
+    has to split into pieces is rare enough to be a name). The vectors are already loaded by
+    the matcher for English messages."""
     from bot.nlu import vectors
 
-    tokens = (vectors.DATA / "vocab.txt").read_text(encoding="utf-8").splitlines()
-    return frozenset(t for t in tokens if t.isalpha() and t.isascii())
+    return len(vectors.load().wordpieces(word)) == 1
 
 
 class UnknownNames:
@@ -168,12 +166,11 @@ class UnknownNames:
         if capitalised:
             return len(name) >= 3
         # Not capitalised: only a word neither we nor the English vocabulary use ("wagas").
-        vocabulary = _english_vocabulary()
         return (
             len(words) == 1
             and len(name) >= 4
-            and name not in vocabulary
-            and (name not in self._words)
+            and name not in self._words
+            and not _common_english(name)
         )
 
     # -- the fan's own places -----------------------------------------------------------------
