@@ -236,6 +236,9 @@ _KNOWLEDGE_WORDS = (
     "|哪里有好吃的|metro card|transit card|交通卡|地铁卡|公交卡|天府通|交通卡"
     # Sums and cooking for oneself: "帮我算一下…平摊多少", "what should I cook for dinner".
     "|帮我算|算一下|计算一下|calculate|should i cook|to cook for|cook for dinner|cook tonight"
+    # Services no café or restaurant gives: "any good dentists", "帮我叫个出租车".
+    "|dentist|dentists|hairdresser|hairdressers|barber|plumber|lawyer|locksmith|a taxi|a cab"
+    "|牙医|理发店|律师|开锁|叫个车|出租车"
 )
 # Another place named by where it is from the *fan* ("楼下那家奶茶店", "公司食堂", "the bar
 # next door", "my friend's cafe"): its hours, prices and parking are not ours.

@@ -130,7 +130,8 @@ _THIRD_PERSON = re.compile(
 _FILLERS = re.compile(
     r"嗯+|呃+|额+|那个那个|就是说|然后就是|就是那个|那个就是|我想问问|我想问一下|我想问下|想问一下|问一下"
     r"|\b(?:um+|uh+|erm|hmm+|like|so|yeah|basically|i mean|you know|okay so|ok so|i was wondering"
-    r"|kinda|sorta|actually)\b"
+    r"|kinda|sorta|actually|or whatever|or something|or anything|lol|lmao|haha+|tbh|ngl)\b"
+    r"|哈哈+"
 )
 _SPACES = re.compile(r"\s+")
 
