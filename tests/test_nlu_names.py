@@ -185,3 +185,37 @@ def test_hostile_input_never_raises(laowang, northbound, text):
     names.zh(text)
     names.en(text, lambda name: False)
     names.fans_own(text)
+
+
+def _engine(tmp_path, persona: str):
+    from bot.engine import Engine
+    from bot.relations.store import Store
+
+    return Engine(Store(tmp_path / "brandbot.db"), load_brand(persona), seed=3)
+
+
+def _turn(engine, text: str) -> list:
+    from bot.messages import FanRef, Inbound
+
+    return engine.handle(Inbound(FanRef("test", "fan"), text=text))
+
+
+def test_engine_says_not_ours_before_answering_our_question(tmp_path):
+    engine = _engine(tmp_path, "laowang-kitchen")
+    _turn(engine, "你好")
+    replies = _turn(engine, "海底捞几点关门？有停车位吗")
+    assert [r.key for r in replies] == ["not_ours", "parking"]
+    assert "11:00" not in "".join(r.text for r in replies)  # not our hours for 海底捞
+    alone = _turn(engine, "刘记冒菜几点开门")
+    assert [r.key for r in alone] == ["not_ours"] and alone[0].language == "zh"
+
+
+def test_engine_acknowledges_a_refusal_and_counts_no_miss(tmp_path):
+    engine = _engine(tmp_path, "northbound-coffee")
+    _turn(engine, "hi")
+    for text in ("no need to sign me up", "I won't be coming in today", "don't bother"):
+        replies = _turn(engine, text)
+        assert [r.key for r in replies] == ["acknowledge"], text
+    # Three declines in a row are no misses: no "talk to a human?" offer.
+    fan = engine.store.conn.execute("SELECT misses FROM fans").fetchone()
+    assert fan["misses"] == 0

@@ -46,7 +46,8 @@ class Understanding:
     blocked the intent), "other-subject" (about another business or general knowledge, so
     not answered with our facts) or "none". ``fact`` names a fact to answer alone instead of
     the intent's whole reply; ``also`` lists further intents asked in the same message (two
-    questions in one), answered after ``intent`` in order.
+    questions in one), answered after ``intent`` in order. ``declined``: another clause of the
+    message asked about another business and was left unanswered ("海底捞几点关门？有停车位吗").
     """
 
     text: str
@@ -60,6 +61,7 @@ class Understanding:
     rule: str = "none"
     fact: str | None = None
     also: tuple[str, ...] = ()
+    declined: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,9 +314,9 @@ class Understander:
         pieces = clauses(spoken)
         several = self._several(pieces) if len(pieces) > 1 else None
         if several is None:
-            decision, also = self._decide(spoken, normalized), ()
+            decision, also, declined = self._decide(spoken, normalized), (), False
         else:
-            decision, also = several
+            decision, also, declined = several
         return Understanding(
             text=text,
             normalized=normalized,
@@ -327,9 +329,10 @@ class Understander:
             rule=decision.rule,
             fact=decision.fact,
             also=also,
+            declined=declined,
         )
 
-    def _several(self, pieces: list[str]) -> tuple[_Decision, tuple[str, ...]] | None:
+    def _several(self, pieces: list[str]) -> tuple[_Decision, tuple[str, ...], bool] | None:
         """Two questions in one message: the first clause's intent, and the others' after it.
 
         Only clauses understood with confidence count; small talk (a "hi" before the question)
@@ -362,7 +365,7 @@ class Understander:
         # The first clause that asks something leads; small talk ("thanks!") rides along.
         first = asking[0]
         also = tuple(d.intent for d in found if d is not first)
-        return first, also
+        return first, also, declined
 
     def _decide(self, text: str, normalized: str) -> _Decision:
         """Matcher, then the rules that may overrule it: other subject, refusal, implicit
