@@ -63,7 +63,7 @@ _ZH_COMMON = (
 _ZH_FANS_OWN = re.compile(r"家里|我家|在家|宿舍|我们公司|我们小区|公司里|小区里|学校里|单位里")
 _EN_FANS_OWN = re.compile(
     r"\b(?:at home|my (?:home|house|apartment|flat|wifi|internet|router|building|office"
-    r"|neighbou?rhood|street|place|parents)|in (?:this|the) (?:city|town|country)|in general)\b"
+    r"|neighbou?rhood|street)|in this (?:city|town|country))\b"
 )
 # "at Common Ground", "to Little Bean" after bringing something: a capitalised name after "at"
 # (checked on the raw text, where names keep their capitals).
