@@ -219,3 +219,28 @@ def test_engine_acknowledges_a_refusal_and_counts_no_miss(tmp_path):
     # Three declines in a row are no misses: no "talk to a human?" offer.
     fan = engine.store.conn.execute("SELECT misses FROM fans").fetchone()
     assert fan["misses"] == 0
+
+
+@pytest.mark.parametrize(
+    ("persona", "text"),
+    [
+        ("northbound", "does mokka coffee take reservations"),
+        ("laowang", "青羊宫边上的素菜馆环境怎么样"),
+        ("laowang", "陈记肥肠粉贵不贵"),
+    ],
+)
+def test_more_ways_of_asking_about_an_unknown_shop(laowang, northbound, persona, text):
+    understander = laowang if persona == "laowang" else northbound
+    understood = understander.understand(text)
+    assert understood.intent is None, understood
+
+
+@pytest.mark.parametrize(
+    ("persona", "text"),
+    [("northbound", "please don't message me again"), ("laowang", "别再给我推活动信息")],
+)
+def test_stopping_what_the_unsure_model_names_is_an_unsubscribe(
+    laowang, northbound, persona, text
+):
+    understander = laowang if persona == "laowang" else northbound
+    assert understander.understand(text).intent == "unsubscribe"

@@ -29,7 +29,7 @@ _HAN = re.compile(r"[\u4e00-\u9fff]")
 # What a Chinese question asks about a place: the subject stands before the first of these.
 _ZH_ASK = re.compile(
     r"几点|什么时候|啥时候|营业|开门|关门|打烊|开吗|关吗|开不开|地址|在哪|怎么走|包间|包厢|外卖|订位|订座"
-    r"|定位|预订|预约|停车|wifi|电话|菜单|排队|门票|人均|招牌"
+    r"|定位|预订|预约|停车|wifi|电话|菜单|排队|门票|人均|招牌|环境|贵不贵|贵吗|人多|好吃吗|怎么样|值得"
 )
 # Words a fan puts before the subject ("请问", "你知道") — not part of a name.
 _ZH_LEAD = re.compile(
@@ -87,6 +87,11 @@ _EN_NOT_NAME_WORDS = (
     " work weekends weekend lunch dinner breakfast brunch"
 )
 _EN_NOT_NAMES = frozenset(_EN_NOT_NAME_WORDS.split())
+# Nouns after a shop's name ("rac coffee", "egg bakery").
+_SHOP_NOUN_WORDS = (
+    "coffee cafe café bakery roasters kitchen bar hotpot restaurant diner bistro noodles"
+)
+_SHOP_NOUNS = frozenset(_SHOP_NOUN_WORDS.split())
 # Words of a subject that point at us or at the fan.
 _EN_OURS_WORDS = "you your u ur yall we our it they this that there here i my me anyone someone one"
 _EN_OURS = frozenset(_EN_OURS_WORDS.split())
@@ -165,12 +170,16 @@ class UnknownNames:
             return False
         if capitalised:
             return len(name) >= 3
-        # Not capitalised: only a word neither we nor the English vocabulary use ("wagas").
+        # Not capitalised: only a word neither we nor the English vocabulary use ("wagas"),
+        # alone or before a shop noun ("does rac coffee take reservations").
+        if len(words) == 2 and words[1] in _SHOP_NOUNS:
+            words = words[:1]
+        word = words[0]
         return (
             len(words) == 1
-            and len(name) >= 4
-            and name not in self._words
-            and not _common_english(name)
+            and len(word) >= 3
+            and word not in self._words
+            and not _common_english(word)
         )
 
     # -- the fan's own places -----------------------------------------------------------------

@@ -96,7 +96,8 @@ _SAYS_COMPLAINT = re.compile(r"投诉|抱怨|差评|complain|complaint")
 # Stopping something the fan has: a refused subscribe is an unsubscribe.
 _STOP = re.compile(
     r"(?:别|不要|不用)(?:再)?(?:给我)?(?:发|推)|不再|别再|不要再|不想再|停止|停掉|退掉|取消|不想收|不要收|关掉|关闭|屏蔽|别推|不要推|"
-    r"\b(?:no more|stop|done with|no longer|unsubscribe|cancel|quit|enough|anymore|any more)\b"
+    r"\b(?:no more|stop|done with|no longer|unsubscribe|cancel|quit|enough|anymore|any more"
+    r"|dont (?:message|text|email|send|contact|spam))\b|别(?:再)?(?:给我)?(?:联系|打扰)"
 )
 # Cancelling a booking is a question about bookings, not a refusal of one.
 _CANCEL = frozenset({"取消", "cancel"})
@@ -246,6 +247,7 @@ class Understander:
             name: "un" + name for name in self._kinds if "un" + name in self._kinds
         }
         self._flipped = frozenset(self._flip.values())
+        self._stop_targets = {**self._flip, **{name: name for name in self._flipped}}
         self._blockable = frozenset(
             name
             for name, kind in self._kinds.items()
@@ -383,6 +385,10 @@ class Understander:
                 # "算了不订了", "I won't be coming in today": a refusal of nothing we know is
                 # still a refusal, acknowledged rather than answered with "didn't understand".
                 if refusal(normalized) is not None and not is_question(text, normalized):
+                    if best in self._stop_targets and _STOP.search(normalized):
+                        # "please don't message me again": too unsure for the matcher, but
+                        # stopping what its best guess names is still stopping it.
+                        return _Decision(self._stop_targets[best], confidence, best, "negation")
                     return _Decision(None, confidence, best, "negation")
                 return _Decision(None, confidence, best, "none")
             rule = "none"
