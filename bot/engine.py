@@ -52,6 +52,12 @@ _CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 _LOCK_STRIPES = 256
 # Trigger of a message that asks for a fact no intent's reply carries (answered with the fact).
 ANSWER_FACT = "answer_fact"
+# A refusal with nothing to do ("不用订位了"): the persona's `acknowledge` reply, not a miss; a
+# question about another business ("海底捞几点关门"): its `not_ours` reply, also before our answer
+# to the other question of the same message. Without those reply keys: as before (fallback).
+ACKNOWLEDGE = "acknowledge"
+NOT_OURS = "not_ours"
+_DECLINED = {"negation": ACKNOWLEDGE, "other-subject": NOT_OURS}
 
 
 def _storable(inbound: Inbound) -> Inbound:
@@ -227,6 +233,8 @@ class Engine:
                 self._otherwise(brand, ctx, model.state, trigger, inbound.event == "click")
             if understanding is not None and understanding.also and trigger == understanding.intent:
                 self._answer_also(brand, ctx, model, understanding.also)
+            if understanding is not None and understanding.declined and NOT_OURS in persona.replies:
+                ctx.reply_keys.insert(0, NOT_OURS)  # the clause about someone else, first
 
             replies = self._render(brand, ctx, fan)
             self._apply(conn, brand, inbound, fan, ctx, model.state, now, understanding)
@@ -279,6 +287,11 @@ class Engine:
             return understanding.confirmation
         if understanding.intent is None and understanding.fact:
             return ANSWER_FACT  # a fact no intent's reply carries (a phone number)
+        declined = _DECLINED.get(understanding.rule) if understanding.intent is None else None
+        if declined == ACKNOWLEDGE and dialog.handles("deny", state):
+            return "deny"  # "不用了" while a confirmation is pending is its no
+        if declined in persona.replies:
+            return declined
         return understanding.intent or "not_understood"
 
     @staticmethod
@@ -315,6 +328,8 @@ class Engine:
             ctx.answer_intent()  # says only the fact
         elif trigger == "not_understood":
             ctx.reply_keys.append("fallback")
+        elif trigger in (ACKNOWLEDGE, NOT_OURS):
+            ctx.reply_keys.append(trigger)
         elif trigger == "taboo":
             ctx.reply_keys.append(brand.persona.taboo.deflection)
         elif clicked and trigger in brand.persona.replies:  # a menu click naming a reply key

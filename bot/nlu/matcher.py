@@ -79,6 +79,11 @@ KEYWORD_BOOST = 2.0
 # The lift of an intent that has keywords but no examples (its keyword is all it has): e^6 ≈
 # 400x the odds of the best other intent, a confident answer.
 KEYWORD_ONLY_BOOST = 6.0
+# A keyword lifts its intent's logit by KEYWORD_BOOST, which can carry a message the examples
+# alone would not accept to a confidence near 1 ("how much is a latte at Sumerian" holds
+# `price`'s keyword). When the examples alone leave the intent below the threshold, the reported
+# confidence is at most this: accepted, but never "sure" (see IntentMatcher.match_normalized).
+KEYWORD_UNSURE_CONFIDENCE = 0.8
 # Only for a matcher with a single intent (whose confidence is a cosine, not a softmax): a
 # keyword hit gets at least this confidence there.
 KEYWORD_CONFIDENCE = 0.9
@@ -944,12 +949,30 @@ class IntentMatcher:
         """Match a message that is already normalised (saves a second normalisation)."""
         if not self.intents:
             return Match(None, 0.0, "", ())
-        probs, top, _hits, shift = self._score(normalized)
+        probs, top, hits, shift = self._score(normalized)
         ranking = tuple((self.intents[i], probs[i]) for i in top)
         best, confidence = ranking[0]
         threshold = min(1.0, self.threshold + shift)
         intent = best if confidence >= threshold else None
+        if intent is not None and top[0] in hits and confidence > KEYWORD_UNSURE_CONFIDENCE:
+            confidence = self._keyword_margin(confidence, top[0], threshold)
         return Match(intent, confidence, best, ranking)
+
+    def _keyword_margin(self, confidence: float, index: int, threshold: float) -> float:
+        """The confidence of a keyword-lifted intent, at most KEYWORD_UNSURE_CONFIDENCE when
+        its examples alone would not have accepted it.
+
+        Undoing the lift of the softmax is exact for one lifted intent: with odds o = p/(1-p),
+        the lift multiplies them by e^boost. Keyword-only intents (no examples, nothing else to
+        go on) keep their confidence.
+        """
+        boost = float(self._keyword_boost[index])
+        if self._single or boost != KEYWORD_BOOST:
+            return confidence
+        unlifted = confidence / (confidence + (1.0 - confidence) * math.exp(boost))
+        if unlifted >= threshold:
+            return confidence
+        return max(threshold, KEYWORD_UNSURE_CONFIDENCE)
 
     # -- calibration --------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ __all__ = ["is_question", "refusal"]
 
 # A refusal cue, then at most a few characters/words before the rest of the message.
 _REFUSAL_ZH = re.compile(
-    r"(不要|不用|不需要|不必|不想|不再|别再|别|甭|取消|停止|停掉|关掉|关闭|无需|没必要|算了|不订|不关注"
+    r"(不要|不用|不需要|不必|不想|不再|别再|别|甭|取消|停止|停掉|关掉|关闭|无需|没必要|(?<![多少重错])算了|不订|不关注"
     r"|拒绝|退出|再也不|不是要|没有要|不是想|没想|并不想|不打算|不考虑|没打算|先不|暂时不|不找|没兴趣"
     r"|不感兴趣|下次吧|下次再说|改天吧|不麻烦了|没事了|免了|暂时不需要|不点|不去了|不来了|不过来了|不订了|不约了|不吃了|不需要了|就不用|就算了|用不着)"
 )
@@ -30,7 +30,7 @@ _REFUSAL_EN = re.compile(
 )
 # Question markers: a message with one of these asks something, even with a negation in it.
 _QUESTION = re.compile(
-    r"吗|嘛|么|呢|是不是|能不能|可不可以|可以不|要不要|用不用|需不需要|有没有|会不会|怎么|如何|多少|几|哪"
+    r"吗|嘛|么|呢|啥|咋|是不是|能不能|可不可以|可以不|要不要|用不用|需不需要|有没有|会不会|怎么|如何|多少|几|哪"
     r"|\?|？"
     r"|^(?:can|could|do|does|did|is|are|will|would|should|shall|may|must|how|what|when|where|why"
     r"|which|who|any)\b"

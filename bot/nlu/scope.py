@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable
 from functools import cache
 
+from bot.nlu.names import UnknownNames
 from bot.nlu.normalize import Phrase, PhraseIndex, normalize
 
 __all__ = ["OtherSubject"]
@@ -197,6 +198,10 @@ _NOT_NAME_WORDS = (
     " kid kids baby chef owner boss staff shop cafe restaurant kitchen world city people"
 )
 _NOT_NAMES = frozenset(_NOT_NAME_WORDS.split())
+# A shop word ending a branch's name ("玉林路店", "春熙路分店").
+_ZH_BRANCH_WORD = re.compile(r"(?:分店|门店|总店|老店|新店|店)$")
+# Words that address us in an English message.
+_YOU = frozenset({"you", "your", "u", "ur", "yall", "ya", "youre"})
 _PRONOUNS = frozenset({"i", "im", "ill", "ive", "id", "we", "you", "my", "our", "ok", "okay"})
 # General knowledge that no restaurant or café fact answers (phrases; English ones match whole
 # words). A PhraseIndex looks them up by their first characters: a long regex alternation of
@@ -229,6 +234,11 @@ _KNOWLEDGE_WORDS = (
     "|是哪里的菜|哪个地方的菜|哪里的特产|espresso machine|coffee machine|咖啡机|磨豆机|grinder"
     "|which bar|which bars|which cafe|which restaurant|any good bars|good bars|bars around|哪家好"
     "|哪里有好吃的|metro card|transit card|交通卡|地铁卡|公交卡|天府通|交通卡"
+    # Sums and cooking for oneself: "帮我算一下…平摊多少", "what should I cook for dinner".
+    "|帮我算|算一下|计算一下|calculate|should i cook|to cook for|cook for dinner|cook tonight"
+    # Services no café or restaurant gives: "any good dentists", "帮我叫个出租车".
+    "|dentist|dentists|hairdresser|hairdressers|barber|plumber|lawyer|locksmith|a taxi|a cab"
+    "|牙医|理发店|律师|开锁|叫个车|出租车"
 )
 # Another place named by where it is from the *fan* ("楼下那家奶茶店", "公司食堂", "the bar
 # next door", "my friend's cafe"): its hours, prices and parking are not ours.
@@ -290,12 +300,22 @@ def _index() -> tuple[list[Phrase], PhraseIndex]:
 class OtherSubject:
     """Finds the other business/place/thing a message is about, given the persona's own names."""
 
-    def __init__(self, own_names: Iterable[str], own_texts: Iterable[str] = ()):
+    def __init__(
+        self,
+        own_names: Iterable[str],
+        own_texts: Iterable[str] = (),
+        known_texts: Iterable[str] = (),
+    ):
         """``own_names``: names that mean us; ``own_texts``: our facts, whose places and
-        partners ("玉林菜市场", "the bakery down the street") are ours to talk about."""
+        partners ("玉林菜市场", "the bakery down the street") are ours to talk about;
+        ``known_texts``: everything else the persona says or expects (examples, keywords,
+        replies), whose words are no unknown names (see :mod:`bot.nlu.names`)."""
+        own_names, own_texts = list(own_names), list(own_texts)
         self._own_text = " " + " | ".join(normalize(text) for text in own_texts) + " "
+        self._names = UnknownNames([*own_names, *own_texts, *known_texts])
         own = {normalize(name) for name in own_names}
         own.discard("")
+        self._own_names = tuple(own)
         # Own names are blanked out before looking, so "老王厨房几点关门" has no subject left.
         self._own = (
             re.compile("|".join(re.escape(n) for n in sorted(own, key=len, reverse=True)))
@@ -333,8 +353,11 @@ class OtherSubject:
                 words = before.split()
                 name = words[-1] if words else ""
                 subject = self._zh_subject(name)
-                if subject and not self._ours(subject) and not self._related(
-                    text, start - len(name), start
+                if (
+                    subject
+                    and not self._ours(subject)
+                    and not self._our_branch(subject)
+                    and not self._related(text, start - len(name), start)
                 ):
                     return subject
             for match in _ZH_TOPIC.finditer(text):
@@ -358,7 +381,51 @@ class OtherSubject:
             before = " " + text[max(0, match.start() - 40) : match.start()]
             if not _RELATION_BEFORE_EN.search(before) and not self._ours(name):
                 return name
+        unknown = self._unknown(text, raw[:300])
+        if unknown is not None:
+            return unknown
         return self._named(raw[:300]) if raw else None
+
+    def _unknown(self, text: str, raw: str) -> str | None:
+        """A name no list holds and the persona never uses, as the subject of a question, or
+        the fan's own place (see :mod:`bot.nlu.names`)."""
+        names = self._names
+        if not text.isascii():
+            name = names.zh(text)
+            if (
+                name is not None
+                and not _ZH_OURS.search(name)
+                and not _ZH_OURS_ANY.search(name)
+                and not self._ours(name)
+                and not self._our_branch(name)
+            ):
+                return name
+        if raw:
+            name = names.en(raw, self._ours_or_own)
+            if name is not None:
+                return name
+        own = names.fans_own(text)
+        if own is not None and "本店" not in text and not _ZH_OURS_ANY.search(text):
+            # "离我家远吗", "far from my office": how far we are from the fan is about us.
+            before = text[max(0, text.find(own) - 40) : text.find(own)]
+            if not set(text.split()) & _YOU and not (
+                _RELATION_BEFORE_ZH.search(before) or _RELATION_BEFORE_EN.search(" " + before)
+            ):
+                return own
+        return None
+
+    def _our_branch(self, name: str) -> bool:
+        """Whether a Chinese shop name is ours by where it is: "玉林路店" when our address is
+        on 玉林西路 (the first two characters of the place in our facts, then a shop word)."""
+        core = _ZH_BRANCH_WORD.sub("", name)
+        return core != name and len(core) >= 2 and core[:2] in self._own_text
+
+    def _ours_or_own(self, name: str) -> bool:
+        """Whether a normalised name is one of ours or used by our facts."""
+        if self._ours(name) or (self._own is not None and self._own.search(name) is not None):
+            return True
+        # "Laowang" for "Laowang Kitchen": a word of one of our own names.
+        return any(f" {name} " in f" {own} " for own in self._own_names)
 
     def _named(self, raw: str) -> str | None:
         """A capitalised name before a business noun, or a capitalised possessive ("Joe's",
@@ -424,7 +491,7 @@ class OtherSubject:
                 return None  # "店里", "咖啡店": no name of its own
 
         subject = self._zh_subject(name, place=True)
-        if not subject or self._ours(subject):
+        if not subject or self._ours(subject) or self._our_branch(subject):
             return None
         return None if self._related(text, start - len(name), start) else subject
 

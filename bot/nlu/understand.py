@@ -46,7 +46,8 @@ class Understanding:
     blocked the intent), "other-subject" (about another business or general knowledge, so
     not answered with our facts) or "none". ``fact`` names a fact to answer alone instead of
     the intent's whole reply; ``also`` lists further intents asked in the same message (two
-    questions in one), answered after ``intent`` in order.
+    questions in one), answered after ``intent`` in order. ``declined``: another clause of the
+    message asked about another business and was left unanswered ("海底捞几点关门？有停车位吗").
     """
 
     text: str
@@ -60,6 +61,7 @@ class Understanding:
     rule: str = "none"
     fact: str | None = None
     also: tuple[str, ...] = ()
+    declined: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +96,8 @@ _SAYS_COMPLAINT = re.compile(r"投诉|抱怨|差评|complain|complaint")
 # Stopping something the fan has: a refused subscribe is an unsubscribe.
 _STOP = re.compile(
     r"(?:别|不要|不用)(?:再)?(?:给我)?(?:发|推)|不再|别再|不要再|不想再|停止|停掉|退掉|取消|不想收|不要收|关掉|关闭|屏蔽|别推|不要推|"
-    r"\b(?:no more|stop|done with|no longer|unsubscribe|cancel|quit|enough|anymore|any more)\b"
+    r"\b(?:no more|stop|done with|no longer|unsubscribe|cancel|quit|enough|anymore|any more"
+    r"|dont (?:message|text|email|send|contact|spam))\b|别(?:再)?(?:给我)?(?:联系|打扰)"
 )
 # Cancelling a booking is a question about bookings, not a refusal of one.
 _CANCEL = frozenset({"取消", "cancel"})
@@ -119,6 +122,10 @@ _ASKS = re.compile(
     r"\b(?:what|how|where|when|which|any|can|could|do you|is there|are there)\b|什么|啥"
 )
 _HAN = re.compile(r"[\u4e00-\u9fff]")
+# A clause pointing back at someone else named before it ("do they", "他们家").
+_THIRD_PERSON = re.compile(
+    r"\b(?:they|them|their|theirs|it|its|there)\b|他们|他家|她家|那家|那边|那里|它"
+)
 
 
 # Voice-to-text fillers (嗯 那个 就是 然后, um so like): n-grams no example has, which only
@@ -126,7 +133,8 @@ _HAN = re.compile(r"[\u4e00-\u9fff]")
 _FILLERS = re.compile(
     r"嗯+|呃+|额+|那个那个|就是说|然后就是|就是那个|那个就是|我想问问|我想问一下|我想问下|想问一下|问一下"
     r"|\b(?:um+|uh+|erm|hmm+|like|so|yeah|basically|i mean|you know|okay so|ok so|i was wondering"
-    r"|kinda|sorta|actually)\b"
+    r"|kinda|sorta|actually|or whatever|or something|or anything|lol|lmao|haha+|tbh|ngl)\b"
+    r"|哈哈+"
 )
 _SPACES = re.compile(r"\s+")
 
@@ -221,6 +229,12 @@ class Understander:
                 for value in persona.facts.values()
                 for language in persona.languages
             ),
+            (
+                text
+                for intent in persona.intents.values()
+                for texts in (*intent.examples.values(), *intent.keywords.values())
+                for text in texts
+            ),
         )
         # Intents a fan asks about us whatever else the message names ("stop sending me
         # Starbucks-style spam" is still an unsubscribe).
@@ -233,6 +247,7 @@ class Understander:
             name: "un" + name for name in self._kinds if "un" + name in self._kinds
         }
         self._flipped = frozenset(self._flip.values())
+        self._stop_targets = {**self._flip, **{name: name for name in self._flipped}}
         self._blockable = frozenset(
             name
             for name, kind in self._kinds.items()
@@ -301,9 +316,9 @@ class Understander:
         pieces = clauses(spoken)
         several = self._several(pieces) if len(pieces) > 1 else None
         if several is None:
-            decision, also = self._decide(spoken, normalized), ()
+            decision, also, declined = self._decide(spoken, normalized), (), False
         else:
-            decision, also = several
+            decision, also, declined = several
         return Understanding(
             text=text,
             normalized=normalized,
@@ -316,9 +331,10 @@ class Understander:
             rule=decision.rule,
             fact=decision.fact,
             also=also,
+            declined=declined,
         )
 
-    def _several(self, pieces: list[str]) -> tuple[_Decision, tuple[str, ...]] | None:
+    def _several(self, pieces: list[str]) -> tuple[_Decision, tuple[str, ...], bool] | None:
         """Two questions in one message: the first clause's intent, and the others' after it.
 
         Only clauses understood with confidence count; small talk (a "hi" before the question)
@@ -326,8 +342,17 @@ class Understander:
         something: the whole message is then understood as one.
         """
         found: list[_Decision] = []
+        declined = False
         for piece in pieces:
-            decision = self._decide(piece, normalize(piece))
+            normalized = normalize(piece)
+            decision = self._decide(piece, normalized)
+            if decision.rule == "other-subject":
+                # Declined on its own only when it is a question of its own ("海底捞几点关门"),
+                # not a topic the next clause asks about ("the pub across the street, do they
+                # do food").
+                declined |= is_question(piece, normalized)
+            elif declined and _THIRD_PERSON.search(normalized):
+                return None  # "…, 他们家有停车位吗": still about the other business
             if decision.intent is None or decision.intent == self._greet:
                 continue
             if decision.rule == "model" and decision.confidence < CLAUSE_CONFIDENCE:
@@ -335,12 +360,14 @@ class Understander:
             if all(decision.intent != d.intent for d in found):
                 found.append(decision)
         asking = [d for d in found if self._kinds.get(d.intent) != "social"]
-        if len(found) < 2 or not asking:
+        # "海底捞几点关门？有停车位吗": the clause about the other business is declined, the
+        # question left is ours to answer (rather than declining the whole message).
+        if not asking or (len(found) < 2 and not declined):
             return None
         # The first clause that asks something leads; small talk ("thanks!") rides along.
         first = asking[0]
         also = tuple(d.intent for d in found if d is not first)
-        return first, also
+        return first, also, declined
 
     def _decide(self, text: str, normalized: str) -> _Decision:
         """Matcher, then the rules that may overrule it: other subject, refusal, implicit
@@ -355,6 +382,14 @@ class Understander:
             if self._complaint is None or not implicit_complaint(
                 normalized, is_question(text, normalized)
             ):
+                # "算了不订了", "I won't be coming in today": a refusal of nothing we know is
+                # still a refusal, acknowledged rather than answered with "didn't understand".
+                if refusal(normalized) is not None and not is_question(text, normalized):
+                    if best in self._stop_targets and _STOP.search(normalized):
+                        # "please don't message me again": too unsure for the matcher, but
+                        # stopping what its best guess names is still stopping it.
+                        return _Decision(self._stop_targets[best], confidence, best, "negation")
+                    return _Decision(None, confidence, best, "negation")
                 return _Decision(None, confidence, best, "none")
             rule = "none"
         elif intent is not None and intent in self.matcher.keyword_hits(normalized):
@@ -380,7 +415,12 @@ class Understander:
             cue = refusal(normalized)
             if cue is not None:
                 if intent == self._complaint:
-                    if _NOT_COMPLAINING.search(normalized):
+                    if _NOT_COMPLAINING.search(normalized) or (
+                        rule == "model"
+                        and implicit_complaint(normalized, is_question(text, normalized)) is None
+                    ):
+                        # "not coming today, sorry": the model hears an apology as a complaint;
+                        # a refusal with no word of displeasure is a decline.
                         return _Decision(None, confidence, best, "negation")
                 elif intent in self._flip and _STOP.search(normalized):
                     return _Decision(self._flip[intent], confidence, best, "negation")
