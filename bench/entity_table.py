@@ -19,10 +19,10 @@ NOW = dt.datetime.fromisoformat(_META["NOW"])
 TZ = _META["TZ"]
 
 
-def load_rows() -> list[dict[str, Any]]:
-    """Every line of expressions.jsonl, in file order, with its 1-based ``line`` number."""
+def load_rows(name: str = "expressions.jsonl") -> list[dict[str, Any]]:
+    """Every line of a table (expressions.jsonl, probes.jsonl) with its 1-based ``line``."""
     rows = []
-    lines = (TABLE_DIR / "expressions.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (TABLE_DIR / name).read_text(encoding="utf-8").splitlines()
     for number, line in enumerate(lines, 1):
         if line.strip():
             rows.append({**json.loads(line), "line": number})

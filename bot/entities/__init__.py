@@ -30,7 +30,13 @@ from bot.entities.model import KINDS, Entity, Party, Problem
 from bot.entities.numbers import find_numbers
 from bot.entities.people import find_parties
 from bot.entities.text import matching_view
-from bot.entities.when import find_dates, find_datetimes, find_times
+from bot.entities.when import (
+    find_dates,
+    find_datetimes,
+    find_times,
+    with_ranges,
+    with_weekdays,
+)
 
 __all__ = ["KINDS", "MAX_TEXT", "Entity", "Party", "Problem", "extract", "first"]
 
@@ -47,8 +53,9 @@ def extract(text: str, kinds: Iterable[str] | None = None, *, now: dt.datetime |
             home_region: str | None = "CN", max_party: int = 50) -> list[Entity]:
     """Every entity in ``text``, in text order, no two overlapping.
 
-    ``kinds``: only these (see :data:`KINDS`); a ``datetime`` is reported instead of the date
-    and time it joins, so ask for ``datetime`` along with ``date``/``time``.
+    ``kinds``: report only these (see :data:`KINDS`); a ``datetime`` is reported instead of
+    the date and time it joins (its ``date``/``time`` properties give them), so a form that
+    wants a date should accept both kinds.
     ``now``/``tz``: relative dates resolve against ``now`` in ``tz`` (the persona's ``zone``);
     ``locale``: zh-CN, zh-TW, zh-HK, en-US, en-GB… (reading of 5/3, region of local phone
     numbers); ``home_region``: second region tried for a phone without a country code;
@@ -60,29 +67,18 @@ def extract(text: str, kinds: Iterable[str] | None = None, *, now: dt.datetime |
     wanted = set(KINDS if kinds is None else kinds)
     ctx = make_context(now, tz, locale, home_region, max_party)
     view = matching_view(text)
-    found: list[Entity] = []
-    if wanted & {"date", "time", "datetime"}:
-        dates = list(find_dates(view, text, ctx)) if wanted & {"date", "datetime"} else []
-        times = list(find_times(view, text)) if wanted & {"time", "datetime"} else []
-        if "date" in wanted:
-            found.extend(entity for entity, _ in dates)
-        if "time" in wanted:
-            found.extend(times)
-        if "datetime" in wanted:
-            found.extend(find_datetimes(text, dates, times, view, ctx))
-        elif "date" in wanted and "time" not in wanted:
-            # A date's clock time still owns its digits (明天晚上7点 is not the number 7).
-            found.extend(times)
-    if "phone" in wanted:
-        found.extend(find_phones(view, text, ctx))
-    if "email" in wanted:
-        found.extend(find_emails(view, text))
-    if "party" in wanted:
-        found.extend(find_parties(view, text, ctx))
-    if "name" in wanted:
-        found.extend(find_names(view, text))
-    if "number" in wanted:
-        found.extend(find_numbers(view, text))
+    # Every extractor runs whatever ``kinds`` asks for: overlaps are settled among all of
+    # them, so 明天晚上7点 never yields the number 7 because only numbers were asked for.
+    dates = with_weekdays(list(find_dates(view, text, ctx)), view, text)
+    times = with_ranges(list(find_times(view, text)), view)
+    found: list[Entity] = [entity for entity, _ in dates]
+    found += times
+    found += find_datetimes(text, dates, times, view, ctx)
+    found += find_phones(view, text, ctx)
+    found += find_emails(view, text)
+    found += find_parties(view, text, ctx)
+    found += find_names(view, text)
+    found += find_numbers(view, text)
     return [e for e in _without_overlaps(found) if e.kind in wanted]
 
 

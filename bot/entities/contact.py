@@ -41,6 +41,8 @@ def find_phones(view: str, text: str, ctx: Context) -> Iterator[Entity]:
             continue  # a decimal amount (1234.50)
         span = text[m.start():end]
         number = _parse(raw, ctx.regions)
+        if number is None and not explicit and raw.isdigit() and len(raw) < 10:
+            continue  # 12345678 in no region's plan is an amount or a code, not a bad phone
         if number is None:
             yield Entity("phone", None, span, m.start(), end, problem=reasons.bad_phone(span))
         else:
@@ -75,7 +77,7 @@ _ZH_NAME_TRIGGER = re.compile(r"我叫|我的名字(?:是|叫)|名字(?:是|叫)
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]{1,4}")
 # Words that end a name written without punctuation after it (我叫王小明明天来).
 _AFTER_NAME = re.compile(
-    r"明天|今天|后天|电话|手机|号码|预订|订位|想|要|来|在|呢|啊|吧|哦|呀|嘛|了|的|，"
+    r"明天|今天|后天|电话|手机|号码|预订|订位|就|想|要|来|在|呢|啊|吧|哦|呀|嘛|了|的|，"
 )
 _NOT_A_NAME = ("不", "什么", "啥", "谁", "哪", "做", "作", "一个", "个", "这", "那", "你", "他",
                "她")

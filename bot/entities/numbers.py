@@ -1,7 +1,8 @@
 """Plain amounts (三十五个饺子, 1,200, 3.5, twenty-one) not already part of another entity.
 
-A lone 一 is everywhere in Chinese (一起, 一下, 统一, 第一次), so a single Chinese numeral
-counts only before a measure word; an English "one" never counts on its own ("this one").
+A lone 一 is everywhere in Chinese (一起, 一下, 一个问题, 第一次) and so is "one" in English
+("this one"): neither counts on its own; another single Chinese numeral counts only before a
+measure word (三个, not 三楼).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ def find_numbers(view: str, text: str) -> Iterator[Entity]:
             yield Entity("number", value, text[m.start():m.end()], m.start(), m.end())
     for m in _ZH.finditer(view):
         run = m.group()
-        if len(run) == 1 and (m.end() >= len(view) or view[m.end()] not in _MEASURE):
-            continue
+        if len(run) == 1 and (run == "一" or m.end() >= len(view)
+                              or view[m.end()] not in _MEASURE):
+            continue  # 一个问题, 一下: the article, not an amount
         value = number_from(run)
         if value is not None:
             yield Entity("number", value, text[m.start():m.end()], m.start(), m.end())

@@ -35,7 +35,7 @@ _PATTERNS = (
     re.compile(rf"\bparty\s+of\s+(?P<n>{_EN})\b"),
     re.compile(rf"\btable\s+for\s+(?P<n>{_EN})\b"),
     re.compile(rf"\b(?P<n>{_EN})\s+(?:people|ppl|persons|guests|pax|of\s+us)\b"),
-    re.compile(rf"\b(?:we\s+are|we're|there\s+are|there'll\s+be)\s+(?P<n>{_EN})\b(?!\s*(?:[:.]\d|[ap]m))"),
+    re.compile(rf"\b(?:we\s+are|we're|we'll\s+be|we\s+will\s+be|there\s+are|there'll\s+be)\s+(?P<n>{_EN})\b(?!\s*(?:[:.]\d|[ap]m))"),
     re.compile(
         rf"\bfor\s+(?P<n>{_EN})\b(?!\s*(?:[:.]\d|[ap]\.?m\b|o'?clock|days?|nights?|hours?|"
         r"minutes?|weeks?|months?|years?|dollars?|yuan|rmb|%))"

@@ -44,7 +44,8 @@ def matching_view(text: str) -> str:
 _ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五": 5,
               "六": 6, "七": 7, "八": 8, "九": 9}
 _ZH_UNITS = {"十": 10, "百": 100, "千": 1000}
-ZH_NUMERAL = "零〇一二两俩三四五六七八九十百千万"
+ZH_NUMERAL = "零〇一二两俩三四五六七八九十百千万廿卅"
+_TENS_SHORT = str.maketrans({"廿": "二十", "卅": "三十"})
 
 
 def zh_number(text: str) -> int | None:
@@ -55,6 +56,7 @@ def zh_number(text: str) -> int | None:
     """
     if not text:
         return None
+    text = text.translate(_TENS_SHORT)  # 廿四 = 二十四 (dates in Cantonese and in writing)
     if all(c in _ZH_DIGITS for c in text):
         if len(text) == 1:
             return _ZH_DIGITS[text]

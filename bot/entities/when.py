@@ -32,7 +32,9 @@ _EN_NUM = rf"(?:\d{{1,2}}|{EN_NUMBER_WORD})"
 
 # --- dates -------------------------------------------------------------------------------------
 
-_REL_DAYS = {"大后天": 3, "后天": 2, "明天": 1, "明日": 1, "明儿": 1, "明晚": 1, "明早": 1,
+# 听日/寻日/琴日: Cantonese tomorrow/yesterday (聽日 after the Traditional → Simplified fold).
+_REL_DAYS = {"听日": 1, "寻日": -1, "琴日": -1, "大后天": 3, "后天": 2,
+              "明天": 1, "明日": 1, "明儿": 1, "明晚": 1, "明早": 1,
              "明夜": 1, "今天": 0, "今日": 0, "今儿": 0, "今晚": 0, "今早": 0, "今夜": 0,
              "昨天": -1, "昨日": -1, "昨晚": -1, "前天": -2, "tomorrow": 1, "tmr": 1, "tmrw": 1,
              "today": 0, "tonight": 0, "yesterday": -1, "day after tomorrow": 2}
@@ -40,7 +42,7 @@ _REL_DAYS = {"大后天": 3, "后天": 2, "明天": 1, "明日": 1, "明儿": 1,
 _DAY_PERIOD = {"今晚": "evening", "明晚": "evening", "今夜": "evening", "明夜": "evening",
                "昨晚": "evening", "tonight": "evening", "今早": "morning", "明早": "morning"}
 _REL_DAY = re.compile(
-    r"大后天|后天|明天|明日|明儿|明晚|明早|明夜|今天|今日|今儿|今晚|今早|今夜|昨天|昨日|昨晚|前天"
+    r"听日|寻日|琴日|大后天|后天|明天|明日|明儿|明晚|明早|明夜|今天|今日|今儿|今晚|今早|今夜|昨天|昨日|昨晚|前天"
     r"|\b(?:the\s+)?day\s+after\s+tomorrow\b|\b(?:tomorrow|tmrw?|today|tonight|yesterday)\b"
 )
 _WEEKDAY_ZH = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6, "末": 5,
@@ -69,11 +71,17 @@ _DAY_MONTH_EN = re.compile(
     rf"\b(?P<d>\d{{1,2}}){_ORD}\s+(?:of\s+)?(?P<mon>{_MON})(?:,?\s+(?P<y>\d{{4}})\b)?"
 )
 _MONTH_DAY_EN = re.compile(rf"\b(?P<mon>{_MON})\s*(?P<d>\d{{1,2}}){_ORD}(?:,?\s+(?P<y>\d{{4}})\b)?")
+_THE_DAY_EN = re.compile(r"\bthe\s+(?P<d>\d{1,2})(?:st|nd|rd|th)\b(?!\s+(?:of\s+)?[a-z]{3})")
 _IN_DAYS = re.compile(
     rf"(?P<n>{_NUM})\s*天\s*(?:以后|之后|后)|\bin\s+(?P<n2>{_EN_NUM})\s+days?\b"
     rf"|\b(?P<n3>{_EN_NUM})\s+days?\s+(?:later|from\s+now)\b"
 )
 _MAY_VERB = re.compile(r"\s*(?:of\s+us|people|ppl|persons|guests|adults|kids|children)\b")
+_WEEKDAY_WORD = re.compile(
+    r"(?:(?:on|this|next|coming|the)\s+)?(?:" + "|".join(_WEEKDAYS_EN) + r")"
+    r"|(?:周|星期|礼拜)[一二三四五六日天1-7]"
+)
+_WEEKDAY_GAP = re.compile(r"\s*(?:,|，|、|\(|（|\)|）)?\s*")
 # Characters before a bare 周X that make it part of another word (一周一次, 每周六).
 _NOT_WEEKDAY_BEFORE = set(ZH_NUMERAL + "0123456789几每")
 
@@ -154,14 +162,15 @@ def find_dates(view: str, text: str, ctx: Context) -> Iterator[tuple[Entity, str
             month, year = (1, year + 1) if month == 12 else (month + 1, year)
         yield _date_entity(view, text, m.start(), m.end(), ctx, year, month, day), None
     for m in _DAY_ONLY.finditer(view):
-        day = _int(m["d"])
-        if day is None or not 1 <= day <= 31 or (m.start() and view[m.start() - 1] in "第月"):
+        if m.start() and view[m.start() - 1] in "第月":
             continue
-        month, year = today.month, today.year
-        if day < today.day:
-            month, year = (1, year + 1) if month == 12 else (month + 1, year)
-        yield _date_entity(view, text, m.start(), m.end(), ctx, year, month, day,
-                           explicit=False), None
+        entity = _day_of_month(view, text, m, ctx)
+        if entity is not None:
+            yield entity, None
+    for m in _THE_DAY_EN.finditer(view):
+        entity = _day_of_month(view, text, m, ctx)
+        if entity is not None:
+            yield entity, None
     for m in _ISO.finditer(view):
         yield _date_entity(view, text, m.start(), m.end(), ctx, int(m["y"]), int(m["m"]),
                            int(m["d"])), None
@@ -179,6 +188,43 @@ def find_dates(view: str, text: str, ctx: Context) -> Iterator[tuple[Entity, str
         if n is None or n > 3660:
             continue
         yield _day(text, view, m.start(), m.end(), ctx, today + dt.timedelta(days=n)), None
+
+
+def _day_of_month(view: str, text: str, m: re.Match[str], ctx: Context) -> Entity | None:
+    """20号 / the 24th: this month if the day is still to come, else next month."""
+    day = _int(m["d"])
+    if day is None or not 1 <= day <= 31:
+        return None
+    today = ctx.today
+    month, year = today.month, today.year
+    if day < today.day:
+        month, year = (1, year + 1) if month == 12 else (month + 1, year)
+    return _date_entity(view, text, m.start(), m.end(), ctx, year, month, day, explicit=False)
+
+
+def with_weekdays(dates: list[tuple[Entity, str | None]], view: str, text: str,
+                  ) -> list[tuple[Entity, str | None]]:
+    """Join a weekday written next to a date (Saturday 12th December, 12月12日周六) into one.
+
+    The date decides the day; the joined span keeps the weekday's words out of other entities.
+    """
+    joined = []
+    weekdays = [(e, p) for e, p in dates if _WEEKDAY_WORD.fullmatch(view, e.start, e.end)]
+    for weekday, _ in weekdays:
+        for day, period in dates:
+            if day is weekday or _WEEKDAY_WORD.fullmatch(view, day.start, day.end):
+                continue
+            if day.start >= weekday.end:
+                gap = (weekday.end, day.start)
+            elif day.end <= weekday.start:
+                gap = (day.end, weekday.start)
+            else:
+                continue
+            if _WEEKDAY_GAP.fullmatch(view, *gap):
+                start, end = min(day.start, weekday.start), max(day.end, weekday.end)
+                joined.append((Entity("date", day.value, text[start:end], start, end,
+                                      problem=day.problem, past=day.past), period))
+    return dates + joined
 
 
 def _slash_date(view: str, text: str, m: re.Match[str], ctx: Context) -> Entity:
@@ -327,6 +373,25 @@ def find_times(view: str, text: str) -> Iterator[Entity]:
         hour = _int(m["h"])
         if hour is not None:
             yield _time_entity(text, m.start("h"), m.end(), hour, 0, None)
+
+
+_RANGE_GAP = re.compile(r"\s*(?:到|至|-|~|–|—|to|until|till)\s*")
+
+
+def with_ranges(times: list[Entity], view: str) -> list[Entity]:
+    """晚上七点到九点 / 7pm to 9: the end of a range said without its period takes the start's."""
+    out = list(times)
+    for i, end in enumerate(out):
+        if not end.ambiguous or end.value is None:
+            continue
+        for start in times:
+            if (start.end <= end.start and not start.ambiguous and start.value is not None
+                    and start.value.hour >= 12 and end.value.hour < 12
+                    and _RANGE_GAP.fullmatch(view, start.end, end.start)):
+                later = end.value.replace(hour=end.value.hour + 12)
+                out[i] = Entity("time", later, end.text, end.start, end.end)
+                break
+    return out
 
 
 # --- both --------------------------------------------------------------------------------------
