@@ -92,6 +92,22 @@ def _when_json(kind: str, value: Any) -> dict[str, Any]:
 
 
 _TODAY_WORDS = ("今", "today", "tonight")
+_REGION = {"zh-CN": "CN", "zh-TW": "TW", "zh-HK": "HK", "en-US": "US", "en-GB": "GB"}
+
+
+def _phone_json(text: str, locale: str) -> dict[str, Any]:
+    """A library's phone match, validated and written E.164 by phonenumbers (the thin layer)."""
+    import phonenumbers
+
+    for region in dict.fromkeys((_REGION.get(locale, "CN"), "CN")):
+        try:
+            number = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            return {"kind": "phone", "value": e164}
+    return {"kind": "phone", "value": None, "invalid": "bad_phone"}
 
 
 def _dateparser_adapter():
@@ -103,9 +119,12 @@ def _dateparser_adapter():
         settings = {"RELATIVE_BASE": NOW, "PREFER_DATES_FROM": "future",
                     "DATE_ORDER": "DMY" if _day_first(locale) else "MDY",
                     "RETURN_TIME_AS_PERIOD": True}
-        found = search_dates(text, languages=[lang], settings=settings) or []
-        out = []
         parser = DateDataParser(languages=[lang], settings=settings)
+        found = search_dates(text, languages=[lang], settings=settings) or []
+        if not found:  # search_dates misses some whole-message dates parse() reads (7:30pm)
+            whole = parser.get_date_data(text).date_obj
+            found = [(text, whole)] if whole else []
+        out = []
         for span, value in found:
             period = parser.get_date_data(span).period
             if period == "time":
@@ -123,7 +142,6 @@ def _jionlp_adapter():
     import datetime as dt
 
     import jionlp
-    import phonenumbers
 
     base = NOW.timestamp()
 
@@ -144,12 +162,7 @@ def _jionlp_adapter():
                 kind = "datetime"
             out.append(_when_json(kind, start))
         for item in jionlp.extract_phone_number(text, detail=True):
-            try:
-                number = phonenumbers.parse(item["text"], "CN")
-                out.append({"kind": "phone", "value": phonenumbers.format_number(
-                    number, phonenumbers.PhoneNumberFormat.E164)})
-            except phonenumbers.NumberParseException:
-                out.append({"kind": "phone", "value": item["text"]})
+            out.append(_phone_json(item["text"], locale))
         return out
 
     return run
@@ -170,32 +183,34 @@ def _recognizers_adapter():
     def run(text: str, locale: str) -> list[dict[str, Any]]:
         culture = Culture.Chinese if locale.startswith("zh") else Culture.English
         out = []
+        # spans of dates/phones/emails: the digits in them are not numbers of their own
+        taken: list[tuple[int, int]] = []
         for m in recognize_datetime(text, culture, reference=naive_now):
+            taken.append((m.start, m.end))
             values = (m.resolution or {}).get("values") or []
-            if not values:
-                continue
-            v = values[-1]
-            kind = v.get("type")
-            raw = v.get("value")
+            v = values[-1] if values else {}
+            kind, raw = v.get("type"), v.get("value")
             if kind not in ("date", "time", "datetime") or raw in (None, "not resolved"):
                 out.append({"kind": kind or "date", "value": None, "invalid": "unresolved"})
-                continue
-            if kind == "time":
+            elif kind == "time":
                 out.append({"kind": "time", "value": raw[:5]})
             else:
                 out.append(_when_json(kind, dt.datetime.fromisoformat(raw)))
+        for m in recognize_phone_number(text, Culture.English):
+            taken.append((m.start, m.end))
+            out.append(_phone_json(m.text, locale))
+        for m in recognize_email(text, Culture.English):
+            taken.append((m.start, m.end))
+            out.append({"kind": "email", "value": m.text.lower()})
         for m in recognize_number(text, culture):
+            if any(a <= m.start and m.end <= b for a, b in taken):
+                continue
             raw = (m.resolution or {}).get("value")
             try:
                 value = float(raw)
-                out.append({"kind": "number", "value": int(value) if value.is_integer() else value})
             except (TypeError, ValueError):
                 continue
-        for m in recognize_phone_number(text, Culture.English):
-            out.append({"kind": "phone", "value": "+" + "".join(c for c in m.text if c.isdigit())
-                        if m.text.startswith("+") else m.text})
-        for m in recognize_email(text, Culture.English):
-            out.append({"kind": "email", "value": m.text.lower()})
+            out.append({"kind": "number", "value": int(value) if value.is_integer() else value})
         return out
 
     return run

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-
-import phonenumbers
+from functools import cache
+from types import ModuleType
 
 from bot.entities import reasons
 from bot.entities.context import Context
@@ -46,11 +46,20 @@ def find_phones(view: str, text: str, ctx: Context) -> Iterator[Entity]:
         if number is None:
             yield Entity("phone", None, span, m.start(), end, problem=reasons.bad_phone(span))
         else:
-            e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            e164 = _phonenumbers().format_number(number, _phonenumbers().PhoneNumberFormat.E164)
             yield Entity("phone", e164, span, m.start(), end)
 
 
-def _parse(raw: str, regions: tuple[str, ...]) -> phonenumbers.PhoneNumber | None:
+@cache
+def _phonenumbers() -> ModuleType:
+    """Imported on the first phone-shaped text (~100 ms), not when the daemon starts."""
+    import phonenumbers
+
+    return phonenumbers
+
+
+def _parse(raw: str, regions: tuple[str, ...]):  # -> phonenumbers.PhoneNumber | None
+    phonenumbers = _phonenumbers()
     for region in regions if not raw.startswith(("+", "00")) else regions[:1]:
         try:
             number = phonenumbers.parse(raw, region)

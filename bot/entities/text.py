@@ -17,6 +17,8 @@ import opencc
 __all__ = ["EN_NUMBERS", "matching_view", "number_from", "zh_number"]
 
 _T2S = opencc.OpenCC("t2s")
+# Lone surrogates (invalid UTF-16 halves) make OpenCC's UTF-8 encoding raise; one-for-one.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Fullwidth ! … ~ → ASCII, ideographic space → space, A–Z → a–z; all one-to-one.
 _FOLD = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
 _FOLD[0x3000] = 0x20
@@ -35,6 +37,7 @@ def matching_view(text: str) -> str:
     folded = text.translate(_FOLD)
     if folded.isascii():
         return folded
+    folded = _SURROGATE.sub("\ufffd", folded)
     converted = _T2S.convert(folded)
     if len(converted) == len(folded):
         return converted
