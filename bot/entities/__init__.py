@@ -88,11 +88,17 @@ def first(entities: Iterable[Entity], kind: str) -> Entity | None:
 
 
 def _without_overlaps(found: list[Entity]) -> list[Entity]:
-    """Longest candidates first, then by kind priority; the result in text order."""
+    """Longest candidates first, then by kind priority; the result in text order.
+
+    Taken characters are marked in a bytearray, so a hostile message with thousands of
+    candidates costs length × span, not candidates².
+    """
     found.sort(key=lambda e: (e.start - e.end, _PRIORITY[e.kind], e.start))
     taken: list[Entity] = []
+    used = bytearray(max((e.end for e in found), default=0))
     for entity in found:
-        if all(entity.end <= other.start or entity.start >= other.end for other in taken):
+        if not any(used[entity.start:entity.end]):
+            used[entity.start:entity.end] = b"\x01" * (entity.end - entity.start)
             taken.append(entity)
     taken.sort(key=lambda e: e.start)
     return taken

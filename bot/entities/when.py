@@ -403,27 +403,40 @@ _EVENING_HOURS = range(1, 12)
 
 def find_datetimes(text: str, dates: list[tuple[Entity, str | None]], times: list[Entity],
                    view: str, ctx: Context) -> Iterator[Entity]:
-    """A date and a time next to each other (明天晚上7点, Friday 7:30pm, 7pm tomorrow)."""
+    """A date and a time next to each other (明天晚上7点, Friday 7:30pm, 7pm tomorrow).
+
+    Pairs are looked up by position (what starts where the gap after the other one ends), so
+    a message full of dates and times costs their number, not its square.
+    """
+    times_at: dict[int, list[Entity]] = {}
+    for clock in times:
+        times_at.setdefault(clock.start, []).append(clock)
+    dates_at: dict[int, list[tuple[Entity, str | None]]] = {}
+    for day, period in dates:
+        dates_at.setdefault(day.start, []).append((day, period))
     for day, day_period in dates:
-        for clock in times:
-            if clock.start >= day.end:
-                joined = _JOIN_DATE_TIME.fullmatch(view, day.end, clock.start)
-            elif clock.end <= day.start:
-                joined = _JOIN_TIME_DATE.fullmatch(view, clock.end, day.start)
-            else:
-                continue
-            if not joined:
-                continue
-            start, end = min(day.start, clock.start), max(day.end, clock.end)
-            problem = day.problem or clock.problem
-            if problem:
-                yield Entity("datetime", None, text[start:end], start, end, problem=problem)
-                continue
-            time_of_day, ambiguous = clock.value, clock.ambiguous
-            if ambiguous and day_period == "evening" and time_of_day.hour in _EVENING_HOURS:
-                time_of_day, ambiguous = time_of_day.replace(hour=time_of_day.hour + 12), False
-            elif ambiguous and day_period == "morning":
-                ambiguous = False
-            value = dt.datetime.combine(day.value, time_of_day, tzinfo=ctx.tz)
-            yield Entity("datetime", value, text[start:end], start, end, past=value < ctx.now,
-                         ambiguous=ambiguous, parts=(day, clock))
+        # Any start inside the gap: the next span may itself begin with "at"/"on".
+        for start in range(day.end, _JOIN_DATE_TIME.match(view, day.end).end() + 1):
+            for clock in times_at.get(start, ()):
+                yield from _joined(text, day, day_period, clock, ctx)
+    for clock in times:
+        for start in range(clock.end, _JOIN_TIME_DATE.match(view, clock.end).end() + 1):
+            for day, day_period in dates_at.get(start, ()):
+                yield from _joined(text, day, day_period, clock, ctx)
+
+
+def _joined(text: str, day: Entity, day_period: str | None, clock: Entity,
+            ctx: Context) -> Iterator[Entity]:
+    start, end = min(day.start, clock.start), max(day.end, clock.end)
+    problem = day.problem or clock.problem
+    if problem:
+        yield Entity("datetime", None, text[start:end], start, end, problem=problem)
+        return
+    time_of_day, ambiguous = clock.value, clock.ambiguous
+    if ambiguous and day_period == "evening" and time_of_day.hour in _EVENING_HOURS:
+        time_of_day, ambiguous = time_of_day.replace(hour=time_of_day.hour + 12), False
+    elif ambiguous and day_period == "morning":
+        ambiguous = False
+    value = dt.datetime.combine(day.value, time_of_day, tzinfo=ctx.tz)
+    yield Entity("datetime", value, text[start:end], start, end, past=value < ctx.now,
+                 ambiguous=ambiguous, parts=(day, clock))
