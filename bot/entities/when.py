@@ -86,7 +86,7 @@ _WEEKDAY_GAP = re.compile(r"\s*(?:,|，|、|\(|（|\)|）)?\s*")
 _NOT_WEEKDAY_BEFORE = set(ZH_NUMERAL + "0123456789几每")
 
 
-def _date_entity(view: str, text: str, start: int, end: int, ctx: Context, year: int | None,
+def _date_entity(text: str, start: int, end: int, ctx: Context, year: int | None,
                  month: int, day: int, *, explicit: bool = True) -> Entity:
     """A date from its parts; year None means the next such day on or after today."""
     span = text[start:end]
@@ -109,9 +109,8 @@ def _date_entity(view: str, text: str, start: int, end: int, ctx: Context, year:
     return Entity("date", value, span, start, end, past=explicit and value < ctx.today)
 
 
-def _day(entity_text: str, view: str, start: int, end: int, ctx: Context,
-         value: dt.date) -> Entity:
-    return Entity("date", value, entity_text[start:end], start, end, past=value < ctx.today)
+def _day(text: str, start: int, end: int, ctx: Context, value: dt.date) -> Entity:
+    return Entity("date", value, text[start:end], start, end, past=value < ctx.today)
 
 
 def _int(text: str | None) -> int | None:
@@ -128,7 +127,7 @@ def find_dates(view: str, text: str, ctx: Context) -> Iterator[tuple[Entity, str
     for m in _REL_DAY.finditer(view):
         word = re.sub(r"\s+", " ", m.group()).removeprefix("the ")
         value = today + dt.timedelta(days=_REL_DAYS[word])
-        yield _day(text, view, m.start(), m.end(), ctx, value), _DAY_PERIOD.get(word)
+        yield _day(text, m.start(), m.end(), ctx, value), _DAY_PERIOD.get(word)
     for m in _WEEK_ZH.finditer(view):
         pre = m["pre"]
         if pre is None and m.start() and view[m.start() - 1] in _NOT_WEEKDAY_BEFORE:
@@ -138,7 +137,7 @@ def find_dates(view: str, text: str, ctx: Context) -> Iterator[tuple[Entity, str
             value = today + dt.timedelta(days=(weekday - today.weekday()) % 7)
         else:
             value = monday + dt.timedelta(days=_WEEK_SHIFT[pre.rstrip("个")] + weekday)
-        yield _day(text, view, m.start(), m.end(), ctx, value), None
+        yield _day(text, m.start(), m.end(), ctx, value), None
     for m in _WEEK_EN.finditer(view):
         pre, weekday = m["pre"], _WEEKDAYS_EN[m["wd"]]
         if pre in (None, "on", "coming", "the"):
@@ -147,12 +146,12 @@ def find_dates(view: str, text: str, ctx: Context) -> Iterator[tuple[Entity, str
             value = today - dt.timedelta(days=(today.weekday() - weekday) % 7 or 7)
         else:
             value = monday + dt.timedelta(days=_WEEK_SHIFT[pre] + weekday)
-        yield _day(text, view, m.start(), m.end(), ctx, value), None
+        yield _day(text, m.start(), m.end(), ctx, value), None
     for m in _YMD_ZH.finditer(view):
         month, day = _int(m["m"]), _int(m["d"])
         if month is None or day is None or (m["suffix"] is None and not m["d"].isdigit()):
             continue
-        yield _date_entity(view, text, m.start(), m.end(), ctx, _int(m["y"]), month, day), None
+        yield _date_entity(text, m.start(), m.end(), ctx, _int(m["y"]), month, day), None
     for m in _MONTH_REL_DAY.finditer(view):
         day = _int(m["d"])
         if day is None:
@@ -160,37 +159,37 @@ def find_dates(view: str, text: str, ctx: Context) -> Iterator[tuple[Entity, str
         month, year = today.month, today.year
         if m["rel"].startswith("下"):
             month, year = (1, year + 1) if month == 12 else (month + 1, year)
-        yield _date_entity(view, text, m.start(), m.end(), ctx, year, month, day), None
+        yield _date_entity(text, m.start(), m.end(), ctx, year, month, day), None
     for m in _DAY_ONLY.finditer(view):
         if m.start() and view[m.start() - 1] in "第月":
             continue
-        entity = _day_of_month(view, text, m, ctx)
+        entity = _day_of_month(text, m, ctx)
         if entity is not None:
             yield entity, None
     for m in _THE_DAY_EN.finditer(view):
-        entity = _day_of_month(view, text, m, ctx)
+        entity = _day_of_month(text, m, ctx)
         if entity is not None:
             yield entity, None
     for m in _ISO.finditer(view):
-        yield _date_entity(view, text, m.start(), m.end(), ctx, int(m["y"]), int(m["m"]),
+        yield _date_entity(text, m.start(), m.end(), ctx, int(m["y"]), int(m["m"]),
                            int(m["d"])), None
     for m in _SLASH.finditer(view):
-        yield _slash_date(view, text, m, ctx), None
+        yield _slash_date(text, m, ctx), None
     for pattern in (_DAY_MONTH_EN, _MONTH_DAY_EN):
         for m in pattern.finditer(view):
             month = _MONTHS_EN[m["mon"].rstrip(".")]
             if m["mon"].startswith("may") and _MAY_VERB.match(view, m.end()):
                 continue  # "may 5 of us come"
-            yield _date_entity(view, text, m.start(), m.end(), ctx, _int(m["y"]), month,
+            yield _date_entity(text, m.start(), m.end(), ctx, _int(m["y"]), month,
                                int(m["d"])), None
     for m in _IN_DAYS.finditer(view):
         n = _int(m["n"] or m["n2"] or m["n3"])
         if n is None or n > 3660:
             continue
-        yield _day(text, view, m.start(), m.end(), ctx, today + dt.timedelta(days=n)), None
+        yield _day(text, m.start(), m.end(), ctx, today + dt.timedelta(days=n)), None
 
 
-def _day_of_month(view: str, text: str, m: re.Match[str], ctx: Context) -> Entity | None:
+def _day_of_month(text: str, m: re.Match[str], ctx: Context) -> Entity | None:
     """20号 / the 24th: this month if the day is still to come, else next month."""
     day = _int(m["d"])
     if day is None or not 1 <= day <= 31:
@@ -199,7 +198,7 @@ def _day_of_month(view: str, text: str, m: re.Match[str], ctx: Context) -> Entit
     month, year = today.month, today.year
     if day < today.day:
         month, year = (1, year + 1) if month == 12 else (month + 1, year)
-    return _date_entity(view, text, m.start(), m.end(), ctx, year, month, day, explicit=False)
+    return _date_entity(text, m.start(), m.end(), ctx, year, month, day, explicit=False)
 
 
 def with_weekdays(dates: list[tuple[Entity, str | None]], view: str, text: str,
@@ -227,15 +226,15 @@ def with_weekdays(dates: list[tuple[Entity, str | None]], view: str, text: str,
     return dates + joined
 
 
-def _slash_date(view: str, text: str, m: re.Match[str], ctx: Context) -> Entity:
+def _slash_date(text: str, m: re.Match[str], ctx: Context) -> Entity:
     """5/3: month/day or day/month by locale; the other order when the first is impossible."""
     a, b = int(m["a"]), int(m["b"])
     year = None if m["y"] is None else int(m["y"]) + (2000 if len(m["y"]) == 2 else 0)
     month, day = (b, a) if ctx.day_first else (a, b)
-    first = _date_entity(view, text, m.start(), m.end(), ctx, year, month, day)
+    first = _date_entity(text, m.start(), m.end(), ctx, year, month, day)
     if first.valid:
         return first
-    other = _date_entity(view, text, m.start(), m.end(), ctx, year, day, month)
+    other = _date_entity(text, m.start(), m.end(), ctx, year, day, month)
     return other if other.valid and month > 12 else first
 
 
