@@ -167,3 +167,16 @@ def test_non_strings_and_bad_arguments_are_harmless():
     assert extract("明天", kinds=[]) == []
     assert extract("明天", now=NOW, tz=TZ, locale="xx-YY")[0].value == dt.date(2026, 12, 10)
     assert extract("明天", now=NOW, tz=TZ, locale="")[0].value == dt.date(2026, 12, 10)
+
+
+def test_a_clock_time_does_not_swallow_the_next_one():
+    # Regression: "七点 九" was read as 7 o'clock with a dropped minute, hiding 九点.
+    found = extract("晚上七点 九点", now=NOW, tz=TZ)
+    assert [(e.text, e.time) for e in found] == [("晚上七点", dt.time(19)), ("九点", dt.time(9))]
+    assert found[1].ambiguous
+
+
+def test_a_range_end_takes_the_period_of_its_start():
+    found = extract("晚上七点到九点", now=NOW, tz=TZ)
+    assert [e.time for e in found] == [dt.time(19), dt.time(21)]
+    assert not any(e.ambiguous for e in found)

@@ -206,22 +206,21 @@ def with_weekdays(dates: list[tuple[Entity, str | None]], view: str, text: str,
     """Join a weekday written next to a date (Saturday 12th December, 12月12日周六) into one.
 
     The date decides the day; the joined span keeps the weekday's words out of other entities.
+    Neighbours are looked up by position, so the cost grows with the number of dates only.
     """
+    is_weekday = [bool(_WEEKDAY_WORD.fullmatch(view, e.start, e.end)) for e, _ in dates]
+    starting_at: dict[int, list[int]] = {}
+    for i, (entity, _) in enumerate(dates):
+        starting_at.setdefault(entity.start, []).append(i)
     joined = []
-    weekdays = [(e, p) for e, p in dates if _WEEKDAY_WORD.fullmatch(view, e.start, e.end)]
-    for weekday, _ in weekdays:
-        for day, period in dates:
-            if day is weekday or _WEEKDAY_WORD.fullmatch(view, day.start, day.end):
-                continue
-            if day.start >= weekday.end:
-                gap = (weekday.end, day.start)
-            elif day.end <= weekday.start:
-                gap = (day.end, weekday.start)
-            else:
-                continue
-            if _WEEKDAY_GAP.fullmatch(view, *gap):
-                start, end = min(day.start, weekday.start), max(day.end, weekday.end)
-                joined.append((Entity("date", day.value, text[start:end], start, end,
+    for i, (left, left_period) in enumerate(dates):
+        for start in range(left.end, _WEEKDAY_GAP.match(view, left.end).end() + 1):
+            for j in starting_at.get(start, ()):
+                if is_weekday[i] == is_weekday[j]:
+                    continue  # one weekday and one date
+                day, period = (dates[j] if is_weekday[i] else (left, left_period))
+                end = dates[j][0].end
+                joined.append((Entity("date", day.value, text[left.start:end], left.start, end,
                                       problem=day.problem, past=day.past), period))
     return dates + joined
 
@@ -247,7 +246,7 @@ _PERIOD_ZH = {"凌晨": "small_hours", "半夜": "small_hours", "清晨": "morni
 _PERIOD_ZH_RE = "|".join(sorted(_PERIOD_ZH, key=len, reverse=True))
 _TIME_ZH = re.compile(
     rf"(?:(?P<p>{_PERIOD_ZH_RE})\s*)?(?P<h>{_NUM})\s*(?:点钟|点|时)"
-    rf"(?:\s*(?P<half>半)|\s*(?P<q>[一三])刻|\s*(?P<m>{_NUM})\s*(?P<fen>分)?)?"
+    rf"(?:\s*(?P<half>半)|\s*(?P<q>[一三])刻|\s*(?P<m>{_NUM})(?:\s*(?P<fen>分)|(?!\s*[点时])))?"
 )
 _TIME_DIGITS = re.compile(
     rf"(?:(?P<p>{_PERIOD_ZH_RE})\s*)?(?<![\d:.])(?P<h>\d{{1,2}})\s*:\s*(?P<m>\d{{2}})(?![\d:])"
@@ -379,17 +378,21 @@ _RANGE_GAP = re.compile(r"\s*(?:到|至|-|~|–|—|to|until|till)\s*")
 
 def with_ranges(times: list[Entity], view: str) -> list[Entity]:
     """晚上七点到九点 / 7pm to 9: the end of a range said without its period takes the start's."""
+    index_at: dict[int, list[int]] = {}
+    for i, clock in enumerate(times):
+        index_at.setdefault(clock.start, []).append(i)
     out = list(times)
-    for i, end in enumerate(out):
-        if not end.ambiguous or end.value is None:
+    for first in times:
+        if first.ambiguous or first.value is None or first.value.hour < 12:
             continue
-        for start in times:
-            if (start.end <= end.start and not start.ambiguous and start.value is not None
-                    and start.value.hour >= 12 and end.value.hour < 12
-                    and _RANGE_GAP.fullmatch(view, start.end, end.start)):
-                later = end.value.replace(hour=end.value.hour + 12)
-                out[i] = Entity("time", later, end.text, end.start, end.end)
-                break
+        gap = _RANGE_GAP.match(view, first.end)
+        if not gap:
+            continue
+        for i in index_at.get(gap.end(), ()):
+            then = out[i]
+            if then.ambiguous and then.value is not None and then.value.hour < 12:
+                later = then.value.replace(hour=then.value.hour + 12)
+                out[i] = Entity("time", later, then.text, then.start, then.end)
     return out
 
 
