@@ -180,3 +180,17 @@ def test_a_range_end_takes_the_period_of_its_start():
     found = extract("晚上七点到九点", now=NOW, tz=TZ)
     assert [e.time for e in found] == [dt.time(19), dt.time(21)]
     assert not any(e.ambiguous for e in found)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # From the NLU tables' fan messages: what a form must not take as a slot value.
+    ("waited 25 minutes for one flat white", [("number", "25")]),
+    ("asked for decaf, was awake till 4am. cool cool", [("time", "4am")]),
+    ("whats the avg cost for a family of 4", [("party", "family of 4")]),
+    ("有一个问题", []),
+    ("我们在三楼", []),
+    ("想 book 个 table，周五晚上 4 个人", [("date", "周五"), ("party", "4 个人")]),
+])
+def test_real_fan_messages(text, expected):
+    found = extract(text, now=NOW, tz=TZ, locale="en-GB" if text.isascii() else "zh-CN")
+    assert [(e.kind, e.text) for e in found] == expected

@@ -36,10 +36,13 @@ _PATTERNS = (
     re.compile(rf"\btable\s+for\s+(?P<n>{_EN})\b"),
     re.compile(rf"\b(?P<n>{_EN})\s+(?:people|ppl|persons|guests|pax|of\s+us)\b"),
     re.compile(rf"\b(?:we\s+are|we're|we'll\s+be|we\s+will\s+be|there\s+are|there'll\s+be)\s+(?P<n>{_EN})\b(?!\s*(?:[:.]\d|[ap]m))"),
+    # "for two" only where the number ends the phrase ("table for two", "for 4 tomorrow"), not
+    # "for one flat white" / "for 2 days".
     re.compile(
-        rf"\bfor\s+(?P<n>{_EN})\b(?!\s*(?:[:.]\d|[ap]\.?m\b|o'?clock|days?|nights?|hours?|"
-        r"minutes?|weeks?|months?|years?|dollars?|yuan|rmb|%))"
+        rf"\bfor\s+(?P<n>{_EN})\b(?![:.]\d)(?=\s*(?:$|[,.!?;:，。！？)]|(?:on|at|tomorrow|tonight|"
+        r"today|this|next|please|pls|thanks|thank|and|at|around|from|in)\b))"
     ),
+    re.compile(rf"\b(?:family|group)\s+of\s+(?P<n>{_EN})\b"),
     re.compile(r"\b(?P<one>just\s+me|only\s+me|just\s+myself)\b|(?P<one_zh>就我一个人?|就我自己)"),
 )
 

@@ -250,10 +250,12 @@ _TIME_ZH = re.compile(
 )
 _TIME_DIGITS = re.compile(
     rf"(?:(?P<p>{_PERIOD_ZH_RE})\s*)?(?<![\d:.])(?P<h>\d{{1,2}})\s*:\s*(?P<m>\d{{2}})(?![\d:])"
-    r"(?:\s*(?P<ap>[ap])\.?m\b\.?)?"
+    r"(?:\s*(?P<ap>[ap])(?:m\b|\.m\b\.?))?"
 )
-_TIME_DOT_AMPM = re.compile(r"(?<![\d.:])(?P<h>\d{1,2})\.(?P<m>\d{2})\s*(?P<ap>[ap])\.?m\b\.?")
-_TIME_AMPM = re.compile(r"(?<![\d.:])(?P<h>\d{1,2})\s*(?P<ap>[ap])\.?m\b\.?")
+_TIME_DOT_AMPM = re.compile(
+    r"(?<![\d.:])(?P<h>\d{1,2})\.(?P<m>\d{2})\s*(?P<ap>[ap])(?:m\b|\.m\b\.?)"
+)
+_TIME_AMPM = re.compile(r"(?<![\d.:])(?P<h>\d{1,2})\s*(?P<ap>[ap])(?:m\b|\.m\b\.?)")
 _TIME_EN_PERIOD = re.compile(
     rf"\b(?P<h>{_EN_NUM})(?::(?P<m>\d{{2}}))?\s+(?:o'?clock\s+)?"
     r"(?:in\s+the\s+|this\s+)(?P<p>morning|afternoon|evening)\b|"
