@@ -75,6 +75,18 @@ def demo_brand():
     return load_brand("laowang-kitchen")
 
 
+@pytest.fixture(scope="session")
+def laowang(demo_brand):
+    """The Chinese demo persona's understander (the NLU tests ask it message by message)."""
+    return demo_brand.understander
+
+
+@pytest.fixture(scope="session")
+def northbound():
+    """The English-first demo persona's understander."""
+    return load_brand("northbound-coffee").understander
+
+
 @pytest.fixture
 def fresh_db(tmp_path):
     store = Store(tmp_path / "brandbot.db")

@@ -8,19 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from bot.brand import load_brand
-from bot.nlu.understand import Understander
-
-
-@pytest.fixture(scope="module")
-def laowang() -> Understander:
-    return load_brand("laowang-kitchen").understander
-
-
-@pytest.fixture(scope="module")
-def northbound() -> Understander:
-    return load_brand("northbound-coffee").understander
-
 
 @pytest.mark.parametrize(
     "text",

@@ -8,20 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.brand import load_brand
 from bot.nlu.matcher import KEYWORD_UNSURE_CONFIDENCE, IntentMatcher
 from bot.nlu.names import UnknownNames
-from bot.nlu.understand import Understander
-
-
-@pytest.fixture(scope="module")
-def laowang() -> Understander:
-    return load_brand("laowang-kitchen").understander
-
-
-@pytest.fixture(scope="module")
-def northbound() -> Understander:
-    return load_brand("northbound-coffee").understander
+from tests.test_nlu_styles import _engine, _turn
 
 
 @pytest.mark.parametrize(
@@ -185,19 +174,6 @@ def test_hostile_input_never_raises(laowang, northbound, text):
     names.zh(text)
     names.en(text, lambda name: False)
     names.fans_own(text)
-
-
-def _engine(tmp_path, persona: str):
-    from bot.engine import Engine
-    from bot.relations.store import Store
-
-    return Engine(Store(tmp_path / "brandbot.db"), load_brand(persona), seed=3)
-
-
-def _turn(engine, text: str) -> list:
-    from bot.messages import FanRef, Inbound
-
-    return engine.handle(Inbound(FanRef("test", "fan"), text=text))
 
 
 def test_engine_says_not_ours_before_answering_our_question(tmp_path):

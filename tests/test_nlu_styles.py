@@ -23,15 +23,6 @@ from bot.persona.loader import load_persona_file
 LAOWANG_FILE = Path(__file__).resolve().parent.parent / "personas" / "laowang-kitchen.yaml"
 
 
-@pytest.fixture(scope="module")
-def laowang() -> Understander:
-    return load_brand("laowang-kitchen").understander
-
-
-@pytest.fixture(scope="module")
-def northbound() -> Understander:
-    return load_brand("northbound-coffee").understander
-
 
 # -- keywords never overrule meaning: other businesses and general knowledge -------------------
 
