@@ -13,3 +13,8 @@ from datetime import UTC, datetime
 def utc_now() -> datetime:
     """The current moment, timezone-aware, in UTC."""
     return datetime.now(UTC)
+
+
+def utc_stamp() -> str:
+    """Now, UTC, to the second, as ``/healthz`` shows times (``2026-12-06T07:30:00Z``)."""
+    return utc_now().isoformat(timespec="seconds").replace("+00:00", "Z")

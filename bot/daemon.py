@@ -33,18 +33,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bot.clock import utc_now, utc_stamp
 from bot.config import Settings
 from bot.errors import StartupError
 from bot.health import Health
 from bot.logsetup import configure_logging
 from bot.logthrottle import limiter
-from bot.reloading import PersonaReloader, PersonaState, now_stamp, reload_log
+from bot.reloading import PersonaReloader, PersonaState, reload_log
 from bot.turn_runner import TurnRunner
 
 log = logging.getLogger("brandbot.daemon")
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
-
 
 
 class _Server:
@@ -82,7 +82,6 @@ class Daemon:
         self.turns: TurnRunner | None = None  # runs the channels' turns (commit groups)
         self.reloader: PersonaReloader | None = None  # reloads edited personas, watches files
         self.health: Health | None = None  # /healthz and /metrics
-        self._stop_event: asyncio.Event | None = None
         self._watch_stop: asyncio.Event | None = None
         self.url = ""
 
@@ -121,7 +120,7 @@ class Daemon:
                      "list each persona once with all its channels"]
                 )
             brands[brand.id] = brand
-            self.personas[brand.id] = PersonaState(entry.persona, list(entry.channels), now_stamp())
+            self.personas[brand.id] = PersonaState(entry.persona, list(entry.channels), utc_stamp())
         try:
             self.store = Store(s.db, synchronous=s.db_synchronous)
             self.store.checkpoint_in_background()
@@ -254,7 +253,6 @@ class Daemon:
         Planning writes to the log: in a thread, so the loop never waits for the write lock.
         """
         from bot import scheduled
-        from bot.engine import utc_now
         from bot.relations.jobs import Scheduler
 
         self.scheduler = Scheduler(self.store, secrets=self.settings.secrets())
@@ -269,7 +267,6 @@ class Daemon:
         if self.scheduler is None:
             return
         from bot import scheduled
-        from bot.engine import utc_now
 
         try:
             await asyncio.to_thread(scheduled.plan_calendar, self.store, brand.persona, utc_now())
@@ -279,7 +276,6 @@ class Daemon:
 
     async def _relations_once(self, now=None) -> None:
         """Hand abandoned handoffs back to the bot (the ``handoff_expire`` job, every minute)."""
-        from bot.engine import utc_now
         from bot.scheduled import expire_handoffs
 
         now = now or utc_now()
@@ -337,7 +333,6 @@ class Daemon:
         from bot.http_protocol import CoalescingHttpProtocol, OverCapLogLimit
 
         loop = asyncio.get_running_loop()
-        self._stop_event = asyncio.Event()
         self._watch_stop = asyncio.Event()
         sock = self._bind()
         app = self._build_app()

@@ -19,15 +19,11 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.clock import utc_stamp
+
 reload_log = logging.getLogger("brandbot.reload")
-
-
-def now_stamp() -> str:
-    """Now, UTC, to the second, as ``/healthz`` shows times."""
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -97,7 +93,7 @@ class PersonaReloader:
                 previous = current.persona.version
                 self.engine.set_brand(brand)
                 await self.on_reloaded(brand)
-                state.loaded_at, state.reload_error, state.failed_at = now_stamp(), [], None
+                state.loaded_at, state.reload_error, state.failed_at = utc_stamp(), [], None
                 self.metrics.reloads.labels(pid).inc()
                 self.metrics.set_persona(pid, brand.persona.version, previous)
                 reload_log.info(
@@ -105,7 +101,7 @@ class PersonaReloader:
                 )
 
     def _failed(self, pid: str, state: PersonaState, problems: list[str], reason: str) -> None:
-        state.reload_error, state.failed_at = problems, now_stamp()
+        state.reload_error, state.failed_at = problems, utc_stamp()
         self.metrics.reload_failures.labels(pid).inc()
         for problem in problems:
             reload_log.error("%s", problem)

@@ -22,8 +22,8 @@ import logging
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
+from bot.clock import utc_stamp
 from bot.logthrottle import limiter
 from bot.relations.store import StoreBusy, StoreFull, storage_full
 
@@ -135,8 +135,7 @@ class TurnRunner:
         self._refused_while_full += 1
         cause = next((e for e in _chain(exc) if isinstance(e, sqlite3.Error)), exc)
         if self._write_fault is None:
-            stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-            self._write_fault = f"{stamp}: cannot write the database: {cause}"
+            self._write_fault = f"{utc_stamp()}: cannot write the database: {cause}"
         limiter.log(
             log, logging.ERROR, "storage_full",
             "cannot write the database %s (%s): turns are refused with 503 so that platforms "

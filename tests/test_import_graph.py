@@ -36,7 +36,6 @@ ALLOWED = {
 # Over MAX_LINES today and being split (issue 14): each may shrink, never grow; once one is under
 # MAX_LINES the test asks for its entry to go.
 BEING_SPLIT = {
-    "bot/daemon.py": 1015,  # into the turn runner, reload/watching and logging (item 3)
     # The channel contract (item 1) moved their settings, outlets, SQL and update fetching out.
     "bot/channels/wechat.py": 750,
     "bot/channels/telegram.py": 736,
