@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from bot.entities.text import zh_number
 from bot.errors import Problem
 from bot.i18n import _
 from bot.persona.model import Persona
@@ -40,8 +41,6 @@ from bot.yaml_source import Positions, problem_at
 _QUOTED = re.compile(r"“[^”]*”|「[^」]*」|『[^』]*』|\"[^\"]*\"|‘[^’]*’")
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
-_ZH_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
-              "八": 8, "九": 9, "十": 10}
 _ZH_DAYS = {"一": "mon", "二": "tue", "三": "wed", "四": "thu", "五": "fri", "六": "sat",
             "日": "sun", "天": "sun"}
 _EN_DAYS = {"mon": "mon", "tue": "tue", "wed": "wed", "thu": "thu", "fri": "fri", "sat": "sat",
@@ -107,21 +106,6 @@ class Value:
     end: int
 
 
-def _zh_number(text: str) -> int | None:
-    if text.isdigit():
-        return int(text)
-    if text == "十":
-        return 10
-    if text.startswith("十"):
-        return 10 + _ZH_DIGITS.get(text[1:], 0)
-    if text.endswith("十"):
-        return _ZH_DIGITS.get(text[0], 0) * 10
-    if "十" in text:
-        tens, ones = text.split("十", 1)
-        return _ZH_DIGITS.get(tens, 0) * 10 + _ZH_DIGITS.get(ones, 0)
-    return _ZH_DIGITS.get(text) if len(text) == 1 else None
-
-
 def _amount(text: str) -> str:
     try:
         return format(Decimal(text.replace(",", ".")).normalize(), "f")
@@ -156,7 +140,7 @@ def find_values(text: str, address_fragments: Iterable[str] = ()) -> list[Value]
         minutes = m.group(4) or m.group(5)
         if not number.isdigit() and not period and half != "半":
             continue  # 一点 / 有点: "a little", not one o'clock
-        hour = _zh_number(number)
+        hour = int(number) if number.isdigit() else zh_number(number)
         if hour is None or hour > 24:
             continue
         if period in _PM_WORDS and hour < 12:
