@@ -314,9 +314,8 @@ def test_the_daemon_builds_serves_and_announces_a_registered_channel(loop, tmp_p
         store.close()
 
 
-def test_the_banner_says_how_to_enable_a_registered_channel_that_is_off(loop, tmp_path,
-                                                                        monkeypatch, caplog):
-    daemon = _daemon(tmp_path, monkeypatch)
+def _banner_of(daemon, caplog) -> None:
+    """Build the daemon's app and log its banner into ``caplog``; close the daemon."""
     try:
         daemon._build_app()
         daemon.url, daemon.ready_after = "http://127.0.0.1:1/", 0.0
@@ -324,6 +323,12 @@ def test_the_banner_says_how_to_enable_a_registered_channel_that_is_off(loop, tm
             daemon._banner()
     finally:
         daemon.close()
+
+
+def test_the_banner_says_how_to_enable_a_registered_channel_that_is_off(loop, tmp_path,
+                                                                        monkeypatch, caplog):
+    daemon = _daemon(tmp_path, monkeypatch)
+    _banner_of(daemon, caplog)
     assert "loop" not in daemon.channels
     assert ("channel loop: off; to enable, set loop.enabled: true and BRANDBOT_LOOP_SECRET"
             in caplog.text)
@@ -340,13 +345,7 @@ def test_a_configured_channel_no_persona_answers_on_is_named_in_the_banner(
 
     daemon = Daemon(load_settings(str(config)))
     daemon.open()
-    try:
-        daemon._build_app()
-        daemon.url, daemon.ready_after = "http://127.0.0.1:1/", 0.0
-        with caplog.at_level(logging.INFO, logger="brandbot.daemon"):
-            daemon._banner()
-    finally:
-        daemon.close()
+    _banner_of(daemon, caplog)
     assert ("channel telegram: configured, but no persona answers on it (add it to a "
             "persona's channels); not started") in caplog.text
     assert "adapter yet" not in caplog.text
