@@ -13,10 +13,9 @@ from starlette.testclient import TestClient
 
 from bot.channels.web import COOKIE
 from bot.channels.web_limits import WebRateLimits
-from bot.config import load_settings
 from bot.daemon import Daemon
-from tests.conftest import TEST_API_KEY, TINY, clear_brandbot_env
 from tests.test_daemon import ServeProcess, tiny_args, workdir  # noqa: F401 - fixture
+from tests.test_webchat import limited_daemon
 
 
 def fan_count(daemon) -> int:
@@ -29,12 +28,7 @@ def limited(tmp_path, monkeypatch):
     made: list[Daemon] = []
 
     def make(**limits) -> Daemon:
-        clear_brandbot_env(monkeypatch)
-        monkeypatch.setenv("BRANDBOT_WEB__API_KEY", TEST_API_KEY)
-        for key, value in limits.items():
-            monkeypatch.setenv(f"BRANDBOT_WEB__{key.upper()}", value)
-        d = Daemon(load_settings(None, personas=[str(TINY)], db=str(tmp_path / "atk.db")))
-        d.open()
+        d = limited_daemon(tmp_path, monkeypatch, **limits)
         made.append(d)
         return d
 
