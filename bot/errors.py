@@ -13,34 +13,10 @@ from __future__ import annotations
 
 import difflib
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from bot import i18n
 from bot.i18n import _
-
-# -- the operator's language ----------------------------------------------------------------------
-# bot/i18n.py owns it (gettext catalogs); these names stay for code written before it.
-
-
-def operator_language(environ: Mapping[str, str] | None = None) -> str:
-    """``zh`` when the locale (LC_ALL, else LC_MESSAGES, else LANG) starts with zh, else ``en``."""
-    return "zh" if i18n.locale_language(environ) != "en" else "en"
-
-
-def set_language(language: str | None) -> str:
-    """Choose the language of operator messages (None: from the locale); returns zh or en."""
-    return "zh" if i18n.set_language(language) != "en" else "en"
-
-
-def language() -> str:
-    """The chosen language as ``zh`` or ``en`` (:func:`bot.i18n.language` has zh_CN/zh_TW)."""
-    return i18n.short_language()
-
-
-def say(en: str, zh: str) -> str:
-    """The message in the operator's language (new code: ``_(en)`` from bot.i18n)."""
-    return i18n.pick(en, zh)
 
 
 def did_you_mean(name: object, candidates: Iterable[object]) -> str:

@@ -3,7 +3,7 @@
 PyYAML says ``expected <block end>, but found '<block mapping start>'`` for a line indented 3
 spaces among lines indented 2, reports a de-indented key on the *next* line, and says
 ``mapping values are not allowed here`` for ``hours: 营业时间: 9点``. Here each error is
-explained in words (Chinese or English, :func:`bot.errors.say`) and pointed at the line to fix:
+explained in words (Chinese or English, :mod:`bot.i18n`) and pointed at the line to fix:
 
 * indentation: a line that matches none of the enclosing levels, or that goes deeper after a
   line that opens nothing — blamed on the odd line out (the de-indented one, not its neighbour);

@@ -309,17 +309,13 @@ def test_the_language_does_not_outlive_the_command():
     assert i18n.language() == "en" and i18n.gettext("YAML syntax error") == "YAML syntax error"
 
 
-def test_compatibility_helpers_follow_the_catalog():
-    from bot.commands.bilingual import say as say_zh_first
-    from bot.errors import say
-
+def test_pick_follows_the_catalog():
     previous = i18n.language()
     try:
         i18n.set_language("zh_TW")
-        assert say("YAML syntax error", "YAML 语法错误") == "YAML 語法錯誤"  # from the catalog
-        assert say("not in any catalog", "没有翻译") == "沒有翻譯"  # converted with OpenCC
-        assert say_zh_first("中文", "English", "en") == "English"
+        assert i18n.pick("YAML syntax error", "YAML 语法错误") == "YAML 語法錯誤"  # the catalog
+        assert i18n.pick("not in any catalog", "没有翻译") == "沒有翻譯"  # converted with OpenCC
         i18n.set_language("en")
-        assert say("not in any catalog", "没有翻译") == "not in any catalog"
+        assert i18n.pick("not in any catalog", "没有翻译") == "not in any catalog"
     finally:
         i18n.set_language(previous)

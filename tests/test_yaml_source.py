@@ -1,6 +1,7 @@
 import pytest
 
-from bot.errors import ConfigError, language, set_language
+from bot.errors import ConfigError
+from bot.i18n import language, set_language
 from bot.yaml_source import load_yaml
 from tests.conftest import TINY
 
